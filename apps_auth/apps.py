@@ -1,0 +1,6 @@
+from django.apps import AppConfig
+
+
+class AppsAuthConfig(AppConfig):
+    name = "apps_auth"
+    verbose_name = "Merchant apps and credentials"

@@ -1,0 +1,29 @@
+from apps_auth.models import Mode
+from apps_auth.services import app_create
+from config.commands import OperationsCommand
+
+
+class Command(OperationsCommand):
+    help = "Creates a merchant app and its first API key (shown once)."
+
+    def add_arguments(self, parser):
+        super().add_arguments(parser)
+        parser.add_argument("name")
+        parser.add_argument("--scopes", required=True, help="Comma-separated scopes.")
+        parser.add_argument("--mode", choices=Mode.values, default=Mode.TEST)
+        parser.add_argument("--rate-limit", type=int, help="Requests per minute.")
+
+    def run(self, *, name, scopes, mode, rate_limit, **options):
+        app, issued = app_create(
+            name=name,
+            scopes=[scope.strip() for scope in scopes.split(",") if scope.strip()],
+            mode=mode,
+            rate_limit_per_minute=rate_limit,
+        )
+        return {
+            "app_id": app.app_id,
+            "api_key": issued.raw_key,
+            "scopes": app.scopes,
+            "mode": app.mode,
+            "rate_limit_per_minute": app.rate_limit_per_minute,
+        }

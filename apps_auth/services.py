@@ -1,0 +1,65 @@
+from dataclasses import dataclass
+
+from django.db import IntegrityError, transaction
+from django.utils import timezone
+
+from apps_auth.keys import generate_key, hash_key, key_matches, key_prefix
+from apps_auth.models import ApiKey, App, Mode, Scope
+from config.api.errors import InvalidInput, NotFound
+
+
+@dataclass(frozen=True)
+class IssuedKey:
+    api_key: ApiKey
+    raw_key: str  # shown once, never stored
+
+
+def _clean_scopes(scopes: list[str]) -> list[str]:
+    unknown = sorted(set(scopes) - set(Scope.values))
+    if unknown or not scopes:
+        raise InvalidInput(
+            "Unknown or missing scopes.",
+            details={
+                "scopes": [f"Choose from {', '.join(Scope.values)}; got {unknown or 'none'}."]
+            },
+        )
+    return sorted(set(scopes))
+
+
+@transaction.atomic
+def app_create(
+    *, name: str, scopes: list[str], mode: str = Mode.TEST, rate_limit_per_minute: int | None = None
+) -> tuple[App, IssuedKey]:
+    """Creates an app and its first key. Raises `InvalidInput` for unknown scopes or mode."""
+    if mode not in Mode.values:
+        raise InvalidInput("Unknown mode.", details={"mode": [f"Choose from {Mode.values}."]})
+    app = App(name=name, mode=mode, scopes=_clean_scopes(scopes))
+    if rate_limit_per_minute is not None:
+        app.rate_limit_per_minute = rate_limit_per_minute
+    app.save()
+    return app, api_key_create(app=app)
+
+
+def api_key_create(*, app: App, raw_key: str | None = None) -> IssuedKey:
+    """Issues one more key for the app. `raw_key` lets the demo seed use a known key."""
+    for _ in range(5):
+        raw = raw_key or generate_key(app.mode)
+        try:
+            with transaction.atomic():
+                key = ApiKey.objects.create(app=app, prefix=key_prefix(raw), key_hash=hash_key(raw))
+            return IssuedKey(api_key=key, raw_key=raw)
+        except IntegrityError:
+            if raw_key:
+                raise
+    raise RuntimeError("Could not draw a unique key prefix.")
+
+
+def api_key_revoke(*, app: App, raw_key: str) -> ApiKey:
+    """Revokes the app's key at once. Raises `NotFound` when the app holds no such key."""
+    key = ApiKey.objects.filter(app=app, prefix=key_prefix(raw_key)).first()
+    if key is None or not key_matches(raw_key, key.key_hash):
+        raise NotFound("This app holds no such key.")
+    if key.revoked_at is None:
+        key.revoked_at = timezone.now()
+        key.save(update_fields=["revoked_at"])
+    return key

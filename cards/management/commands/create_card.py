@@ -1,0 +1,48 @@
+import argparse
+from decimal import Decimal, InvalidOperation
+
+from cards.serializers import CardSerializer
+from cards.services import card_create
+from config.commands import OperationsCommand
+
+
+def decimal_arg(value: str) -> Decimal:
+    try:
+        number = Decimal(value)
+    except InvalidOperation:
+        raise argparse.ArgumentTypeError(f"{value!r} is not a number.") from None
+    if not number.is_finite():
+        raise argparse.ArgumentTypeError(f"{value!r} is not a number.")
+    return number
+
+
+class Command(OperationsCommand):
+    help = "Creates a cashback card for an app."
+
+    def add_arguments(self, parser):
+        super().add_arguments(parser)
+        parser.add_argument("--app", required=True, help="The app id.")
+        parser.add_argument("--name", required=True)
+        parser.add_argument("--percentage", required=True, type=decimal_arg)
+        parser.add_argument("--identifier", help="Your card code, e.g. CASH-001.")
+        parser.add_argument("--description", default="")
+        parser.add_argument("--min-amount", type=decimal_arg, default=Decimal(0))
+        parser.add_argument("--max-amount", type=decimal_arg, help="No value: no cap.")
+        parser.add_argument("--allow-pin-redemption", action="store_true")
+        parser.add_argument("--currency", help="ISO 4217 code; the default is a setting.")
+        parser.add_argument("--inactive", action="store_true")
+
+    def run(self, **options):
+        card = card_create(
+            app=self.app(options["app"]),
+            name=options["name"],
+            cashback_percentage=options["percentage"],
+            unique_identifier=options["identifier"],
+            description=options["description"],
+            cashback_min_amount=options["min_amount"],
+            cashback_max_amount=options["max_amount"],
+            allows_pin_redemption=options["allow_pin_redemption"],
+            currency=options["currency"],
+            is_active=not options["inactive"],
+        )
+        return CardSerializer(card).data

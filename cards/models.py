@@ -1,0 +1,79 @@
+from decimal import Decimal
+
+from django.conf import settings
+from django.core.exceptions import ValidationError
+from django.core.validators import MaxValueValidator, MinValueValidator
+from django.db import models
+from django.db.models import Q
+
+from cashback import money
+
+
+def default_currency() -> str:
+    return settings.CASHBACK_DEFAULT_CURRENCY
+
+
+def validate_currency(code: str) -> None:
+    if not money.is_known_currency(code):
+        raise ValidationError(f"'{code}' is not an ISO 4217 currency code.")
+
+
+class Card(models.Model):
+    """A cashback card of one app: the percentage a purchase earns and its limits."""
+
+    app = models.ForeignKey("apps_auth.App", on_delete=models.PROTECT, related_name="cards")
+    unique_identifier = models.CharField(
+        max_length=64, null=True, blank=True, help_text="The merchant's own code, e.g. CASH-001."
+    )
+    name = models.CharField(max_length=200)
+    description = models.TextField(blank=True, default="")
+    reward_system = models.CharField(max_length=20, default="cashback", editable=False)
+    cashback_percentage = models.DecimalField(
+        max_digits=7,
+        decimal_places=4,
+        validators=[MinValueValidator(Decimal("0.0001")), MaxValueValidator(Decimal(100))],
+        help_text="Share of the purchase credited back, 0 < p ≤ 100.",
+    )
+    cashback_min_amount = models.DecimalField(
+        max_digits=20,
+        decimal_places=4,
+        default=Decimal(0),
+        validators=[MinValueValidator(Decimal(0))],
+        help_text="The smallest purchase that earns cashback.",
+    )
+    cashback_max_amount = models.DecimalField(
+        max_digits=20,
+        decimal_places=4,
+        null=True,
+        blank=True,
+        validators=[MinValueValidator(Decimal("0.0001"))],
+        help_text="The most cashback one purchase earns; empty for no cap.",
+    )
+    allows_pin_redemption = models.BooleanField(default=False)
+    currency = models.CharField(
+        max_length=3, default=default_currency, validators=[validate_currency]
+    )
+    is_active = models.BooleanField(default=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["id"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["app", "unique_identifier"],
+                condition=Q(unique_identifier__isnull=False),
+                name="card_identifier_per_app",
+            ),
+            models.CheckConstraint(
+                condition=Q(cashback_percentage__gt=0, cashback_percentage__lte=100),
+                name="card_percentage_range",
+            ),
+            models.CheckConstraint(condition=Q(cashback_min_amount__gte=0), name="card_min_gte_0"),
+            models.CheckConstraint(
+                condition=Q(cashback_max_amount__isnull=True) | Q(cashback_max_amount__gt=0),
+                name="card_max_gt_0",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.name} ({self.unique_identifier or self.pk})"

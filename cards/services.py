@@ -1,0 +1,53 @@
+from decimal import Decimal
+
+from django.core.exceptions import ValidationError
+
+from apps_auth.models import App
+from cards.models import Card
+from cashback import money
+from config.api.errors import InvalidInput
+
+
+def card_create(
+    *,
+    app: App,
+    name: str,
+    cashback_percentage: Decimal,
+    unique_identifier: str | None = None,
+    description: str = "",
+    cashback_min_amount: Decimal = Decimal(0),
+    cashback_max_amount: Decimal | None = None,
+    allows_pin_redemption: bool = False,
+    currency: str | None = None,
+    is_active: bool = True,
+) -> Card:
+    """Creates a card after the model's validation and the currency's decimal places.
+
+    Raises `InvalidInput` with the offending fields.
+    """
+    card = Card(
+        app=app,
+        name=name,
+        unique_identifier=unique_identifier,
+        description=description,
+        cashback_percentage=cashback_percentage,
+        cashback_min_amount=cashback_min_amount,
+        cashback_max_amount=cashback_max_amount,
+        allows_pin_redemption=allows_pin_redemption,
+        is_active=is_active,
+    )
+    if currency:
+        card.currency = currency
+    try:
+        card.full_clean()
+    except ValidationError as exc:
+        raise InvalidInput("The card is invalid.", details=exc.message_dict) from None
+    for field in ("cashback_min_amount", "cashback_max_amount"):
+        value = getattr(card, field)
+        if value is not None and not money.has_valid_places(value, card.currency):
+            raise InvalidInput(
+                "The card is invalid.",
+                details={field: [f"Too many decimal places for {card.currency}."]},
+            )
+    card.save()
+    return card

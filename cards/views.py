@@ -1,0 +1,38 @@
+from drf_spectacular.utils import extend_schema
+from rest_framework import viewsets
+from rest_framework.response import Response
+
+from cards.selectors import card_get, card_list
+from cards.serializers import CardListSerializer, CardSerializer
+from config.api.errors import NotFound
+from config.api.fields import MAX_ID
+from config.api.permissions import HasCardRead
+from config.api.serializers import envelope, error_responses
+
+
+@extend_schema(tags=["Cards"])
+class CardViewSet(viewsets.ViewSet):
+    permission_classes = [HasCardRead]
+    lookup_value_regex = r"[0-9]+"
+
+    @extend_schema(
+        summary="List cards",
+        description="The app's active cashback cards.",
+        responses={200: envelope(CardListSerializer), **error_responses(401, 403)},
+    )
+    def list(self, request):
+        cards = list(card_list(app=request.auth))
+        data = CardListSerializer({"cards": cards, "total": len(cards)}).data
+        return Response({"success": True, "data": data})
+
+    @extend_schema(
+        summary="Get a card",
+        description="One of the app's cards, in the list's item shape.",
+        responses={200: envelope(CardSerializer), **error_responses(401, 403, 404)},
+    )
+    def retrieve(self, request, pk: str):
+        card_id = int(pk)
+        if card_id > MAX_ID:
+            raise NotFound("Card not found.")
+        card = card_get(app=request.auth, card_id=card_id)
+        return Response({"success": True, "data": CardSerializer(card).data})

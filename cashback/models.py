@@ -1,0 +1,96 @@
+from decimal import Decimal
+
+from django.db import models
+from django.db.models import Q
+
+
+class Wallet(models.Model):
+    """A member's balance on one card. Changed only by a service, with a ledger entry each time."""
+
+    app = models.ForeignKey("apps_auth.App", on_delete=models.PROTECT, related_name="wallets")
+    member = models.ForeignKey("members.Member", on_delete=models.PROTECT, related_name="wallets")
+    card = models.ForeignKey("cards.Card", on_delete=models.PROTECT, related_name="wallets")
+    balance = models.DecimalField(max_digits=20, decimal_places=4, default=Decimal(0))
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["id"]
+        constraints = [
+            models.UniqueConstraint(fields=["member", "card"], name="wallet_member_card"),
+            models.CheckConstraint(condition=Q(balance__gte=0), name="wallet_balance_gte_0"),
+        ]
+
+    def __str__(self) -> str:
+        return f"Wallet {self.pk}: member {self.member_id}, card {self.card_id}"
+
+
+class EntryType(models.TextChoices):
+    EARNING = "earning", "Earning"
+    REDEMPTION = "redemption", "Redemption"
+    REFUND = "refund", "Refund"
+    ADJUSTMENT = "adjustment", "Adjustment"
+
+
+EVENTS = {
+    EntryType.EARNING: "cashback_earned",
+    EntryType.REDEMPTION: "cashback_redeemed",
+    EntryType.REFUND: "cashback_refunded",
+    EntryType.ADJUSTMENT: "cashback_adjusted",
+}
+
+
+class LedgerEntry(models.Model):
+    """One balance change, append-only. Its id is the API's `transaction_id`.
+
+    `amount` is signed (redemptions and refunds negative) and `balance_after` is the wallet's
+    balance right after it, so the entries of a wallet replay its balance.
+    """
+
+    app = models.ForeignKey("apps_auth.App", on_delete=models.PROTECT, related_name="+")
+    wallet = models.ForeignKey(Wallet, on_delete=models.PROTECT, related_name="entries")
+    card = models.ForeignKey("cards.Card", on_delete=models.PROTECT, related_name="+")
+    entry_type = models.CharField(max_length=12, choices=EntryType.choices)
+    event = models.CharField(max_length=24)
+    amount = models.DecimalField(max_digits=20, decimal_places=4)
+    balance_after = models.DecimalField(max_digits=20, decimal_places=4)
+    purchase_amount = models.DecimalField(max_digits=20, decimal_places=4, null=True, blank=True)
+    refund_amount = models.DecimalField(max_digits=20, decimal_places=4, null=True, blank=True)
+    cashback_percentage = models.DecimalField(max_digits=7, decimal_places=4, null=True, blank=True)
+    # What a refund set out to take back but could not, the balance being too low.
+    unrecovered_amount = models.DecimalField(max_digits=20, decimal_places=4, default=Decimal(0))
+    original_entry = models.ForeignKey(
+        "self", on_delete=models.PROTECT, null=True, blank=True, related_name="refunds"
+    )
+    reference = models.CharField(max_length=255, null=True, blank=True)
+    metadata = models.JSONField(default=dict, blank=True)
+    # A digest of the request that made the entry, to tell a replay from a reused reference.
+    request_fingerprint = models.CharField(max_length=64, blank=True, default="")
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+        verbose_name_plural = "ledger entries"
+        constraints = [
+            models.UniqueConstraint(
+                fields=["card", "entry_type", "reference"],
+                condition=Q(reference__isnull=False),
+                name="entry_reference_per_card_and_type",
+            ),
+            # A refund on an empty wallet is recorded with 0 so that it still counts against its
+            # earning; every other entry moves money.
+            models.CheckConstraint(
+                condition=~Q(amount=0) | Q(entry_type="refund"), name="entry_amount_nonzero"
+            ),
+            models.CheckConstraint(condition=Q(balance_after__gte=0), name="entry_balance_gte_0"),
+        ]
+        indexes = [
+            models.Index(fields=["wallet", "-created_at", "-id"], name="entry_wallet_history"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.entry_type} {self.amount} (#{self.pk})"
+
+    @property
+    def previous_balance(self) -> Decimal:
+        return self.balance_after - self.amount

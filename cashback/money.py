@@ -1,0 +1,50 @@
+"""Money has one home: minor units from the currency, half-up rounding, the amount rules."""
+
+from decimal import ROUND_HALF_UP, Decimal
+
+from babel.numbers import get_currency_precision, is_currency
+
+MAX_AMOUNT = Decimal("1000000000")
+HUNDRED = Decimal(100)
+
+
+def is_known_currency(code: str) -> bool:
+    return len(code) == 3 and code.isupper() and is_currency(code)
+
+
+def minor_digits(currency: str) -> int:
+    """Digits after the decimal point of the ISO 4217 currency (TND 3, EUR 2, JPY 0)."""
+    return get_currency_precision(currency)
+
+
+def quantum(currency: str) -> Decimal:
+    return Decimal(1).scaleb(-minor_digits(currency))
+
+
+def quantize(amount: Decimal, currency: str) -> Decimal:
+    """The amount rounded half-up to the currency's minor unit."""
+    return amount.quantize(quantum(currency), rounding=ROUND_HALF_UP)
+
+
+def has_valid_places(amount: Decimal, currency: str) -> bool:
+    """True when the amount needs no more decimal places than the currency has."""
+    return amount == amount.quantize(quantum(currency))
+
+
+def percentage_of(amount: Decimal, percentage: Decimal, currency: str) -> Decimal:
+    """`amount × percentage / 100`, rounded half-up to the minor unit."""
+    return quantize(amount * percentage / HUNDRED, currency)
+
+
+def cashback_for(
+    amount: Decimal, percentage: Decimal, currency: str, cap: Decimal | None
+) -> Decimal:
+    """Cashback on an amount: the percentage, rounded half-up, then capped at `cap`."""
+    cashback = percentage_of(amount, percentage, currency)
+    return cashback if cap is None else min(cashback, cap)
+
+
+def plain(number: Decimal) -> Decimal:
+    """A decimal without trailing zeros or an exponent, for rates such as 5 or 2.5."""
+    normalized = number.normalize()
+    return normalized.quantize(Decimal(1)) if normalized == normalized.to_integral() else normalized

@@ -1,0 +1,243 @@
+from rest_framework import serializers
+
+from cashback import money
+from cashback.models import EntryType, LedgerEntry
+from config.api.fields import (
+    AmountField,
+    IdField,
+    LowercaseEmailField,
+    MetadataField,
+    NumberOutField,
+    PhoneField,
+)
+from config.api.serializers import StrictSerializer
+from members.services import MemberRef
+
+_timestamp = serializers.DateTimeField()
+
+
+def timestamp(value) -> str:
+    return _timestamp.to_representation(value)
+
+
+# Input
+
+
+class _MemberRefMixin(serializers.Serializer):
+    member_id = IdField(required=False, help_text="The member; or give email or phone.")
+    email = LowercaseEmailField(required=False, help_text="The member's email (case-insensitive).")
+    phone = PhoneField(required=False, help_text="The member's phone; stored in E.164.")
+
+    def validate(self, attrs):
+        if not any(attrs.get(name) for name in ("member_id", "email", "phone")):
+            raise serializers.ValidationError({"member_id": ["Give member_id, email or phone."]})
+        return attrs
+
+    def member_ref(self) -> MemberRef:
+        data = self.validated_data
+        return MemberRef(
+            member_id=data.get("member_id"),
+            email=data.get("email"),
+            phone=data.get("phone"),
+            name=data.get("member_name", ""),
+        )
+
+
+class _OperationFields(serializers.Serializer):
+    card_id = IdField(help_text="The cashback card.")
+    reference = serializers.CharField(
+        max_length=255, required=False, help_text="Your reference; unique per card and operation."
+    )
+    metadata = MetadataField(required=False, help_text="Your own data, a JSON object ≤ 16 KB.")
+
+
+class EarnSerializer(_MemberRefMixin, _OperationFields, StrictSerializer):
+    member_name = serializers.CharField(
+        max_length=200, required=False, allow_blank=True, help_text="Name for a new member."
+    )
+    purchase_amount = AmountField(help_text="The purchase amount, in the card's currency.")
+
+
+class RedeemSerializer(_OperationFields, StrictSerializer):
+    amount = AmountField(help_text="The cashback to spend.")
+    pin = serializers.RegexField(
+        r"^[0-9]{4,6}$", required=False, help_text="The member's PIN, 4 to 6 digits."
+    )
+    member_id = IdField(required=False, help_text="If given, must be the token's member.")
+
+
+class RefundSerializer(_MemberRefMixin, _OperationFields, StrictSerializer):
+    refund_amount = AmountField(help_text="The amount of the purchase refunded.")
+    cashback_to_deduct = AmountField(
+        required=False, help_text="Cashback to take back instead of the computed amount."
+    )
+    original_transaction_id = IdField(required=False, help_text="The earning this refund reverses.")
+
+
+class BalanceQuerySerializer(serializers.Serializer):
+    card_id = IdField()
+    member_id = IdField()
+
+
+class HistoryQuerySerializer(BalanceQuerySerializer):
+    limit = serializers.IntegerField(min_value=1, max_value=100, default=20)
+    offset = serializers.IntegerField(min_value=0, max_value=10**9, default=0)
+
+
+# Output
+
+
+class _PostedSerializer(serializers.Serializer):
+    """Renders an operation's ledger entry; `context["card"]` gives the currency."""
+
+    def amount(self, value):
+        return money.quantize(value, self.context["card"].currency)
+
+
+class EarnResultSerializer(_PostedSerializer):
+    transaction_id = serializers.IntegerField()
+    purchase_amount = NumberOutField()
+    cashback_percentage = NumberOutField()
+    cashback_earned = NumberOutField()
+    new_balance = NumberOutField()
+    currency = serializers.CharField()
+    member_id = serializers.IntegerField()
+    card_id = serializers.IntegerField()
+    reference = serializers.CharField(allow_null=True)
+    earned_at = serializers.DateTimeField()
+
+    def to_representation(self, entry: LedgerEntry) -> dict:
+        return {
+            "transaction_id": entry.pk,
+            "purchase_amount": self.amount(entry.purchase_amount),
+            "cashback_percentage": money.plain(entry.cashback_percentage),
+            "cashback_earned": self.amount(entry.amount),
+            "new_balance": self.amount(entry.balance_after),
+            "currency": self.context["card"].currency,
+            "member_id": entry.wallet.member_id,
+            "card_id": entry.card_id,
+            "reference": entry.reference,
+            "earned_at": timestamp(entry.created_at),
+        }
+
+
+class RedeemResultSerializer(_PostedSerializer):
+    transaction_id = serializers.IntegerField()
+    amount_redeemed = NumberOutField()
+    previous_balance = NumberOutField()
+    new_balance = NumberOutField()
+    currency = serializers.CharField()
+    member_id = serializers.IntegerField()
+    card_id = serializers.IntegerField()
+    reference = serializers.CharField(allow_null=True)
+    redeemed_at = serializers.DateTimeField()
+
+    def to_representation(self, entry: LedgerEntry) -> dict:
+        return {
+            "transaction_id": entry.pk,
+            "amount_redeemed": self.amount(-entry.amount),
+            "previous_balance": self.amount(entry.previous_balance),
+            "new_balance": self.amount(entry.balance_after),
+            "currency": self.context["card"].currency,
+            "member_id": entry.wallet.member_id,
+            "card_id": entry.card_id,
+            "reference": entry.reference,
+            "redeemed_at": timestamp(entry.created_at),
+        }
+
+
+class RefundResultSerializer(_PostedSerializer):
+    transaction_id = serializers.IntegerField()
+    cashback_deducted = NumberOutField()
+    cashback_not_recovered = NumberOutField()
+    refund_amount = NumberOutField()
+    previous_balance = NumberOutField()
+    new_balance = NumberOutField()
+    currency = serializers.CharField()
+    member_id = serializers.IntegerField()
+    card_id = serializers.IntegerField()
+    reference = serializers.CharField(allow_null=True)
+    original_transaction_id = serializers.IntegerField(allow_null=True)
+    balance_warning = serializers.CharField(allow_null=True)
+    refunded_at = serializers.DateTimeField()
+
+    def to_representation(self, entry: LedgerEntry) -> dict:
+        not_recovered = self.amount(entry.unrecovered_amount)
+        warning = None
+        if not_recovered:
+            warning = (
+                f"The balance covered only {self.amount(-entry.amount)} of the "
+                f"{self.amount(-entry.amount + entry.unrecovered_amount)} cashback to take back; "
+                f"{not_recovered} was not recovered and the balance is now 0."
+            )
+        return {
+            "transaction_id": entry.pk,
+            "cashback_deducted": self.amount(-entry.amount),
+            "cashback_not_recovered": not_recovered,
+            "refund_amount": self.amount(entry.refund_amount),
+            "previous_balance": self.amount(entry.previous_balance),
+            "new_balance": self.amount(entry.balance_after),
+            "currency": self.context["card"].currency,
+            "member_id": entry.wallet.member_id,
+            "card_id": entry.card_id,
+            "reference": entry.reference,
+            "original_transaction_id": entry.original_entry_id,
+            "balance_warning": warning,
+            "refunded_at": timestamp(entry.created_at),
+        }
+
+
+class BalanceSerializer(serializers.Serializer):
+    card_id = serializers.IntegerField()
+    member_id = serializers.IntegerField()
+    cashback_balance = NumberOutField()
+    cashback_percentage = NumberOutField()
+    reward_system = serializers.CharField()
+    currency = serializers.CharField()
+    queried_at = serializers.DateTimeField()
+
+
+class HistoryItemSerializer(_PostedSerializer):
+    id = serializers.IntegerField()
+    type = serializers.ChoiceField(choices=EntryType.choices)
+    amount = NumberOutField()
+    points = serializers.IntegerField()
+    event = serializers.CharField()
+    balance_after = NumberOutField()
+    purchase_amount = NumberOutField(allow_null=True)
+    refund_amount = NumberOutField(allow_null=True)
+    reference = serializers.CharField(allow_null=True)
+    metadata = serializers.DictField()
+    created_at = serializers.DateTimeField()
+
+    def to_representation(self, entry: LedgerEntry) -> dict:
+        def optional(value):
+            return None if value is None else self.amount(value)
+
+        return {
+            "id": entry.pk,
+            "type": entry.entry_type,
+            "amount": self.amount(entry.amount),
+            "points": 0,
+            "event": entry.event,
+            "balance_after": self.amount(entry.balance_after),
+            "purchase_amount": optional(entry.purchase_amount),
+            "refund_amount": optional(entry.refund_amount),
+            "reference": entry.reference,
+            "metadata": entry.metadata,
+            "created_at": timestamp(entry.created_at),
+        }
+
+
+class PaginationSerializer(serializers.Serializer):
+    limit = serializers.IntegerField()
+    offset = serializers.IntegerField()
+    total = serializers.IntegerField()
+    has_more = serializers.BooleanField()
+
+
+class HistorySerializer(serializers.Serializer):
+    card_id = serializers.IntegerField()
+    member_id = serializers.IntegerField()
+    transactions = HistoryItemSerializer(many=True)
+    pagination = PaginationSerializer()

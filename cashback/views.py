@@ -1,0 +1,184 @@
+from django.utils import timezone
+from drf_spectacular.types import OpenApiTypes
+from drf_spectacular.utils import OpenApiParameter, extend_schema
+from rest_framework import viewsets
+from rest_framework.decorators import action
+from rest_framework.response import Response
+
+from apps_auth.tokens import member_token_member_id
+from cards.selectors import card_get
+from cashback import money
+from cashback.selectors import entry_history, wallet_balance
+from cashback.serializers import (
+    BalanceQuerySerializer,
+    BalanceSerializer,
+    EarnResultSerializer,
+    EarnSerializer,
+    HistoryQuerySerializer,
+    HistorySerializer,
+    RedeemResultSerializer,
+    RedeemSerializer,
+    RefundResultSerializer,
+    RefundSerializer,
+)
+from cashback.services import cashback_earn, cashback_redeem, cashback_refund
+from config.api.errors import MemberMismatch
+from config.api.permissions import HasCashbackRead, HasCashbackWrite
+from config.api.schema import MEMBER_CREDENTIALS
+from config.api.serializers import envelope, error_responses
+from members.selectors import member_get
+
+
+def ok(data) -> Response:
+    return Response({"success": True, "data": data})
+
+
+def _validated(serializer_class, data):
+    serializer = serializer_class(data=data)
+    serializer.is_valid(raise_exception=True)
+    return serializer
+
+
+@extend_schema(tags=["Cashback"])
+class CashbackViewSet(viewsets.ViewSet):
+    """Earn, redeem, refund, balance and history. Each parses, calls one service or selector,
+    and renders."""
+
+    @extend_schema(
+        summary="Earn cashback",
+        description="Credits the card's percentage of a purchase to the member's wallet. "
+        "The member is found by member_id, else email, else phone, and created when unknown.",
+        request=EarnSerializer,
+        responses={
+            200: envelope(EarnResultSerializer),
+            **error_responses(400, 401, 403, 404, 409, 422),
+        },
+    )
+    @action(detail=False, methods=["post"], permission_classes=[HasCashbackWrite])
+    def earn(self, request):
+        params = _validated(EarnSerializer, request.data)
+        data = params.validated_data
+        card = card_get(app=request.auth, card_id=data["card_id"])
+        posted = cashback_earn(
+            app=request.auth,
+            card=card,
+            member_ref=params.member_ref(),
+            purchase_amount=data["purchase_amount"],
+            reference=data.get("reference"),
+            metadata=data.get("metadata"),
+        )
+        return ok(EarnResultSerializer(posted.entry, context={"card": card}).data)
+
+    @extend_schema(
+        summary="Redeem cashback",
+        description="Debits the member's wallet. The member is the one of X-Member-Token.",
+        auth=[MEMBER_CREDENTIALS],
+        request=RedeemSerializer,
+        responses={
+            200: envelope(RedeemResultSerializer),
+            **error_responses(400, 401, 403, 404, 409, 422, 423),
+        },
+    )
+    @action(detail=False, methods=["post"], permission_classes=[HasCashbackWrite])
+    def redeem(self, request):
+        token_member_id = member_token_member_id(
+            app=request.auth, token=request.headers.get("X-Member-Token", "")
+        )
+        data = _validated(RedeemSerializer, request.data).validated_data
+        if data.get("member_id", token_member_id) != token_member_id:
+            raise MemberMismatch()
+        card = card_get(app=request.auth, card_id=data["card_id"])
+        member = member_get(app=request.auth, member_id=token_member_id)
+        posted = cashback_redeem(
+            app=request.auth,
+            card=card,
+            member=member,
+            amount=data["amount"],
+            pin=data.get("pin"),
+            reference=data.get("reference"),
+            metadata=data.get("metadata"),
+        )
+        return ok(RedeemResultSerializer(posted.entry, context={"card": card}).data)
+
+    @extend_schema(
+        summary="Refund cashback",
+        description="Takes back the cashback of a refunded purchase: the card's rate on "
+        "refund_amount, its share of original_transaction_id, or cashback_to_deduct. The balance "
+        "never goes below zero; balance_warning says what could not be recovered.",
+        request=RefundSerializer,
+        responses={
+            200: envelope(RefundResultSerializer),
+            **error_responses(400, 401, 403, 404, 409, 422),
+        },
+    )
+    @action(detail=False, methods=["post"], permission_classes=[HasCashbackWrite])
+    def refund(self, request):
+        params = _validated(RefundSerializer, request.data)
+        data = params.validated_data
+        card = card_get(app=request.auth, card_id=data["card_id"])
+        posted = cashback_refund(
+            app=request.auth,
+            card=card,
+            member_ref=params.member_ref(),
+            refund_amount=data["refund_amount"],
+            cashback_to_deduct=data.get("cashback_to_deduct"),
+            original_transaction_id=data.get("original_transaction_id"),
+            reference=data.get("reference"),
+            metadata=data.get("metadata"),
+        )
+        return ok(RefundResultSerializer(posted.entry, context={"card": card}).data)
+
+    @extend_schema(
+        summary="Get balance",
+        parameters=[BalanceQuerySerializer],
+        responses={200: envelope(BalanceSerializer), **error_responses(400, 401, 403, 404)},
+    )
+    @action(detail=False, methods=["get"], permission_classes=[HasCashbackRead])
+    def balance(self, request):
+        query = _validated(BalanceQuerySerializer, request.query_params).validated_data
+        card = card_get(app=request.auth, card_id=query["card_id"])
+        member = member_get(app=request.auth, member_id=query["member_id"])
+        balance = wallet_balance(card=card, member=member)
+        data = {
+            "card_id": card.pk,
+            "member_id": member.pk,
+            "cashback_balance": money.quantize(balance, card.currency),
+            "cashback_percentage": money.plain(card.cashback_percentage),
+            "reward_system": card.reward_system,
+            "currency": card.currency,
+            "queried_at": timezone.now(),
+        }
+        return ok(BalanceSerializer(data).data)
+
+    @extend_schema(
+        summary="Transaction history",
+        description="The member's entries on the card, newest first.",
+        parameters=[
+            HistoryQuerySerializer,
+            OpenApiParameter("type", str, enum=["earning", "redemption", "refund", "adjustment"]),
+            OpenApiParameter("created_after", OpenApiTypes.DATETIME),
+            OpenApiParameter("created_before", OpenApiTypes.DATETIME),
+        ],
+        responses={200: envelope(HistorySerializer), **error_responses(400, 401, 403, 404)},
+    )
+    @action(detail=False, methods=["get"], permission_classes=[HasCashbackRead])
+    def history(self, request):
+        query = _validated(HistoryQuerySerializer, request.query_params).validated_data
+        card = card_get(app=request.auth, card_id=query["card_id"])
+        member = member_get(app=request.auth, member_id=query["member_id"])
+        entries = entry_history(card=card, member=member, filters=request.query_params)
+        limit, offset = query["limit"], query["offset"]
+        total = entries.count()
+        page = list(entries[offset : offset + limit])
+        data = {
+            "card_id": card.pk,
+            "member_id": member.pk,
+            "transactions": page,
+            "pagination": {
+                "limit": limit,
+                "offset": offset,
+                "total": total,
+                "has_more": offset + len(page) < total,
+            },
+        }
+        return ok(HistorySerializer(data, context={"card": card}).data)

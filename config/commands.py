@@ -1,0 +1,37 @@
+"""What every operations command shares: `--json` output and domain errors as CommandError."""
+
+import simplejson
+from django.core.management.base import BaseCommand, CommandError
+
+from apps_auth.models import App
+from apps_auth.selectors import app_get
+from config.api.errors import DomainError
+
+
+class OperationsCommand(BaseCommand):
+    def add_arguments(self, parser):
+        parser.add_argument("--json", action="store_true", help="Print the result as JSON.")
+
+    def handle(self, *args, **options):
+        try:
+            result = self.run(**options)
+        except DomainError as exc:
+            details = "; ".join(f"{k}: {', '.join(map(str, v))}" for k, v in exc.details.items())
+            raise CommandError(f"{exc.message} {details}".strip()) from None
+        if options["json"]:
+            self.stdout.write(simplejson.dumps(result, use_decimal=True, default=str))
+        else:
+            self.stdout.write(self.describe(result))
+
+    def run(self, **options) -> dict:
+        raise NotImplementedError
+
+    def describe(self, result: dict) -> str:
+        return "\n".join(f"{key}: {value}" for key, value in result.items())
+
+    @staticmethod
+    def app(app_id: str) -> App:
+        app = app_get(app_id=app_id)
+        if app is None:
+            raise CommandError(f"No app with id {app_id!r}.")
+        return app

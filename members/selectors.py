@@ -1,0 +1,20 @@
+from apps_auth.models import App
+from config.api.errors import NotFound
+from members.models import Member
+
+
+def member_get(*, app: App, member_id: int) -> Member:
+    """The app's member. Raises `NotFound` for an unknown id or another app's member."""
+    member = Member.objects.filter(app=app, pk=member_id).first()
+    if member is None:
+        raise NotFound("Member not found.")
+    return member
+
+
+def member_find(*, app: App, email: str | None = None, phone: str | None = None) -> Member | None:
+    """The app's member with this (normalized) email, else this (E.164) phone."""
+    if email:
+        return Member.objects.filter(app=app, email=email).first()
+    if phone:
+        return Member.objects.filter(app=app, phone=phone).first()
+    return None

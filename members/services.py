@@ -1,0 +1,90 @@
+from dataclasses import dataclass
+from datetime import timedelta
+
+from django.db import IntegrityError, transaction
+from django.utils import timezone
+
+from apps_auth.models import App
+from config.api.errors import InvalidPin, NotFound, PinLocked, PinNotSet
+from members.models import Member
+from members.selectors import member_find, member_get
+
+PIN_MAX_ATTEMPTS = 5
+PIN_LOCK = timedelta(minutes=15)
+
+
+@dataclass(frozen=True)
+class MemberRef:
+    """How a request names a member: by id, else email, else phone (already normalized)."""
+
+    member_id: int | None = None
+    email: str | None = None
+    phone: str | None = None
+    name: str = ""
+
+
+def member_resolve(*, app: App, ref: MemberRef, create: bool) -> Member:
+    """The member `ref` names; with `create`, a new one when the email or phone is unknown.
+
+    Safe under concurrency: two requests creating one email race on the unique constraint, and the
+    loser reads the winner's row. Raises `NotFound` for an unknown id, or an unknown email or phone
+    without `create`.
+    """
+    if ref.member_id is not None:
+        return member_get(app=app, member_id=ref.member_id)
+    member = member_find(app=app, email=ref.email, phone=ref.phone)
+    if member is not None:
+        return member
+    if not create:
+        raise NotFound("Member not found.")
+    fields = {"email": ref.email} if ref.email else {"phone": ref.phone}
+    try:
+        with transaction.atomic():
+            return Member.objects.create(app=app, name=ref.name, **fields)
+    except IntegrityError:
+        member = member_find(app=app, email=ref.email, phone=ref.phone)
+        if member is None:
+            raise
+        return member
+
+
+def member_pin_set(*, member: Member, pin: str) -> Member:
+    member.set_pin(pin)
+    member.pin_failed_attempts = 0
+    member.pin_locked_until = None
+    member.save(update_fields=["pin_hash", "pin_failed_attempts", "pin_locked_until"])
+    return member
+
+
+def member_pin_verify(*, member: Member, pin: str) -> None:
+    """Checks the PIN, counting misses in the database; 5 in a row lock it for 15 minutes.
+
+    The count is committed before the error is raised, so a miss counts even though the request
+    then fails. Raises `PinNotSet`, `PinLocked` or `InvalidPin`.
+    """
+    error = _pin_check_and_count(member=member, pin=pin)
+    if error is not None:
+        raise error
+
+
+@transaction.atomic
+def _pin_check_and_count(*, member: Member, pin: str) -> Exception | None:
+    locked = Member.objects.select_for_update().get(pk=member.pk)
+    if not locked.has_pin:
+        return PinNotSet()
+    now = timezone.now()
+    if locked.pin_locked_until and locked.pin_locked_until > now:
+        return PinLocked()
+    if locked.pin_matches(pin):
+        if locked.pin_failed_attempts or locked.pin_locked_until:
+            locked.pin_failed_attempts = 0
+            locked.pin_locked_until = None
+            locked.save(update_fields=["pin_failed_attempts", "pin_locked_until"])
+        return None
+    locked.pin_failed_attempts += 1
+    attempts_left = PIN_MAX_ATTEMPTS - locked.pin_failed_attempts
+    if attempts_left == 0:
+        locked.pin_failed_attempts = 0
+        locked.pin_locked_until = now + PIN_LOCK
+    locked.save(update_fields=["pin_failed_attempts", "pin_locked_until"])
+    return InvalidPin(details={"attempts_left": attempts_left})
