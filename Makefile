@@ -22,7 +22,7 @@ run: install
 	$(PY) manage.py seed_demo --base-url http://$(HOST):$(PORT)
 	$(PY) manage.py runserver $(HOST):$(PORT)
 
-test: export SECRET_KEY ?= insecure-test-only-secret-key
+test: export SECRET_KEY ?= insecure-test-only-secret-key-0123456789
 test: install
 	$(PY) -m pytest $(PYTEST_ARGS)
 

@@ -9,6 +9,7 @@ from config.api.fields import (
     MetadataField,
     NumberOutField,
     PhoneField,
+    PinField,
 )
 from config.api.serializers import StrictSerializer
 from members.services import MemberRef
@@ -60,9 +61,7 @@ class EarnSerializer(_MemberRefMixin, _OperationFields, StrictSerializer):
 
 class RedeemSerializer(_OperationFields, StrictSerializer):
     amount = AmountField(help_text="The cashback to spend.")
-    pin = serializers.RegexField(
-        r"^[0-9]{4,6}$", required=False, help_text="The member's PIN, 4 to 6 digits."
-    )
+    pin = PinField(required=False)
     member_id = IdField(required=False, help_text="If given, must be the token's member.")
 
 

@@ -6,7 +6,6 @@ from dataclasses import dataclass
 from decimal import Decimal
 
 from django.db import IntegrityError, transaction
-from django.db.models import F
 
 from apps_auth.models import App
 from cards.models import Card
@@ -118,6 +117,8 @@ def entry_post(
         if replay is None:
             raise
         return Posted(entry=replay, replayed=True)
-    Wallet.objects.filter(pk=wallet.pk).update(balance=F("balance") + amount)
+    # The row is locked, so the balance computed in Decimal is exact; SQL arithmetic on SQLite
+    # would run in binary floating point.
+    Wallet.objects.filter(pk=wallet.pk).update(balance=balance_after, updated_at=entry.created_at)
     wallet.balance = balance_after
     return Posted(entry=entry)

@@ -135,3 +135,16 @@ class LowercaseEmailField(serializers.EmailField):
 
     def to_internal_value(self, data):
         return super().to_internal_value(data).lower()
+
+
+class PinField(serializers.RegexField):
+    """A PIN: a string of 4 to 6 digits. A JSON number is refused: it would lose leading zeros."""
+
+    def __init__(self, **kwargs):
+        kwargs.setdefault("help_text", "4 to 6 digits, as a string.")
+        super().__init__(r"^[0-9]{4,6}$", **kwargs)
+
+    def to_internal_value(self, data):
+        if not isinstance(data, str):
+            self.fail("invalid")
+        return super().to_internal_value(data)

@@ -1,0 +1,180 @@
+import json
+from io import StringIO
+
+import pytest
+from django.core.management import CommandError, call_command
+
+from apps_auth.models import App
+from apps_auth.tokens import member_token_member_id
+from cards.models import Card
+from members.models import Member
+from tests.factories import AppFactory, MemberFactory
+
+
+def run(*args) -> dict:
+    out = StringIO()
+    call_command(*args, "--json", stdout=out)
+    return json.loads(out.getvalue())
+
+
+def test_create_api_app_prints_a_working_key(db, client):
+    result = run(
+        "create_api_app", "Shop", "--scopes", "cashback_read,card_read", "--rate-limit", "120"
+    )
+    assert set(result) >= {"app_id", "api_key", "scopes", "mode"}
+    assert result["scopes"] == ["card_read", "cashback_read"] and result["mode"] == "test"
+    assert App.objects.get(app_id=result["app_id"]).rate_limit_per_minute == 120
+    response = client.get(
+        "/api/v1/cashback/cards",
+        headers={"X-App-Id": result["app_id"], "X-Api-Key": result["api_key"]},
+    )
+    assert response.status_code == 200
+
+
+def test_create_api_app_in_live_mode(db):
+    assert run("create_api_app", "Shop", "--scopes", "card_read", "--mode", "live")[
+        "api_key"
+    ].startswith("live_")
+
+
+def test_create_api_app_refuses_unknown_scopes(db):
+    with pytest.raises(CommandError, match="Unknown or missing scopes"):
+        call_command("create_api_app", "Shop", "--scopes", "everything")
+    assert App.objects.count() == 0
+
+
+def test_create_and_revoke_api_keys(db, client):
+    app = run("create_api_app", "Shop", "--scopes", "card_read")
+    second = run("create_api_key", "--app", app["app_id"])
+    assert second["app_id"] == app["app_id"] and second["api_key"] != app["api_key"]
+
+    def status(key):
+        headers = {"X-App-Id": app["app_id"], "X-Api-Key": key}
+        return client.get("/api/v1/cashback/cards", headers=headers).status_code
+
+    assert status(app["api_key"]) == status(second["api_key"]) == 200
+    revoked = run("revoke_api_key", "--app", app["app_id"], "--key", app["api_key"])
+    assert revoked == {"app_id": app["app_id"], "revoked": True}
+    assert status(app["api_key"]) == 401 and status(second["api_key"]) == 200
+
+
+def test_revoke_of_an_unknown_key_fails(db):
+    app = AppFactory()
+    with pytest.raises(CommandError, match="no such key"):
+        call_command("revoke_api_key", "--app", app.app_id, "--key", "test_nothing-like-this")
+
+
+def test_commands_refuse_an_unknown_app(db):
+    with pytest.raises(CommandError, match="No app with id"):
+        call_command("create_api_key", "--app", "app_missing")
+
+
+def test_create_card_prints_the_list_item_shape(db):
+    app = AppFactory()
+    result = run(
+        "create_card",
+        "--app",
+        app.app_id,
+        "--name",
+        "Gold",
+        "--percentage",
+        "5",
+        "--identifier",
+        "CASH-001",
+        "--min-amount",
+        "10",
+        "--allow-pin-redemption",
+    )
+    card = Card.objects.get()
+    assert result == {
+        "id": card.pk,
+        "unique_identifier": "CASH-001",
+        "name": "Gold",
+        "description": "",
+        "reward_system": "cashback",
+        "cashback_config": {
+            "cashback_percentage": 5,
+            "cashback_min_amount": 10,
+            "cashback_max_amount": None,
+            "allows_pin_redemption": True,
+        },
+        "currency": "TND",
+        "is_active": True,
+    }
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["--percentage", "0"], "cashback_percentage"),
+        (["--percentage", "101"], "cashback_percentage"),
+        (["--percentage", "5", "--currency", "ZZZ"], "currency"),
+        (["--percentage", "5", "--currency", "EUR", "--min-amount", "1.001"], "cashback_min_amount"),
+        (["--percentage", "5", "--max-amount", "0"], "cashback_max_amount"),
+    ],
+)
+def test_create_card_refuses_invalid_values(db, args, message):
+    app = AppFactory()
+    with pytest.raises(CommandError, match=message):
+        call_command("create_card", "--app", app.app_id, "--name", "X", *args)
+    assert Card.objects.count() == 0
+
+
+def test_create_card_inactive_in_jpy(db):
+    app = AppFactory()
+    result = run(
+        "create_card", "--app", app.app_id, "--name", "Yen", "--percentage", "1.5",
+        "--currency", "JPY", "--max-amount", "500", "--inactive",
+    )  # fmt: skip
+    assert result["currency"] == "JPY" and result["is_active"] is False
+    assert result["cashback_config"]["cashback_max_amount"] == 500
+
+
+def test_create_member_token_makes_a_token_for_that_app(db):
+    member = MemberFactory()
+    result = run(
+        "create_member_token", "--app", member.app.app_id, "--member", str(member.pk), "--ttl", "60"
+    )
+    assert set(result) == {"member_token", "expires_at"}
+    assert member_token_member_id(app=member.app, token=result["member_token"]) == member.pk
+
+
+def test_create_member_token_refuses_another_apps_member(db):
+    member = MemberFactory()
+    with pytest.raises(CommandError, match="Member not found"):
+        call_command(
+            "create_member_token", "--app", AppFactory().app_id, "--member", str(member.pk)
+        )
+
+
+def test_seed_demo_is_idempotent_and_prints_working_credentials(db, client):
+    first = run("seed_demo")
+    second = run("seed_demo")
+    assert (first["app_id"], first["api_key"], first["card_id"], first["member_id"]) == (
+        second["app_id"],
+        second["api_key"],
+        second["card_id"],
+        second["member_id"],
+    )
+    assert App.objects.count() == 1 and Card.objects.count() == 1 and Member.objects.count() == 1
+    headers = {"X-App-Id": first["app_id"], "X-Api-Key": first["api_key"]}
+    earn = client.post(
+        "/api/v1/cashback/cashback/earn",
+        {"card_id": first["card_id"], "member_id": first["member_id"], "purchase_amount": 50},
+        content_type="application/json",
+        headers=headers,
+    )
+    assert earn.status_code == 200
+    redeem = client.post(
+        "/api/v1/cashback/cashback/redeem",
+        {"card_id": first["card_id"], "amount": 1, "pin": first["member_pin"]},
+        content_type="application/json",
+        headers={**headers, "X-Member-Token": second["member_token"]},
+    )
+    assert redeem.status_code == 200, redeem.json()
+
+
+def test_seed_demo_prints_a_curl_line(db):
+    out = StringIO()
+    call_command("seed_demo", stdout=out)
+    assert "curl -s -H 'X-App-Id: app_" in out.getvalue()

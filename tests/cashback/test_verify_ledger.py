@@ -1,0 +1,79 @@
+import json
+from decimal import Decimal
+from io import StringIO
+
+import pytest
+from django.core.management import call_command
+from django.db import connection
+
+from cashback.models import LedgerEntry, Wallet
+from cashback.services import cashback_redeem, cashback_refund
+from members.services import MemberRef
+from tests.helpers import give_balance
+
+
+def verify() -> tuple[int, dict]:
+    out = StringIO()
+    try:
+        call_command("verify_ledger", "--json", stdout=out)
+        code = 0
+    except SystemExit as exc:
+        code = exc.code
+    return code, json.loads(out.getvalue())
+
+
+@pytest.fixture
+def activity(merchant, card, member):
+    give_balance(app=merchant.app, card=card, member=member, purchase="100")
+    give_balance(app=merchant.app, card=card, member=member, purchase="60")
+    cashback_redeem(app=merchant.app, card=card, member=member, amount=Decimal("2"))
+    cashback_refund(
+        app=merchant.app,
+        card=card,
+        member_ref=MemberRef(member_id=member.pk),
+        refund_amount=Decimal("100"),
+        cashback_to_deduct=Decimal("50"),
+    )
+    return Wallet.objects.get()
+
+
+def test_verify_ledger_finds_no_mismatch_after_activity(activity):
+    assert verify() == (0, {"wallets_checked": 1, "mismatches": []})
+
+
+def test_verify_ledger_catches_a_balance_changed_behind_its_back(activity):
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"UPDATE {Wallet._meta.db_table} SET balance = balance + 1 WHERE id = %s",
+            [activity.pk],
+        )
+    code, report = verify()
+    assert code == 1
+    assert report["wallets_checked"] == 1
+    [mismatch] = report["mismatches"]
+    assert mismatch["wallet_id"] == activity.pk
+    assert mismatch["problem"] == "balance differs from the sum of its entries"
+    assert Decimal(str(mismatch["balance"])) == Decimal(1)
+    assert Decimal(str(mismatch["ledger_sum"])) == Decimal(0)
+
+
+def test_verify_ledger_catches_a_broken_balance_after(activity):
+    entry = LedgerEntry.objects.order_by("id")[1]
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"UPDATE {LedgerEntry._meta.db_table} SET balance_after = 99 WHERE id = %s",
+            [entry.pk],
+        )
+    code, report = verify()
+    assert code == 1
+    assert report["mismatches"][0]["problem"] == (
+        f"entry {entry.pk} has a balance_after that does not follow"
+    )
+
+
+def test_verify_ledger_names_the_offender_in_text(activity):
+    Wallet.objects.filter(pk=activity.pk).update(balance=Decimal("7"))
+    out = StringIO()
+    with pytest.raises(SystemExit):
+        call_command("verify_ledger", stdout=out)
+    assert f"MISMATCH wallet {activity.pk}" in out.getvalue()

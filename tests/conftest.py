@@ -1,0 +1,65 @@
+from dataclasses import dataclass
+
+import pytest
+from rest_framework.test import APIClient
+
+from apps_auth.models import App
+from apps_auth.services import api_key_create
+from apps_auth.tokens import member_token_issue
+from tests.factories import AppFactory, CardFactory, MemberFactory
+
+
+@dataclass
+class Merchant:
+    app: App
+    api_key: str
+    client: APIClient
+
+
+def _merchant(**app_fields) -> Merchant:
+    app = AppFactory(**app_fields)
+    raw_key = api_key_create(app=app).raw_key
+    client = APIClient(headers={"X-App-Id": app.app_id, "X-Api-Key": raw_key})
+    client.default_format = "json"
+    return Merchant(app=app, api_key=raw_key, client=client)
+
+
+@pytest.fixture
+def make_merchant(db):
+    return _merchant
+
+
+@pytest.fixture
+def merchant(make_merchant) -> Merchant:
+    return make_merchant()
+
+
+@pytest.fixture
+def api(merchant) -> APIClient:
+    return merchant.client
+
+
+@pytest.fixture
+def card(merchant):
+    return CardFactory(app=merchant.app)
+
+
+@pytest.fixture
+def member(merchant):
+    return MemberFactory(app=merchant.app)
+
+
+@pytest.fixture
+def member_token(merchant, member) -> str:
+    return member_token_issue(app=merchant.app, member_id=member.pk).token
+
+
+@pytest.fixture
+def other_merchant(make_merchant) -> Merchant:
+    return make_merchant(name="Another merchant")
+
+
+@pytest.fixture(autouse=True)
+def _fast_pin_hashing(settings):
+    # PINs use Django's password hashers; the fast one keeps the suite quick.
+    settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]

@@ -1,0 +1,67 @@
+import re
+from decimal import Decimal
+
+from apps_auth.models import App
+from cards.models import Card
+from cashback.models import LedgerEntry, Wallet
+from cashback.services import cashback_earn
+from members.models import Member
+from members.services import MemberRef
+
+_ISO_UTC = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(\.\d+)?Z$")
+
+
+class IsoTimestamp:
+    """Equal to any ISO 8601 UTC timestamp string, for whole-body assertions."""
+
+    def __eq__(self, other):
+        return isinstance(other, str) and bool(_ISO_UTC.match(other))
+
+    def __repr__(self):
+        return "<ISO timestamp>"
+
+
+class AnyInt:
+    def __eq__(self, other):
+        return isinstance(other, int) and not isinstance(other, bool)
+
+    def __repr__(self):
+        return "<int>"
+
+
+def error(code: str, message=None, details=None) -> dict:
+    """The error envelope; `message` None matches any message, `details` None matches {}."""
+
+    class AnyText:
+        def __eq__(self, other):
+            return isinstance(other, str) and bool(other)
+
+    return {
+        "success": False,
+        "error": {
+            "code": code,
+            "message": message if message is not None else AnyText(),
+            "details": details if details is not None else {},
+        },
+    }
+
+
+def give_balance(*, app: App, card: Card, member: Member, purchase: str) -> LedgerEntry:
+    """Credits the member through the earn service, as a merchant's purchase would."""
+    posted = cashback_earn(
+        app=app,
+        card=card,
+        member_ref=MemberRef(member_id=member.pk),
+        purchase_amount=Decimal(purchase),
+    )
+    return posted.entry
+
+
+def balance_of(member: Member, card: Card) -> Decimal:
+    wallet = Wallet.objects.filter(member=member, card=card).first()
+    return wallet.balance if wallet else Decimal(0)
+
+
+def counts() -> tuple[int, int, int]:
+    """Row counts that a refused request must leave as they were."""
+    return Member.objects.count(), Wallet.objects.count(), LedgerEntry.objects.count()
