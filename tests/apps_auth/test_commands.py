@@ -109,7 +109,10 @@ def test_create_card_prints_the_list_item_shape(db):
         (["--percentage", "0"], "cashback_percentage"),
         (["--percentage", "101"], "cashback_percentage"),
         (["--percentage", "5", "--currency", "ZZZ"], "currency"),
-        (["--percentage", "5", "--currency", "EUR", "--min-amount", "1.001"], "cashback_min_amount"),
+        (
+            ["--percentage", "5", "--currency", "EUR", "--min-amount", "1.001"],
+            "cashback_min_amount",
+        ),
         (["--percentage", "5", "--max-amount", "0"], "cashback_max_amount"),
     ],
 )

@@ -37,7 +37,9 @@ def test_cards_list_shows_the_apps_active_cards(api, merchant, other_merchant):
 
 
 def test_cards_list_shows_no_cap_as_null(api, merchant):
-    card = CardFactory(app=merchant.app, cashback_max_amount=None, cashback_percentage=Decimal("2.5"))
+    card = CardFactory(
+        app=merchant.app, cashback_max_amount=None, cashback_percentage=Decimal("2.5")
+    )
     config = api.get(CARDS).json()["data"]["cards"][0]["cashback_config"]
     assert card.pk and config["cashback_max_amount"] is None
     assert config["cashback_percentage"] == 2.5

@@ -60,7 +60,9 @@ def test_a_huge_number_is_refused(api, funded, member):
         f"{API}/earn", raw + ', "purchase_amount": 1e309}', content_type="application/json"
     )
     assert response.status_code == 400
-    assert response.json()["error"]["details"] == {"purchase_amount": ["Must be at most 1000000000."]}
+    assert response.json()["error"]["details"] == {
+        "purchase_amount": ["Must be at most 1000000000."]
+    }
 
 
 def test_earn_without_card_id_records_nothing(api, funded, member):

@@ -118,9 +118,7 @@ def test_earn_below_the_minimum_records_nothing(api, card, member):
         EARN, {"card_id": card.pk, "member_id": member.pk, "purchase_amount": "9.999"}
     )
     assert response.status_code == 422
-    assert response.json() == error(
-        "below_minimum_purchase", details={"cashback_min_amount": 10.0}
-    )
+    assert response.json() == error("below_minimum_purchase", details={"cashback_min_amount": 10.0})
     assert counts() == before
 
 
@@ -183,7 +181,12 @@ def test_earn_with_a_reused_reference_replays_or_conflicts(api, card, member):
 
 @pytest.mark.parametrize(
     ("currency", "amount", "ok"),
-    [("JPY", "1000", True), ("JPY", "1000.5", False), ("EUR", "20.25", True), ("EUR", "20.255", False)],
+    [
+        ("JPY", "1000", True),
+        ("JPY", "1000.5", False),
+        ("EUR", "20.25", True),
+        ("EUR", "20.255", False),
+    ],
 )
 def test_earn_checks_decimal_places_against_the_card_currency(
     api, merchant, member, currency, amount, ok

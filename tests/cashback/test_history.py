@@ -82,9 +82,7 @@ def test_history_filters_by_type(api, card, member, entries):
 
 def test_history_filters_by_dates(api, card, member, entries):
     earning, redemption = entries
-    LedgerEntry.objects.filter(pk=earning.pk).update(
-        created_at=timezone.now() - timedelta(days=10)
-    )
+    LedgerEntry.objects.filter(pk=earning.pk).update(created_at=timezone.now() - timedelta(days=10))
     cutoff = (timezone.now() - timedelta(days=1)).isoformat()
     after = api.get(HISTORY, {"card_id": card.pk, "member_id": member.pk, "created_after": cutoff})
     assert [t["id"] for t in after.json()["data"]["transactions"]] == [redemption.pk]

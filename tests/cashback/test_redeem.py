@@ -112,7 +112,9 @@ def test_redeem_for_another_member_in_the_body_is_403(api, funded, member, membe
 
 
 def test_redeem_with_the_tokens_member_id_in_the_body_is_fine(api, funded, member, member_token):
-    response = redeem(api, member_token, {"card_id": funded.pk, "amount": 1, "member_id": member.pk})
+    response = redeem(
+        api, member_token, {"card_id": funded.pk, "amount": 1, "member_id": member.pk}
+    )
     assert response.status_code == 200
 
 
