@@ -25,6 +25,39 @@ class Wallet(models.Model):
         return f"Wallet {self.pk}: member {self.member_id}, card {self.card_id}"
 
 
+class IdempotencyRecord(models.Model):
+    """A POST's `Idempotency-Key`, per app: the request's digest and, once done, its response.
+
+    While `in_progress`, `lease_until` says how long the first request may still be running;
+    past it, a retry takes the record over (the entry's one-to-one link to its record keeps the
+    operation itself from running twice).
+    """
+
+    IN_PROGRESS = "in_progress"
+    COMPLETED = "completed"
+
+    app = models.ForeignKey("apps_auth.App", on_delete=models.CASCADE, related_name="+")
+    key = models.CharField(max_length=255)
+    request_fingerprint = models.CharField(max_length=64)
+    state = models.CharField(
+        max_length=12, choices=[(IN_PROGRESS, "In progress"), (COMPLETED, "Completed")]
+    )
+    lease_until = models.DateTimeField()
+    response_status = models.PositiveSmallIntegerField(null=True, blank=True)
+    response_body = models.TextField(blank=True, default="")
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+        constraints = [
+            models.UniqueConstraint(fields=["app", "key"], name="idempotency_key_per_app"),
+        ]
+        indexes = [models.Index(fields=["created_at"], name="idempotency_created")]
+
+    def __str__(self) -> str:
+        return f"{self.key} ({self.state})"
+
+
 class EntryType(models.TextChoices):
     EARNING = "earning", "Earning"
     REDEMPTION = "redemption", "Redemption"
@@ -66,6 +99,10 @@ class LedgerEntry(models.Model):
     metadata = models.JSONField(default=dict, blank=True)
     # A digest of the request that made the entry, to tell a replay from a reused reference.
     request_fingerprint = models.CharField(max_length=64, blank=True, default="")
+    # The Idempotency-Key that made it: at most one entry per key, whatever crashes in between.
+    idempotency_record = models.OneToOneField(
+        IdempotencyRecord, on_delete=models.SET_NULL, null=True, blank=True, related_name="entry"
+    )
     created_at = models.DateTimeField(auto_now_add=True)
 
     class Meta:

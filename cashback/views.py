@@ -23,14 +23,24 @@ from cashback.serializers import (
 )
 from cashback.services import cashback_earn, cashback_redeem, cashback_refund
 from config.api.errors import MemberMismatch
+from config.api.idempotency import REPLAYED, idempotency_record, idempotent
 from config.api.permissions import HasCashbackRead, HasCashbackWrite
 from config.api.schema import MEMBER_CREDENTIALS
 from config.api.serializers import envelope, error_responses
 from members.selectors import member_get
 
+IDEMPOTENCY_KEY = OpenApiParameter(
+    "Idempotency-Key",
+    OpenApiTypes.STR,
+    OpenApiParameter.HEADER,
+    description="1 to 255 characters. A retry with the same key and body replays the first "
+    "response (with `Idempotent-Replayed: true`); another body is 409 idempotency_key_reused.",
+)
 
-def ok(data) -> Response:
-    return Response({"success": True, "data": data})
+
+def ok(data, *, replayed: bool = False) -> Response:
+    headers = {REPLAYED: "true"} if replayed else None
+    return Response({"success": True, "data": data}, headers=headers)
 
 
 def _validated(serializer_class, data):
@@ -48,6 +58,7 @@ class CashbackViewSet(viewsets.ViewSet):
         summary="Earn cashback",
         description="Credits the card's percentage of a purchase to the member's wallet. "
         "The member is found by member_id, else email, else phone, and created when unknown.",
+        parameters=[IDEMPOTENCY_KEY],
         request=EarnSerializer,
         responses={
             200: envelope(EarnResultSerializer),
@@ -55,6 +66,7 @@ class CashbackViewSet(viewsets.ViewSet):
         },
     )
     @action(detail=False, methods=["post"], permission_classes=[HasCashbackWrite])
+    @idempotent
     def earn(self, request):
         params = _validated(EarnSerializer, request.data)
         data = params.validated_data
@@ -66,13 +78,16 @@ class CashbackViewSet(viewsets.ViewSet):
             purchase_amount=data["purchase_amount"],
             reference=data.get("reference"),
             metadata=data.get("metadata"),
+            idempotency_record=idempotency_record(request),
         )
-        return ok(EarnResultSerializer(posted.entry, context={"card": card}).data)
+        data = EarnResultSerializer(posted.entry, context={"card": card}).data
+        return ok(data, replayed=posted.replayed)
 
     @extend_schema(
         summary="Redeem cashback",
         description="Debits the member's wallet. The member is the one of X-Member-Token.",
         auth=[MEMBER_CREDENTIALS],
+        parameters=[IDEMPOTENCY_KEY],
         request=RedeemSerializer,
         responses={
             200: envelope(RedeemResultSerializer),
@@ -80,6 +95,7 @@ class CashbackViewSet(viewsets.ViewSet):
         },
     )
     @action(detail=False, methods=["post"], permission_classes=[HasCashbackWrite])
+    @idempotent
     def redeem(self, request):
         token_member_id = member_token_member_id(
             app=request.auth, token=request.headers.get("X-Member-Token", "")
@@ -97,14 +113,17 @@ class CashbackViewSet(viewsets.ViewSet):
             pin=data.get("pin"),
             reference=data.get("reference"),
             metadata=data.get("metadata"),
+            idempotency_record=idempotency_record(request),
         )
-        return ok(RedeemResultSerializer(posted.entry, context={"card": card}).data)
+        data = RedeemResultSerializer(posted.entry, context={"card": card}).data
+        return ok(data, replayed=posted.replayed)
 
     @extend_schema(
         summary="Refund cashback",
         description="Takes back the cashback of a refunded purchase: the card's rate on "
         "refund_amount, its share of original_transaction_id, or cashback_to_deduct. The balance "
         "never goes below zero; balance_warning says what could not be recovered.",
+        parameters=[IDEMPOTENCY_KEY],
         request=RefundSerializer,
         responses={
             200: envelope(RefundResultSerializer),
@@ -112,6 +131,7 @@ class CashbackViewSet(viewsets.ViewSet):
         },
     )
     @action(detail=False, methods=["post"], permission_classes=[HasCashbackWrite])
+    @idempotent
     def refund(self, request):
         params = _validated(RefundSerializer, request.data)
         data = params.validated_data
@@ -125,8 +145,10 @@ class CashbackViewSet(viewsets.ViewSet):
             original_transaction_id=data.get("original_transaction_id"),
             reference=data.get("reference"),
             metadata=data.get("metadata"),
+            idempotency_record=idempotency_record(request),
         )
-        return ok(RefundResultSerializer(posted.entry, context={"card": card}).data)
+        data = RefundResultSerializer(posted.entry, context={"card": card}).data
+        return ok(data, replayed=posted.replayed)
 
     @extend_schema(
         summary="Get balance",

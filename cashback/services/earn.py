@@ -5,14 +5,14 @@ from django.db import transaction
 from apps_auth.models import App
 from cards.models import Card
 from cashback import money
-from cashback.models import EntryType
+from cashback.fingerprint import digest
+from cashback.models import EntryType, IdempotencyRecord
 from cashback.services.ledger import (
+    Operation,
     Posted,
     amount_check_places,
     card_check_active,
     entry_post,
-    entry_replay,
-    fingerprint,
     wallet_lock,
 )
 from config.api.errors import BelowMinimumPurchase
@@ -28,13 +28,15 @@ def cashback_earn(
     purchase_amount: Decimal,
     reference: str | None = None,
     metadata: dict | None = None,
+    idempotency_record: IdempotencyRecord | None = None,
 ) -> Posted:
     """Credits `purchase_amount × percentage / 100` (half-up, capped) to the member's wallet.
 
     Creates the member when the email or phone is unknown. Nothing is written unless the whole
-    earn succeeds. Raises `CardInactive`, `InvalidInput` (decimal places), `BelowMinimumPurchase`
-    (under the card's minimum, or too small to earn a minor unit), `NotFound` (unknown member id)
-    and `DuplicateReference`.
+    earn succeeds; a retry (same key or reference, same inputs) replays the first entry. Raises
+    `CardInactive`, `InvalidInput` (decimal places), `BelowMinimumPurchase` (under the card's
+    minimum, or too small to earn a minor unit), `NotFound` (unknown member id),
+    `DuplicateReference` and `IdempotencyKeyReused`.
     """
     card_check_active(card)
     amount_check_places(field="purchase_amount", amount=purchase_amount, currency=card.currency)
@@ -48,29 +50,30 @@ def cashback_earn(
     if cashback == 0:
         raise BelowMinimumPurchase("The purchase is too small to earn any cashback.")
 
-    request_fingerprint = fingerprint(
-        member=[member_ref.member_id, member_ref.email, member_ref.phone],
-        purchase_amount=purchase_amount,
-        metadata=metadata or {},
-    )
-    replay = entry_replay(
+    operation = Operation(
         card=card,
         entry_type=EntryType.EARNING,
         reference=reference,
-        request_fingerprint=request_fingerprint,
+        idempotency_record=idempotency_record,
+        request_fingerprint=digest(
+            {
+                "member": [member_ref.member_id, member_ref.email, member_ref.phone],
+                "purchase_amount": purchase_amount,
+                "metadata": metadata or {},
+            }
+        ),
     )
+    replay = operation.replay()
     if replay is not None:
-        return Posted(entry=replay, replayed=True)
+        return replay
 
     member = member_resolve(app=app, ref=member_ref, create=True)
     wallet = wallet_lock(app=app, member=member, card=card)
     return entry_post(
         wallet=wallet,
-        entry_type=EntryType.EARNING,
+        operation=operation,
         amount=cashback,
-        request_fingerprint=request_fingerprint,
         purchase_amount=purchase_amount,
         cashback_percentage=card.cashback_percentage,
-        reference=reference,
         metadata=metadata or {},
     )

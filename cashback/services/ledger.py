@@ -1,7 +1,5 @@
 """The ledger's write primitives, shared by every operation: lock a wallet, post one entry."""
 
-import hashlib
-import json
 from dataclasses import dataclass
 from decimal import Decimal
 
@@ -10,29 +8,57 @@ from django.db import IntegrityError, transaction
 from apps_auth.models import App
 from cards.models import Card
 from cashback import money
-from cashback.models import EVENTS, LedgerEntry, Wallet
-from config.api.errors import CardInactive, DuplicateReference, InvalidInput
+from cashback.models import EVENTS, IdempotencyRecord, LedgerEntry, Wallet
+from config.api.errors import CardInactive, DuplicateReference, IdempotencyKeyReused, InvalidInput
 from members.models import Member
 
 
 @dataclass(frozen=True)
 class Posted:
-    """An operation's entry, and whether it was posted before under the same reference."""
+    """An operation's entry, and whether it had been posted before (a replay)."""
 
     entry: LedgerEntry
     replayed: bool = False
 
 
-def fingerprint(**fields) -> str:
-    """A digest of an operation's inputs; decimals are compared by value, so 50 equals 50.00."""
+@dataclass(frozen=True)
+class Operation:
+    """How an operation recognises its own retry: by its `Idempotency-Key` record, by its
+    reference on the card, and by a digest of its inputs that tells a retry from a new request."""
 
-    def canonical(value):
-        if isinstance(value, Decimal):
-            return format(value.normalize(), "f") if value else "0"
-        raise TypeError(f"Cannot fingerprint {type(value).__name__}")
+    card: Card
+    entry_type: str
+    request_fingerprint: str
+    reference: str | None = None
+    idempotency_record: IdempotencyRecord | None = None
 
-    text = json.dumps(fields, sort_keys=True, separators=(",", ":"), default=canonical)
-    return hashlib.sha256(text.encode()).hexdigest()
+    def replay(self) -> Posted | None:
+        """The entry this operation posted before, or None.
+
+        Raises `IdempotencyKeyReused` or `DuplicateReference` when the key or the reference
+        was used by another request.
+        """
+        if self.idempotency_record is not None:
+            entry = (
+                LedgerEntry.objects.select_related("wallet")
+                .filter(idempotency_record=self.idempotency_record)
+                .first()
+            )
+            if entry is not None:
+                if entry.request_fingerprint != self.request_fingerprint:
+                    raise IdempotencyKeyReused()
+                return Posted(entry=entry, replayed=True)
+        if self.reference is not None:
+            entry = (
+                LedgerEntry.objects.select_related("wallet")
+                .filter(card=self.card, entry_type=self.entry_type, reference=self.reference)
+                .first()
+            )
+            if entry is not None:
+                if entry.request_fingerprint != self.request_fingerprint:
+                    raise DuplicateReference()
+                return Posted(entry=entry, replayed=True)
+        return None
 
 
 def card_check_active(card: Card) -> None:
@@ -48,25 +74,6 @@ def amount_check_places(*, field: str, amount: Decimal, currency: str) -> None:
             "The request is invalid.",
             details={field: [f"At most {digits} decimal places for {currency}."]},
         )
-
-
-def entry_replay(*, card: Card, entry_type: str, reference: str | None, request_fingerprint: str):
-    """The entry posted before under this reference when the request is the same, else None.
-
-    Raises `DuplicateReference` when the reference was used by another request.
-    """
-    if reference is None:
-        return None
-    entry = (
-        LedgerEntry.objects.select_related("wallet")
-        .filter(card=card, entry_type=entry_type, reference=reference)
-        .first()
-    )
-    if entry is None:
-        return None
-    if entry.request_fingerprint != request_fingerprint:
-        raise DuplicateReference()
-    return entry
 
 
 def wallet_lock(*, app: App, member: Member, card: Card) -> Wallet:
@@ -85,13 +92,11 @@ def wallet_lock(*, app: App, member: Member, card: Card) -> Wallet:
     return Wallet.objects.select_for_update().get(member=member, card=card)
 
 
-def entry_post(
-    *, wallet: Wallet, entry_type: str, amount: Decimal, request_fingerprint: str, **fields
-) -> Posted:
-    """Appends one entry to a locked wallet and moves its balance by `amount`, in one transaction.
+def entry_post(*, wallet: Wallet, operation: Operation, amount: Decimal, **fields) -> Posted:
+    """Appends one entry to a locked wallet and moves its balance by `amount`.
 
-    A concurrent request that posted the same reference first wins: this one replays it, or raises
-    `DuplicateReference` when its request differs.
+    A concurrent request with the same key or reference that posted first wins: this one
+    replays it, or raises `IdempotencyKeyReused`/`DuplicateReference` when its request differs.
     """
     balance_after = wallet.balance + amount
     try:
@@ -100,23 +105,20 @@ def entry_post(
                 app_id=wallet.app_id,
                 wallet=wallet,
                 card_id=wallet.card_id,
-                entry_type=entry_type,
-                event=EVENTS[entry_type],
+                entry_type=operation.entry_type,
+                event=EVENTS[operation.entry_type],
                 amount=amount,
                 balance_after=balance_after,
-                request_fingerprint=request_fingerprint,
+                request_fingerprint=operation.request_fingerprint,
+                reference=operation.reference,
+                idempotency_record=operation.idempotency_record,
                 **fields,
             )
     except IntegrityError:
-        replay = entry_replay(
-            card=wallet.card,
-            entry_type=entry_type,
-            reference=fields.get("reference"),
-            request_fingerprint=request_fingerprint,
-        )
+        replay = operation.replay()
         if replay is None:
             raise
-        return Posted(entry=replay, replayed=True)
+        return replay
     # The row is locked, so the balance computed in Decimal is exact; SQL arithmetic on SQLite
     # would run in binary floating point.
     Wallet.objects.filter(pk=wallet.pk).update(balance=balance_after, updated_at=entry.created_at)

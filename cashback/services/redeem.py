@@ -5,14 +5,14 @@ from django.db import transaction
 from apps_auth.models import App
 from cards.models import Card
 from cashback import money
-from cashback.models import EntryType
+from cashback.fingerprint import digest
+from cashback.models import EntryType, IdempotencyRecord
 from cashback.services.ledger import (
+    Operation,
     Posted,
     amount_check_places,
     card_check_active,
     entry_post,
-    entry_replay,
-    fingerprint,
     wallet_lock,
 )
 from config.api.errors import InsufficientBalance, PinNotAllowed
@@ -29,12 +29,13 @@ def cashback_redeem(
     pin: str | None = None,
     reference: str | None = None,
     metadata: dict | None = None,
+    idempotency_record: IdempotencyRecord | None = None,
 ) -> Posted:
     """Debits `amount` from the member's wallet; the balance never goes below zero.
 
     A PIN, when given, is checked first and its misses are counted even though the request then
     fails. Raises `CardInactive`, `InvalidInput`, `PinNotAllowed`, `PinNotSet`, `PinLocked`,
-    `InvalidPin`, `InsufficientBalance` and `DuplicateReference`.
+    `InvalidPin`, `InsufficientBalance`, `DuplicateReference` and `IdempotencyKeyReused`.
     """
     card_check_active(card)
     amount_check_places(field="amount", amount=amount, currency=card.currency)
@@ -42,36 +43,30 @@ def cashback_redeem(
         if not card.allows_pin_redemption:
             raise PinNotAllowed()
         member_pin_verify(member=member, pin=pin)
-    return _redeem(
-        app=app, card=card, member=member, amount=amount, reference=reference, metadata=metadata
-    )
-
-
-@transaction.atomic(durable=True)
-def _redeem(*, app, card, member, amount, reference, metadata) -> Posted:
-    request_fingerprint = fingerprint(member=member.pk, amount=amount, metadata=metadata or {})
-    replay = entry_replay(
+    operation = Operation(
         card=card,
         entry_type=EntryType.REDEMPTION,
         reference=reference,
-        request_fingerprint=request_fingerprint,
+        idempotency_record=idempotency_record,
+        request_fingerprint=digest(
+            {"member": member.pk, "amount": amount, "metadata": metadata or {}}
+        ),
     )
-    if replay is not None:
-        return Posted(entry=replay, replayed=True)
+    return _redeem(app=app, member=member, operation=operation, amount=amount, metadata=metadata)
 
-    wallet = wallet_lock(app=app, member=member, card=card)
+
+@transaction.atomic(durable=True)
+def _redeem(*, app, member, operation: Operation, amount, metadata) -> Posted:
+    replay = operation.replay()
+    if replay is not None:
+        return replay
+    wallet = wallet_lock(app=app, member=member, card=operation.card)
     if amount > wallet.balance:
+        currency = operation.card.currency
         raise InsufficientBalance(
             details={
-                "balance": money.quantize(wallet.balance, card.currency),
-                "amount": amount,
+                "balance": money.quantize(wallet.balance, currency),
+                "amount": money.quantize(amount, currency),
             }
         )
-    return entry_post(
-        wallet=wallet,
-        entry_type=EntryType.REDEMPTION,
-        amount=-amount,
-        request_fingerprint=request_fingerprint,
-        reference=reference,
-        metadata=metadata or {},
-    )
+    return entry_post(wallet=wallet, operation=operation, amount=-amount, metadata=metadata or {})

@@ -6,14 +6,14 @@ from django.db.models import Sum
 from apps_auth.models import App
 from cards.models import Card
 from cashback import money
-from cashback.models import EntryType, LedgerEntry, Wallet
+from cashback.fingerprint import digest
+from cashback.models import EntryType, IdempotencyRecord, LedgerEntry, Wallet
 from cashback.services.ledger import (
+    Operation,
     Posted,
     amount_check_places,
     card_check_active,
     entry_post,
-    entry_replay,
-    fingerprint,
     wallet_lock,
 )
 from config.api.errors import NotFound, RefundExceedsPurchase
@@ -33,6 +33,7 @@ def cashback_refund(
     original_transaction_id: int | None = None,
     reference: str | None = None,
     metadata: dict | None = None,
+    idempotency_record: IdempotencyRecord | None = None,
 ) -> Posted:
     """Takes back the cashback of a refunded purchase, never below a zero balance.
 
@@ -41,7 +42,8 @@ def cashback_refund(
     Refunds of one earning never exceed its purchase nor take back more than it credited; the one
     that completes the purchase takes the exact remainder. What the balance cannot cover is
     recorded as `unrecovered_amount`. Raises `CardInactive`, `InvalidInput`, `NotFound` (member,
-    original), `RefundExceedsPurchase` and `DuplicateReference`. Never creates a member.
+    original), `RefundExceedsPurchase`, `DuplicateReference` and `IdempotencyKeyReused`. Never
+    creates a member.
     """
     card_check_active(card)
     amount_check_places(field="refund_amount", amount=refund_amount, currency=card.currency)
@@ -51,21 +53,24 @@ def cashback_refund(
         )
 
     member = member_resolve(app=app, ref=member_ref, create=False)
-    request_fingerprint = fingerprint(
-        member=member.pk,
-        refund_amount=refund_amount,
-        cashback_to_deduct=cashback_to_deduct,
-        original=original_transaction_id,
-        metadata=metadata or {},
-    )
-    replay = entry_replay(
+    operation = Operation(
         card=card,
         entry_type=EntryType.REFUND,
         reference=reference,
-        request_fingerprint=request_fingerprint,
+        idempotency_record=idempotency_record,
+        request_fingerprint=digest(
+            {
+                "member": member.pk,
+                "refund_amount": refund_amount,
+                "cashback_to_deduct": cashback_to_deduct,
+                "original": original_transaction_id,
+                "metadata": metadata or {},
+            }
+        ),
     )
+    replay = operation.replay()
     if replay is not None:
-        return Posted(entry=replay, replayed=True)
+        return replay
 
     wallet = wallet_lock(app=app, member=member, card=card)
     original = None
@@ -87,14 +92,12 @@ def cashback_refund(
     deducted = min(to_deduct, wallet.balance)
     return entry_post(
         wallet=wallet,
-        entry_type=EntryType.REFUND,
+        operation=operation,
         amount=-deducted,
-        request_fingerprint=request_fingerprint,
         refund_amount=refund_amount,
         cashback_percentage=card.cashback_percentage,
         unrecovered_amount=to_deduct - deducted,
         original_entry=original,
-        reference=reference,
         metadata=metadata or {},
     )
 

@@ -69,6 +69,18 @@ class DuplicateReference(DomainError):
     default_message = "This reference was already used on this card for another request."
 
 
+class IdempotencyKeyReused(DomainError):
+    status_code = 409
+    code = "idempotency_key_reused"
+    default_message = "This Idempotency-Key was used with another request."
+
+
+class RequestInProgress(DomainError):
+    status_code = 409
+    code = "request_in_progress"
+    default_message = "A request with this Idempotency-Key is still running; retry shortly."
+
+
 class InsufficientBalance(DomainError):
     status_code = 422
     code = "insufficient_balance"

@@ -1,0 +1,72 @@
+"""`Idempotency-Key` on POST actions: claim the key, run once, keep and replay the response."""
+
+from functools import wraps
+
+from django.http import HttpResponse
+from rest_framework.exceptions import ValidationError
+
+from cashback.fingerprint import digest
+from cashback.models import IdempotencyRecord
+from cashback.services.idempotency import (
+    idempotency_abandon,
+    idempotency_claim,
+    idempotency_complete,
+    idempotency_release,
+)
+from config.api.renderers import DecimalJSONRenderer
+
+HEADER = "Idempotency-Key"
+REPLAYED = "Idempotent-Replayed"
+# Refused before the operation ran: nothing is kept, so a corrected retry runs.
+NOT_KEPT = {400, 401, 403, 429}
+
+
+def idempotent(action):
+    """Wraps a viewset action. Authentication and scopes have run already (DRF's `initial`)."""
+
+    @wraps(action)
+    def wrapper(view, request, *args, **kwargs):
+        key = request.headers.get(HEADER)
+        if key is None:
+            return action(view, request, *args, **kwargs)
+        if not 1 <= len(key) <= 255:
+            raise ValidationError({HEADER: ["Must be 1 to 255 characters."]})
+        request_fingerprint = digest(
+            {"method": request.method, "path": request.path, "body": request.data}
+        )
+        record = idempotency_claim(
+            app=request.auth, key=key, request_fingerprint=request_fingerprint
+        )
+        if record.state == IdempotencyRecord.COMPLETED:
+            response = HttpResponse(
+                record.response_body,
+                status=record.response_status,
+                content_type="application/json",
+            )
+            response[REPLAYED] = "true"
+            return response
+
+        request.idempotency_record = record
+        try:
+            try:
+                response = action(view, request, *args, **kwargs)
+            except Exception as exc:
+                response = view.handle_exception(exc)  # re-raises what it cannot answer
+        except Exception:
+            idempotency_abandon(record=record)
+            raise
+        if response.status_code in NOT_KEPT:
+            idempotency_release(record=record)
+        elif response.status_code >= 500:
+            idempotency_abandon(record=record)
+        else:
+            body = DecimalJSONRenderer().render(response.data).decode()
+            idempotency_complete(record=record, status=response.status_code, body=body)
+        return response
+
+    return wrapper
+
+
+def idempotency_record(request) -> IdempotencyRecord | None:
+    """The record the current request runs under, if it sent an `Idempotency-Key`."""
+    return getattr(request, "idempotency_record", None)

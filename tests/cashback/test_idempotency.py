@@ -1,0 +1,169 @@
+import json
+from datetime import timedelta
+from decimal import Decimal
+from io import StringIO
+
+import pytest
+from django.core.management import call_command
+from django.utils import timezone
+
+from cashback.fingerprint import digest
+from cashback.models import IdempotencyRecord, LedgerEntry
+from members.services import member_pin_set
+from tests.helpers import balance_of, counts, error, give_balance
+
+API = "/api/v1/cashback/cashback"
+
+
+def post(api, path, body, key, **headers):
+    return api.post(f"{API}/{path}", body, headers={"Idempotency-Key": key, **headers})
+
+
+def test_a_retry_with_the_same_key_replays_the_first_response(api, card, member):
+    body = {"card_id": card.pk, "member_id": member.pk, "purchase_amount": 50}
+    first = post(api, "earn", body, "till-7-0001")
+    again = post(api, "earn", {**body, "purchase_amount": Decimal("50.00")}, "till-7-0001")
+    assert first.status_code == again.status_code == 200
+    assert "Idempotent-Replayed" not in first
+    assert again["Idempotent-Replayed"] == "true"
+    assert again.content == first.content
+    assert LedgerEntry.objects.count() == 1
+    assert balance_of(member, card) == Decimal("2.5")
+
+
+def test_the_same_key_with_another_body_is_409(api, card, member):
+    body = {"card_id": card.pk, "member_id": member.pk, "purchase_amount": 50}
+    post(api, "earn", body, "k1")
+    response = post(api, "earn", {**body, "purchase_amount": 51}, "k1")
+    assert response.status_code == 409
+    assert response.json() == error("idempotency_key_reused")
+    assert LedgerEntry.objects.count() == 1
+
+
+def test_the_same_key_on_another_endpoint_is_409(api, merchant, card, member, member_token):
+    give_balance(app=merchant.app, card=card, member=member, purchase="100")
+    post(api, "redeem", {"card_id": card.pk, "amount": 1}, "k2", **{"X-Member-Token": member_token})
+    response = post(api, "earn", {"card_id": card.pk, "amount": 1}, "k2")
+    assert response.status_code == 409
+    assert response.json()["error"]["code"] == "idempotency_key_reused"
+
+
+def test_a_business_error_is_kept_and_replayed_even_after_a_top_up(
+    api, merchant, card, member, member_token
+):
+    body = {"card_id": card.pk, "amount": 3}
+    headers = {"X-Member-Token": member_token}
+    first = post(api, "redeem", body, "redeem-1", **headers)
+    assert first.status_code == 422
+    give_balance(app=merchant.app, card=card, member=member, purchase="100")
+    again = post(api, "redeem", body, "redeem-1", **headers)
+    assert again.status_code == 422 and again["Idempotent-Replayed"] == "true"
+    assert again.json() == first.json()
+    assert balance_of(member, card) == Decimal(5)
+
+
+@pytest.mark.parametrize(
+    ("body", "status"),
+    [({"purchase_amount": "abc"}, 400), ({"purchase_amount": "10.0001"}, 400)],
+)
+def test_a_refused_request_keeps_nothing(api, card, member, body, status):
+    full = {"card_id": card.pk, "member_id": member.pk, **body}
+    assert post(api, "earn", full, "k3").status_code == status
+    assert IdempotencyRecord.objects.count() == 0
+    fixed = post(api, "earn", {**full, "purchase_amount": 50}, "k3")
+    assert fixed.status_code == 200 and "Idempotent-Replayed" not in fixed
+
+
+def test_a_wrong_pin_keeps_nothing(api, merchant, card, member, member_token):
+    give_balance(app=merchant.app, card=card, member=member, purchase="100")
+    member_pin_set(member=member, pin="1234")
+    headers = {"X-Member-Token": member_token}
+    wrong = post(api, "redeem", {"card_id": card.pk, "amount": 1, "pin": "0000"}, "k4", **headers)
+    assert wrong.status_code == 403 and IdempotencyRecord.objects.count() == 0
+
+
+def test_unauthenticated_and_unscoped_requests_keep_nothing(client, make_merchant, card, member):
+    reader = make_merchant(scopes=["cashback_read"])
+    response = reader.client.post(
+        f"{API}/earn",
+        {"card_id": card.pk, "member_id": member.pk, "purchase_amount": 50},
+        headers={"Idempotency-Key": "k5"},
+    )
+    assert response.status_code == 403
+    assert IdempotencyRecord.objects.count() == 0
+
+
+def test_keys_of_one_app_never_see_another_apps_results(api, card, member, other_merchant):
+    body = {"card_id": card.pk, "member_id": member.pk, "purchase_amount": 50}
+    assert post(api, "earn", body, "shared-key").status_code == 200
+    response = other_merchant.client.post(
+        f"{API}/earn", body, headers={"Idempotency-Key": "shared-key"}
+    )
+    assert response.status_code == 404  # their own run: the card is not theirs
+    assert "Idempotent-Replayed" not in response
+
+
+def test_a_key_must_have_1_to_255_characters(api, card, member):
+    body = {"card_id": card.pk, "member_id": member.pk, "purchase_amount": 50}
+    for key in ("", "k" * 256):
+        response = post(api, "earn", body, key)
+        assert response.status_code == 400
+        assert list(response.json()["error"]["details"]) == ["Idempotency-Key"]
+    assert counts()[2] == 0
+
+
+def test_a_running_first_request_answers_409_request_in_progress(api, merchant, card, member):
+    body = {"card_id": card.pk, "member_id": member.pk, "purchase_amount": 50}
+    IdempotencyRecord.objects.create(
+        app=merchant.app,
+        key="busy",
+        request_fingerprint=digest({"method": "POST", "path": f"{API}/earn", "body": body}),
+        state=IdempotencyRecord.IN_PROGRESS,
+        lease_until=timezone.now() + timedelta(seconds=30),
+    )
+    response = post(api, "earn", body, "busy")
+    assert response.status_code == 409
+    assert response.json() == error("request_in_progress")
+    assert LedgerEntry.objects.count() == 0
+
+
+def test_a_first_request_that_died_after_committing_is_replayed_not_rerun(
+    api, merchant, card, member
+):
+    """The worker committed the entry, then died before keeping the response."""
+    body = {"card_id": card.pk, "member_id": member.pk, "purchase_amount": 50}
+    first = post(api, "earn", body, "crash-1")
+    record = IdempotencyRecord.objects.get(key="crash-1")
+    IdempotencyRecord.objects.filter(pk=record.pk).update(
+        state=IdempotencyRecord.IN_PROGRESS,
+        response_body="",
+        response_status=None,
+        lease_until=timezone.now() - timedelta(seconds=1),
+    )
+    again = post(api, "earn", body, "crash-1")
+    assert again.status_code == 200
+    assert again.json() == first.json()
+    assert LedgerEntry.objects.count() == 1
+
+
+def test_a_key_past_its_retention_is_new_again(api, card, member):
+    body = {"card_id": card.pk, "member_id": member.pk, "purchase_amount": 50}
+    post(api, "earn", body, "old-key")
+    IdempotencyRecord.objects.update(created_at=timezone.now() - timedelta(hours=25))
+    again = post(api, "earn", body, "old-key")
+    assert again.status_code == 200 and "Idempotent-Replayed" not in again
+    assert LedgerEntry.objects.count() == 2
+
+
+def test_purge_idempotency_keys_deletes_only_expired_keys(api, card, member):
+    body = {"card_id": card.pk, "member_id": member.pk, "purchase_amount": 50}
+    post(api, "earn", body, "old")
+    post(api, "earn", {**body, "purchase_amount": 60}, "fresh")
+    IdempotencyRecord.objects.filter(key="old").update(
+        created_at=timezone.now() - timedelta(hours=25)
+    )
+    out = StringIO()
+    call_command("purge_idempotency_keys", "--json", stdout=out)
+    assert json.loads(out.getvalue()) == {"deleted": 1}
+    assert list(IdempotencyRecord.objects.values_list("key", flat=True)) == ["fresh"]
+    assert LedgerEntry.objects.count() == 2  # the ledger keeps its entries
