@@ -4,7 +4,7 @@ PY := $(VENV)/bin/python
 HOST ?= 127.0.0.1
 PORT ?= 8000
 
-.PHONY: install run test lint format migrate seed
+.PHONY: install run test lint format drill
 
 install: $(VENV)/.installed
 
@@ -33,3 +33,7 @@ lint: install
 format: install
 	$(VENV)/bin/ruff check --fix .
 	$(VENV)/bin/ruff format .
+
+# Retries, cut-off requests and a killed worker against gunicorn on PostgreSQL (see README).
+drill: install
+	$(PY) scripts/fault_drill.py $(DRILL_ARGS)

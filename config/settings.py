@@ -159,6 +159,7 @@ LOGGING = {
     "handlers": {
         "console": {
             "class": "logging.StreamHandler",
+            "level": os.environ.get("LOG_LEVEL", "INFO"),
             "filters": ["request_id"],
             "formatter": "plain",
         },
