@@ -18,6 +18,7 @@ $(VENV)/.installed: requirements.txt requirements-dev.txt
 run: export DEBUG ?= true
 run: install
 	$(PY) manage.py migrate --noinput --verbosity 0
+	$(PY) manage.py createcachetable
 	$(PY) manage.py collectstatic --noinput --verbosity 0
 	$(PY) manage.py seed_demo --base-url http://$(HOST):$(PORT)
 	$(PY) manage.py runserver $(HOST):$(PORT)

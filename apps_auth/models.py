@@ -68,3 +68,37 @@ class ApiKey(models.Model):
     @property
     def is_revoked(self) -> bool:
         return self.revoked_at is not None
+
+
+def new_challenge_id() -> str:
+    return f"otp_{secrets.token_hex(16)}"
+
+
+class OtpChannel(models.TextChoices):
+    EMAIL = "email", "Email"
+    SMS = "sms", "SMS"
+
+
+class OtpChallenge(models.Model):
+    """A one-time code sent to a member. Only a keyed digest of the code is stored."""
+
+    challenge_id = models.CharField(max_length=40, unique=True, default=new_challenge_id)
+    app = models.ForeignKey(App, on_delete=models.CASCADE, related_name="+")
+    member = models.ForeignKey(
+        "members.Member", on_delete=models.CASCADE, related_name="otp_challenges"
+    )
+    channel = models.CharField(max_length=5, choices=OtpChannel.choices)
+    destination_masked = models.CharField(max_length=254)
+    code_hash = models.CharField(max_length=64)
+    expires_at = models.DateTimeField()
+    failed_attempts = models.PositiveSmallIntegerField(default=0)
+    used_at = models.DateTimeField(null=True, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+        verbose_name = "OTP challenge"
+        indexes = [models.Index(fields=["member", "created_at"], name="otp_member_recent")]
+
+    def __str__(self) -> str:
+        return f"{self.challenge_id} ({self.channel})"

@@ -41,20 +41,30 @@ def member_token_member_id(*, app: App, token: str) -> int:
     """The member id a token of this app names. Raises `MemberTokenInvalid` (401) otherwise."""
     if not token:
         raise MemberTokenInvalid("X-Member-Token is required.")
-    try:
-        claims = jwt.decode(
-            token,
-            settings.MEMBER_TOKEN_SIGNING_KEY,
-            algorithms=[ALGORITHM],
-            audience=app.app_id,
-            issuer=settings.MEMBER_TOKEN_ISSUER,
-            options={"require": REQUIRED_CLAIMS},
-        )
-    except jwt.ExpiredSignatureError:
-        raise MemberTokenInvalid("The member token has expired.") from None
-    except jwt.InvalidTokenError:
-        raise MemberTokenInvalid() from None
+    claims = _decode(app=app, token=token)
     sub = claims["sub"]
     if not isinstance(sub, str) or not sub.isdigit():
         raise MemberTokenInvalid()
     return int(sub)
+
+
+def _decode(*, app: App, token: str) -> dict:
+    """Verifies with the signing key, then with each previous key still accepted (rotation)."""
+    keys = [settings.MEMBER_TOKEN_SIGNING_KEY, *settings.MEMBER_TOKEN_PREVIOUS_SIGNING_KEYS]
+    for key in keys:
+        try:
+            return jwt.decode(
+                token,
+                key,
+                algorithms=[ALGORITHM],
+                audience=app.app_id,
+                issuer=settings.MEMBER_TOKEN_ISSUER,
+                options={"require": REQUIRED_CLAIMS},
+            )
+        except jwt.InvalidSignatureError:
+            continue
+        except jwt.ExpiredSignatureError:
+            raise MemberTokenInvalid("The member token has expired.") from None
+        except jwt.InvalidTokenError:
+            raise MemberTokenInvalid() from None
+    raise MemberTokenInvalid()

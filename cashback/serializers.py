@@ -2,17 +2,9 @@ from rest_framework import serializers
 
 from cashback import money
 from cashback.models import EntryType, LedgerEntry
-from config.api.fields import (
-    AmountField,
-    IdField,
-    LowercaseEmailField,
-    MetadataField,
-    NumberOutField,
-    PhoneField,
-    PinField,
-)
+from config.api.fields import AmountField, IdField, MetadataField, NumberOutField, PinField
 from config.api.serializers import StrictSerializer
-from members.services import MemberRef
+from members.serializers import MemberRefSerializer
 
 _timestamp = serializers.DateTimeField()
 
@@ -24,26 +16,6 @@ def timestamp(value) -> str:
 # Input
 
 
-class _MemberRefMixin(serializers.Serializer):
-    member_id = IdField(required=False, help_text="The member; or give email or phone.")
-    email = LowercaseEmailField(required=False, help_text="The member's email (case-insensitive).")
-    phone = PhoneField(required=False, help_text="The member's phone; stored in E.164.")
-
-    def validate(self, attrs):
-        if not any(attrs.get(name) for name in ("member_id", "email", "phone")):
-            raise serializers.ValidationError({"member_id": ["Give member_id, email or phone."]})
-        return attrs
-
-    def member_ref(self) -> MemberRef:
-        data = self.validated_data
-        return MemberRef(
-            member_id=data.get("member_id"),
-            email=data.get("email"),
-            phone=data.get("phone"),
-            name=data.get("member_name", ""),
-        )
-
-
 class _OperationFields(serializers.Serializer):
     card_id = IdField(help_text="The cashback card.")
     reference = serializers.CharField(
@@ -52,7 +24,7 @@ class _OperationFields(serializers.Serializer):
     metadata = MetadataField(required=False, help_text="Your own data, a JSON object ≤ 16 KB.")
 
 
-class EarnSerializer(_MemberRefMixin, _OperationFields, StrictSerializer):
+class EarnSerializer(MemberRefSerializer, _OperationFields, StrictSerializer):
     member_name = serializers.CharField(
         max_length=200, required=False, allow_blank=True, help_text="Name for a new member."
     )
@@ -65,7 +37,7 @@ class RedeemSerializer(_OperationFields, StrictSerializer):
     member_id = IdField(required=False, help_text="If given, must be the token's member.")
 
 
-class RefundSerializer(_MemberRefMixin, _OperationFields, StrictSerializer):
+class RefundSerializer(MemberRefSerializer, _OperationFields, StrictSerializer):
     refund_amount = AmountField(help_text="The amount of the purchase refunded.")
     cashback_to_deduct = AmountField(
         required=False, help_text="Cashback to take back instead of the computed amount."

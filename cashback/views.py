@@ -5,7 +5,6 @@ from rest_framework import viewsets
 from rest_framework.decorators import action
 from rest_framework.response import Response
 
-from apps_auth.tokens import member_token_member_id
 from cards.selectors import card_get
 from cashback import money
 from cashback.selectors import entry_history, wallet_balance
@@ -22,20 +21,13 @@ from cashback.serializers import (
     RefundSerializer,
 )
 from cashback.services import cashback_earn, cashback_redeem, cashback_refund
+from config.api.authentication import token_member
 from config.api.errors import MemberMismatch
-from config.api.idempotency import REPLAYED, idempotency_record, idempotent
+from config.api.idempotency import IDEMPOTENCY_KEY, REPLAYED, idempotency_record, idempotent
 from config.api.permissions import HasCashbackRead, HasCashbackWrite
 from config.api.schema import MEMBER_CREDENTIALS
 from config.api.serializers import envelope, error_responses
 from members.selectors import member_get
-
-IDEMPOTENCY_KEY = OpenApiParameter(
-    "Idempotency-Key",
-    OpenApiTypes.STR,
-    OpenApiParameter.HEADER,
-    description="1 to 255 characters. A retry with the same key and body replays the first "
-    "response (with `Idempotent-Replayed: true`); another body is 409 idempotency_key_reused.",
-)
 
 
 def ok(data, *, replayed: bool = False) -> Response:
@@ -97,14 +89,11 @@ class CashbackViewSet(viewsets.ViewSet):
     @action(detail=False, methods=["post"], permission_classes=[HasCashbackWrite])
     @idempotent
     def redeem(self, request):
-        token_member_id = member_token_member_id(
-            app=request.auth, token=request.headers.get("X-Member-Token", "")
-        )
+        member = token_member(request)
         data = _validated(RedeemSerializer, request.data).validated_data
-        if data.get("member_id", token_member_id) != token_member_id:
+        if data.get("member_id", member.pk) != member.pk:
             raise MemberMismatch()
         card = card_get(app=request.auth, card_id=data["card_id"])
-        member = member_get(app=request.auth, member_id=token_member_id)
         posted = cashback_redeem(
             app=request.auth,
             card=card,

@@ -22,11 +22,13 @@ def env_list(name: str, default: str = "") -> list[str]:
 
 DEBUG = env_bool("DEBUG", False)
 
+DEVELOPMENT_SECRET_KEY = "insecure-local-development-key-do-not-use-in-production"  # noqa: S105
 SECRET_KEY = os.environ.get("SECRET_KEY", "")
-if not SECRET_KEY:
-    if not DEBUG:
-        raise ImproperlyConfigured("SECRET_KEY must be set when DEBUG is off.")
-    SECRET_KEY = "insecure-local-development-key-do-not-use-in-production"  # noqa: S105 DEBUG only
+if not DEBUG and (not SECRET_KEY or SECRET_KEY == DEVELOPMENT_SECRET_KEY or len(SECRET_KEY) < 32):
+    raise ImproperlyConfigured(
+        "Set SECRET_KEY to a random value of at least 32 characters when DEBUG is off."
+    )
+SECRET_KEY = SECRET_KEY or DEVELOPMENT_SECRET_KEY
 
 ALLOWED_HOSTS = env_list("ALLOWED_HOSTS", "127.0.0.1,localhost,testserver")
 
@@ -88,6 +90,21 @@ DATABASES = {
 
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
+# One cache for every server process: Redis when REDIS_URL is set, else a database table
+# (`createcachetable`). Throttle counters live here.
+REDIS_URL = os.environ.get("REDIS_URL", "")
+if REDIS_URL:
+    CACHES = {
+        "default": {"BACKEND": "django.core.cache.backends.redis.RedisCache", "LOCATION": REDIS_URL}
+    }
+else:
+    CACHES = {
+        "default": {
+            "BACKEND": "django.core.cache.backends.db.DatabaseCache",
+            "LOCATION": "cashback_cache",
+        }
+    }
+
 AUTH_PASSWORD_VALIDATORS = [
     {"NAME": "django.contrib.auth.password_validation.UserAttributeSimilarityValidator"},
     {"NAME": "django.contrib.auth.password_validation.MinimumLengthValidator"},
@@ -103,6 +120,17 @@ USE_TZ = True
 STATIC_URL = "static/"
 STATIC_ROOT = BASE_DIR / "staticfiles"
 
+# Production posture: behind a TLS-terminating proxy that sets X-Forwarded-Proto.
+SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
+SECURE_SSL_REDIRECT = env_bool("SECURE_SSL_REDIRECT", not DEBUG)
+SECURE_HSTS_SECONDS = int(os.environ.get("SECURE_HSTS_SECONDS", "0" if DEBUG else "31536000"))
+SECURE_HSTS_INCLUDE_SUBDOMAINS = not DEBUG
+SECURE_HSTS_PRELOAD = env_bool("SECURE_HSTS_PRELOAD", not DEBUG)
+SESSION_COOKIE_SECURE = not DEBUG
+CSRF_COOKIE_SECURE = not DEBUG
+CSRF_TRUSTED_ORIGINS = env_list("CSRF_TRUSTED_ORIGINS")
+X_FRAME_OPTIONS = "DENY"
+
 # Request bodies past this size are refused before they are parsed.
 DATA_UPLOAD_MAX_MEMORY_SIZE = int(os.environ.get("DATA_UPLOAD_MAX_MEMORY_SIZE", str(64 * 1024)))
 
@@ -111,6 +139,7 @@ REST_FRAMEWORK = {
     "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
     "DEFAULT_PARSER_CLASSES": ["config.api.parsers.DecimalJSONParser"],
     "DEFAULT_RENDERER_CLASSES": ["config.api.renderers.DecimalJSONRenderer"],
+    "DEFAULT_THROTTLE_CLASSES": ["config.api.throttling.AppRateThrottle"],
     "DEFAULT_FILTER_BACKENDS": ["django_filters.rest_framework.DjangoFilterBackend"],
     "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
     "EXCEPTION_HANDLER": "config.api.exceptions.api_exception_handler",
@@ -134,8 +163,9 @@ SPECTACULAR_SETTINGS = {
     "SCHEMA_PATH_PREFIX": r"/api/v1/cashback",
 }
 
-# Member tokens (JWT) for redeem.
+# Member tokens (JWT) for redeem. The signing key signs; previous keys still verify (rotation).
 MEMBER_TOKEN_SIGNING_KEY = os.environ.get("MEMBER_TOKEN_SIGNING_KEY", "") or SECRET_KEY
+MEMBER_TOKEN_PREVIOUS_SIGNING_KEYS = env_list("MEMBER_TOKEN_PREVIOUS_SIGNING_KEYS")
 MEMBER_TOKEN_TTL_SECONDS = int(os.environ.get("MEMBER_TOKEN_TTL_SECONDS", "900"))
 MEMBER_TOKEN_ISSUER = os.environ.get("MEMBER_TOKEN_ISSUER", "cashback-api")
 
@@ -146,8 +176,12 @@ CASHBACK_DEFAULT_CURRENCY = os.environ.get("CASHBACK_DEFAULT_CURRENCY", "TND")
 CASHBACK_DEFAULT_PHONE_REGION = os.environ.get("CASHBACK_DEFAULT_PHONE_REGION", "TN")
 CASHBACK_DEFAULT_RATE_LIMIT = int(os.environ.get("CASHBACK_DEFAULT_RATE_LIMIT", "600"))
 
+# One-time codes: email through Django's email framework, SMS through a pluggable backend.
 EMAIL_BACKEND = os.environ.get("EMAIL_BACKEND", "django.core.mail.backends.console.EmailBackend")
 EMAIL_FILE_PATH = os.environ.get("EMAIL_FILE_PATH", str(BASE_DIR / "var" / "mail"))
+DEFAULT_FROM_EMAIL = os.environ.get("DEFAULT_FROM_EMAIL", "cashback@localhost")
+CASHBACK_SMS_BACKEND = os.environ.get("CASHBACK_SMS_BACKEND", "apps_auth.sms.ConsoleSmsBackend")
+CASHBACK_SMS_FILE_PATH = os.environ.get("CASHBACK_SMS_FILE_PATH", str(BASE_DIR / "var" / "sms"))
 
 LOGGING = {
     "version": 1,

@@ -3,13 +3,17 @@ from django.urls import include, path
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 from rest_framework.routers import SimpleRouter
 
+from apps_auth.views import OtpViewSet
 from cards.views import CardViewSet
 from cashback.views import CashbackViewSet
 from config.health import healthz
+from members.views import MemberViewSet
 
 router = SimpleRouter(trailing_slash=False)
 router.register("cashback", CashbackViewSet, basename="cashback")
 router.register("cards", CardViewSet, basename="cards")
+router.register("auth", OtpViewSet, basename="auth")
+router.register("members", MemberViewSet, basename="members")
 
 api_docs = [
     path(

@@ -5,7 +5,7 @@ from django.db import IntegrityError, transaction
 from django.utils import timezone
 
 from apps_auth.models import App
-from config.api.errors import InvalidPin, NotFound, PinLocked, PinNotSet
+from config.api.errors import InvalidInput, InvalidPin, NotFound, PinLocked, PinNotSet
 from members.models import Member
 from members.selectors import member_find, member_get
 
@@ -46,6 +46,18 @@ def member_resolve(*, app: App, ref: MemberRef, create: bool) -> Member:
         if member is None:
             raise
         return member
+
+
+def member_pin_change(*, member: Member, pin: str, current_pin: str | None = None) -> Member:
+    """Sets the member's PIN; changing one in force needs it, checked like a redeem's PIN.
+
+    Raises `InvalidInput` when `current_pin` is missing, and `InvalidPin` or `PinLocked`.
+    """
+    if member.has_pin:
+        if current_pin is None:
+            raise InvalidInput(details={"current_pin": ["Required to change the PIN."]})
+        member_pin_verify(member=member, pin=current_pin)
+    return member_pin_set(member=member, pin=pin)
 
 
 def member_pin_set(*, member: Member, pin: str) -> Member:

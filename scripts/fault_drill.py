@@ -268,11 +268,18 @@ def main() -> int:
         "DEBUG": "false",
         "ALLOWED_HOSTS": "127.0.0.1,localhost",
         "IDEMPOTENCY_LEASE_SECONDS": "3",
+        "SECURE_SSL_REDIRECT": "false",
         "LOG_LEVEL": "ERROR",
     }
     recreate_database(options.database_url)
     subprocess.run(
         [sys.executable, "manage.py", "migrate", "--noinput", "--verbosity", "0"],
+        cwd=ROOT,
+        env={**os.environ, **env},
+        check=True,
+    )
+    subprocess.run(
+        [sys.executable, "manage.py", "createcachetable"],
         cwd=ROOT,
         env={**os.environ, **env},
         check=True,

@@ -63,3 +63,9 @@ def other_merchant(make_merchant) -> Merchant:
 def _fast_pin_hashing(settings):
     # PINs use Django's password hashers; the fast one keeps the suite quick.
     settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
+
+
+@pytest.fixture(autouse=True)
+def _plain_http(settings):
+    # The production posture redirects HTTP to HTTPS; the test client speaks plain HTTP.
+    settings.SECURE_SSL_REDIRECT = False

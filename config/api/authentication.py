@@ -4,6 +4,9 @@ from rest_framework.authentication import BaseAuthentication
 from rest_framework.exceptions import AuthenticationFailed
 
 from apps_auth.selectors import app_authenticate
+from apps_auth.tokens import member_token_member_id
+from members.models import Member
+from members.selectors import member_get
 
 
 class AppKeyAuthentication(BaseAuthentication):
@@ -23,3 +26,15 @@ class AppKeyAuthentication(BaseAuthentication):
 
     def authenticate_header(self, request):
         return f'ApiKey realm="{self.www_authenticate_realm}"'
+
+
+def token_member(request) -> Member:
+    """The member of the request's `X-Member-Token`, which must be a token of the request's app.
+
+    Raises `MemberTokenInvalid` (401) for a missing, expired, forged or foreign token, and
+    `NotFound` if the member is gone.
+    """
+    member_id = member_token_member_id(
+        app=request.auth, token=request.headers.get("X-Member-Token", "")
+    )
+    return member_get(app=request.auth, member_id=member_id)

@@ -13,9 +13,16 @@ class DomainError(Exception):
     code = "validation_error"
     default_message = "The request is invalid."
 
-    def __init__(self, message: str | None = None, *, details: dict[str, Any] | None = None):
+    def __init__(
+        self,
+        message: str | None = None,
+        *,
+        details: dict[str, Any] | None = None,
+        retry_after: int | None = None,
+    ):
         self.message = message or self.default_message
         self.details = details or {}
+        self.retry_after = retry_after  # seconds, sent as Retry-After
         super().__init__(self.message)
 
 
@@ -103,3 +110,20 @@ class RefundExceedsPurchase(DomainError):
     status_code = 422
     code = "refund_exceeds_purchase"
     default_message = "The refunds would exceed the original purchase."
+
+
+class InvalidOtp(DomainError):
+    code = "invalid_otp"
+    default_message = "The code is wrong or expired."
+
+
+class TooManyAttempts(DomainError):
+    status_code = 429
+    code = "too_many_attempts"
+    default_message = "Too many wrong codes; request a new one."
+
+
+class Throttled(DomainError):
+    status_code = 429
+    code = "throttled"
+    default_message = "Too many requests; retry later."

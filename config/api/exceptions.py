@@ -1,6 +1,6 @@
 """The one place that turns an exception into the contract's error envelope."""
 
-import logging
+import math
 
 from django.core.exceptions import PermissionDenied as DjangoPermissionDenied
 from django.http import Http404
@@ -10,8 +10,6 @@ from rest_framework.response import Response
 from rest_framework.views import set_rollback
 
 from config.api.errors import DomainError
-
-logger = logging.getLogger(__name__)
 
 # DRF's exceptions, by class, to the contract's (status, code). The first match wins.
 _DRF_CODES: list[tuple[type[Exception], int, str]] = [
@@ -41,7 +39,10 @@ def _message(detail) -> str:
 def api_exception_handler(exc, context):
     if isinstance(exc, DomainError):
         set_rollback()
-        return Response(error_body(exc.code, exc.message, exc.details), status=exc.status_code)
+        headers = {"Retry-After": str(exc.retry_after)} if exc.retry_after is not None else None
+        return Response(
+            error_body(exc.code, exc.message, exc.details), status=exc.status_code, headers=headers
+        )
 
     if isinstance(exc, Http404):
         exc = exceptions.NotFound()
@@ -60,7 +61,7 @@ def api_exception_handler(exc, context):
     if getattr(exc, "auth_header", None):
         headers["WWW-Authenticate"] = exc.auth_header
     if getattr(exc, "wait", None) is not None:
-        headers["Retry-After"] = str(int(exc.wait) + 1)
+        headers["Retry-After"] = str(math.ceil(exc.wait))
 
     if isinstance(exc, exceptions.ValidationError):
         detail = exc.detail if isinstance(exc.detail, dict) else {"non_field_errors": exc.detail}

@@ -3,6 +3,8 @@
 from functools import wraps
 
 from django.http import HttpResponse
+from drf_spectacular.types import OpenApiTypes
+from drf_spectacular.utils import OpenApiParameter
 from rest_framework.exceptions import ValidationError
 
 from cashback.fingerprint import digest
@@ -17,6 +19,13 @@ from config.api.renderers import DecimalJSONRenderer
 
 HEADER = "Idempotency-Key"
 REPLAYED = "Idempotent-Replayed"
+IDEMPOTENCY_KEY = OpenApiParameter(
+    HEADER,
+    OpenApiTypes.STR,
+    OpenApiParameter.HEADER,
+    description="1 to 255 characters. A retry with the same key and body replays the first "
+    "response (with `Idempotent-Replayed: true`); another body is 409 idempotency_key_reused.",
+)
 # Refused before the operation ran: nothing is kept, so a corrected retry runs.
 NOT_KEPT = {400, 401, 403, 429}
 
