@@ -17,6 +17,7 @@ class CardViewSet(viewsets.ViewSet):
 
     @extend_schema(
         summary="List cards",
+        operation_id="cards_list",
         description="The app's active cashback cards.",
         responses={200: envelope(CardListSerializer), **error_responses(401, 403)},
     )

@@ -149,7 +149,7 @@ class CashbackViewSet(viewsets.ViewSet):
         query = _validated(BalanceQuerySerializer, request.query_params).validated_data
         card = card_get(app=request.auth, card_id=query["card_id"])
         member = member_get(app=request.auth, member_id=query["member_id"])
-        balance = wallet_balance(card=card, member=member)
+        balance = wallet_balance(app=request.auth, card=card, member=member)
         data = {
             "card_id": card.pk,
             "member_id": member.pk,
@@ -177,7 +177,9 @@ class CashbackViewSet(viewsets.ViewSet):
         query = _validated(HistoryQuerySerializer, request.query_params).validated_data
         card = card_get(app=request.auth, card_id=query["card_id"])
         member = member_get(app=request.auth, member_id=query["member_id"])
-        entries = entry_history(card=card, member=member, filters=request.query_params)
+        entries = entry_history(
+            app=request.auth, card=card, member=member, filters=request.query_params
+        )
         limit, offset = query["limit"], query["offset"]
         total = entries.count()
         page = list(entries[offset : offset + limit])

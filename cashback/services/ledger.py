@@ -81,7 +81,7 @@ def wallet_lock(*, app: App, member: Member, card: Card) -> Wallet:
 
     Locked until the transaction ends.
     """
-    wallet = Wallet.objects.select_for_update().filter(member=member, card=card).first()
+    wallet = Wallet.objects.select_for_update().filter(app=app, member=member, card=card).first()
     if wallet is not None:
         return wallet
     try:
@@ -89,7 +89,7 @@ def wallet_lock(*, app: App, member: Member, card: Card) -> Wallet:
             Wallet.objects.create(app=app, member=member, card=card)
     except IntegrityError:
         pass  # created by a concurrent request: lock theirs
-    return Wallet.objects.select_for_update().get(member=member, card=card)
+    return Wallet.objects.select_for_update().get(app=app, member=member, card=card)
 
 
 def entry_post(*, wallet: Wallet, operation: Operation, amount: Decimal, **fields) -> Posted:

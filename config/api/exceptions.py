@@ -2,7 +2,9 @@
 
 import math
 
+from django.conf import settings
 from django.core.exceptions import PermissionDenied as DjangoPermissionDenied
+from django.core.exceptions import RequestDataTooBig
 from django.http import Http404
 from rest_framework import exceptions
 from rest_framework import status as http
@@ -44,7 +46,10 @@ def api_exception_handler(exc, context):
             error_body(exc.code, exc.message, exc.details), status=exc.status_code, headers=headers
         )
 
-    if isinstance(exc, Http404):
+    if isinstance(exc, RequestDataTooBig):
+        limit = settings.DATA_UPLOAD_MAX_MEMORY_SIZE
+        exc = exceptions.ParseError(f"The body is larger than {limit} bytes.")
+    elif isinstance(exc, Http404):
         exc = exceptions.NotFound()
     elif isinstance(exc, DjangoPermissionDenied):
         exc = exceptions.PermissionDenied()

@@ -30,7 +30,16 @@ class IdField(serializers.IntegerField):
         return super().to_internal_value(data)
 
 
-@extend_schema_field(OpenApiTypes.DECIMAL)
+@extend_schema_field(
+    {
+        "type": "number",
+        "minimum": 0,
+        "exclusiveMinimum": True,
+        "maximum": 1_000_000_000,
+        "description": 'A JSON number (read as a decimal) or a numeric string such as "50.00"; '
+        "no more decimal places than the card's currency has.",
+    }
+)
 class AmountField(serializers.Field):
     """An amount of money: a JSON number or a numeric string, > 0 and ≤ 1,000,000,000.
 

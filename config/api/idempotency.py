@@ -3,7 +3,6 @@
 from functools import wraps
 
 from django.http import HttpResponse
-from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter
 from rest_framework.exceptions import ValidationError
 
@@ -21,7 +20,7 @@ HEADER = "Idempotency-Key"
 REPLAYED = "Idempotent-Replayed"
 IDEMPOTENCY_KEY = OpenApiParameter(
     HEADER,
-    OpenApiTypes.STR,
+    {"type": "string", "minLength": 1, "maxLength": 255},
     OpenApiParameter.HEADER,
     description="1 to 255 characters. A retry with the same key and body replays the first "
     "response (with `Idempotent-Replayed: true`); another body is 409 idempotency_key_reused.",

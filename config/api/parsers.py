@@ -17,10 +17,9 @@ class DecimalJSONParser(JSONParser):
         parser_context = parser_context or {}
         encoding = parser_context.get("encoding", settings.DEFAULT_CHARSET)
         try:
-            limit = settings.DATA_UPLOAD_MAX_MEMORY_SIZE
-            raw = stream.read(limit + 1) if stream is not None else b""
-            if len(raw) > limit:
-                raise ParseError(f"The body is larger than {limit} bytes.")
+            # DRF reads the body through Django, which refuses one past
+            # DATA_UPLOAD_MAX_MEMORY_SIZE (see the exception handler).
+            raw = stream.read() if stream is not None else b""
             data = json.loads(
                 raw.decode(encoding),
                 parse_float=Decimal,

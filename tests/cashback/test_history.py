@@ -126,3 +126,27 @@ def test_history_refuses_bad_parameters(api, card, member, params, field):
 def test_history_of_an_unknown_member_is_404(api, card):
     response = api.get(HISTORY, {"card_id": card.pk, "member_id": 123456})
     assert response.status_code == 404
+
+
+@pytest.mark.parametrize(
+    ("moment", "status"),
+    [
+        ("0468-01-09T05:19:50-22:07", 200),
+        ("2025-01-15T10:30:00+23:59", 200),
+        ("0001-01-01T00:00:00+05:00", 400),
+    ],
+)
+def test_history_reads_any_offset_and_refuses_dates_off_the_calendar(
+    api, card, member, entries, moment, status
+):
+    response = api.get(
+        HISTORY, {"card_id": card.pk, "member_id": member.pk, "created_before": moment}
+    )
+    assert response.status_code == status
+    if status == 200:
+        assert response.json()["data"]["transactions"] == []
+    else:
+        assert response.json() == error(
+            "validation_error",
+            details={"created_before": ["Enter a date and time within the calendar."]},
+        )

@@ -1,0 +1,103 @@
+import logging
+import os
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from tests.helpers import give_balance
+
+ROOT = Path(__file__).resolve().parents[2]
+STRONG_KEY = "k8Jd2-production-secret-key-that-is-long-and-random-0123456789"
+
+
+def django_command(*args, **env):
+    base = {k: v for k, v in os.environ.items() if k not in {"SECRET_KEY", "DEBUG", "DATABASE_URL"}}
+    return subprocess.run(
+        [sys.executable, "manage.py", *args],
+        cwd=ROOT,
+        env={**base, **env},
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+
+
+@pytest.mark.parametrize(
+    "secret",
+    [None, "", "short", "insecure-local-development-key-do-not-use-in-production"],
+)
+def test_the_service_refuses_to_start_without_a_real_secret_key(secret):
+    env = {"DEBUG": "false"}
+    if secret is not None:
+        env["SECRET_KEY"] = secret
+    run = django_command("check", **env)
+    assert run.returncode != 0
+    assert "Set SECRET_KEY to a random value of at least 32 characters" in run.stderr
+
+
+def test_check_deploy_is_clean_for_the_documented_production_configuration():
+    run = django_command(
+        "check",
+        "--deploy",
+        "--fail-level",
+        "WARNING",
+        DEBUG="false",
+        SECRET_KEY=STRONG_KEY,
+        ALLOWED_HOSTS="api.example.com",
+    )
+    assert run.returncode == 0, run.stdout + run.stderr
+    assert "System check identified no issues" in run.stdout
+
+
+def test_no_secret_appears_in_a_log_line(api, merchant, card, member, caplog, mailoutbox):
+    """Keys, tokens, PINs and codes never reach the logs, even on failures."""
+    from apps_auth.tokens import member_token_issue
+
+    caplog.set_level(logging.DEBUG)
+    give_balance(app=merchant.app, card=card, member=member, purchase="100")
+    token = member_token_issue(app=merchant.app, member_id=member.pk).token
+    headers = {"X-Member-Token": token}
+    api.post("/api/v1/cashback/members/pin", {"pin": "8642"}, headers=headers)
+    api.post(
+        "/api/v1/cashback/cashback/redeem",
+        {"card_id": card.pk, "amount": 1, "pin": "1357"},
+        headers=headers,
+    )
+    challenge = api.post("/api/v1/cashback/auth/otp/request", {"member_id": member.pk}).json()
+    code = re.search(r"\b(\d{6})\b", mailoutbox[0].body).group(1)
+    api.post(
+        "/api/v1/cashback/auth/otp/verify",
+        {"challenge_id": challenge["data"]["challenge_id"], "code": code},
+    )
+    api.get("/api/v1/cashback/cards", headers={"X-Api-Key": merchant.api_key + "x"})
+    logged = "\n".join(record.getMessage() for record in caplog.records)
+    assert caplog.records  # the failures above were logged
+    for secret in (merchant.api_key, token, "8642", "1357", code):
+        assert secret not in logged
+
+
+def test_a_key_or_token_is_shown_only_by_the_response_that_creates_it(
+    api, merchant, card, member, member_token
+):
+    give_balance(app=merchant.app, card=card, member=member, purchase="100")
+    responses = [
+        api.get("/api/v1/cashback/cards"),
+        api.get("/api/v1/cashback/cashback/balance", {"card_id": card.pk, "member_id": member.pk}),
+        api.post(
+            "/api/v1/cashback/cashback/redeem",
+            {"card_id": card.pk, "amount": 1},
+            headers={"X-Member-Token": member_token},
+        ),
+        api.post(
+            "/api/v1/cashback/members/pin",
+            {"pin": "9753"},
+            headers={"X-Member-Token": member_token},
+        ),
+    ]
+    for response in responses:
+        body = response.content.decode()
+        for secret in (merchant.api_key, member_token, "9753"):
+            assert secret not in body
