@@ -54,6 +54,13 @@ def api_key_create(*, app: App, raw_key: str | None = None) -> IssuedKey:
     raise RuntimeError("Could not draw a unique key prefix.")
 
 
+def api_key_revoke_by_id(*, key_id: int) -> bool:
+    """Revokes a key by its id (the back office never sees raw keys); True if it was live."""
+    return bool(
+        ApiKey.objects.filter(pk=key_id, revoked_at__isnull=True).update(revoked_at=timezone.now())
+    )
+
+
 def api_key_revoke(*, app: App, raw_key: str) -> ApiKey:
     """Revokes the app's key at once. Raises `NotFound` when the app holds no such key."""
     key = ApiKey.objects.filter(app=app, prefix=key_prefix(raw_key)).first()

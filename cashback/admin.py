@@ -1,28 +1,161 @@
-from django.contrib import admin
-from django.urls import reverse
+import csv
+
+from django import forms
+from django.conf import settings
+from django.contrib import admin, messages
+from django.core.exceptions import PermissionDenied
+from django.core.paginator import Paginator
+from django.db import connection
+from django.http import HttpResponseRedirect, StreamingHttpResponse
+from django.shortcuts import get_object_or_404
+from django.template.response import TemplateResponse
+from django.urls import path, reverse
+from django.utils.functional import cached_property
 from django.utils.html import format_html
 
+from cashback import money
+from cashback.dashboard import daily_chart_svg, dashboard_card_totals, dashboard_daily
 from cashback.models import LedgerEntry, Wallet
+from cashback.services.adjust import cashback_adjust
+from config.api.errors import DomainError
+
+
+class AdjustmentForm(forms.Form):
+    amount = forms.DecimalField(
+        max_digits=20,
+        decimal_places=4,
+        help_text="Positive to credit the wallet, negative to debit it.",
+    )
+    reason = forms.CharField(
+        max_length=500,
+        widget=forms.Textarea(attrs={"rows": 3}),
+        help_text="Why: kept on the ledger entry with your name.",
+    )
 
 
 @admin.register(Wallet)
 class WalletAdmin(admin.ModelAdmin):
-    list_display = ["id", "member", "card", "balance", "history", "updated_at"]
+    list_display = ["id", "member", "card", "balance_shown", "history", "updated_at"]
     list_filter = ["card"]
-    search_fields = ["member__email", "member__phone", "member__name"]
+    search_fields = ["=member__email", "=member__phone", "member__name"]
     readonly_fields = ["app", "member", "card", "balance", "created_at", "updated_at"]
     list_select_related = ["member", "card"]
+    show_full_result_count = False
 
     def has_add_permission(self, request):
+        return False
+
+    def has_change_permission(self, request, obj=None):
         return False
 
     def has_delete_permission(self, request, obj=None):
         return False
 
+    @admin.display(description="Balance", ordering="balance")
+    def balance_shown(self, wallet):
+        return f"{money.quantize(wallet.balance, wallet.card.currency)} {wallet.card.currency}"
+
     @admin.display(description="History")
     def history(self, wallet):
         url = reverse("admin:cashback_ledgerentry_changelist") + f"?wallet__id__exact={wallet.pk}"
         return format_html('<a href="{}">entries</a>', url)
+
+    def get_urls(self):
+        adjust = self.admin_site.admin_view(self.adjust_view)
+        return [
+            path("<int:wallet_id>/adjust/", adjust, name="cashback_wallet_adjust"),
+            *super().get_urls(),
+        ]
+
+    def change_view(self, request, object_id, form_url="", extra_context=None):
+        extra_context = {
+            **(extra_context or {}),
+            "can_adjust": request.user.has_perm("cashback.adjust_wallet"),
+        }
+        return super().change_view(request, object_id, form_url, extra_context)
+
+    def adjust_view(self, request, wallet_id: int):
+        """Credit or debit by hand, through the same service as the API."""
+        if not request.user.has_perm("cashback.adjust_wallet"):
+            raise PermissionDenied
+        wallet = get_object_or_404(Wallet.objects.select_related("member", "card"), pk=wallet_id)
+        form = AdjustmentForm(request.POST or None)
+        if request.method == "POST" and form.is_valid():
+            try:
+                posted = cashback_adjust(
+                    wallet=wallet,
+                    amount=form.cleaned_data["amount"],
+                    reason=form.cleaned_data["reason"],
+                    staff_user=request.user,
+                )
+            except DomainError as exc:
+                for field, errors in exc.details.items():
+                    if field in form.fields:
+                        form.add_error(field, errors if isinstance(errors, list) else str(errors))
+                if not form.errors:
+                    form.add_error(None, exc.message)
+            else:
+                entry, currency = posted.entry, wallet.card.currency
+                self.message_user(
+                    request,
+                    f"Adjusted wallet {wallet.pk} by {money.quantize(entry.amount, currency)}; "
+                    f"the balance is now {money.quantize(entry.balance_after, currency)} "
+                    f"{currency} (entry {entry.pk}).",
+                    messages.SUCCESS,
+                )
+                url = reverse("admin:cashback_ledgerentry_changelist")
+                return HttpResponseRedirect(f"{url}?wallet__id__exact={wallet.pk}")
+        context = {
+            **self.admin_site.each_context(request),
+            "title": f"Adjust wallet {wallet.pk}",
+            "wallet": wallet,
+            "form": form,
+            "opts": self.model._meta,
+        }
+        return TemplateResponse(request, "admin/cashback/wallet/adjust.html", context)
+
+
+class EstimatedCountPaginator(Paginator):
+    """On PostgreSQL, an unfiltered ledger list takes the planner's row estimate instead of
+    counting a million rows on every page."""
+
+    @cached_property
+    def count(self):
+        query = self.object_list.query
+        if connection.vendor == "postgresql" and not query.where:
+            with connection.cursor() as cursor:
+                cursor.execute(
+                    "SELECT reltuples::bigint FROM pg_class WHERE relname = %s",
+                    [LedgerEntry._meta.db_table],
+                )
+                estimate = cursor.fetchone()[0]
+            if estimate > 100_000:
+                return estimate
+        return super().count
+
+
+EXPORT_COLUMNS = [
+    ("id", "transaction_id"),
+    ("created_at", "created_at"),
+    ("app__app_id", "app_id"),
+    ("card_id", "card_id"),
+    ("card__currency", "currency"),
+    ("wallet__member_id", "member_id"),
+    ("wallet__member__email", "member_email"),
+    ("entry_type", "type"),
+    ("event", "event"),
+    ("amount", "amount"),
+    ("balance_after", "balance_after"),
+    ("purchase_amount", "purchase_amount"),
+    ("refund_amount", "refund_amount"),
+    ("reference", "reference"),
+    ("created_by__username", "staff_user"),
+]
+
+
+class _Echo:
+    def write(self, value):
+        return value
 
 
 @admin.register(LedgerEntry)
@@ -33,16 +166,38 @@ class LedgerEntryAdmin(admin.ModelAdmin):
         "id",
         "created_at",
         "entry_type",
-        "amount",
-        "balance_after",
+        "amount_shown",
+        "balance_after_shown",
         "wallet",
         "card",
         "reference",
+        "created_by",
     ]
-    list_filter = ["entry_type", "card", "created_at"]
-    search_fields = ["reference", "wallet__member__email"]
-    list_select_related = ["wallet", "card"]
+    list_filter = ["entry_type", "card", "app", "created_at"]
+    search_fields = ["=reference", "=wallet__member__email"]
+    search_help_text = "An exact reference, or a member's email."
+    list_select_related = ["wallet", "wallet__member", "card", "created_by"]
     date_hierarchy = "created_at"
+    show_full_result_count = False
+    paginator = EstimatedCountPaginator
+    change_list_template = "admin/cashback/ledgerentry/change_list.html"
+
+    @admin.display(description="Amount", ordering="amount")
+    def amount_shown(self, entry):
+        return money.quantize(entry.amount, entry.card.currency)
+
+    @admin.display(description="Balance after", ordering="balance_after")
+    def balance_after_shown(self, entry):
+        return money.quantize(entry.balance_after, entry.card.currency)
+
+    def get_search_results(self, request, queryset, search_term):
+        # Emails are stored lower-cased: an exact, indexed match instead of UPPER() = UPPER().
+        term = search_term.strip()
+        if not term:
+            return queryset, False
+        if "@" in term:
+            return queryset.filter(wallet__member__email=term.lower()), False
+        return queryset.filter(reference=term), False
 
     def has_add_permission(self, request):
         return False
@@ -52,3 +207,61 @@ class LedgerEntryAdmin(admin.ModelAdmin):
 
     def has_delete_permission(self, request, obj=None):
         return False
+
+    def get_urls(self):
+        return [
+            path(
+                "export/",
+                self.admin_site.admin_view(self.export_view),
+                name="cashback_ledgerentry_export",
+            ),
+            path(
+                "dashboard/",
+                self.admin_site.admin_view(self.dashboard_view),
+                name="cashback_dashboard",
+            ),
+            *super().get_urls(),
+        ]
+
+    def changelist_view(self, request, extra_context=None):
+        extra_context = {
+            **(extra_context or {}),
+            "can_export": request.user.has_perm("cashback.export_ledger"),
+            "can_view_dashboard": request.user.has_perm("cashback.view_dashboard"),
+        }
+        return super().changelist_view(request, extra_context)
+
+    def export_view(self, request):
+        """The ledger list as filtered on screen, streamed as CSV row by row."""
+        if not request.user.has_perm("cashback.export_ledger"):
+            raise PermissionDenied
+        entries = self.get_changelist_instance(request).get_queryset(request)
+        rows = entries.values_list(*(field for field, _ in EXPORT_COLUMNS)).order_by(
+            "-created_at", "-id"
+        )
+        writer = csv.writer(_Echo())
+
+        def lines():
+            yield writer.writerow([header for _, header in EXPORT_COLUMNS])
+            for row in rows.iterator(chunk_size=2000):
+                yield writer.writerow(row)
+
+        response = StreamingHttpResponse(lines(), content_type="text/csv; charset=utf-8")
+        response["Content-Disposition"] = 'attachment; filename="ledger.csv"'
+        return response
+
+    def dashboard_view(self, request):
+        if not request.user.has_perm("cashback.view_dashboard"):
+            raise PermissionDenied
+        currency = request.GET.get("currency", settings.CASHBACK_DEFAULT_CURRENCY)[:3].upper()
+        daily = dashboard_daily(currency=currency)
+        context = {
+            **self.admin_site.each_context(request),
+            "title": "Cashback dashboard",
+            "totals": dashboard_card_totals(),
+            "currency": currency,
+            "chart": daily_chart_svg(daily),
+            "daily": daily,
+            "opts": self.model._meta,
+        }
+        return TemplateResponse(request, "admin/cashback/dashboard.html", context)

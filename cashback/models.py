@@ -1,5 +1,6 @@
 from decimal import Decimal
 
+from django.conf import settings
 from django.db import models
 from django.db.models import Q
 
@@ -99,6 +100,14 @@ class LedgerEntry(models.Model):
     metadata = models.JSONField(default=dict, blank=True)
     # A digest of the request that made the entry, to tell a replay from a reused reference.
     request_fingerprint = models.CharField(max_length=64, blank=True, default="")
+    # The staff user who made an adjustment; reason and other context stay in `metadata`.
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        on_delete=models.PROTECT,
+        null=True,
+        blank=True,
+        related_name="+",
+    )
     # The Idempotency-Key that made it: at most one entry per key, whatever crashes in between.
     idempotency_record = models.OneToOneField(
         IdempotencyRecord, on_delete=models.SET_NULL, null=True, blank=True, related_name="entry"
@@ -123,6 +132,17 @@ class LedgerEntry(models.Model):
         ]
         indexes = [
             models.Index(fields=["wallet", "-created_at", "-id"], name="entry_wallet_history"),
+            # The back office lists, filters and exports by these, newest first.
+            models.Index(fields=["-created_at", "-id"], name="entry_newest"),
+            models.Index(fields=["card", "-created_at"], name="entry_card_newest"),
+            models.Index(fields=["app", "-created_at"], name="entry_app_newest"),
+            models.Index(fields=["entry_type", "-created_at"], name="entry_type_newest"),
+            models.Index(fields=["reference"], name="entry_reference"),
+        ]
+        permissions = [
+            ("adjust_wallet", "Can credit or debit a wallet by hand"),
+            ("export_ledger", "Can export the ledger as CSV"),
+            ("view_dashboard", "Can view the cashback dashboard"),
         ]
 
     def __str__(self) -> str:

@@ -29,6 +29,11 @@ class Member(models.Model):
                 name="member_phone_per_app",
             ),
         ]
+        # Support looks members up by email or phone across apps.
+        indexes = [
+            models.Index(fields=["email"], name="member_email"),
+            models.Index(fields=["phone"], name="member_phone"),
+        ]
 
     def __str__(self) -> str:
         return self.name or self.email or self.phone or f"Member {self.pk}"
