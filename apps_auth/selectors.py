@@ -1,27 +1,85 @@
+import threading
+import time
+from dataclasses import dataclass
+
+from django.conf import settings
 from django.utils import timezone
 
 from apps_auth.keys import PREFIX_LENGTH, key_matches, key_prefix
 from apps_auth.models import ApiKey, App
 
+# How often, at most, a key's last_used_at is written (per key, per server process).
+LAST_USED_RESOLUTION = 60.0
+
+
+@dataclass
+class _CachedKey:
+    key_id: int | None  # None: no live key has this prefix
+    key_hash: str
+    app: App | None
+    fetched_at: float
+    last_used_written: float = 0.0
+
+
+_keys: dict[str, _CachedKey] = {}
+_lock = threading.Lock()
+
+
+def _live_key(prefix: str) -> _CachedKey:
+    """The live key with this prefix, read from the database at most every
+    `API_KEY_CACHE_SECONDS`, so that a revoked key stops working within that time."""
+    now = time.monotonic()
+    cached = _keys.get(prefix)
+    if cached is not None and now - cached.fetched_at < settings.API_KEY_CACHE_SECONDS:
+        return cached
+    key = (
+        ApiKey.objects.select_related("app").filter(prefix=prefix, revoked_at__isnull=True).first()
+    )
+    fresh = _CachedKey(
+        key_id=key.pk if key else None,
+        key_hash=key.key_hash if key else "",
+        app=key.app if key else None,
+        fetched_at=now,
+        last_used_written=cached.last_used_written if cached else 0.0,
+    )
+    with _lock:
+        if len(_keys) > 10_000:  # bounded: unknown prefixes must not grow it without end
+            _keys.clear()
+        _keys[prefix] = fresh
+    return fresh
+
 
 def app_authenticate(*, app_id: str, api_key: str) -> App | None:
     """The active app whose unrevoked key this is, or None.
 
-    The digest is compared in constant time.
+    The key's digest is compared in constant time on every request; the key's record comes
+    from a short-lived in-process cache.
     """
     if len(api_key) <= PREFIX_LENGTH or len(api_key) > 128 or len(app_id) > 40:
         return None
-    key = (
-        ApiKey.objects.select_related("app")
-        .filter(prefix=key_prefix(api_key), revoked_at__isnull=True)
-        .first()
-    )
-    if key is None or key.app.app_id != app_id or not key.app.is_active:
+    key = _live_key(key_prefix(api_key))
+    app = key.app
+    if app is None or app.app_id != app_id or not app.is_active:
         return None
     if not key_matches(api_key, key.key_hash):
         return None
-    ApiKey.objects.filter(pk=key.pk).update(last_used_at=timezone.now())
-    return key.app
+    now = time.monotonic()
+    if now - key.last_used_written > LAST_USED_RESOLUTION:
+        key.last_used_written = now
+        ApiKey.objects.filter(pk=key.key_id).update(last_used_at=timezone.now())
+    return app
+
+
+def api_key_forget(prefix: str) -> None:
+    """Drops one key from this process's cache (other processes notice within the TTL)."""
+    with _lock:
+        _keys.pop(prefix, None)
+
+
+def api_key_cache_clear() -> None:
+    """Forgets every cached key, so that the next request reads the database."""
+    with _lock:
+        _keys.clear()
 
 
 def app_get(*, app_id: str) -> App | None:

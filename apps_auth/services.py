@@ -5,6 +5,7 @@ from django.utils import timezone
 
 from apps_auth.keys import generate_key, hash_key, key_matches, key_prefix
 from apps_auth.models import ApiKey, App, Mode, Scope
+from apps_auth.selectors import api_key_forget
 from config.api.errors import InvalidInput, NotFound
 
 
@@ -56,9 +57,14 @@ def api_key_create(*, app: App, raw_key: str | None = None) -> IssuedKey:
 
 def api_key_revoke_by_id(*, key_id: int) -> bool:
     """Revokes a key by its id (the back office never sees raw keys); True if it was live."""
-    return bool(
-        ApiKey.objects.filter(pk=key_id, revoked_at__isnull=True).update(revoked_at=timezone.now())
+    key = ApiKey.objects.filter(pk=key_id).first()
+    if key is None:
+        return False
+    revoked = ApiKey.objects.filter(pk=key_id, revoked_at__isnull=True).update(
+        revoked_at=timezone.now()
     )
+    api_key_forget(key.prefix)
+    return bool(revoked)
 
 
 def api_key_revoke(*, app: App, raw_key: str) -> ApiKey:
@@ -69,4 +75,5 @@ def api_key_revoke(*, app: App, raw_key: str) -> ApiKey:
     if key.revoked_at is None:
         key.revoked_at = timezone.now()
         key.save(update_fields=["revoked_at"])
+    api_key_forget(key.prefix)
     return key

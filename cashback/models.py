@@ -55,6 +55,9 @@ class IdempotencyRecord(models.Model):
         ]
         indexes = [models.Index(fields=["created_at"], name="idempotency_created")]
 
+    # Set by the claim: True when this request created the record (no entry can exist yet).
+    claimed_new = False
+
     def __str__(self) -> str:
         return f"{self.key} ({self.state})"
 

@@ -207,3 +207,7 @@ LOGGING = {
 
 # How long an Idempotency-Key's first request may run before a retry may take the key over.
 IDEMPOTENCY_LEASE_SECONDS = int(os.environ.get("IDEMPOTENCY_LEASE_SECONDS", "30"))
+
+# API keys are read from the database at most this often per key and process; a revoked key
+# stops working within this many seconds.
+API_KEY_CACHE_SECONDS = float(os.environ.get("API_KEY_CACHE_SECONDS", "5"))

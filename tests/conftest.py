@@ -4,6 +4,7 @@ import pytest
 from rest_framework.test import APIClient
 
 from apps_auth.models import App
+from apps_auth.selectors import api_key_cache_clear
 from apps_auth.services import api_key_create
 from apps_auth.tokens import member_token_issue
 from tests.factories import AppFactory, CardFactory, MemberFactory
@@ -69,3 +70,18 @@ def _fast_pin_hashing(settings):
 def _plain_http(settings):
     # The production posture redirects HTTP to HTTPS; the test client speaks plain HTTP.
     settings.SECURE_SSL_REDIRECT = False
+
+
+@pytest.fixture(autouse=True)
+def _fresh_key_cache():
+    # Each test starts from the database: keys, apps and revocations of earlier tests are gone.
+    api_key_cache_clear()
+    yield
+    api_key_cache_clear()
+
+
+@pytest.fixture
+def shared_cache_off_the_database(settings):
+    """Production counts throttles in Redis, off the database; an in-memory cache stands in
+    for it where a test counts database queries."""
+    settings.CACHES = {"default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"}}

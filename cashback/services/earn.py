@@ -13,10 +13,11 @@ from cashback.services.ledger import (
     amount_check_places,
     card_check_active,
     entry_post,
-    wallet_lock,
+    member_ref_digest,
+    member_wallet,
 )
 from config.api.errors import BelowMinimumPurchase
-from members.services import MemberRef, member_resolve
+from members.services import MemberRef
 
 
 @transaction.atomic(durable=True)
@@ -57,7 +58,7 @@ def cashback_earn(
         idempotency_record=idempotency_record,
         request_fingerprint=digest(
             {
-                "member": [member_ref.member_id, member_ref.email, member_ref.phone],
+                "member": member_ref_digest(member_ref),
                 "purchase_amount": purchase_amount,
                 "metadata": metadata or {},
             }
@@ -67,8 +68,7 @@ def cashback_earn(
     if replay is not None:
         return replay
 
-    member = member_resolve(app=app, ref=member_ref, create=True)
-    wallet = wallet_lock(app=app, member=member, card=card)
+    wallet = member_wallet(app=app, card=card, ref=member_ref, create_member=True)
     return entry_post(
         wallet=wallet,
         operation=operation,

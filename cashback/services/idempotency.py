@@ -3,7 +3,7 @@
 from datetime import timedelta
 
 from django.conf import settings
-from django.db import IntegrityError, transaction
+from django.db import IntegrityError, connection, transaction
 from django.utils import timezone
 
 from apps_auth.models import App
@@ -24,17 +24,16 @@ def idempotency_claim(*, app: App, key: str, request_fingerprint: str) -> Idempo
     for _ in range(3):
         now = timezone.now()
         lease_until = now + timedelta(seconds=settings.IDEMPOTENCY_LEASE_SECONDS)
-        try:
-            with transaction.atomic():
-                return IdempotencyRecord.objects.create(
-                    app=app,
-                    key=key,
-                    request_fingerprint=request_fingerprint,
-                    state=IdempotencyRecord.IN_PROGRESS,
-                    lease_until=lease_until,
-                )
-        except IntegrityError:
-            pass
+        record = _insert(
+            app=app,
+            key=key,
+            request_fingerprint=request_fingerprint,
+            state=IdempotencyRecord.IN_PROGRESS,
+            lease_until=lease_until,
+        )
+        if record is not None:
+            record.claimed_new = True
+            return record
         record = IdempotencyRecord.objects.filter(app=app, key=key).first()
         if record is None:
             continue  # purged in between: claim again
@@ -53,6 +52,18 @@ def idempotency_claim(*, app: App, key: str, request_fingerprint: str) -> Idempo
             return record
         raise RequestInProgress()
     raise RequestInProgress()
+
+
+def _insert(**fields) -> IdempotencyRecord | None:
+    """Inserts the record, or returns None when the key is taken. Outside a transaction the
+    INSERT commits on its own: one round trip, and a twin sees the key at once."""
+    try:
+        if connection.in_atomic_block:
+            with transaction.atomic():
+                return IdempotencyRecord.objects.create(**fields)
+        return IdempotencyRecord.objects.create(**fields)
+    except IntegrityError:
+        return None
 
 
 def idempotency_complete(*, record: IdempotencyRecord, status: int, body: str) -> None:

@@ -1,5 +1,6 @@
 """The ledger's write primitives, shared by every operation: lock a wallet, post one entry."""
 
+from contextlib import nullcontext
 from dataclasses import dataclass
 from decimal import Decimal
 
@@ -11,6 +12,7 @@ from cashback import money
 from cashback.models import EVENTS, IdempotencyRecord, LedgerEntry, Wallet
 from config.api.errors import CardInactive, DuplicateReference, IdempotencyKeyReused, InvalidInput
 from members.models import Member
+from members.services import MemberRef, member_resolve
 
 
 @dataclass(frozen=True)
@@ -38,10 +40,11 @@ class Operation:
         Raises `IdempotencyKeyReused` or `DuplicateReference` when the key or the reference
         was used by another request.
         """
-        if self.idempotency_record is not None:
+        record = self.idempotency_record
+        if record is not None and not record.claimed_new:  # a new key has no entry yet
             entry = (
                 LedgerEntry.objects.select_related("wallet")
-                .filter(idempotency_record=self.idempotency_record)
+                .filter(idempotency_record=record)
                 .first()
             )
             if entry is not None:
@@ -76,12 +79,16 @@ def amount_check_places(*, field: str, amount: Decimal, currency: str) -> None:
         )
 
 
-def wallet_lock(*, app: App, member: Member, card: Card) -> Wallet:
-    """The member's wallet on the card, created empty if need be.
+def wallet_lock(*, app: App, card: Card, member_id: int) -> Wallet | None:
+    """The member's wallet on the card, locked until the transaction ends; None if none yet."""
+    return (
+        Wallet.objects.select_for_update().filter(app=app, card=card, member_id=member_id).first()
+    )
 
-    Locked until the transaction ends.
-    """
-    wallet = Wallet.objects.select_for_update().filter(app=app, member=member, card=card).first()
+
+def wallet_open(*, app: App, card: Card, member: Member) -> Wallet:
+    """The member's wallet on the card, created empty if need be, locked."""
+    wallet = wallet_lock(app=app, card=card, member_id=member.pk)
     if wallet is not None:
         return wallet
     try:
@@ -89,7 +96,23 @@ def wallet_lock(*, app: App, member: Member, card: Card) -> Wallet:
             Wallet.objects.create(app=app, member=member, card=card)
     except IntegrityError:
         pass  # created by a concurrent request: lock theirs
-    return Wallet.objects.select_for_update().get(app=app, member=member, card=card)
+    return Wallet.objects.select_for_update().get(app=app, card=card, member=member)
+
+
+def member_wallet(*, app: App, card: Card, ref: MemberRef, create_member: bool) -> Wallet:
+    """The locked wallet of the member `ref` names. By id, an existing wallet answers in one
+    query (it proves the member is the app's); otherwise the member is found, or created, first.
+    Raises `NotFound` for an unknown member."""
+    if ref.member_id is not None:
+        wallet = wallet_lock(app=app, card=card, member_id=ref.member_id)
+        if wallet is not None:
+            return wallet
+    member = member_resolve(app=app, ref=ref, create=create_member)
+    return wallet_open(app=app, card=card, member=member)
+
+
+def member_ref_digest(ref: MemberRef) -> list:
+    return [ref.member_id, ref.email, ref.phone]
 
 
 def entry_post(*, wallet: Wallet, operation: Operation, amount: Decimal, **fields) -> Posted:
@@ -99,8 +122,13 @@ def entry_post(*, wallet: Wallet, operation: Operation, amount: Decimal, **field
     replays it, or raises `IdempotencyKeyReused`/`DuplicateReference` when its request differs.
     """
     balance_after = wallet.balance + amount
+    # Only a reference, or a key taken over from a request that stopped, can collide with an
+    # entry posted concurrently; only then is a savepoint worth its round trips.
+    may_collide = operation.reference is not None or (
+        operation.idempotency_record is not None and not operation.idempotency_record.claimed_new
+    )
     try:
-        with transaction.atomic():
+        with transaction.atomic() if may_collide else nullcontext():
             entry = LedgerEntry.objects.create(
                 app_id=wallet.app_id,
                 wallet=wallet,
@@ -115,6 +143,8 @@ def entry_post(*, wallet: Wallet, operation: Operation, amount: Decimal, **field
                 **fields,
             )
     except IntegrityError:
+        if not may_collide:
+            raise
         replay = operation.replay()
         if replay is None:
             raise

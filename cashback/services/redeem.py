@@ -13,7 +13,7 @@ from cashback.services.ledger import (
     amount_check_places,
     card_check_active,
     entry_post,
-    wallet_lock,
+    wallet_open,
 )
 from config.api.errors import InsufficientBalance, PinNotAllowed
 from members.models import Member
@@ -60,7 +60,7 @@ def _redeem(*, app, member, operation: Operation, amount, metadata) -> Posted:
     replay = operation.replay()
     if replay is not None:
         return replay
-    wallet = wallet_lock(app=app, member=member, card=operation.card)
+    wallet = wallet_open(app=app, card=operation.card, member=member)
     if amount > wallet.balance:
         currency = operation.card.currency
         raise InsufficientBalance(

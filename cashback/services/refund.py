@@ -14,10 +14,11 @@ from cashback.services.ledger import (
     amount_check_places,
     card_check_active,
     entry_post,
-    wallet_lock,
+    member_ref_digest,
+    member_wallet,
 )
 from config.api.errors import NotFound, RefundExceedsPurchase
-from members.services import MemberRef, member_resolve
+from members.services import MemberRef
 
 ZERO = Decimal(0)
 
@@ -52,7 +53,6 @@ def cashback_refund(
             field="cashback_to_deduct", amount=cashback_to_deduct, currency=card.currency
         )
 
-    member = member_resolve(app=app, ref=member_ref, create=False)
     operation = Operation(
         card=card,
         entry_type=EntryType.REFUND,
@@ -60,7 +60,7 @@ def cashback_refund(
         idempotency_record=idempotency_record,
         request_fingerprint=digest(
             {
-                "member": member.pk,
+                "member": member_ref_digest(member_ref),
                 "refund_amount": refund_amount,
                 "cashback_to_deduct": cashback_to_deduct,
                 "original": original_transaction_id,
@@ -72,7 +72,7 @@ def cashback_refund(
     if replay is not None:
         return replay
 
-    wallet = wallet_lock(app=app, member=member, card=card)
+    wallet = member_wallet(app=app, card=card, ref=member_ref, create_member=False)
     original = None
     if original_transaction_id is None:
         to_deduct = cashback_to_deduct

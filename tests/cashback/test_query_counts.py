@@ -1,0 +1,75 @@
+"""The hot path's database round trips, counted as production runs them: no test transaction
+around the request (so a service's transaction costs no savepoint), throttle counters in the
+shared cache (Redis in production), API keys from the in-process cache."""
+
+from decimal import Decimal
+
+import pytest
+
+from apps_auth.tokens import member_token_issue
+from tests.factories import CardFactory, MemberFactory
+from tests.helpers import give_balance
+
+API = "/api/v1/cashback/cashback"
+pytestmark = [
+    pytest.mark.django_db(transaction=True),
+    pytest.mark.usefixtures("shared_cache_off_the_database"),
+]
+
+
+@pytest.fixture
+def warm(merchant):
+    """A member with a wallet, and the app's key already in the process's cache."""
+    card = CardFactory(app=merchant.app)
+    member = MemberFactory(app=merchant.app)
+    give_balance(app=merchant.app, card=card, member=member, purchase="100")
+    merchant.client.get("/api/v1/cashback/cards")
+    return merchant.client, card, member
+
+
+def test_earn_by_member_id_takes_at_most_6_queries(warm, django_assert_max_num_queries):
+    client, card, member = warm
+    body = {"card_id": card.pk, "member_id": member.pk, "purchase_amount": 50}
+    with django_assert_max_num_queries(6):
+        assert client.post(f"{API}/earn", body).status_code == 200
+
+
+def test_earn_by_email_takes_at_most_7_queries(warm, django_assert_max_num_queries):
+    client, card, member = warm
+    body = {"card_id": card.pk, "email": member.email, "purchase_amount": 50}
+    with django_assert_max_num_queries(7):
+        assert client.post(f"{API}/earn", body).status_code == 200
+
+
+def test_earn_with_an_idempotency_key_takes_at_most_8_queries(warm, django_assert_max_num_queries):
+    client, card, member = warm
+    body = {"card_id": card.pk, "member_id": member.pk, "purchase_amount": 50}
+    with django_assert_max_num_queries(8):
+        response = client.post(f"{API}/earn", body, headers={"Idempotency-Key": "q-1"})
+        assert response.status_code == 200
+
+
+def test_balance_takes_at_most_3_queries(warm, django_assert_max_num_queries):
+    client, card, member = warm
+    with django_assert_max_num_queries(3):
+        response = client.get(f"{API}/balance", {"card_id": card.pk, "member_id": member.pk})
+        assert response.json()["data"]["cashback_balance"] == 5
+
+
+def test_history_takes_at_most_4_queries(warm, django_assert_max_num_queries):
+    client, card, member = warm
+    with django_assert_max_num_queries(4):
+        response = client.get(f"{API}/history", {"card_id": card.pk, "member_id": member.pk})
+        assert response.json()["data"]["pagination"]["total"] == 1
+
+
+def test_redeem_takes_at_most_7_queries(warm, merchant, django_assert_max_num_queries):
+    client, card, member = warm
+    token = member_token_issue(app=merchant.app, member_id=member.pk).token
+    with django_assert_max_num_queries(7):
+        response = client.post(
+            f"{API}/redeem",
+            {"card_id": card.pk, "amount": Decimal(1)},
+            headers={"X-Member-Token": token},
+        )
+        assert response.status_code == 200
