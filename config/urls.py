@@ -6,7 +6,7 @@ from rest_framework.routers import SimpleRouter
 from apps_auth.views import OtpViewSet
 from cards.views import CardViewSet
 from cashback.views import CashbackViewSet
-from config.health import healthz
+from config.health import healthz, readyz
 from members.views import MemberViewSet
 
 router = SimpleRouter(trailing_slash=False)
@@ -34,5 +34,6 @@ urlpatterns = [
     path("api/v1/cashback/", include(api_docs)),
     path("api/v1/cashback/", include(router.urls)),
     path("healthz", healthz, name="healthz"),
+    path("readyz", readyz, name="readyz"),
     path("admin/", admin.site.urls),
 ]

@@ -2,6 +2,7 @@
 
 import logging
 import re
+import time
 import uuid
 
 from django.http import JsonResponse
@@ -10,6 +11,7 @@ from config.api.exceptions import error_body
 from config.api.request_id import request_id_var
 
 logger = logging.getLogger("cashback.request")
+access_logger = logging.getLogger("cashback.access")
 
 _VALID_REQUEST_ID = re.compile(r"^[A-Za-z0-9._:-]{1,128}$")
 
@@ -24,10 +26,25 @@ class RequestIdMiddleware:
         incoming = request.headers.get("X-Request-Id", "")
         request_id = incoming if _VALID_REQUEST_ID.match(incoming) else uuid.uuid4().hex
         token = request_id_var.set(request_id)
+        started = time.perf_counter()
         try:
             request.request_id = request_id
             response = self.get_response(request)
             response["X-Request-Id"] = request_id
+            if _is_api(request):
+                access_logger.info(
+                    "%s %s %s",
+                    request.method,
+                    request.path,
+                    response.status_code,
+                    extra={
+                        "method": request.method,
+                        "path": request.path,
+                        "status": response.status_code,
+                        "duration_ms": round((time.perf_counter() - started) * 1000, 2),
+                        "app_id": getattr(getattr(request, "auth", None), "app_id", None),
+                    },
+                )
             return response
         finally:
             request_id_var.reset(token)

@@ -194,3 +194,19 @@ def test_keys_are_checked_without_a_query_and_revocations_elsewhere_land_within_
     clock = time.monotonic()
     monkeypatch.setattr(time, "monotonic", lambda: clock + 3)
     assert merchant.client.get(f"{API}/cards").status_code == 401
+
+
+def test_readyz_checks_the_database_and_the_migrations(client, db):
+    response = client.get("/readyz")
+    assert response.status_code == 200
+    assert response.json() == {"status": "ok", "database": "ok", "migrations": "applied"}
+
+
+def test_access_lines_carry_the_request_id(api, caplog):
+    import logging
+
+    caplog.set_level(logging.INFO, logger="cashback.access")
+    api.get(f"{API}/cards", headers={"X-Request-Id": "till-9"})
+    [record] = [r for r in caplog.records if r.name == "cashback.access"]
+    assert record.request_id == "till-9" and record.status == 200
+    assert record.path == f"{API}/cards" and record.duration_ms >= 0
