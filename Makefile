@@ -4,7 +4,7 @@ PY := $(VENV)/bin/python
 HOST ?= 127.0.0.1
 PORT ?= 8000
 
-.PHONY: install run test lint format drill
+.PHONY: install run test lint format drill bench
 
 install: $(VENV)/.installed
 
@@ -37,4 +37,9 @@ format: install
 
 # Retries, cut-off requests and a killed worker against gunicorn on PostgreSQL (see README).
 drill: install
-	$(PY) scripts/fault_drill.py $(DRILL_ARGS)
+	$(PY) bench/fault_drill.py $(DRILL_ARGS)
+
+# Throughput and latency against bare Django + DRF, memory, on PostgreSQL (needs wrk; see README).
+bench: install
+	@command -v wrk >/dev/null || { echo "wrk is needed: apt-get install wrk"; exit 1; }
+	$(PY) bench/run.py $(BENCH_ARGS)

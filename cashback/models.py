@@ -84,9 +84,16 @@ class LedgerEntry(models.Model):
     balance right after it, so the entries of a wallet replay its balance.
     """
 
-    app = models.ForeignKey("apps_auth.App", on_delete=models.PROTECT, related_name="+")
-    wallet = models.ForeignKey(Wallet, on_delete=models.PROTECT, related_name="entries")
-    card = models.ForeignKey("cards.Card", on_delete=models.PROTECT, related_name="+")
+    # Each foreign key is the first column of one of the indexes below, which serve it.
+    app = models.ForeignKey(
+        "apps_auth.App", on_delete=models.PROTECT, related_name="+", db_index=False
+    )
+    wallet = models.ForeignKey(
+        Wallet, on_delete=models.PROTECT, related_name="entries", db_index=False
+    )
+    card = models.ForeignKey(
+        "cards.Card", on_delete=models.PROTECT, related_name="+", db_index=False
+    )
     entry_type = models.CharField(max_length=12, choices=EntryType.choices)
     event = models.CharField(max_length=24)
     amount = models.DecimalField(max_digits=20, decimal_places=4)

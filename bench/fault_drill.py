@@ -8,7 +8,7 @@ with SIGKILL and gunicorn starts a new one. Afterwards the drill checks `verify_
 that the ledger holds exactly the operations the clients saw succeed, each once, and that every
 balance equals the sum of what the clients were told.
 
-    .venv/bin/python scripts/fault_drill.py [--duration 30] [--clients 4] [--members 6]
+    .venv/bin/python bench/fault_drill.py [--duration 30] [--clients 4] [--members 6]
 
 It prints one verdict line and exits 1 on any mismatch.
 """
@@ -19,42 +19,25 @@ import multiprocessing
 import os
 import random
 import signal
-import socket
-import subprocess
 import sys
+import tempfile
 import time
 import urllib.error
 import urllib.request
 from decimal import Decimal
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from bench.harness import (
+    gunicorn,
+    manage,
+    recreate_database,
+    setup_django,
+    worker_pids,
+)
 
 DEFAULT_DB = "postgres://postgres@127.0.0.1:5432/cashback_drill"
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
-def recreate_database(url: str) -> None:
-    name = url.rsplit("/", 1)[1]
-    admin = url.rsplit("/", 1)[0] + "/postgres"
-    subprocess.run(
-        ["psql", admin, "-q", "-c", f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'], check=True
-    )
-    subprocess.run(["psql", admin, "-q", "-c", f'CREATE DATABASE "{name}"'], check=True)
-
-
-def setup_django(env: dict) -> None:
-    os.environ.update(env)
-    os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.settings")
-    import django
-
-    django.setup()
 
 
 def prepare(members: int) -> dict:
@@ -67,7 +50,9 @@ def prepare(members: int) -> dict:
     from members.models import Member
 
     app, issued = app_create(
-        name="Fault drill", scopes=["cashback_read", "cashback_write", "card_read"]
+        name="Fault drill",
+        scopes=["cashback_read", "cashback_write", "card_read"],
+        rate_limit_per_minute=1_000_000,  # the drill is about money, not the rate limit
     )
     card = card_create(
         app=app,
@@ -177,32 +162,9 @@ def client_process(args) -> dict:
     return Client(base, shop, seed, stop_at, drain_until).run()
 
 
-def worker_pids(master: int) -> list[int]:
-    out = subprocess.run(["pgrep", "-P", str(master)], capture_output=True, text=True).stdout
-    return [int(pid) for pid in out.split()]
-
-
-def wait_until_up(base: str, timeout: float = 30) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        try:
-            with urllib.request.urlopen(f"{base}/healthz", timeout=2) as response:
-                if response.status == 200:
-                    return
-        except OSError:
-            time.sleep(0.2)
-    raise RuntimeError("the server did not come up")
-
-
 def verify_ledger(env: dict) -> tuple[list[str], int]:
     """Runs `manage.py verify_ledger --json`, as an operator would."""
-    run = subprocess.run(
-        [sys.executable, "manage.py", "verify_ledger", "--json"],
-        cwd=ROOT,
-        env={**os.environ, **env},
-        capture_output=True,
-        text=True,
-    )
+    run = manage(env, "verify_ledger", "--json", capture=True)
     report = json.loads(run.stdout)
     problems = [f"verify_ledger: {m['wallet_id']} {m['problem']}" for m in report["mismatches"]]
     if run.returncode != 0 and not problems:
@@ -272,39 +234,14 @@ def main() -> int:
         "LOG_LEVEL": "ERROR",
     }
     recreate_database(options.database_url)
-    subprocess.run(
-        [sys.executable, "manage.py", "migrate", "--noinput", "--verbosity", "0"],
-        cwd=ROOT,
-        env={**os.environ, **env},
-        check=True,
-    )
-    subprocess.run(
-        [sys.executable, "manage.py", "createcachetable"],
-        cwd=ROOT,
-        env={**os.environ, **env},
-        check=True,
-    )
+    manage(env, "migrate", "--noinput", "--verbosity", "0")
+    manage(env, "createcachetable")
     setup_django(env)
     shop = prepare(options.members)
 
-    port = free_port()
-    base = f"http://127.0.0.1:{port}"
-    server = subprocess.Popen(
-        [
-            str(Path(sys.executable).parent / "gunicorn"),
-            "config.wsgi:application",
-            f"--bind=127.0.0.1:{port}",
-            "--workers=2",
-            "--graceful-timeout=1",
-            "--log-level=warning",
-        ],
-        cwd=ROOT,
-        env={**os.environ, **env},
-    )
-    try:
-        wait_until_up(base)
-        start = time.monotonic()
-        stop_at = start + options.duration
+    log = Path(tempfile.gettempdir()) / "cashback-fault-drill.log"
+    with gunicorn("config.wsgi", env, workers=2, health="/healthz", log=log) as (base, server):
+        stop_at = time.monotonic() + options.duration
         drain_until = stop_at + 60
         with multiprocessing.get_context("spawn").Pool(options.clients) as pool:
             jobs = pool.map_async(
@@ -317,9 +254,6 @@ def main() -> int:
             time.sleep(1.5)
             respawned = [pid for pid in worker_pids(server.pid) if pid != victim]
             results = jobs.get(timeout=options.duration + 120)
-    finally:
-        server.send_signal(signal.SIGTERM)
-        server.wait(timeout=30)
 
     outcomes = [o for r in results for o in r["outcomes"]]
     ledger_problems, wallets = verify_ledger(env)

@@ -1,0 +1,109 @@
+"""What the benchmark and the fault drill share: a fresh PostgreSQL database, the project's
+migrations, gunicorn servers on loopback, and a look at their workers."""
+
+import os
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from contextlib import contextmanager
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+PYTHON = sys.executable
+GUNICORN = str(Path(sys.executable).parent / "gunicorn")
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def recreate_database(url: str) -> None:
+    name = url.rsplit("/", 1)[1]
+    admin = url.rsplit("/", 1)[0] + "/postgres"
+    subprocess.run(
+        ["psql", admin, "-q", "-c", f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'], check=True
+    )
+    subprocess.run(["psql", admin, "-q", "-c", f'CREATE DATABASE "{name}"'], check=True)
+
+
+def manage(env: dict, *args: str, capture: bool = False) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [PYTHON, "manage.py", *args],
+        cwd=ROOT,
+        env={**os.environ, **env},
+        check=not capture,
+        capture_output=capture,
+        text=True,
+    )
+
+
+def setup_django(env: dict, settings_module: str = "config.settings") -> None:
+    """Django in this process, on the same database, to prepare data and check results."""
+    os.environ.update(env)
+    os.environ["DJANGO_SETTINGS_MODULE"] = settings_module
+    sys.path.insert(0, str(ROOT))
+    import django
+
+    django.setup()
+
+
+def wait_until_up(url: str, timeout: float = 30) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            with urllib.request.urlopen(url, timeout=2) as response:
+                if response.status < 500:
+                    return
+        except urllib.error.HTTPError as exc:
+            if exc.code < 500:
+                return
+        except OSError:
+            pass
+        time.sleep(0.2)
+    raise RuntimeError(f"{url} did not come up")
+
+
+@contextmanager
+def gunicorn(wsgi: str, env: dict, *, workers: int, health: str, log: Path):
+    """A gunicorn server on a free loopback port; yields (base_url, master process)."""
+    port = free_port()
+    with open(log, "a") as out:
+        server = subprocess.Popen(
+            [
+                GUNICORN,
+                wsgi,
+                f"--bind=127.0.0.1:{port}",
+                f"--workers={workers}",
+                "--worker-class=sync",
+                "--preload",
+                "--graceful-timeout=2",
+                "--log-level=warning",
+            ],
+            cwd=ROOT,
+            env={**os.environ, **env},
+            stdout=out,
+            stderr=out,
+        )
+    base = f"http://127.0.0.1:{port}"
+    try:
+        wait_until_up(base + health)
+        yield base, server
+    finally:
+        server.terminate()
+        server.wait(timeout=30)
+
+
+def worker_pids(master: int) -> list[int]:
+    out = subprocess.run(["pgrep", "-P", str(master)], capture_output=True, text=True).stdout
+    return sorted(int(pid) for pid in out.split())
+
+
+def rss_kib(pid: int) -> int:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1])
+    raise RuntimeError(f"no VmRSS for {pid}")

@@ -1,0 +1,298 @@
+"""The benchmark: the service against bare Django + DRF, on PostgreSQL, under gunicorn, with wrk.
+
+    make bench            # or: .venv/bin/python bench/run.py [--duration 10] [--connections 8]
+
+It recreates a `cashback_bench` database (BENCH_DATABASE_URL to choose another), loads members
+with wallets and history, and serves two applications with the same gunicorn settings: the
+service (config.wsgi: authentication, throttling in Redis, validation, idempotency, JSON access
+logs) and a reference (bench/reference: the same rows' SQL and nothing else). wrk drives earn,
+balance and history on loopback and the script prints, for each: requests per second, p50, p99,
+errors and the service's ratio to the reference. Then it measures a service worker's resident
+memory after 1,000 and after 100,000 requests (--memory-requests), and checks the ledger.
+"""
+
+import argparse
+import json
+import os
+import re
+import subprocess
+import sys
+import tempfile
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from bench.harness import (
+    gunicorn,
+    manage,
+    recreate_database,
+    rss_kib,
+    setup_django,
+    worker_pids,
+)
+
+DEFAULT_DB = "postgres://postgres@127.0.0.1:5432/cashback_bench"
+API = "/api/v1/cashback/cashback"
+
+
+@dataclass
+class Result:
+    requests: int
+    rps: float
+    p50_ms: float
+    p99_ms: float
+    errors: int
+
+
+def prepare(members: int, entries_each: int) -> dict:
+    """An app, a card, and members each with a wallet and some history, through the services."""
+    from decimal import Decimal
+
+    from apps_auth.services import app_create
+    from cards.services import card_create
+    from cashback.services import cashback_earn
+    from members.models import Member
+    from members.services import MemberRef
+
+    app, issued = app_create(
+        name="Benchmark",
+        scopes=["cashback_read", "cashback_write", "card_read"],
+        rate_limit_per_minute=2_000_000_000,
+    )
+    card = card_create(app=app, name="Bench card", cashback_percentage=Decimal(5))
+    ids = []
+    for i in range(members):
+        member = Member.objects.create(app=app, email=f"bench{i}@example.com")
+        ids.append(member.pk)
+        for _ in range(entries_each):
+            cashback_earn(
+                app=app,
+                card=card,
+                member_ref=MemberRef(member_id=member.pk),
+                purchase_amount=Decimal("20"),
+            )
+    return {
+        "app_id": app.app_id,
+        "api_key": issued.raw_key,
+        "card_id": card.pk,
+        "first_member": ids[0],
+        "members": len(ids),
+    }
+
+
+def analyze(url: str) -> None:
+    """Fresh statistics, as autovacuum would have gathered on a live database."""
+    subprocess.run(["psql", url, "-q", "-c", "VACUUM ANALYZE"], check=True)
+
+
+def lua_script(kind: str, shop: dict, headers: dict, paths: dict) -> str:
+    """A wrk script: each request names a random member of the benchmark's."""
+    header_lines = "\n".join(f'wrk.headers["{k}"] = "{v}"' for k, v in headers.items())
+    first, count, card = shop["first_member"], shop["members"], shop["card_id"]
+    if kind == "earn":
+        build = (
+            f'local body = string.format(\'{{"card_id": {card}, "member_id": %d, '
+            f'"purchase_amount": 50}}\', m)\n'
+            f'  return wrk.format("POST", "{paths["earn"]}", nil, body)'
+        )
+    elif kind == "mixed":
+        build = (
+            "local pick = math.random(1, 3)\n"
+            "  if pick == 1 then\n"
+            f'    local body = string.format(\'{{"card_id": {card}, "member_id": %d, '
+            f'"purchase_amount": 50}}\', m)\n'
+            f'    return wrk.format("POST", "{paths["earn"]}", nil, body)\n'
+            "  elseif pick == 2 then\n"
+            f'    return wrk.format("GET", string.format("{paths["balance"]}'
+            f'?card_id={card}&member_id=%d", m))\n'
+            "  end\n"
+            f'  return wrk.format("GET", string.format("{paths["history"]}'
+            f'?card_id={card}&member_id=%d&limit=20", m))'
+        )
+    else:
+        query = f"?card_id={card}&member_id=%d" + ("&limit=20" if kind == "history" else "")
+        build = f'return wrk.format("GET", string.format("{paths[kind]}{query}", m))'
+    return (
+        f'{header_lines}\nwrk.headers["Content-Type"] = "application/json"\n'
+        f"math.randomseed(os.time())\n"
+        f"request = function()\n  local m = {first} + math.random(0, {count - 1})\n  {build}\nend\n"
+    )
+
+
+_UNITS = {"us": 0.001, "ms": 1.0, "s": 1000.0}
+
+
+def _ms(text: str) -> float:
+    number, unit = re.fullmatch(r"([\d.]+)(us|ms|s)", text).groups()
+    return float(number) * _UNITS[unit]
+
+
+def wrk(base: str, script: str, *, duration: float, connections: int) -> Result:
+    with tempfile.NamedTemporaryFile("w", suffix=".lua", delete=False) as file:
+        file.write(script)
+    out = subprocess.run(
+        [
+            "wrk",
+            "-t2",
+            f"-c{connections}",
+            f"-d{int(duration)}s",
+            "--latency",
+            "--timeout=5s",
+            "-s",
+            file.name,
+            base,
+        ],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
+    os.unlink(file.name)
+    errors = 0
+    if match := re.search(r"Non-2xx or 3xx responses: (\d+)", out):
+        errors += int(match.group(1))
+    if match := re.search(
+        r"Socket errors: connect (\d+), read (\d+), write (\d+), timeout (\d+)", out
+    ):
+        errors += sum(int(n) for n in match.groups())
+    return Result(
+        requests=int(re.search(r"(\d+) requests in", out).group(1)),
+        rps=float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1)),
+        p50_ms=_ms(re.search(r"^\s+50%\s+(\S+)$", out, re.M).group(1)),
+        p99_ms=_ms(re.search(r"^\s+99%\s+(\S+)$", out, re.M).group(1)),
+        errors=errors,
+    )
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--duration", type=int, default=10, help="seconds per measurement")
+    parser.add_argument("--connections", type=int, default=8)
+    parser.add_argument("--workers", type=int, default=os.cpu_count() or 2)
+    parser.add_argument("--members", type=int, default=200)
+    parser.add_argument("--memory-requests", type=int, default=100_000)
+    parser.add_argument("--database-url", default=os.environ.get("BENCH_DATABASE_URL", DEFAULT_DB))
+    parser.add_argument("--json", help="also write the results to this file")
+    options = parser.parse_args()
+
+    env = {
+        "DATABASE_URL": options.database_url,
+        "SECRET_KEY": "benchmark-secret-key-not-for-production-0123456789",
+        "DEBUG": "false",
+        "ALLOWED_HOSTS": "127.0.0.1,localhost",
+        "REDIS_URL": os.environ.get("BENCH_REDIS_URL", "redis://127.0.0.1:6379/15"),
+        "CONN_MAX_AGE": "600",
+        "LOG_LEVEL": "INFO",
+    }
+    recreate_database(options.database_url)
+    manage(env, "migrate", "--noinput", "--verbosity", "0")
+    setup_django(env)
+    shop = prepare(options.members, entries_each=25)
+    analyze(options.database_url)
+    log = Path(tempfile.gettempdir()) / "cashback-bench.log"
+    print(f"machine: {os.cpu_count()} cores; gunicorn {options.workers} sync workers each; "
+          f"wrk 2 threads, {options.connections} connections, {options.duration:g}s per run; "
+          f"server logs in {log}")  # fmt: skip
+
+    service_headers = {
+        "X-App-Id": shop["app_id"],
+        "X-Api-Key": shop["api_key"],
+        "X-Forwarded-Proto": "https",  # as the TLS-terminating proxy would say
+    }
+    targets = {
+        "service": (
+            "config.wsgi",
+            env,
+            "/healthz",
+            service_headers,
+            {"earn": f"{API}/earn", "balance": f"{API}/balance", "history": f"{API}/history"},
+        ),
+        "reference": (
+            "bench.reference.wsgi:application",
+            {**env, "DJANGO_SETTINGS_MODULE": "bench.reference.settings"},
+            f"/balance?card_id={shop['card_id']}&member_id={shop['first_member']}",
+            {},
+            {"earn": "/earn", "balance": "/balance", "history": "/history"},
+        ),
+    }
+    results: dict[str, dict[str, Result]] = {}
+    for name, (wsgi, target_env, health, headers, paths) in targets.items():
+        results[name] = {}
+        with gunicorn(wsgi, target_env, workers=options.workers, health=health, log=log) as (
+            base,
+            _,
+        ):
+            for kind in ("earn", "balance", "history"):
+                script = lua_script(kind, shop, headers, paths)
+                wrk(base, script, duration=2, connections=options.connections)  # warm up
+                results[name][kind] = wrk(
+                    base, script, duration=options.duration, connections=options.connections
+                )
+
+    print()
+    print(f"{'endpoint':<9} {'service rps':>11} {'p50 ms':>7} {'p99 ms':>7} {'errors':>6}   "
+          f"{'bare rps':>8} {'p50 ms':>7} {'p99 ms':>7} {'errors':>6}   {'ratio':>5}")  # fmt: skip
+    for kind in ("earn", "balance", "history"):
+        s, r = results["service"][kind], results["reference"][kind]
+        print(
+            f"{kind:<9} {s.rps:>11.0f} {s.p50_ms:>7.2f} {s.p99_ms:>7.2f} {s.errors:>6}   "
+            f"{r.rps:>8.0f} {r.p50_ms:>7.2f} {r.p99_ms:>7.2f} {r.errors:>6}   "
+            f"{s.rps / r.rps:>5.2f}"
+        )
+
+    memory = measure_memory(shop, env, log, options, service_headers, targets["service"][4])
+    ledger = manage(env, "verify_ledger", "--json", capture=True)
+    report = json.loads(ledger.stdout)
+    print(
+        f"\nverify_ledger: {report['wallets_checked']} wallets, "
+        f"{len(report['mismatches'])} mismatches"
+    )
+    if options.json:
+        Path(options.json).write_text(
+            json.dumps(
+                {
+                    "results": {
+                        n: {k: vars(v) for k, v in kinds.items()} for n, kinds in results.items()
+                    },
+                    "memory": memory,
+                    "ledger": report,
+                },
+                indent=2,
+                default=str,
+            )
+        )
+    return 0 if not report["mismatches"] else 1
+
+
+def measure_memory(shop, env, log, options, headers, paths) -> dict:
+    """A fresh service's worker memory after 1,000 requests and after `--memory-requests`."""
+    script = lua_script("mixed", shop, headers, paths)
+    with gunicorn("config.wsgi", env, workers=options.workers, health="/healthz", log=log) as (
+        base,
+        server,
+    ):
+        served = 0
+        while served < 1_000:
+            served += wrk(base, script, duration=1, connections=options.connections).requests
+        early = {pid: rss_kib(pid) for pid in worker_pids(server.pid)}
+        early_served = served
+        while served < options.memory_requests:
+            served += wrk(base, script, duration=20, connections=options.connections).requests
+            time.sleep(0)
+        late = {pid: rss_kib(pid) for pid in worker_pids(server.pid)}
+    print("\nworker memory (RSS), mixed earn/balance/history load:")
+    growth = {}
+    for pid in sorted(early):
+        if pid in late:
+            growth[pid] = late[pid] / early[pid] - 1
+            print(
+                f"  worker {pid}: {early[pid] / 1024:.1f} MiB after {early_served:,} requests, "
+                f"{late[pid] / 1024:.1f} MiB after {served:,} ({growth[pid]:+.1%})"
+            )
+    return {"early_requests": early_served, "late_requests": served, "early": early,
+            "late": late, "growth": growth}  # fmt: skip
+
+
+if __name__ == "__main__":
+    sys.exit(main())
