@@ -25,6 +25,8 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from bench.harness import (
+    PYTHON,
+    ROOT,
     gunicorn,
     manage,
     recreate_database,
@@ -171,9 +173,17 @@ def main() -> int:
     parser.add_argument("--connections", type=int, default=8)
     parser.add_argument("--workers", type=int, default=os.cpu_count() or 2)
     parser.add_argument("--members", type=int, default=200)
-    parser.add_argument("--memory-requests", type=int, default=100_000)
+    parser.add_argument("--memory-requests", type=int, default=100_000, help="0: skip")
     parser.add_argument("--database-url", default=os.environ.get("BENCH_DATABASE_URL", DEFAULT_DB))
     parser.add_argument("--json", help="also write the results to this file")
+    parser.add_argument(
+        "--scale",
+        nargs=2,
+        type=int,
+        metavar=("HOT", "TOTAL"),
+        help="then load HOT entries on one wallet and TOTAL in all (bench_seed) and measure "
+        "history pages up to offset 10,000 there and earn against the empty-database figure",
+    )
     options = parser.parse_args()
 
     env = {
@@ -241,7 +251,12 @@ def main() -> int:
             f"{s.rps / r.rps:>5.2f}"
         )
 
-    memory = measure_memory(shop, env, log, options, service_headers, targets["service"][4])
+    memory = None
+    if options.memory_requests > 0:
+        memory = measure_memory(shop, env, log, options, service_headers, targets["service"][4])
+    scale = None
+    if options.scale:
+        scale = measure_scale(shop, env, log, options, service_headers, results["service"]["earn"])
     ledger = manage(env, "verify_ledger", "--json", capture=True)
     report = json.loads(ledger.stdout)
     print(
@@ -256,6 +271,7 @@ def main() -> int:
                         n: {k: vars(v) for k, v in kinds.items()} for n, kinds in results.items()
                     },
                     "memory": memory,
+                    "scale": scale,
                     "ledger": report,
                 },
                 indent=2,
@@ -263,6 +279,56 @@ def main() -> int:
             )
         )
     return 0 if not report["mismatches"] else 1
+
+
+def measure_scale(shop, env, log, options, headers, empty_earn: Result) -> dict:
+    """History on a wallet of HOT entries at offsets up to 10,000, and earn, after TOTAL."""
+    hot, total = options.scale
+    seeding = subprocess.run(
+        [
+            PYTHON,
+            "manage.py",
+            "bench_seed",
+            "--json",
+            f"--hot={hot}",
+            f"--total={total}",
+            f"--app={shop['app_id']}",
+        ],
+        cwd=ROOT,
+        env={**os.environ, **env},
+        stdout=subprocess.PIPE,
+        text=True,
+        check=True,
+    )  # fmt: skip  (the progress bar goes to stderr, on the terminal)
+    seeded = json.loads(seeding.stdout.strip().splitlines()[-1])
+    print(f"\nseeded {seeded['entries']:,} entries in {seeded['wallets']:,} wallets "
+          f"({seeded['seconds']}s); hot wallet: member {seeded['hot_member_id']}")  # fmt: skip
+    header_lines = "\n".join(f'wrk.headers["{k}"] = "{v}"' for k, v in headers.items())
+    history = (
+        f"{header_lines}\nmath.randomseed(os.time())\n"
+        "request = function()\n"
+        f'  local path = string.format("{API}/history?card_id={seeded["card_id"]}'
+        f'&member_id={seeded["hot_member_id"]}&limit=20&offset=%d", math.random(0, 10000))\n'
+        '  return wrk.format("GET", path)\nend\n'
+    )
+    earn = lua_script("earn", shop, headers, {"earn": f"{API}/earn"})
+    with gunicorn("config.wsgi", env, workers=options.workers, health="/healthz", log=log) as (
+        base,
+        _,
+    ):
+        wrk(base, history, duration=2, connections=options.connections)
+        pages = wrk(base, history, duration=options.duration, connections=options.connections)
+        wrk(base, earn, duration=2, connections=options.connections)
+        earns = wrk(base, earn, duration=options.duration, connections=options.connections)
+    change = earns.rps / empty_earn.rps - 1
+    print(
+        f"history, hot wallet of {hot:,}, offsets 0-10,000: {pages.rps:.0f} rps, "
+        f"p50 {pages.p50_ms:.2f} ms, p99 {pages.p99_ms:.2f} ms, errors {pages.errors}"
+    )
+    print(f"earn with {seeded['entries']:,} entries: {earns.rps:.0f} rps "
+          f"({change:+.1%} against the empty database), p99 {earns.p99_ms:.2f} ms, "
+          f"errors {earns.errors}")  # fmt: skip
+    return {"seeded": seeded, "history": vars(pages), "earn": vars(earns), "earn_change": change}
 
 
 def measure_memory(shop, env, log, options, headers, paths) -> dict:

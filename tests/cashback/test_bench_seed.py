@@ -1,0 +1,25 @@
+import json
+from io import StringIO
+
+import pytest
+from django.core.management import call_command
+from django.db import connection
+
+from cashback.ledger_check import ledger_verify
+from cashback.models import LedgerEntry, Wallet
+
+pytestmark = [
+    pytest.mark.django_db(transaction=True),
+    pytest.mark.skipif(connection.vendor != "postgresql", reason="bench_seed loads with COPY"),
+]
+
+
+def test_bench_seed_loads_a_consistent_ledger():
+    out = StringIO()
+    call_command("bench_seed", "--json", "--hot=50", "--total=125", "--per-wallet=30", stdout=out)
+    result = json.loads(out.getvalue())
+    assert result["entries"] == 125 and result["wallets"] == 4  # 50, 30, 30 and 15
+    hot = Wallet.objects.get(member_id=result["hot_member_id"])
+    assert LedgerEntry.objects.filter(wallet=hot).count() == 50
+    assert hot.balance == 50 * LedgerEntry.objects.filter(wallet=hot).first().amount
+    assert ledger_verify().mismatches == []
