@@ -123,11 +123,14 @@ def lua_script(kind: str, shop: dict, headers: dict, paths: dict) -> str:
     )
 
 
-_UNITS = {"us": 0.001, "ms": 1.0, "s": 1000.0}
+_UNITS = {"us": 0.001, "ms": 1.0, "s": 1000.0, "m": 60_000.0}
 
 
 def _ms(text: str) -> float:
-    number, unit = re.fullmatch(r"([\d.]+)(us|ms|s)", text).groups()
+    match = re.fullmatch(r"([\d.]+)(us|ms|s|m)", text)
+    if match is None:
+        raise RuntimeError(f"unreadable latency {text!r}")
+    number, unit = match.groups()
     return float(number) * _UNITS[unit]
 
 
@@ -158,11 +161,13 @@ def wrk(base: str, script: str, *, duration: float, connections: int) -> Result:
         r"Socket errors: connect (\d+), read (\d+), write (\d+), timeout (\d+)", out
     ):
         errors += sum(int(n) for n in match.groups())
+    if not re.search(r"^\s+99%", out, re.M):
+        raise RuntimeError(f"wrk printed no latency distribution:\n{out}")
     return Result(
         requests=int(re.search(r"(\d+) requests in", out).group(1)),
         rps=float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1)),
-        p50_ms=_ms(re.search(r"^\s+50%\s+(\S+)$", out, re.M).group(1)),
-        p99_ms=_ms(re.search(r"^\s+99%\s+(\S+)$", out, re.M).group(1)),
+        p50_ms=_ms(re.search(r"^\s+50%\s+(\S+)\s*$", out, re.M).group(1)),
+        p99_ms=_ms(re.search(r"^\s+99%\s+(\S+)\s*$", out, re.M).group(1)),
         errors=errors,
     )
 

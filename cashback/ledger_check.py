@@ -29,9 +29,11 @@ def ledger_verify() -> LedgerReport:
     """Checks every wallet: its balance equals the sum of its entries, and each entry's
     `balance_after` is the one before it plus its amount (entries in the order they were posted)."""
     wallets = {
-        wallet.pk: wallet for wallet in Wallet.objects.only("pk", "member_id", "card_id", "balance")
+        wallet.pk: wallet
+        for wallet in Wallet.objects.only("pk", "member_id", "card_id", "balance", "entries_count")
     }
     sums: dict[int, Decimal] = {}
+    counts: dict[int, int] = {}
     broken_chain: dict[int, int] = {}
     rows = LedgerEntry.objects.order_by("wallet_id", "id").values_list(
         "wallet_id", "id", "amount", "balance_after"
@@ -41,6 +43,7 @@ def ledger_verify() -> LedgerReport:
         if running != balance_after and wallet_id not in broken_chain:
             broken_chain[wallet_id] = entry_id
         sums[wallet_id] = running
+        counts[wallet_id] = counts.get(wallet_id, 0) + 1
 
     mismatches = []
     for wallet in wallets.values():
@@ -50,6 +53,8 @@ def ledger_verify() -> LedgerReport:
             problem = "balance differs from the sum of its entries"
         elif wallet.pk in broken_chain:
             problem = f"entry {broken_chain[wallet.pk]} has a balance_after that does not follow"
+        elif counts.get(wallet.pk, 0) != wallet.entries_count:
+            problem = "entries_count differs from the number of its entries"
         if problem:
             mismatches.append(
                 Mismatch(

@@ -12,6 +12,8 @@ class Wallet(models.Model):
     member = models.ForeignKey("members.Member", on_delete=models.PROTECT, related_name="wallets")
     card = models.ForeignKey("cards.Card", on_delete=models.PROTECT, related_name="wallets")
     balance = models.DecimalField(max_digits=20, decimal_places=4, default=Decimal(0))
+    # How many entries the wallet has: history's total without counting a million rows.
+    entries_count = models.PositiveBigIntegerField(default=0)
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
 

@@ -15,7 +15,8 @@ _CARD_FOR_MEMBER = """
     SELECT c.*,
         EXISTS (SELECT 1 FROM members_member m WHERE m.id = %s AND m.app_id = %s) AS member_found,
         w.id AS member_wallet_id,
-        w.balance AS member_balance
+        w.balance AS member_balance,
+        w.entries_count AS member_entries_count
     FROM cards_card c
     LEFT JOIN cashback_wallet w ON w.card_id = c.id AND w.member_id = %s AND w.app_id = %s
     WHERE c.id = %s AND c.app_id = %s
@@ -45,21 +46,22 @@ def wallet_balance(*, app: App, card_id: int, member_id: int) -> tuple[Card, Dec
     return card, card.member_balance if card.member_balance is not None else Decimal(0)
 
 
-def entry_history(*, wallet_id: int | None, filters: Mapping) -> QuerySet[LedgerEntry]:
+def entry_history(*, wallet_id: int | None, filters: Mapping) -> tuple[QuerySet[LedgerEntry], bool]:
     """A wallet's entries, newest first (the (wallet, created_at, id) index), narrowed by
     `type`, `created_after` and `created_before`; none without a wallet. The wallet comes from
-    `card_for_member`, which is tenant-checked. Raises `InvalidInput` for a filter it cannot
-    read."""
+    `card_for_member`, which is tenant-checked. Also says whether a filter applies (without
+    one, the wallet's `entries_count` is the total). Raises `InvalidInput` for a filter it
+    cannot read."""
     entries = (
         LedgerEntry.objects.filter(wallet_id=wallet_id).order_by("-created_at", "-id")
         if wallet_id is not None
         else LedgerEntry.objects.none()
     )
     if not any(name in filters for name in LedgerEntryFilter.base_filters):
-        return entries  # the common page needs no filter form
+        return entries, False  # the common page needs no filter form
     filterset = LedgerEntryFilter(data=filters, queryset=entries)
     if not filterset.is_valid():
         raise InvalidInput(
             details={field: list(messages) for field, messages in filterset.errors.items()}
         )
-    return filterset.qs
+    return filterset.qs, True

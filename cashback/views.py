@@ -178,9 +178,11 @@ class CashbackViewSet(viewsets.ViewSet):
         query = _validated(HistoryQuerySerializer, request.query_params).validated_data
         member_id = query["member_id"]
         card = card_for_member(app=request.auth, card_id=query["card_id"], member_id=member_id)
-        entries = entry_history(wallet_id=card.member_wallet_id, filters=request.query_params)
+        entries, filtered = entry_history(
+            wallet_id=card.member_wallet_id, filters=request.query_params
+        )
         limit, offset = query["limit"], query["offset"]
-        total = entries.count()
+        total = entries.count() if filtered else card.member_entries_count or 0
         page = list(entries[offset : offset + limit])
         # The item serializer renders each entry; the envelope is put together here rather
         # than through HistorySerializer, which documents it but would copy every nested field.

@@ -5,6 +5,7 @@ from dataclasses import dataclass
 from decimal import Decimal
 
 from django.db import IntegrityError, transaction
+from django.db.models import F
 
 from apps_auth.models import App
 from cards.models import Card
@@ -151,6 +152,8 @@ def entry_post(*, wallet: Wallet, operation: Operation, amount: Decimal, **field
         return replay
     # The row is locked, so the balance computed in Decimal is exact; SQL arithmetic on SQLite
     # would run in binary floating point.
-    Wallet.objects.filter(pk=wallet.pk).update(balance=balance_after, updated_at=entry.created_at)
+    Wallet.objects.filter(pk=wallet.pk).update(
+        balance=balance_after, entries_count=F("entries_count") + 1, updated_at=entry.created_at
+    )
     wallet.balance = balance_after
     return Posted(entry=entry)

@@ -77,3 +77,12 @@ def test_verify_ledger_names_the_offender_in_text(activity):
     with pytest.raises(SystemExit):
         call_command("verify_ledger", stdout=out)
     assert f"MISMATCH wallet {activity.pk}" in out.getvalue()
+
+
+def test_verify_ledger_catches_a_wrong_entry_count(activity):
+    Wallet.objects.filter(pk=activity.pk).update(entries_count=99)
+    code, report = verify()
+    assert code == 1
+    assert report["mismatches"][0]["problem"] == (
+        "entries_count differs from the number of its entries"
+    )

@@ -78,10 +78,11 @@ class Command(OperationsCommand):
                                 start_at + timedelta(seconds=i),
                             )
                         )  # fmt: skip
-                Wallet.objects.filter(pk=wallet.pk).update(balance=balance)
+                Wallet.objects.filter(pk=wallet.pk).update(balance=balance, entries_count=size)
                 written += size
                 self._progress(written, total, started)
-            cursor.execute(f"ANALYZE {LedgerEntry._meta.db_table}")
+            # Visibility map and statistics, as autovacuum would leave them on a live database.
+            cursor.execute(f"VACUUM (ANALYZE) {LedgerEntry._meta.db_table}")
             cursor.execute(f"ANALYZE {Wallet._meta.db_table}")
         sys.stderr.write("\n")
         return {
