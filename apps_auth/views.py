@@ -1,7 +1,6 @@
 from drf_spectacular.utils import extend_schema
 from rest_framework import viewsets
 from rest_framework.decorators import action
-from rest_framework.response import Response
 
 from apps_auth.otp import otp_request, otp_verify
 from apps_auth.serializers import (
@@ -12,6 +11,7 @@ from apps_auth.serializers import (
 )
 from config.api.idempotency import IDEMPOTENCY_KEY, idempotent
 from config.api.permissions import HasCashbackWrite
+from config.api.responses import ok
 from config.api.serializers import envelope, error_responses
 from members.services import member_resolve
 
@@ -45,7 +45,7 @@ class OtpViewSet(viewsets.ViewSet):
         challenge = otp_request(
             app=request.auth, member=member, channel=params.validated_data.get("channel")
         )
-        return Response({"success": True, "data": OtpChallengeSerializer(challenge).data})
+        return ok(OtpChallengeSerializer(challenge).data)
 
     @extend_schema(
         summary="Verify a one-time code",
@@ -75,4 +75,4 @@ class OtpViewSet(viewsets.ViewSet):
             "expires_at": verified.token.expires_at,
             "member_id": verified.member.pk,
         }
-        return Response({"success": True, "data": MemberTokenSerializer(data).data})
+        return ok(MemberTokenSerializer(data).data)

@@ -1,12 +1,12 @@
 from drf_spectacular.utils import extend_schema
 from rest_framework import viewsets
-from rest_framework.response import Response
 
 from cards.selectors import card_get, card_list
 from cards.serializers import CardListSerializer, CardSerializer
 from config.api.errors import NotFound
 from config.api.fields import MAX_ID
 from config.api.permissions import HasCardRead
+from config.api.responses import ok
 from config.api.serializers import envelope, error_responses
 
 
@@ -24,7 +24,7 @@ class CardViewSet(viewsets.ViewSet):
     def list(self, request):
         cards = list(card_list(app=request.auth))
         data = CardListSerializer({"cards": cards, "total": len(cards)}).data
-        return Response({"success": True, "data": data})
+        return ok(data)
 
     @extend_schema(
         summary="Get a card",
@@ -36,4 +36,4 @@ class CardViewSet(viewsets.ViewSet):
         if card_id > MAX_ID:
             raise NotFound("Card not found.")
         card = card_get(app=request.auth, card_id=card_id)
-        return Response({"success": True, "data": CardSerializer(card).data})
+        return ok(CardSerializer(card).data)

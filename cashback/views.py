@@ -3,7 +3,6 @@ from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, extend_schema
 from rest_framework import viewsets
 from rest_framework.decorators import action
-from rest_framework.response import Response
 
 from cards.selectors import card_get
 from cashback import money
@@ -24,15 +23,11 @@ from cashback.serializers import (
 from cashback.services import cashback_earn, cashback_redeem, cashback_refund
 from config.api.authentication import token_member
 from config.api.errors import MemberMismatch
-from config.api.idempotency import IDEMPOTENCY_KEY, REPLAYED, idempotency_record, idempotent
+from config.api.idempotency import IDEMPOTENCY_KEY, idempotency_record, idempotent
 from config.api.permissions import HasCashbackRead, HasCashbackWrite
+from config.api.responses import ok
 from config.api.schema import MEMBER_CREDENTIALS
 from config.api.serializers import envelope, error_responses
-
-
-def ok(data, *, replayed: bool = False) -> Response:
-    headers = {REPLAYED: "true"} if replayed else None
-    return Response({"success": True, "data": data}, headers=headers)
 
 
 def _validated(serializer_class, data):

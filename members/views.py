@@ -2,11 +2,11 @@ from django.utils import timezone
 from drf_spectacular.utils import extend_schema
 from rest_framework import viewsets
 from rest_framework.decorators import action
-from rest_framework.response import Response
 
 from config.api.authentication import token_member
 from config.api.idempotency import IDEMPOTENCY_KEY, idempotent
 from config.api.permissions import HasCashbackWrite
+from config.api.responses import ok
 from config.api.schema import MEMBER_CREDENTIALS
 from config.api.serializers import envelope, error_responses
 from members.serializers import PinResultSerializer, PinSerializer
@@ -39,4 +39,4 @@ class MemberViewSet(viewsets.ViewSet):
             current_pin=params.validated_data.get("current_pin"),
         )
         data = {"member_id": member.pk, "pin_set": True, "changed_at": timezone.now()}
-        return Response({"success": True, "data": PinResultSerializer(data).data})
+        return ok(PinResultSerializer(data).data)
