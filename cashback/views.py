@@ -21,7 +21,7 @@ from cashback.serializers import (
     RefundSerializer,
 )
 from cashback.services import cashback_earn, cashback_redeem, cashback_refund
-from config.api.authentication import token_member
+from config.api.authentication import token_member, token_member_id
 from config.api.errors import MemberMismatch
 from config.api.idempotency import IDEMPOTENCY_KEY, idempotency_record, idempotent
 from config.api.permissions import HasCashbackRead, HasCashbackWrite
@@ -82,7 +82,7 @@ class CashbackViewSet(viewsets.ViewSet):
         },
     )
     @action(detail=False, methods=["post"], permission_classes=[HasCashbackWrite])
-    @idempotent
+    @idempotent(subject=token_member_id)
     def redeem(self, request):
         member = token_member(request)
         data = _validated(RedeemSerializer, request.data).validated_data

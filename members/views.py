@@ -3,7 +3,7 @@ from drf_spectacular.utils import extend_schema
 from rest_framework import viewsets
 from rest_framework.decorators import action
 
-from config.api.authentication import token_member
+from config.api.authentication import token_member, token_member_id
 from config.api.idempotency import IDEMPOTENCY_KEY, idempotent
 from config.api.permissions import HasCashbackWrite
 from config.api.responses import ok
@@ -28,7 +28,7 @@ class MemberViewSet(viewsets.ViewSet):
         },
     )
     @action(detail=False, methods=["post"], permission_classes=[HasCashbackWrite])
-    @idempotent
+    @idempotent(subject=token_member_id)
     def pin(self, request):
         member = token_member(request)
         params = PinSerializer(data=request.data)

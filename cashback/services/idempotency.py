@@ -74,8 +74,11 @@ def idempotency_complete(*, record: IdempotencyRecord, status: int, body: str) -
 
 
 def idempotency_release(*, record: IdempotencyRecord) -> None:
-    """Forgets the key of a request refused before it ran (400, 401, 403, 429)."""
-    IdempotencyRecord.objects.filter(pk=record.pk, state=IdempotencyRecord.IN_PROGRESS).delete()
+    """Forgets the key of a request refused before it ran (400, 401, 403, 429), unless an entry
+    already holds it (then the key must keep protecting that entry)."""
+    IdempotencyRecord.objects.filter(
+        pk=record.pk, state=IdempotencyRecord.IN_PROGRESS, entry__isnull=True
+    ).delete()
 
 
 def idempotency_abandon(*, record: IdempotencyRecord) -> None:

@@ -117,8 +117,13 @@ def _plain_json(value, *, depth: int):
         if number in (float("inf"), float("-inf")):
             raise ValueError("Numbers must be finite.")
         return number
+    if isinstance(value, str) and "\x00" in value:
+        raise ValueError("Text must not contain NUL characters.")
     if isinstance(value, dict):
-        return {key: _plain_json(item, depth=depth + 1) for key, item in value.items()}
+        return {
+            _plain_json(key, depth=depth + 1): _plain_json(item, depth=depth + 1)
+            for key, item in value.items()
+        }
     if isinstance(value, list):
         return [_plain_json(item, depth=depth + 1) for item in value]
     return value
@@ -141,6 +146,10 @@ class PhoneField(serializers.CharField):
 
 class LowercaseEmailField(serializers.EmailField):
     """An email address, lower-cased: members' emails are unique per app case-insensitively."""
+
+    def __init__(self, **kwargs):
+        kwargs.setdefault("max_length", 254)  # the column's length (RFC 5321's path limit)
+        super().__init__(**kwargs)
 
     def to_internal_value(self, data):
         return super().to_internal_value(data).lower()

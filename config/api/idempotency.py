@@ -29,8 +29,15 @@ IDEMPOTENCY_KEY = OpenApiParameter(
 NOT_KEPT = {400, 401, 403, 429}
 
 
-def idempotent(action):
-    """Wraps a viewset action. Authentication and scopes have run already (DRF's `initial`)."""
+def idempotent(action=None, *, subject=None):
+    """Wraps a viewset action. Authentication and scopes have run already (DRF's `initial`).
+
+    `subject(request)` names who the request acts for beyond the body (the member of the
+    `X-Member-Token`); it is authenticated before the key is claimed and is part of the
+    request's digest, so one member's retry never replays another's response.
+    """
+    if action is None:
+        return lambda action: idempotent(action, subject=subject)
 
     @wraps(action)
     def wrapper(view, request, *args, **kwargs):
@@ -40,7 +47,12 @@ def idempotent(action):
         if not 1 <= len(key) <= 255:
             raise ValidationError({HEADER: ["Must be 1 to 255 characters."]})
         request_fingerprint = digest(
-            {"method": request.method, "path": request.path, "body": request.data}
+            {
+                "method": request.method,
+                "path": request.path,
+                "body": request.data,
+                "subject": subject(request) if subject else None,
+            }
         )
         record = idempotency_claim(
             app=request.auth, key=key, request_fingerprint=request_fingerprint
@@ -64,7 +76,12 @@ def idempotent(action):
             idempotency_abandon(record=record)
             raise
         if response.status_code in NOT_KEPT:
-            idempotency_release(record=record)
+            # A key taken over from a request that stopped may already own an entry: keep it,
+            # so that the next retry replays that entry instead of running again.
+            if record.claimed_new:
+                idempotency_release(record=record)
+            else:
+                idempotency_abandon(record=record)
         elif response.status_code >= 500:
             idempotency_abandon(record=record)
         else:

@@ -117,7 +117,9 @@ def test_a_running_first_request_answers_409_request_in_progress(api, merchant, 
     IdempotencyRecord.objects.create(
         app=merchant.app,
         key="busy",
-        request_fingerprint=digest({"method": "POST", "path": f"{API}/earn", "body": body}),
+        request_fingerprint=digest(
+            {"method": "POST", "path": f"{API}/earn", "body": body, "subject": None}
+        ),
         state=IdempotencyRecord.IN_PROGRESS,
         lease_until=timezone.now() + timedelta(seconds=30),
     )
@@ -167,3 +169,62 @@ def test_purge_idempotency_keys_deletes_only_expired_keys(api, card, member):
     assert json.loads(out.getvalue()) == {"deleted": 1}
     assert list(IdempotencyRecord.objects.values_list("key", flat=True)) == ["fresh"]
     assert LedgerEntry.objects.count() == 2  # the ledger keeps its entries
+
+
+def test_a_retry_refused_after_taking_over_a_committed_key_still_never_runs_twice(
+    api, merchant, card, member
+):
+    """The first redeem committed, then its worker died; a retry with a wrong PIN is refused,
+    and the next retry replays the first entry instead of debiting again."""
+    from apps_auth.tokens import member_token_issue
+
+    give_balance(app=merchant.app, card=card, member=member, purchase="200")  # 10.000
+    member_pin_set(member=member, pin="1234")
+    token = member_token_issue(app=merchant.app, member_id=member.pk).token
+    headers = {"X-Member-Token": token}
+    body = {"card_id": card.pk, "amount": 1, "pin": "1234"}
+    first = post(api, "redeem", body, "crash-2", **headers)
+    assert first.status_code == 200
+    IdempotencyRecord.objects.filter(key="crash-2").update(
+        state=IdempotencyRecord.IN_PROGRESS,
+        response_body="",
+        response_status=None,
+        lease_until=timezone.now() - timedelta(seconds=1),
+    )
+    member_pin_set(member=member, pin="9999")  # the PIN changed meanwhile
+    refused = post(api, "redeem", body, "crash-2", **headers)
+    assert refused.status_code == 403
+    assert IdempotencyRecord.objects.filter(key="crash-2").exists()
+    member_pin_set(member=member, pin="1234")
+    IdempotencyRecord.objects.filter(key="crash-2").update(
+        lease_until=timezone.now() - timedelta(seconds=1)
+    )
+    again = post(api, "redeem", body, "crash-2", **headers)
+    assert again.status_code == 200 and again.json() == first.json()
+    assert LedgerEntry.objects.filter(entry_type="redemption").count() == 1
+    assert balance_of(member, card) == Decimal(9)
+
+
+def test_one_key_with_another_members_token_is_409(api, merchant, card, member):
+    from apps_auth.tokens import member_token_issue
+    from tests.factories import MemberFactory
+
+    other = MemberFactory(app=merchant.app)
+    for someone in (member, other):
+        give_balance(app=merchant.app, card=card, member=someone, purchase="100")
+    body = {"card_id": card.pk, "amount": 1}
+    mine = member_token_issue(app=merchant.app, member_id=member.pk).token
+    theirs = member_token_issue(app=merchant.app, member_id=other.pk).token
+    assert post(api, "redeem", body, "k-m", **{"X-Member-Token": mine}).status_code == 200
+    response = post(api, "redeem", body, "k-m", **{"X-Member-Token": theirs})
+    assert response.status_code == 409
+    assert response.json()["error"]["code"] == "idempotency_key_reused"
+    assert balance_of(other, card) == Decimal(5)
+
+
+def test_a_bad_member_token_keeps_no_key(api, card):
+    response = post(
+        api, "redeem", {"card_id": card.pk, "amount": 1}, "k-t", **{"X-Member-Token": "x"}
+    )
+    assert response.status_code == 401
+    assert IdempotencyRecord.objects.count() == 0
