@@ -38,7 +38,8 @@ class Earn(APIView):
             )
             entry_id = cursor.fetchone()[0]
             cursor.execute(
-                "UPDATE cashback_wallet SET balance = %s, updated_at = now() WHERE id = %s",
+                "UPDATE cashback_wallet SET balance = %s, entries_count = entries_count + 1, "
+                "updated_at = now() WHERE id = %s",
                 [new_balance, wallet_id],
             )
         return Response({"transaction_id": entry_id, "new_balance": new_balance})
