@@ -12,7 +12,7 @@ from apps_auth.serializers import (
 from config.api.idempotency import IDEMPOTENCY_KEY, idempotent
 from config.api.permissions import HasCashbackWrite
 from config.api.responses import ok
-from config.api.serializers import envelope, error_responses
+from config.api.serializers import envelope, error_responses, validated
 from members.services import member_resolve
 
 
@@ -39,8 +39,7 @@ class OtpViewSet(viewsets.ViewSet):
     )
     @idempotent
     def otp_request(self, request):
-        params = OtpRequestSerializer(data=request.data)
-        params.is_valid(raise_exception=True)
+        params = validated(OtpRequestSerializer, request.data)
         member = member_resolve(app=request.auth, ref=params.member_ref(), create=False)
         challenge = otp_request(
             app=request.auth, member=member, channel=params.validated_data.get("channel")
@@ -66,8 +65,7 @@ class OtpViewSet(viewsets.ViewSet):
     )
     @idempotent
     def otp_verify(self, request):
-        params = OtpVerifySerializer(data=request.data)
-        params.is_valid(raise_exception=True)
+        params = validated(OtpVerifySerializer, request.data)
         verified = otp_verify(app=request.auth, **params.validated_data)
         data = {
             "member_token": verified.token.token,

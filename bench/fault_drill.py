@@ -108,7 +108,7 @@ class Client:
         except (urllib.error.URLError, ConnectionError, OSError):
             return None, None  # the worker died under this request, or is restarting
 
-    def operation(self, n: int) -> tuple[str, dict, str | None]:
+    def operation(self) -> tuple[str, dict, str | None]:
         member = self.random.choice(self.shop["members"])
         card_id = self.shop["card_id"]
         kind = self.random.choices(["earn", "redeem", "refund"], weights=[5, 3, 2])[0]
@@ -126,7 +126,7 @@ class Client:
         n = 0
         while time.monotonic() < self.stop_at:
             n += 1
-            kind, body, token = self.operation(n)
+            kind, body, token = self.operation()
             key = f"drill-{self.seed}-{n}"
             attempt = 0
             while True:

@@ -27,13 +27,7 @@ from config.api.idempotency import IDEMPOTENCY_KEY, idempotency_record, idempote
 from config.api.permissions import HasCashbackRead, HasCashbackWrite
 from config.api.responses import ok
 from config.api.schema import MEMBER_CREDENTIALS
-from config.api.serializers import envelope, error_responses
-
-
-def _validated(serializer_class, data):
-    serializer = serializer_class(data=data)
-    serializer.is_valid(raise_exception=True)
-    return serializer
+from config.api.serializers import envelope, error_responses, validated
 
 
 @extend_schema(tags=["Cashback"])
@@ -55,7 +49,7 @@ class CashbackViewSet(viewsets.ViewSet):
     @action(detail=False, methods=["post"], permission_classes=[HasCashbackWrite])
     @idempotent
     def earn(self, request):
-        params = _validated(EarnSerializer, request.data)
+        params = validated(EarnSerializer, request.data)
         data = params.validated_data
         card = card_get(app=request.auth, card_id=data["card_id"])
         posted = cashback_earn(
@@ -85,7 +79,7 @@ class CashbackViewSet(viewsets.ViewSet):
     @idempotent(subject=token_member_id)
     def redeem(self, request):
         member = token_member(request)
-        data = _validated(RedeemSerializer, request.data).validated_data
+        data = validated(RedeemSerializer, request.data).validated_data
         if data.get("member_id", member.pk) != member.pk:
             raise MemberMismatch()
         card = card_get(app=request.auth, card_id=data["card_id"])
@@ -117,7 +111,7 @@ class CashbackViewSet(viewsets.ViewSet):
     @action(detail=False, methods=["post"], permission_classes=[HasCashbackWrite])
     @idempotent
     def refund(self, request):
-        params = _validated(RefundSerializer, request.data)
+        params = validated(RefundSerializer, request.data)
         data = params.validated_data
         card = card_get(app=request.auth, card_id=data["card_id"])
         posted = cashback_refund(
@@ -141,7 +135,7 @@ class CashbackViewSet(viewsets.ViewSet):
     )
     @action(detail=False, methods=["get"], permission_classes=[HasCashbackRead])
     def balance(self, request):
-        query = _validated(BalanceQuerySerializer, request.query_params).validated_data
+        query = validated(BalanceQuerySerializer, request.query_params).validated_data
         card, balance = wallet_balance(
             app=request.auth, card_id=query["card_id"], member_id=query["member_id"]
         )
@@ -170,7 +164,7 @@ class CashbackViewSet(viewsets.ViewSet):
     )
     @action(detail=False, methods=["get"], permission_classes=[HasCashbackRead])
     def history(self, request):
-        query = _validated(HistoryQuerySerializer, request.query_params).validated_data
+        query = validated(HistoryQuerySerializer, request.query_params).validated_data
         member_id = query["member_id"]
         card = card_for_member(app=request.auth, card_id=query["card_id"], member_id=member_id)
         entries, filtered = entry_history(

@@ -8,7 +8,7 @@ from config.api.idempotency import IDEMPOTENCY_KEY, idempotent
 from config.api.permissions import HasCashbackWrite
 from config.api.responses import ok
 from config.api.schema import MEMBER_CREDENTIALS
-from config.api.serializers import envelope, error_responses
+from config.api.serializers import envelope, error_responses, validated
 from members.serializers import PinResultSerializer, PinSerializer
 from members.services import member_pin_change
 
@@ -31,8 +31,7 @@ class MemberViewSet(viewsets.ViewSet):
     @idempotent(subject=token_member_id)
     def pin(self, request):
         member = token_member(request)
-        params = PinSerializer(data=request.data)
-        params.is_valid(raise_exception=True)
+        params = validated(PinSerializer, request.data)
         member_pin_change(
             member=member,
             pin=params.validated_data["pin"],
