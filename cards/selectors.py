@@ -2,6 +2,7 @@ from django.db.models import QuerySet
 
 from apps_auth.models import App
 from cards.models import Card
+from config import sql
 from config.api.errors import NotFound
 
 
@@ -12,7 +13,7 @@ def card_list(*, app: App) -> QuerySet[Card]:
 
 def card_get(*, app: App, card_id: int) -> Card:
     """The app's card, active or not. Raises `NotFound` for an unknown id or another app's card."""
-    card = Card.objects.filter(app=app, pk=card_id).first()
+    card = sql.select_one(Card, "id = %s AND app_id = %s", [card_id, app.pk])
     if card is None:
         raise NotFound("Card not found.")
     return card

@@ -38,7 +38,7 @@ def cashback_adjust(
         request_fingerprint=digest({"wallet": wallet.pk, "amount": amount, "reason": reason}),
     )
     return entry_post(
-        wallet=locked,
+        member_id=locked.member_id,
         operation=operation,
         amount=amount,
         created_by=staff_user,

@@ -14,10 +14,10 @@ from cashback.services.ledger import (
     card_check_active,
     entry_post,
     member_ref_digest,
-    member_wallet,
+    wallet_open,
 )
 from config.api.errors import BelowMinimumPurchase
-from members.services import MemberRef
+from members.services import MemberRef, member_resolve
 
 
 @transaction.atomic(durable=True)
@@ -68,12 +68,21 @@ def cashback_earn(
     if replay is not None:
         return replay
 
-    wallet = member_wallet(app=app, card=card, ref=member_ref, create_member=True)
-    return entry_post(
-        wallet=wallet,
-        operation=operation,
-        amount=cashback,
-        purchase_amount=purchase_amount,
-        cashback_percentage=card.cashback_percentage,
-        metadata=metadata or {},
-    )
+    entry = {
+        "operation": operation,
+        "amount": cashback,
+        "purchase_amount": purchase_amount,
+        "cashback_percentage": card.cashback_percentage,
+        "metadata": metadata or {},
+    }
+    # By id, a member with a wallet on the card is credited in one statement (the wallet's
+    # existence proves the member is the app's); otherwise the member is found, or created, first.
+    member = None
+    if member_ref.member_id is None:
+        member = member_resolve(app=app, ref=member_ref, create=True)
+    posted = entry_post(member_id=member_ref.member_id or member.pk, **entry)
+    if posted is None:
+        member = member or member_resolve(app=app, ref=member_ref, create=True)
+        wallet_open(app=app, card=card, member=member)
+        posted = entry_post(member_id=member.pk, **entry)
+    return posted

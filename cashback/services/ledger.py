@@ -4,13 +4,14 @@ from contextlib import nullcontext
 from dataclasses import dataclass
 from decimal import Decimal
 
-from django.db import IntegrityError, transaction
-from django.db.models import F
+from django.db import IntegrityError, connection, transaction
+from django.utils import timezone
 
 from apps_auth.models import App
 from cards.models import Card
 from cashback import money
 from cashback.models import EVENTS, IdempotencyRecord, LedgerEntry, Wallet
+from config import sql
 from config.api.errors import CardInactive, DuplicateReference, IdempotencyKeyReused, InvalidInput
 from members.models import Member
 from members.services import MemberRef, member_resolve
@@ -116,13 +117,26 @@ def member_ref_digest(ref: MemberRef) -> list:
     return [ref.member_id, ref.email, ref.phone]
 
 
-def entry_post(*, wallet: Wallet, operation: Operation, amount: Decimal, **fields) -> Posted:
-    """Appends one entry to a locked wallet and moves its balance by `amount`.
+# The balance moves in the database, in one statement that locks the row, so an earn needs no
+# read first. ROUND keeps SQLite, which does this sum in binary floating point, on the exact
+# four-place value PostgreSQL's numeric arithmetic gives.
+_MOVE = (
+    "balance = ROUND(balance + %s, 4), entries_count = entries_count + 1, updated_at = %s",
+    "card_id = %s AND member_id = %s AND app_id = %s",
+)
 
-    A concurrent request with the same key or reference that posted first wins: this one
-    replays it, or raises `IdempotencyKeyReused`/`DuplicateReference` when its request differs.
+
+def entry_post(*, member_id: int, operation: Operation, amount: Decimal, **fields) -> Posted | None:
+    """Moves the member's wallet on the operation's card by `amount` and appends its entry;
+    None when the member has no wallet on the card yet.
+
+    The update locks the wallet until the transaction ends. Callers that must see the balance
+    first (a debit) lock it with `wallet_lock` before. A concurrent request with the same key or
+    reference that posted first wins: this one replays it, or raises
+    `IdempotencyKeyReused`/`DuplicateReference` when its request differs.
     """
-    balance_after = wallet.balance + amount
+    card = operation.card
+    updated_at = Wallet._meta.get_field("updated_at").get_db_prep_save(timezone.now(), connection)
     # Only a reference, or a key taken over from a request that stopped, can collide with an
     # entry posted concurrently; only then is a savepoint worth its round trips.
     may_collide = operation.reference is not None or (
@@ -130,18 +144,25 @@ def entry_post(*, wallet: Wallet, operation: Operation, amount: Decimal, **field
     )
     try:
         with transaction.atomic() if may_collide else nullcontext():
-            entry = LedgerEntry.objects.create(
-                app_id=wallet.app_id,
-                wallet=wallet,
-                card_id=wallet.card_id,
-                entry_type=operation.entry_type,
-                event=EVENTS[operation.entry_type],
-                amount=amount,
-                balance_after=balance_after,
-                request_fingerprint=operation.request_fingerprint,
-                reference=operation.reference,
-                idempotency_record=operation.idempotency_record,
-                **fields,
+            wallet = sql.update_returning(
+                Wallet, *_MOVE, [amount, updated_at, card.pk, member_id, card.app_id]
+            )
+            if wallet is None:
+                return None
+            entry = sql.insert(
+                LedgerEntry(
+                    app_id=wallet.app_id,
+                    wallet=wallet,
+                    card_id=wallet.card_id,
+                    entry_type=operation.entry_type,
+                    event=EVENTS[operation.entry_type],
+                    amount=amount,
+                    balance_after=wallet.balance,
+                    request_fingerprint=operation.request_fingerprint,
+                    reference=operation.reference,
+                    idempotency_record=operation.idempotency_record,
+                    **fields,
+                )
             )
     except IntegrityError:
         if not may_collide:
@@ -150,10 +171,4 @@ def entry_post(*, wallet: Wallet, operation: Operation, amount: Decimal, **field
         if replay is None:
             raise
         return replay
-    # The row is locked, so the balance computed in Decimal is exact; SQL arithmetic on SQLite
-    # would run in binary floating point.
-    Wallet.objects.filter(pk=wallet.pk).update(
-        balance=balance_after, entries_count=F("entries_count") + 1, updated_at=entry.created_at
-    )
-    wallet.balance = balance_after
     return Posted(entry=entry)

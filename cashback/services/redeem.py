@@ -69,4 +69,6 @@ def _redeem(*, app, member, operation: Operation, amount, metadata) -> Posted:
                 "amount": money.quantize(amount, currency),
             }
         )
-    return entry_post(wallet=wallet, operation=operation, amount=-amount, metadata=metadata or {})
+    return entry_post(
+        member_id=member.pk, operation=operation, amount=-amount, metadata=metadata or {}
+    )

@@ -91,7 +91,7 @@ def cashback_refund(
 
     deducted = min(to_deduct, wallet.balance)
     return entry_post(
-        wallet=wallet,
+        member_id=wallet.member_id,
         operation=operation,
         amount=-deducted,
         refund_amount=refund_amount,

@@ -1,0 +1,86 @@
+"""Statements for the hot path, built once per model instead of composed on every request.
+
+The ORM spends about 0.3 ms composing each query, more than a loopback round trip to PostgreSQL;
+an earn runs four. These helpers write the same SQL from the model's own fields once, bind
+values with the fields' own conversions (`get_db_prep_save`) and read rows back through the
+backend's and fields' converters, so the model stays the one description of its table and the
+statements run unchanged on PostgreSQL and SQLite (both have `RETURNING`).
+
+Table and column names come from the models and `where`/`assignments` are constants of the
+calling code; values always travel as parameters (hence the S608 exemptions below).
+"""
+
+from functools import cache
+
+from django.db import connection
+from django.db.models import Model
+
+
+@cache
+def _columns(model: type[Model]) -> tuple[str, list[str], list]:
+    """The model's columns as a select list, their attribute names, and for each column its
+    expression and converters (the backend's, then the field's, as the ORM applies them)."""
+    fields = model._meta.concrete_fields
+    readers = []
+    for field in fields:
+        col = field.get_col(model._meta.db_table)
+        converters = connection.ops.get_db_converters(col) + col.get_db_converters(connection)
+        readers.append((col, converters))
+    columns = ", ".join(connection.ops.quote_name(f.column) for f in fields)
+    return columns, [f.attname for f in fields], readers
+
+
+def _instance(model: type[Model], row) -> Model:
+    _, names, readers = _columns(model)
+    values = []
+    for value, (col, converters) in zip(row, readers, strict=True):
+        for converter in converters:
+            value = converter(value, col, connection)
+        values.append(value)
+    return model.from_db(connection.alias, names, values)
+
+
+def select_one(model: type[Model], where: str, params: list) -> Model | None:
+    """The one row of `model` matching `where` (SQL with %s placeholders), or None."""
+    columns, _, _ = _columns(model)
+    with connection.cursor() as cursor:
+        cursor.execute(f"SELECT {columns} FROM {model._meta.db_table} WHERE {where}", params)  # noqa: S608
+        row = cursor.fetchone()
+    return None if row is None else _instance(model, row)
+
+
+def update_returning(model: type[Model], assignments: str, where: str, params: list):
+    """Runs `UPDATE ... SET assignments WHERE where` on at most one row and returns that row as
+    it is after the update, or None when no row matched. The row stays locked until the
+    transaction ends."""
+    columns, _, _ = _columns(model)
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"UPDATE {model._meta.db_table} SET {assignments} WHERE {where} RETURNING {columns}",  # noqa: S608
+            params,
+        )
+        row = cursor.fetchone()
+    return None if row is None else _instance(model, row)
+
+
+@cache
+def _insert_sql(model: type[Model]) -> str:
+    meta = model._meta
+    fields = [f for f in meta.concrete_fields if not f.primary_key]
+    names = ", ".join(connection.ops.quote_name(f.column) for f in fields)
+    marks = ", ".join(["%s"] * len(fields))
+    pk = connection.ops.quote_name(meta.pk.column)
+    return f"INSERT INTO {meta.db_table} ({names}) VALUES ({marks}) RETURNING {pk}"  # noqa: S608
+
+
+def insert(obj: Model) -> Model:
+    """Saves a new instance in one statement, as `Model.objects.create` would (defaults,
+    `auto_now_add`, the same value conversions), without composing the INSERT each time."""
+    fields = [f for f in obj._meta.concrete_fields if not f.primary_key]
+    params = [f.get_db_prep_save(f.pre_save(obj, True), connection) for f in fields]
+    with connection.cursor() as cursor:
+        cursor.execute(_insert_sql(type(obj)), params)
+        obj.pk = cursor.fetchone()[0]
+    obj._state.adding = False
+    obj._state.db = connection.alias
+    return obj
