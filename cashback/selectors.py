@@ -1,26 +1,25 @@
 from collections.abc import Mapping
 from decimal import Decimal
 
-from django.db.models import QuerySet
-
 from apps_auth.models import App
 from cards.models import Card
 from cashback.filters import LedgerEntryFilter
 from cashback.models import LedgerEntry
+from config import sql
 from config.api.errors import InvalidInput, NotFound
 
-# One round trip for the hot read path; written as SQL because the ORM spends longer composing
-# the two subqueries than PostgreSQL spends running them.
-_CARD_FOR_MEMBER = """
-    SELECT c.*,
-        EXISTS (SELECT 1 FROM members_member m WHERE m.id = %s AND m.app_id = %s) AS member_found,
-        w.id AS member_wallet_id,
-        w.balance AS member_balance,
-        w.entries_count AS member_entries_count
-    FROM cards_card c
-    LEFT JOIN cashback_wallet w ON w.card_id = c.id AND w.member_id = %s AND w.app_id = %s
-    WHERE c.id = %s AND c.app_id = %s
-"""
+# One round trip for the hot read path: the card, whether the member is the app's, and the
+# member's wallet on it.
+_MEMBER_WALLET = {
+    "extra": {
+        "member_found": "EXISTS (SELECT 1 FROM members_member m WHERE m.id = %s AND m.app_id = %s)",
+        "member_wallet_id": "w.id",
+        "member_balance": "w.balance",
+        "member_entries_count": "w.entries_count",
+    },
+    "joins": "LEFT JOIN cashback_wallet w "
+    "ON w.card_id = cards_card.id AND w.member_id = %s AND w.app_id = %s",
+}
 _BALANCE_PLACES = Decimal("0.0001")
 
 
@@ -29,7 +28,9 @@ def card_for_member(*, app: App, card_id: int, member_id: int) -> Card:
     (None: no wallet yet), in one query. Raises `NotFound` for a card or member that is not
     the app's."""
     params = [member_id, app.pk, member_id, app.pk, card_id, app.pk]
-    card = next(iter(Card.objects.raw(_CARD_FOR_MEMBER, params)), None)
+    card = sql.select_one(
+        Card, "cards_card.id = %s AND cards_card.app_id = %s", params, **_MEMBER_WALLET
+    )
     if card is None:
         raise NotFound("Card not found.")
     if not card.member_found:
@@ -46,22 +47,38 @@ def wallet_balance(*, app: App, card_id: int, member_id: int) -> tuple[Card, Dec
     return card, card.member_balance if card.member_balance is not None else Decimal(0)
 
 
-def entry_history(*, wallet_id: int | None, filters: Mapping) -> tuple[QuerySet[LedgerEntry], bool]:
-    """A wallet's entries, newest first (the (wallet, created_at, id) index), narrowed by
-    `type`, `created_after` and `created_before`; none without a wallet. The wallet comes from
-    `card_for_member`, which is tenant-checked. Also says whether a filter applies (without
-    one, the wallet's `entries_count` is the total). Raises `InvalidInput` for a filter it
-    cannot read."""
-    entries = (
-        LedgerEntry.objects.filter(wallet_id=wallet_id).order_by("-created_at", "-id")
-        if wallet_id is not None
-        else LedgerEntry.objects.none()
-    )
+# The page's ids come from the (wallet, created_at, id) index alone (an index-only scan,
+# however deep the offset), then only the page's rows are read.
+_PAGE = (
+    "cashback_ledgerentry.id IN (SELECT id FROM cashback_ledgerentry WHERE wallet_id = %s "
+    "ORDER BY created_at DESC, id DESC LIMIT %s OFFSET %s)"
+)
+
+
+def entry_history(
+    *, card: Card, filters: Mapping, limit: int, offset: int
+) -> tuple[list[LedgerEntry], int]:
+    """One page of the member's entries on the card, newest first, and how many there are in
+    all; `card` comes from `card_for_member`, which is tenant-checked. Narrowed by `type`,
+    `created_after` and `created_before`; without a filter the wallet's `entries_count` is the
+    total. Raises `InvalidInput` for a filter it cannot read."""
+    wallet_id = card.member_wallet_id
     if not any(name in filters for name in LedgerEntryFilter.base_filters):
-        return entries, False  # the common page needs no filter form
+        if wallet_id is None:
+            return [], 0
+        page = sql.select(
+            LedgerEntry,
+            _PAGE,
+            [wallet_id, limit, offset],
+            tail="ORDER BY cashback_ledgerentry.created_at DESC, cashback_ledgerentry.id DESC",
+        )
+        return page, card.member_entries_count
+    entries = LedgerEntry.objects.filter(wallet_id=wallet_id).order_by("-created_at", "-id")
+    if wallet_id is None:
+        entries = entries.none()
     filterset = LedgerEntryFilter(data=filters, queryset=entries)
     if not filterset.is_valid():
         raise InvalidInput(
             details={field: list(messages) for field, messages in filterset.errors.items()}
         )
-    return filterset.qs, True
+    return list(filterset.qs[offset : offset + limit]), filterset.qs.count()

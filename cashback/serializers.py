@@ -1,3 +1,5 @@
+from datetime import UTC, datetime
+
 from rest_framework import serializers
 
 from cashback import money
@@ -6,11 +8,11 @@ from config.api.fields import AmountField, IdField, MetadataField, NumberOutFiel
 from config.api.serializers import StrictSerializer
 from members.serializers import MemberRefSerializer
 
-_timestamp = serializers.DateTimeField()
 
-
-def timestamp(value) -> str:
-    return _timestamp.to_representation(value)
+def timestamp(value: datetime) -> str:
+    """ISO 8601 in UTC with a `Z`, as DRF's DateTimeField renders it under TIME_ZONE = UTC;
+    written out because a history page renders twenty of them."""
+    return value.astimezone(UTC).isoformat().replace("+00:00", "Z")
 
 
 # Input

@@ -19,6 +19,7 @@ from cashback.serializers import (
     RedeemSerializer,
     RefundResultSerializer,
     RefundSerializer,
+    timestamp,
 )
 from cashback.services import cashback_earn, cashback_redeem, cashback_refund
 from config.api.authentication import token_member, token_member_id
@@ -146,9 +147,9 @@ class CashbackViewSet(viewsets.ViewSet):
             "cashback_percentage": money.plain(card.cashback_percentage),
             "reward_system": card.reward_system,
             "currency": card.currency,
-            "queried_at": timezone.now(),
+            "queried_at": timestamp(timezone.now()),
         }
-        return ok(BalanceSerializer(data).data)
+        return ok(data)  # already rendered; BalanceSerializer documents it
 
     @extend_schema(
         summary="Transaction history",
@@ -167,12 +168,10 @@ class CashbackViewSet(viewsets.ViewSet):
         query = validated(HistoryQuerySerializer, request.query_params).validated_data
         member_id = query["member_id"]
         card = card_for_member(app=request.auth, card_id=query["card_id"], member_id=member_id)
-        entries, filtered = entry_history(
-            wallet_id=card.member_wallet_id, filters=request.query_params
-        )
         limit, offset = query["limit"], query["offset"]
-        total = entries.count() if filtered else card.member_entries_count or 0
-        page = list(entries[offset : offset + limit])
+        page, total = entry_history(
+            card=card, filters=request.query_params, limit=limit, offset=offset
+        )
         # The item serializer renders each entry; the envelope is put together here rather
         # than through HistorySerializer, which documents it but would copy every nested field.
         item = HistoryItemSerializer(context={"card": card})

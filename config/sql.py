@@ -17,8 +17,8 @@ from django.db.models import Model
 
 
 @cache
-def _columns(model: type[Model]) -> tuple[str, list[str], list]:
-    """The model's columns as a select list, their attribute names, and for each column its
+def _columns(model: type[Model]) -> tuple[list[str], list[str], list]:
+    """The model's columns, their attribute names, and for each column its
     expression and converters (the backend's, then the field's, as the ORM applies them)."""
     fields = model._meta.concrete_fields
     readers = []
@@ -26,7 +26,7 @@ def _columns(model: type[Model]) -> tuple[str, list[str], list]:
         col = field.get_col(model._meta.db_table)
         converters = connection.ops.get_db_converters(col) + col.get_db_converters(connection)
         readers.append((col, converters))
-    columns = ", ".join(connection.ops.quote_name(f.column) for f in fields)
+    columns = [connection.ops.quote_name(f.column) for f in fields]
     return columns, [f.attname for f in fields], readers
 
 
@@ -40,20 +40,55 @@ def _instance(model: type[Model], row) -> Model:
     return model.from_db(connection.alias, names, values)
 
 
-def select_one(model: type[Model], where: str, params: list) -> Model | None:
-    """The one row of `model` matching `where` (SQL with %s placeholders), or None."""
+def select(
+    model: type[Model],
+    where: str,
+    params: list,
+    *,
+    joins: str = "",
+    extra: dict[str, str] | None = None,
+    tail: str = "",
+) -> list[Model]:
+    """The rows of `model` matching `where` (SQL with %s placeholders, columns named by their
+    table). `extra` adds computed columns, set as attributes as the database returns them;
+    `joins` and `tail` (ORDER BY, LIMIT) go where SQL puts them. `params` follow the SQL's
+    order: extra columns, joins, where, tail."""
     columns, _, _ = _columns(model)
+    table = model._meta.db_table
+    extra = extra or {}
+    select_list = ", ".join(
+        [
+            *(f"{table}.{column}" for column in columns),
+            *(f"{sql} AS {name}" for name, sql in extra.items()),
+        ]
+    )
     with connection.cursor() as cursor:
-        cursor.execute(f"SELECT {columns} FROM {model._meta.db_table} WHERE {where}", params)  # noqa: S608
-        row = cursor.fetchone()
-    return None if row is None else _instance(model, row)
+        cursor.execute(
+            f"SELECT {select_list} FROM {table} {joins} WHERE {where} {tail}",  # noqa: S608
+            params,
+        )
+        rows = cursor.fetchall()
+    width = len(model._meta.concrete_fields)
+    instances = []
+    for row in rows:
+        instance = _instance(model, row[:width])
+        for name, value in zip(extra, row[width:], strict=True):
+            setattr(instance, name, value)
+        instances.append(instance)
+    return instances
+
+
+def select_one(model: type[Model], where: str, params: list, **parts) -> Model | None:
+    """The one row of `model` matching `where`, or None; `parts` as for `select`."""
+    rows = select(model, where, params, **parts)
+    return rows[0] if rows else None
 
 
 def update_returning(model: type[Model], assignments: str, where: str, params: list):
     """Runs `UPDATE ... SET assignments WHERE where` on at most one row and returns that row as
     it is after the update, or None when no row matched. The row stays locked until the
     transaction ends."""
-    columns, _, _ = _columns(model)
+    columns = ", ".join(_columns(model)[0])
     with connection.cursor() as cursor:
         cursor.execute(
             f"UPDATE {model._meta.db_table} SET {assignments} WHERE {where} RETURNING {columns}",  # noqa: S608
