@@ -2,6 +2,7 @@ import time
 
 from django.core.cache import cache
 
+from config.api.throttling import Allowance
 from tests.helpers import error
 
 CARDS = "/api/v1/cashback/cards"
@@ -30,3 +31,25 @@ def test_the_rate_is_counted_in_the_shared_cache(make_merchant, settings):
     merchant.client.get(CARDS)
     counted = cache.get(f"throttle:app:{merchant.app.pk}:{window}")
     assert counted == 2 or int(time.time() // 60) != window  # unless the minute turned
+
+
+def test_processes_share_a_high_limit_exactly_one_batch_at_a_time(make_merchant):
+    """Two processes' allowances drawing on one app's window: a high limit (2,000, so
+    batches of 2) costs half the round trips, and together they admit exactly the limit."""
+    app = make_merchant(rate_limit_per_minute=2000).app
+    window = int(time.time() // 60) + 1000  # a window of its own
+    first, second = Allowance(), Allowance()
+    admitted = 0
+    for turn in range(2100):
+        allowance = first if turn % 2 == 0 else second
+        admitted += allowance.take(app_pk=app.pk, window=window, limit=2000)
+    assert admitted == 2000
+    assert cache.get(f"throttle:app:{app.pk}:{window}") >= 2000
+
+
+def test_a_low_limit_is_counted_one_request_at_a_time(make_merchant):
+    app = make_merchant(rate_limit_per_minute=600).app
+    window = int(time.time() // 60) + 1000
+    allowance = Allowance()
+    assert allowance.take(app_pk=app.pk, window=window, limit=600)
+    assert cache.get(f"throttle:app:{app.pk}:{window}") == 1
