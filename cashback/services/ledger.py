@@ -93,11 +93,9 @@ def wallet_open(*, app: App, card: Card, member: Member) -> Wallet:
     wallet = wallet_lock(app=app, card=card, member_id=member.pk)
     if wallet is not None:
         return wallet
-    try:
-        with transaction.atomic():
-            Wallet.objects.create(app=app, member=member, card=card)
-    except IntegrityError:
-        pass  # created by a concurrent request: lock theirs
+    # INSERT ... ON CONFLICT DO NOTHING: a wallet created meanwhile by a concurrent request is
+    # kept, without a savepoint around a failing insert.
+    Wallet.objects.bulk_create([Wallet(app=app, member=member, card=card)], ignore_conflicts=True)
     return Wallet.objects.select_for_update().get(app=app, card=card, member=member)
 
 
