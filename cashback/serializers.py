@@ -5,7 +5,7 @@ from rest_framework import serializers
 from cashback import money
 from cashback.models import EntryType, LedgerEntry
 from config.api.fields import AmountField, IdField, MetadataField, NumberOutField, PinField
-from config.api.serializers import StrictSerializer
+from config.api.serializers import InputSerializer, StrictSerializer
 from members.serializers import MemberRefSerializer
 
 
@@ -47,7 +47,7 @@ class RefundSerializer(MemberRefSerializer, _OperationFields, StrictSerializer):
     original_transaction_id = IdField(required=False, help_text="The earning this refund reverses.")
 
 
-class BalanceQuerySerializer(serializers.Serializer):
+class BalanceQuerySerializer(InputSerializer):
     card_id = IdField()
     member_id = IdField()
 

@@ -1,12 +1,28 @@
 """Base serializers and the response envelopes, as the OpenAPI document describes them."""
 
+import copy
 from functools import cache
 
 from drf_spectacular.utils import inline_serializer
 from rest_framework import serializers
 
 
-class StrictSerializer(serializers.Serializer):
+class InputSerializer(serializers.Serializer):
+    """Reads a request. Each instance gets shallow copies of the declared fields: DRF's deep
+    copy runs every field's `__init__` again, which is a tenth of an earn's CPU. A shallow copy
+    is safe for a field without nested fields: binding sets attributes on the copy, and what the
+    copies share (error messages, validators) is only read. Nested fields are deep-copied."""
+
+    def get_fields(self):
+        return {
+            name: copy.deepcopy(field)
+            if isinstance(field, serializers.BaseSerializer) or hasattr(field, "child")
+            else copy.copy(field)
+            for name, field in self._declared_fields.items()
+        }
+
+
+class StrictSerializer(InputSerializer):
     """An input serializer that refuses fields it does not know, such as computed values."""
 
     def to_internal_value(self, data):
