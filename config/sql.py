@@ -12,8 +12,14 @@ calling code; values always travel as parameters (hence the S608 exemptions belo
 
 from functools import cache
 
-from django.db import connection
+from django.db import DEFAULT_DB_ALIAS, connection, connections
 from django.db.models import Model
+
+
+def _connection():
+    """The thread's connection itself: each attribute read through `django.db.connection`
+    looks the thread's connection up again, dozens of times per row."""
+    return connections[DEFAULT_DB_ALIAS]
 
 
 @cache
@@ -30,14 +36,14 @@ def _columns(model: type[Model]) -> tuple[list[str], list[str], list]:
     return columns, [f.attname for f in fields], readers
 
 
-def _instance(model: type[Model], row) -> Model:
+def _instance(model: type[Model], row, conn) -> Model:
     _, names, readers = _columns(model)
     values = []
     for value, (col, converters) in zip(row, readers, strict=True):
         for converter in converters:
-            value = converter(value, col, connection)
+            value = converter(value, col, conn)
         values.append(value)
-    return model.from_db(connection.alias, names, values)
+    return model.from_db(conn.alias, names, values)
 
 
 def select(
@@ -62,7 +68,8 @@ def select(
             *(f"{sql} AS {name}" for name, sql in extra.items()),
         ]
     )
-    with connection.cursor() as cursor:
+    conn = _connection()
+    with conn.cursor() as cursor:
         cursor.execute(
             f"SELECT {select_list} FROM {table} {joins} WHERE {where} {tail}",  # noqa: S608
             params,
@@ -71,7 +78,7 @@ def select(
     width = len(model._meta.concrete_fields)
     instances = []
     for row in rows:
-        instance = _instance(model, row[:width])
+        instance = _instance(model, row[:width], conn)
         for name, value in zip(extra, row[width:], strict=True):
             setattr(instance, name, value)
         instances.append(instance)
@@ -89,33 +96,35 @@ def update_returning(model: type[Model], assignments: str, where: str, params: l
     it is after the update, or None when no row matched. The row stays locked until the
     transaction ends."""
     columns = ", ".join(_columns(model)[0])
-    with connection.cursor() as cursor:
+    conn = _connection()
+    with conn.cursor() as cursor:
         cursor.execute(
             f"UPDATE {model._meta.db_table} SET {assignments} WHERE {where} RETURNING {columns}",  # noqa: S608
             params,
         )
         row = cursor.fetchone()
-    return None if row is None else _instance(model, row)
+    return None if row is None else _instance(model, row, conn)
 
 
 @cache
-def _insert_sql(model: type[Model]) -> str:
+def _insert_sql(model: type[Model]) -> tuple[str, list]:
     meta = model._meta
     fields = [f for f in meta.concrete_fields if not f.primary_key]
     names = ", ".join(connection.ops.quote_name(f.column) for f in fields)
     marks = ", ".join(["%s"] * len(fields))
     pk = connection.ops.quote_name(meta.pk.column)
-    return f"INSERT INTO {meta.db_table} ({names}) VALUES ({marks}) RETURNING {pk}"  # noqa: S608
+    return f"INSERT INTO {meta.db_table} ({names}) VALUES ({marks}) RETURNING {pk}", fields  # noqa: S608
 
 
 def insert(obj: Model) -> Model:
     """Saves a new instance in one statement, as `Model.objects.create` would (defaults,
     `auto_now_add`, the same value conversions), without composing the INSERT each time."""
-    fields = [f for f in obj._meta.concrete_fields if not f.primary_key]
-    params = [f.get_db_prep_save(f.pre_save(obj, True), connection) for f in fields]
-    with connection.cursor() as cursor:
-        cursor.execute(_insert_sql(type(obj)), params)
+    sql, fields = _insert_sql(type(obj))
+    conn = _connection()
+    params = [f.get_db_prep_save(f.pre_save(obj, True), conn) for f in fields]
+    with conn.cursor() as cursor:
+        cursor.execute(sql, params)
         obj.pk = cursor.fetchone()[0]
     obj._state.adding = False
-    obj._state.db = connection.alias
+    obj._state.db = conn.alias
     return obj
