@@ -150,6 +150,7 @@ REST_FRAMEWORK = {
     "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
     "DEFAULT_PARSER_CLASSES": ["config.api.parsers.DecimalJSONParser"],
     "DEFAULT_RENDERER_CLASSES": ["config.api.renderers.DecimalJSONRenderer"],
+    "DEFAULT_CONTENT_NEGOTIATION_CLASS": "config.api.negotiation.JsonContentNegotiation",
     "DEFAULT_THROTTLE_CLASSES": ["config.api.throttling.AppRateThrottle"],
     "DEFAULT_FILTER_BACKENDS": ["django_filters.rest_framework.DjangoFilterBackend"],
     "DEFAULT_SCHEMA_CLASS": "config.api.schema.EnvelopeAutoSchema",

@@ -210,3 +210,17 @@ def test_access_lines_carry_the_request_id(api, caplog):
     [record] = [r for r in caplog.records if r.name == "cashback.access"]
     assert record.request_id == "till-9" and record.status == 200
     assert record.path == f"{API}/cards" and record.duration_ms >= 0
+
+
+def test_the_api_answers_json_whatever_accept_says(api, card):
+    for accept in ("text/html", "application/xml", "*/*", "application/json"):
+        response = api.get(f"/api/v1/cashback/cards/{card.pk}", headers={"Accept": accept})
+        assert response.status_code == 200
+        assert response["Content-Type"].startswith("application/json")
+        assert response.json()["success"] is True
+
+
+def test_the_schema_still_comes_as_yaml_or_json(client, db):
+    assert client.get(f"{API}/schema")["Content-Type"].startswith("application/vnd.oai.openapi")
+    as_json = client.get(f"{API}/schema", headers={"Accept": "application/json"})
+    assert as_json["Content-Type"].startswith("application/json")
