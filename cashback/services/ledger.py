@@ -129,7 +129,7 @@ def entry_post(*, member_id: int, operation: Operation, amount: Decimal, **field
     None when the member has no wallet on the card yet.
 
     The update locks the wallet until the transaction ends. Callers that must see the balance
-    first (a debit) lock it with `wallet_lock` before. A concurrent request with the same key or
+    before they decide (a debit, a refund) lock the wallet first (`wallet_open`, `wallet_lock`). A concurrent request with the same key or
     reference that posted first wins: this one replays it, or raises
     `IdempotencyKeyReused`/`DuplicateReference` when its request differs.
     """
