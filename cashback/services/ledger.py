@@ -129,9 +129,10 @@ def entry_post(*, member_id: int, operation: Operation, amount: Decimal, **field
     None when the member has no wallet on the card yet.
 
     The update locks the wallet until the transaction ends. Callers that must see the balance
-    before they decide (a debit, a refund) lock the wallet first (`wallet_open`, `wallet_lock`). A concurrent request with the same key or
-    reference that posted first wins: this one replays it, or raises
-    `IdempotencyKeyReused`/`DuplicateReference` when its request differs.
+    before they decide (a debit, a refund) lock the wallet first (`wallet_open`,
+    `wallet_lock`). A concurrent request with the same key or reference that posted first
+    wins: this one replays it, or raises `IdempotencyKeyReused`/`DuplicateReference` when its
+    request differs.
     """
     card = operation.card
     updated_at = Wallet._meta.get_field("updated_at").get_db_prep_save(timezone.now(), connection)
