@@ -50,9 +50,9 @@ class Allowance:
         """One request of the app's window, from what is held or else from the shared counter,
         which hands out at most `limit` in all."""
         with self._lock:
-            if self._window != window:
+            if self._window is None or window > self._window:
                 self._window, self._held = window, {}  # what was held for the last one is void
-            if self._held.get(app_pk, 0) > 0:
+            if window == self._window and self._held.get(app_pk, 0) > 0:
                 self._held[app_pk] -= 1
                 return True
         batch = max(1, min(MAX_BATCH, limit // 1000))

@@ -53,3 +53,13 @@ def test_a_low_limit_is_counted_one_request_at_a_time(make_merchant):
     allowance = Allowance()
     assert allowance.take(app_pk=app.pk, window=window, limit=600)
     assert cache.get(f"throttle:app:{app.pk}:{window}") == 1
+
+
+def test_a_late_request_of_the_last_window_keeps_what_is_held_for_this_one(make_merchant):
+    app = make_merchant(rate_limit_per_minute=20000).app  # batches of 20
+    window = int(time.time() // 60) + 2000
+    allowance = Allowance()
+    assert allowance.take(app_pk=app.pk, window=window, limit=20000)
+    assert allowance.take(app_pk=app.pk, window=window - 1, limit=20000)  # a slow request
+    assert allowance.take(app_pk=app.pk, window=window, limit=20000)
+    assert cache.get(f"throttle:app:{app.pk}:{window}") == 20  # still the first batch
