@@ -25,3 +25,20 @@ def test_copied_fields_keep_their_validators_and_defaults():
     query = HistoryQuerySerializer(data={"card_id": "1", "member_id": "2"})
     assert query.is_valid()
     assert query.validated_data == {"card_id": 1, "member_id": 2, "limit": 20, "offset": 0}
+
+
+def test_fields_with_nested_or_mutable_state_are_deep_copied():
+    from rest_framework import serializers
+
+    from config.api.serializers import InputSerializer
+
+    class Form(InputSerializer):
+        tags = serializers.ListField(child=serializers.CharField())
+        options = serializers.JSONField(default={})
+        name = serializers.CharField()
+
+    first, second = Form(), Form()
+    assert first.fields["tags"].child is not second.fields["tags"].child
+    assert first.fields["tags"].child.parent is first.fields["tags"]
+    assert first.fields["options"].default is not second.fields["options"].default
+    assert first.fields["name"] is not second.fields["name"]
