@@ -12,8 +12,24 @@ calling code; values always travel as parameters (hence the S608 exemptions belo
 
 from functools import cache
 
+from django.core import checks
 from django.db import DEFAULT_DB_ALIAS, connection, connections
 from django.db.models import Model
+
+
+@checks.register(checks.Tags.database, deploy=False)
+def check_returning(app_configs=None, databases=None, **kwargs):
+    """These statements need RETURNING: PostgreSQL, or SQLite 3.35 and later."""
+    features = connections[DEFAULT_DB_ALIAS].features
+    if features.can_return_columns_from_insert:
+        return []
+    return [
+        checks.Error(
+            "The database does not support RETURNING (SQLite older than 3.35?).",
+            hint="Use PostgreSQL, or a Python built against SQLite 3.35 or later.",
+            id="cashback.E001",
+        )
+    ]
 
 
 def _connection():

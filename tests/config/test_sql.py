@@ -95,3 +95,7 @@ def test_update_returning_gives_the_row_after_the_update(wallet):
 def test_update_returning_without_a_row_is_none(wallet):
     assert sql.update_returning(Wallet, "entries_count = 0", "id = %s", [0]) is None
     assert Wallet.objects.get(pk=wallet.pk).entries_count == 1
+
+
+def test_the_database_can_return_rows_from_writes():
+    assert sql.check_returning() == []
