@@ -52,6 +52,12 @@ def _columns(model: type[Model]) -> tuple[list[str], list[str], list]:
     return columns, [f.attname for f in fields], readers
 
 
+def _rows(conn, sql: str, params: list) -> list[tuple]:
+    with conn.cursor() as cursor:
+        cursor.execute(sql, params)
+        return cursor.fetchall()
+
+
 def _instance(model: type[Model], row, conn) -> Model:
     _, names, readers = _columns(model)
     values = []
@@ -85,13 +91,8 @@ def select(
         ]
     )
     conn = _connection()
-    with conn.cursor() as cursor:
-        cursor.execute(
-            f"SELECT {select_list} FROM {table} {joins} WHERE {where} {tail}",  # noqa: S608
-            params,
-        )
-        rows = cursor.fetchall()
-    width = len(model._meta.concrete_fields)
+    rows = _rows(conn, f"SELECT {select_list} FROM {table} {joins} WHERE {where} {tail}", params)  # noqa: S608
+    width = len(columns)
     instances = []
     for row in rows:
         instance = _instance(model, row[:width], conn)
@@ -113,13 +114,9 @@ def update_returning(model: type[Model], assignments: str, where: str, params: l
     transaction ends."""
     columns = ", ".join(_columns(model)[0])
     conn = _connection()
-    with conn.cursor() as cursor:
-        cursor.execute(
-            f"UPDATE {model._meta.db_table} SET {assignments} WHERE {where} RETURNING {columns}",  # noqa: S608
-            params,
-        )
-        row = cursor.fetchone()
-    return None if row is None else _instance(model, row, conn)
+    sql = f"UPDATE {model._meta.db_table} SET {assignments} WHERE {where} RETURNING {columns}"  # noqa: S608
+    rows = _rows(conn, sql, params)
+    return _instance(model, rows[0], conn) if rows else None
 
 
 @cache
@@ -138,9 +135,7 @@ def insert(obj: Model) -> Model:
     sql, fields = _insert_sql(type(obj))
     conn = _connection()
     params = [f.get_db_prep_save(f.pre_save(obj, True), conn) for f in fields]
-    with conn.cursor() as cursor:
-        cursor.execute(sql, params)
-        obj.pk = cursor.fetchone()[0]
+    obj.pk = _rows(conn, sql, params)[0][0]
     obj._state.adding = False
     obj._state.db = conn.alias
     return obj
