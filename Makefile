@@ -1,10 +1,11 @@
-# The two commands: `make run` (the API on SQLite with demo data) and `make test`.
+# The two commands: `make run` (the API with demo data, on an embedded PostgreSQL server unless
+# DATABASE_URL is set) and `make test`.
 VENV := .venv
 PY := $(VENV)/bin/python
 HOST ?= 127.0.0.1
 PORT ?= 8000
 
-.PHONY: install run test lint format drill bench
+.PHONY: install run test lint format drill bench db-stop
 
 install: $(VENV)/.installed
 
@@ -14,11 +15,10 @@ $(VENV)/.installed: requirements.txt requirements-dev.txt
 	$(PY) -m pip install --quiet -r requirements-dev.txt
 	touch $@
 
-# Local serving: DEBUG on unless the caller says otherwise, SQLite unless DATABASE_URL is set.
+# Local serving: DEBUG on unless the caller says otherwise.
 run: export DEBUG ?= true
 run: install
 	$(PY) manage.py migrate --noinput --verbosity 0
-	$(PY) manage.py createcachetable
 	$(PY) manage.py collectstatic --noinput --verbosity 0
 	$(PY) manage.py seed_demo --base-url http://$(HOST):$(PORT)
 	HOST=$(HOST) PORT=$(PORT) $(VENV)/bin/gunicorn -c gunicorn.conf.py config.wsgi
@@ -43,3 +43,7 @@ drill: install
 bench: install
 	@command -v wrk >/dev/null || { echo "wrk is needed: apt-get install wrk"; exit 1; }
 	$(PY) bench/run.py $(BENCH_ARGS)
+
+# The embedded PostgreSQL server keeps running between commands; this stops it.
+db-stop: install
+	$(PY) -m config.embedded_postgres stop

@@ -1,7 +1,7 @@
 from django import forms
 from django.contrib import admin, messages
 
-from apps_auth.models import ApiKey, App, OtpChallenge, Scope
+from apps_auth.models import ApiKey, App, Scope
 from apps_auth.services import api_key_create, api_key_revoke_by_id
 
 
@@ -79,18 +79,3 @@ class ApiKeyAdmin(admin.ModelAdmin):
     def revoke(self, request, queryset):
         revoked = sum(api_key_revoke_by_id(key_id=key.pk) for key in queryset)
         self.message_user(request, f"Revoked {revoked} key(s).", messages.SUCCESS)
-
-
-@admin.register(OtpChallenge)
-class OtpChallengeAdmin(admin.ModelAdmin):
-    list_display = ["challenge_id", "member", "channel", "destination_masked", "created_at"]
-    list_filter = ["channel"]
-    readonly_fields = [f.name for f in OtpChallenge._meta.fields if f.name != "code_hash"]
-    exclude = ["code_hash"]
-    list_select_related = ["member"]
-
-    def has_add_permission(self, request):
-        return False
-
-    def has_change_permission(self, request, obj=None):
-        return False

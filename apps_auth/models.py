@@ -70,35 +70,38 @@ class ApiKey(models.Model):
         return self.revoked_at is not None
 
 
-def new_challenge_id() -> str:
-    return f"otp_{secrets.token_hex(16)}"
+class IdempotencyRecord(models.Model):
+    """A POST's `Idempotency-Key`, per app: the request's digest and, once done, its response.
 
+    While `in_progress`, `lease_until` says how long the first request may still be running;
+    past it, a retry takes the record over (the entry's one-to-one link to its record keeps the
+    operation itself from running twice).
+    """
 
-class OtpChannel(models.TextChoices):
-    EMAIL = "email", "Email"
-    SMS = "sms", "SMS"
+    IN_PROGRESS = "in_progress"
+    COMPLETED = "completed"
 
-
-class OtpChallenge(models.Model):
-    """A one-time code sent to a member. Only a keyed digest of the code is stored."""
-
-    challenge_id = models.CharField(max_length=40, unique=True, default=new_challenge_id)
     app = models.ForeignKey(App, on_delete=models.CASCADE, related_name="+")
-    member = models.ForeignKey(
-        "members.Member", on_delete=models.CASCADE, related_name="otp_challenges"
+    key = models.CharField(max_length=255)
+    request_fingerprint = models.CharField(max_length=64)
+    state = models.CharField(
+        max_length=12, choices=[(IN_PROGRESS, "In progress"), (COMPLETED, "Completed")]
     )
-    channel = models.CharField(max_length=5, choices=OtpChannel.choices)
-    destination_masked = models.CharField(max_length=254)
-    code_hash = models.CharField(max_length=64)
-    expires_at = models.DateTimeField()
-    failed_attempts = models.PositiveSmallIntegerField(default=0)
-    used_at = models.DateTimeField(null=True, blank=True)
+    lease_until = models.DateTimeField()
+    response_status = models.PositiveSmallIntegerField(null=True, blank=True)
+    response_body = models.TextField(blank=True, default="")
     created_at = models.DateTimeField(auto_now_add=True)
 
     class Meta:
+        db_table = "cashback_idempotencyrecord"  # its table since before it moved here
         ordering = ["-created_at", "-id"]
-        verbose_name = "OTP challenge"
-        indexes = [models.Index(fields=["member", "created_at"], name="otp_member_recent")]
+        constraints = [
+            models.UniqueConstraint(fields=["app", "key"], name="idempotency_key_per_app"),
+        ]
+        indexes = [models.Index(fields=["created_at"], name="idempotency_created")]
+
+    # Set by the claim: True when this request created the record (no entry can exist yet).
+    claimed_new = False
 
     def __str__(self) -> str:
-        return f"{self.challenge_id} ({self.channel})"
+        return f"{self.key} ({self.state})"

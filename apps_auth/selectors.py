@@ -1,7 +1,7 @@
 import threading
-import time
 from dataclasses import dataclass
 
+from cachetools import TTLCache
 from django.conf import settings
 from django.utils import timezone
 
@@ -9,42 +9,41 @@ from apps_auth.keys import PREFIX_LENGTH, key_matches, key_prefix
 from apps_auth.models import ApiKey, App
 
 # How often, at most, a key's last_used_at is written (per key, per server process).
-LAST_USED_RESOLUTION = 60.0
+LAST_USED_RESOLUTION = 60
+# Keys held per process; unknown prefixes are cached too (as misses), so this bounds them.
+KEY_CACHE_SIZE = 10_000
 
 
-@dataclass
-class _CachedKey:
-    key_id: int | None  # None: no live key has this prefix
+@dataclass(frozen=True)
+class LiveKey:
+    """A key as authentication needs it; `app` None: no live key has this prefix."""
+
+    key_id: int | None
     key_hash: str
     app: App | None
-    fetched_at: float
-    last_used_written: float = 0.0
 
 
-_keys: dict[str, _CachedKey] = {}
 _lock = threading.Lock()
+_keys: TTLCache[str, LiveKey] = TTLCache(KEY_CACHE_SIZE, ttl=settings.API_KEY_CACHE_SECONDS)
+_last_used_written: TTLCache[int, bool] = TTLCache(KEY_CACHE_SIZE, ttl=LAST_USED_RESOLUTION)
 
 
-def _live_key(prefix: str) -> _CachedKey:
+def _live_key(prefix: str) -> LiveKey:
     """The live key with this prefix, read from the database at most every
     `API_KEY_CACHE_SECONDS`, so that a revoked key stops working within that time."""
-    now = time.monotonic()
-    cached = _keys.get(prefix)
-    if cached is not None and now - cached.fetched_at < settings.API_KEY_CACHE_SECONDS:
+    with _lock:
+        cached = _keys.get(prefix)
+    if cached is not None:
         return cached
     key = (
         ApiKey.objects.select_related("app").filter(prefix=prefix, revoked_at__isnull=True).first()
     )
-    fresh = _CachedKey(
+    fresh = LiveKey(
         key_id=key.pk if key else None,
         key_hash=key.key_hash if key else "",
         app=key.app if key else None,
-        fetched_at=now,
-        last_used_written=cached.last_used_written if cached else 0.0,
     )
     with _lock:
-        if len(_keys) > 10_000:  # bounded: unknown prefixes must not grow it without end
-            _keys.clear()
         _keys[prefix] = fresh
     return fresh
 
@@ -59,13 +58,14 @@ def app_authenticate(*, app_id: str, api_key: str) -> App | None:
         return None
     key = _live_key(key_prefix(api_key))
     app = key.app
-    if app is None or app.app_id != app_id or not app.is_active:
+    if app is None or key.key_id is None or app.app_id != app_id or not app.is_active:
         return None
     if not key_matches(api_key, key.key_hash):
         return None
-    now = time.monotonic()
-    if now - key.last_used_written > LAST_USED_RESOLUTION:
-        key.last_used_written = now
+    with _lock:
+        write = key.key_id not in _last_used_written
+        _last_used_written[key.key_id] = True
+    if write:
         ApiKey.objects.filter(pk=key.key_id).update(last_used_at=timezone.now())
     return app
 
@@ -80,6 +80,7 @@ def api_key_cache_clear() -> None:
     """Forgets every cached key, so that the next request reads the database."""
     with _lock:
         _keys.clear()
+        _last_used_written.clear()
 
 
 def app_get(*, app_id: str) -> App | None:

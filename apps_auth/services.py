@@ -6,7 +6,7 @@ from django.utils import timezone
 from apps_auth.keys import generate_key, hash_key, key_matches, key_prefix
 from apps_auth.models import ApiKey, App, Mode, Scope
 from apps_auth.selectors import api_key_forget
-from config.api.errors import InvalidInput, NotFound
+from core.errors import InvalidInput, NotFound
 
 
 @dataclass(frozen=True)

@@ -29,13 +29,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from bench.harness import (
-    gunicorn,
-    manage,
-    recreate_database,
-    setup_django,
-    worker_pids,
-)
+from bench.harness import gunicorn, manage, recreate_database, setup_django, worker_pids
 
 DEFAULT_DB = "postgres://postgres@127.0.0.1:5432/cashback_drill"
 
@@ -45,9 +39,9 @@ def prepare(members: int) -> dict:
     from decimal import Decimal as D
 
     from apps_auth.services import app_create
-    from apps_auth.tokens import member_token_issue
     from cards.services import card_create
     from members.models import Member
+    from members.tokens import member_token_issue
 
     app, issued = app_create(
         name="Fault drill",

@@ -2,7 +2,7 @@ from django import forms
 from django.contrib import admin, messages
 
 from cards.models import Card
-from cashback import money
+from core import money
 
 
 class CardForm(forms.ModelForm):

@@ -6,7 +6,7 @@ from django.core.validators import MaxValueValidator, MinValueValidator
 from django.db import models
 from django.db.models import Q
 
-from cashback import money
+from core import money
 
 
 def default_currency() -> str:

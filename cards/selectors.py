@@ -1,9 +1,9 @@
 from django.db.models import QuerySet
 
 from apps_auth.models import App
+from cards.errors import CardInactive
 from cards.models import Card
-from config import sql
-from config.api.errors import NotFound
+from core.errors import NotFound
 
 
 def card_list(*, app: App) -> QuerySet[Card]:
@@ -13,7 +13,13 @@ def card_list(*, app: App) -> QuerySet[Card]:
 
 def card_get(*, app: App, card_id: int) -> Card:
     """The app's card, active or not. Raises `NotFound` for an unknown id or another app's card."""
-    card = sql.select_one(Card, "id = %s AND app_id = %s", [card_id, app.pk])
-    if card is None:
-        raise NotFound("Card not found.")
-    return card
+    try:
+        return Card.objects.get(pk=card_id, app=app)
+    except Card.DoesNotExist:
+        raise NotFound("Card not found.") from None
+
+
+def card_check_active(card: Card) -> None:
+    """Raises `CardInactive` for a card that no longer earns, spends or refunds."""
+    if not card.is_active:
+        raise CardInactive()

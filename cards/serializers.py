@@ -1,8 +1,8 @@
 from rest_framework import serializers
 
 from cards.models import Card
-from cashback import money
-from config.api.fields import NumberOutField
+from core import money
+from core.api.fields import NumberOutField
 
 
 class CashbackConfigSerializer(serializers.Serializer):

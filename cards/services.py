@@ -4,8 +4,8 @@ from django.core.exceptions import ValidationError
 
 from apps_auth.models import App
 from cards.models import Card
-from cashback import money
-from config.api.errors import InvalidInput
+from core import money
+from core.errors import InvalidInput
 
 
 def card_create(

@@ -1,13 +1,13 @@
 from drf_spectacular.utils import extend_schema
 from rest_framework import viewsets
 
+from apps_auth.permissions import HasCardRead
 from cards.selectors import card_get, card_list
 from cards.serializers import CardListSerializer, CardSerializer
-from config.api.errors import NotFound
-from config.api.fields import MAX_ID
-from config.api.permissions import HasCardRead
-from config.api.responses import ok
-from config.api.serializers import envelope, error_responses
+from core.api.fields import MAX_ID
+from core.api.responses import ok
+from core.api.serializers import envelope, error_responses
+from core.errors import NotFound
 
 
 @extend_schema(tags=["Cards"])

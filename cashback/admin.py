@@ -5,7 +5,7 @@ from django.conf import settings
 from django.contrib import admin, messages
 from django.core.exceptions import PermissionDenied
 from django.core.paginator import Paginator
-from django.db import connection
+from django.db import connections
 from django.http import HttpResponseRedirect, StreamingHttpResponse
 from django.shortcuts import get_object_or_404
 from django.template.response import TemplateResponse
@@ -13,11 +13,34 @@ from django.urls import path, reverse
 from django.utils.functional import cached_property
 from django.utils.html import format_html
 
-from cashback import money
 from cashback.dashboard import daily_chart_svg, dashboard_card_totals, dashboard_daily
 from cashback.models import LedgerEntry, Wallet
 from cashback.services.adjust import cashback_adjust
-from config.api.errors import DomainError
+from core import money
+from core.errors import DomainError
+from members.admin import MemberAdmin
+from members.models import Member
+
+
+class WalletInline(admin.TabularInline):
+    model = Wallet
+    extra = 0
+    fields = ["card", "balance", "updated_at"]
+    readonly_fields = fields
+    can_delete = False
+
+    def has_add_permission(self, request, obj=None):
+        return False
+
+
+class MemberWithWalletsAdmin(MemberAdmin):
+    """The member's page, with their wallets and balances (members know nothing of wallets)."""
+
+    inlines = [*MemberAdmin.inlines, WalletInline]
+
+
+admin.site.unregister(Member)
+admin.site.register(Member, MemberWithWalletsAdmin)
 
 
 class AdjustmentForm(forms.Form):
@@ -116,14 +139,13 @@ class WalletAdmin(admin.ModelAdmin):
 
 
 class EstimatedCountPaginator(Paginator):
-    """On PostgreSQL, an unfiltered ledger list takes the planner's row estimate instead of
-    counting a million rows on every page."""
+    """An unfiltered ledger list takes the planner's row estimate instead of counting a
+    million rows on every page."""
 
     @cached_property
     def count(self):
-        query = self.object_list.query
-        if connection.vendor == "postgresql" and not query.where:
-            with connection.cursor() as cursor:
+        if not self.object_list.query.where:
+            with connections[self.object_list.db].cursor() as cursor:
                 cursor.execute(
                     "SELECT reltuples::bigint FROM pg_class WHERE relname = %s",
                     [LedgerEntry._meta.db_table],

@@ -11,6 +11,7 @@ from django.utils.html import format_html, format_html_join
 
 from cards.models import Card
 from cashback.models import EntryType, LedgerEntry, Wallet
+from core import money
 
 ZERO = Decimal(0)
 
@@ -31,7 +32,8 @@ def _sum(entry_type: str) -> Sum:
 
 
 def dashboard_card_totals() -> list[CardTotals]:
-    """Cashback earned, redeemed, refunded and adjusted per card, and what is still owed."""
+    """Cashback earned, redeemed, refunded and adjusted per card, and what is still owed, each
+    in the card's currency's minor unit."""
     flows = {
         row["card"]: row
         for row in LedgerEntry.objects.values("card").annotate(
@@ -51,15 +53,18 @@ def dashboard_card_totals() -> list[CardTotals]:
     for card in Card.objects.select_related("app").order_by("app__name", "name"):
         flow = flows.get(card.pk, {})
         held = wallets.get(card.pk, {})
+        amounts = {
+            "earned": flow.get("earned", ZERO),
+            "redeemed": -flow.get("redeemed", ZERO),
+            "refunded": -flow.get("refunded", ZERO),
+            "adjusted": flow.get("adjusted", ZERO),
+            "liability": held.get("liability", ZERO),
+        }
         totals.append(
             CardTotals(
                 card=card,
                 members=held.get("members", 0),
-                earned=flow.get("earned", ZERO),
-                redeemed=-flow.get("redeemed", ZERO),
-                refunded=-flow.get("refunded", ZERO),
-                adjusted=flow.get("adjusted", ZERO),
-                liability=held.get("liability", ZERO),
+                **{name: money.quantize(value, card.currency) for name, value in amounts.items()},
             )
         )
     return totals
@@ -79,7 +84,9 @@ def dashboard_daily(*, currency: str, days: int = 30) -> list[tuple[date, Decima
         .values("day", "entry_type")
         .annotate(total=Sum("amount"))
     )
-    by_day = {(row["day"], row["entry_type"]): row["total"] for row in rows}
+    by_day = {
+        (row["day"], row["entry_type"]): money.quantize(row["total"], currency) for row in rows
+    }
     return [
         (
             day,

@@ -1,8 +1,42 @@
 from decimal import Decimal
 
 from django.conf import settings
-from django.db import models
+from django.db import connections, models, router
 from django.db.models import Q
+from django.utils import timezone
+
+
+class WalletManager(models.Manager["Wallet"]):
+    def move(
+        self, *, app_id: int, card_id: int, member_id: int, amount: Decimal
+    ) -> "Wallet | None":
+        """Adds `amount` (signed) to the member's wallet on the card and counts one more entry,
+        and returns the wallet as it is after the move; None when the member has no wallet on
+        the card.
+
+        One `UPDATE ... RETURNING`, which locks the row until the transaction ends: the ORM's
+        `update()` returns no row, and reading the balance back would cost a second round trip
+        on every operation. The check constraint refuses a balance below zero.
+        """
+        meta = self.model._meta
+        using = router.db_for_write(self.model)
+        connection = connections[using]
+        quote = connection.ops.quote_name
+        column = {f.name: quote(f.column) for f in meta.concrete_fields}
+        fields = meta.concrete_fields
+        sql = (
+            f"UPDATE {quote(meta.db_table)} SET "  # noqa: S608  names from _meta, values bound
+            f"{column['balance']} = {column['balance']} + %s, "
+            f"{column['entries_count']} = {column['entries_count']} + 1, "
+            f"{column['updated_at']} = %s "
+            f"WHERE {column['card']} = %s AND {column['member']} = %s AND {column['app']} = %s "
+            f"RETURNING {', '.join(quote(f.column) for f in fields)}"
+        )
+        with connection.cursor() as cursor:
+            cursor.execute(sql, [amount, timezone.now(), card_id, member_id, app_id])
+            row = cursor.fetchone()
+        # PostgreSQL hands these columns back as the fields hold them (no converters apply).
+        return None if row is None else self.model.from_db(using, [f.attname for f in fields], row)
 
 
 class Wallet(models.Model):
@@ -17,6 +51,8 @@ class Wallet(models.Model):
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
 
+    objects = WalletManager()
+
     class Meta:
         ordering = ["id"]
         constraints = [
@@ -26,42 +62,6 @@ class Wallet(models.Model):
 
     def __str__(self) -> str:
         return f"Wallet {self.pk}: member {self.member_id}, card {self.card_id}"
-
-
-class IdempotencyRecord(models.Model):
-    """A POST's `Idempotency-Key`, per app: the request's digest and, once done, its response.
-
-    While `in_progress`, `lease_until` says how long the first request may still be running;
-    past it, a retry takes the record over (the entry's one-to-one link to its record keeps the
-    operation itself from running twice).
-    """
-
-    IN_PROGRESS = "in_progress"
-    COMPLETED = "completed"
-
-    app = models.ForeignKey("apps_auth.App", on_delete=models.CASCADE, related_name="+")
-    key = models.CharField(max_length=255)
-    request_fingerprint = models.CharField(max_length=64)
-    state = models.CharField(
-        max_length=12, choices=[(IN_PROGRESS, "In progress"), (COMPLETED, "Completed")]
-    )
-    lease_until = models.DateTimeField()
-    response_status = models.PositiveSmallIntegerField(null=True, blank=True)
-    response_body = models.TextField(blank=True, default="")
-    created_at = models.DateTimeField(auto_now_add=True)
-
-    class Meta:
-        ordering = ["-created_at", "-id"]
-        constraints = [
-            models.UniqueConstraint(fields=["app", "key"], name="idempotency_key_per_app"),
-        ]
-        indexes = [models.Index(fields=["created_at"], name="idempotency_created")]
-
-    # Set by the claim: True when this request created the record (no entry can exist yet).
-    claimed_new = False
-
-    def __str__(self) -> str:
-        return f"{self.key} ({self.state})"
 
 
 class EntryType(models.TextChoices):
@@ -122,7 +122,11 @@ class LedgerEntry(models.Model):
     )
     # The Idempotency-Key that made it: at most one entry per key, whatever crashes in between.
     idempotency_record = models.OneToOneField(
-        IdempotencyRecord, on_delete=models.SET_NULL, null=True, blank=True, related_name="entry"
+        "apps_auth.IdempotencyRecord",
+        on_delete=models.SET_NULL,
+        null=True,
+        blank=True,
+        related_name="entry",
     )
     created_at = models.DateTimeField(auto_now_add=True)
 

@@ -2,11 +2,11 @@ from datetime import UTC, datetime
 
 from rest_framework import serializers
 
-from cashback import money
 from cashback.models import EntryType, LedgerEntry
-from config.api.fields import AmountField, IdField, MetadataField, NumberOutField, PinField
-from config.api.serializers import InputSerializer, StrictSerializer
-from members.serializers import MemberRefSerializer
+from core import money
+from core.api.fields import AmountField, IdField, MetadataField, NumberOutField
+from core.api.serializers import StrictSerializer
+from members.serializers import MemberRefSerializer, PinField
 
 
 def timestamp(value: datetime) -> str:
@@ -47,7 +47,7 @@ class RefundSerializer(MemberRefSerializer, _OperationFields, StrictSerializer):
     original_transaction_id = IdField(required=False, help_text="The earning this refund reverses.")
 
 
-class BalanceQuerySerializer(InputSerializer):
+class BalanceQuerySerializer(serializers.Serializer):
     card_id = IdField()
     member_id = IdField()
 
@@ -61,7 +61,7 @@ class HistoryQuerySerializer(BalanceQuerySerializer):
 
 
 class _PostedSerializer(serializers.Serializer):
-    """Renders an operation's ledger entry; `context["card"]` gives the currency."""
+    """Renders a ledger entry in its card's currency (`context["card"]`)."""
 
     def amount(self, value):
         return money.quantize(value, self.context["card"].currency)

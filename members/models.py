@@ -1,15 +1,39 @@
+import secrets
+
 from django.contrib.auth.hashers import check_password, make_password
 from django.db import models
 from django.db.models import Q
+from django.db.models.functions import Lower
+from phonenumber_field.modelfields import PhoneNumberField
+
+
+class LowercaseEmailField(models.EmailField):
+    """An email address kept lower-cased whatever the way in: saves, bulk creates, updates and
+    exact lookups all see the lower-cased value."""
+
+    def to_python(self, value):
+        value = super().to_python(value)
+        return value.lower() if isinstance(value, str) else value
+
+    def get_prep_value(self, value):
+        value = super().get_prep_value(value)
+        return value.lower() if isinstance(value, str) else value
+
+    def pre_save(self, model_instance, add):
+        value = self.to_python(getattr(model_instance, self.attname))
+        setattr(model_instance, self.attname, value)
+        return value
 
 
 class Member(models.Model):
-    """A member of one app. Email is stored lower-cased and phone in E.164, each unique per app."""
+    """A member of one app. Email is stored lower-cased and phone in E.164 (parsed with the
+    default region, `PHONENUMBER_DEFAULT_REGION`), each unique per app; the database enforces
+    all four rules."""
 
     app = models.ForeignKey("apps_auth.App", on_delete=models.PROTECT, related_name="members")
     name = models.CharField(max_length=200, blank=True, default="")
-    email = models.EmailField(max_length=254, null=True, blank=True)
-    phone = models.CharField(max_length=20, null=True, blank=True, help_text="E.164")
+    email = LowercaseEmailField(max_length=254, null=True, blank=True)
+    phone = PhoneNumberField(max_length=20, null=True, blank=True, help_text="E.164")
     pin_hash = models.CharField(max_length=128, blank=True, default="")
     pin_failed_attempts = models.PositiveSmallIntegerField(default=0)
     pin_locked_until = models.DateTimeField(null=True, blank=True)
@@ -19,14 +43,21 @@ class Member(models.Model):
         ordering = ["-created_at", "-id"]
         constraints = [
             models.UniqueConstraint(
-                fields=["app", "email"],
+                "app",
+                Lower("email"),
                 condition=Q(email__isnull=False),
                 name="member_email_per_app",
+                violation_error_message="This app already has a member with this email.",
             ),
             models.UniqueConstraint(
                 fields=["app", "phone"],
                 condition=Q(phone__isnull=False),
                 name="member_phone_per_app",
+                violation_error_message="This app already has a member with this phone.",
+            ),
+            models.CheckConstraint(condition=Q(email=Lower("email")), name="member_email_lower"),
+            models.CheckConstraint(
+                condition=Q(phone__regex=r"^\+[1-9][0-9]{6,14}$"), name="member_phone_e164"
             ),
         ]
         # Support looks members up by email or phone across apps.
@@ -36,7 +67,7 @@ class Member(models.Model):
         ]
 
     def __str__(self) -> str:
-        return self.name or self.email or self.phone or f"Member {self.pk}"
+        return self.name or self.email or str(self.phone or "") or f"Member {self.pk}"
 
     @property
     def has_pin(self) -> bool:
@@ -47,3 +78,36 @@ class Member(models.Model):
 
     def pin_matches(self, pin: str) -> bool:
         return bool(self.pin_hash) and check_password(pin, self.pin_hash)
+
+
+def new_challenge_id() -> str:
+    return f"otp_{secrets.token_hex(16)}"
+
+
+class OtpChannel(models.TextChoices):
+    EMAIL = "email", "Email"
+    SMS = "sms", "SMS"
+
+
+class OtpChallenge(models.Model):
+    """A one-time code sent to a member. Only a keyed digest of the code is stored."""
+
+    challenge_id = models.CharField(max_length=40, unique=True, default=new_challenge_id)
+    app = models.ForeignKey("apps_auth.App", on_delete=models.CASCADE, related_name="+")
+    member = models.ForeignKey(Member, on_delete=models.CASCADE, related_name="otp_challenges")
+    channel = models.CharField(max_length=5, choices=OtpChannel.choices)
+    destination_masked = models.CharField(max_length=254)
+    code_hash = models.CharField(max_length=64)
+    expires_at = models.DateTimeField()
+    failed_attempts = models.PositiveSmallIntegerField(default=0)
+    used_at = models.DateTimeField(null=True, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        db_table = "apps_auth_otpchallenge"  # its table since before it moved here
+        ordering = ["-created_at", "-id"]
+        verbose_name = "OTP challenge"
+        indexes = [models.Index(fields=["member", "created_at"], name="otp_member_recent")]
+
+    def __str__(self) -> str:
+        return f"{self.challenge_id} ({self.channel})"

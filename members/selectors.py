@@ -1,5 +1,5 @@
 from apps_auth.models import App
-from config.api.errors import NotFound
+from core.errors import NotFound
 from members.models import Member
 
 
@@ -12,7 +12,7 @@ def member_get(*, app: App, member_id: int) -> Member:
 
 
 def member_find(*, app: App, email: str | None = None, phone: str | None = None) -> Member | None:
-    """The app's member with this (normalized) email, else this (E.164) phone."""
+    """The app's member with this email (any case), else this phone (any format)."""
     if email:
         return Member.objects.filter(app=app, email=email).first()
     if phone:

@@ -5,7 +5,8 @@ from django.db import IntegrityError, transaction
 from django.utils import timezone
 
 from apps_auth.models import App
-from config.api.errors import InvalidInput, InvalidPin, NotFound, PinLocked, PinNotSet
+from core.errors import InvalidInput, NotFound
+from members.errors import InvalidPin, PinLocked, PinNotSet
 from members.models import Member
 from members.selectors import member_find, member_get
 
@@ -15,7 +16,7 @@ PIN_LOCK = timedelta(minutes=15)
 
 @dataclass(frozen=True)
 class MemberRef:
-    """How a request names a member: by id, else email, else phone (already normalized)."""
+    """How a request names a member: by id, else email, else phone (lower-cased, E.164)."""
 
     member_id: int | None = None
     email: str | None = None
@@ -79,7 +80,7 @@ def member_pin_verify(*, member: Member, pin: str) -> None:
         raise error
 
 
-@transaction.atomic
+@transaction.atomic(durable=True)
 def _pin_check_and_count(*, member: Member, pin: str) -> Exception | None:
     locked = Member.objects.select_for_update().get(pk=member.pk)
     if not locked.has_pin:

@@ -3,14 +3,22 @@ from drf_spectacular.utils import extend_schema
 from rest_framework import viewsets
 from rest_framework.decorators import action
 
-from config.api.authentication import token_member, token_member_id
-from config.api.idempotency import IDEMPOTENCY_KEY, idempotent
-from config.api.permissions import HasCashbackWrite
-from config.api.responses import ok
-from config.api.schema import MEMBER_CREDENTIALS
-from config.api.serializers import envelope, error_responses, validated
-from members.serializers import PinResultSerializer, PinSerializer
-from members.services import member_pin_change
+from apps_auth.idempotency import IDEMPOTENCY_KEY, idempotent
+from apps_auth.permissions import HasCashbackWrite
+from apps_auth.schema import MEMBER_CREDENTIALS
+from core.api.responses import ok
+from core.api.serializers import envelope, error_responses, validated
+from members.authentication import token_member, token_member_id
+from members.otp import otp_request, otp_verify
+from members.serializers import (
+    MemberTokenSerializer,
+    OtpChallengeSerializer,
+    OtpRequestSerializer,
+    OtpVerifySerializer,
+    PinResultSerializer,
+    PinSerializer,
+)
+from members.services import member_pin_change, member_resolve
 
 
 @extend_schema(tags=["Members"])
@@ -39,3 +47,63 @@ class MemberViewSet(viewsets.ViewSet):
         )
         data = {"member_id": member.pk, "pin_set": True, "changed_at": timezone.now()}
         return ok(PinResultSerializer(data).data)
+
+
+@extend_schema(tags=["Member authentication"])
+class OtpViewSet(viewsets.ViewSet):
+    """One-time codes: a member proves who they are and gets a member token for redeem."""
+
+    @extend_schema(
+        summary="Send a one-time code",
+        description="Sends a 6-digit code to the member by email or SMS, valid 5 minutes. "
+        "At most 3 requests per member per 10 minutes.",
+        parameters=[IDEMPOTENCY_KEY],
+        request=OtpRequestSerializer,
+        responses={
+            200: envelope(OtpChallengeSerializer),
+            **error_responses(400, 401, 403, 404, 409, 429),
+        },
+    )
+    @action(
+        detail=False,
+        methods=["post"],
+        url_path="otp/request",
+        permission_classes=[HasCashbackWrite],
+    )
+    @idempotent
+    def otp_request(self, request):
+        params = validated(OtpRequestSerializer, request.data)
+        member = member_resolve(app=request.auth, ref=params.member_ref(), create=False)
+        challenge = otp_request(
+            app=request.auth, member=member, channel=params.validated_data.get("channel")
+        )
+        return ok(OtpChallengeSerializer(challenge).data)
+
+    @extend_schema(
+        summary="Verify a one-time code",
+        description="Trades the code for a member token. A code works once; after 5 wrong "
+        "codes the challenge answers 429 too_many_attempts, even to the right code.",
+        parameters=[IDEMPOTENCY_KEY],
+        request=OtpVerifySerializer,
+        responses={
+            200: envelope(MemberTokenSerializer),
+            **error_responses(400, 401, 403, 404, 409, 429),
+        },
+    )
+    @action(
+        detail=False,
+        methods=["post"],
+        url_path="otp/verify",
+        permission_classes=[HasCashbackWrite],
+    )
+    @idempotent
+    def otp_verify(self, request):
+        params = validated(OtpVerifySerializer, request.data)
+        verified = otp_verify(app=request.auth, **params.validated_data)
+        data = {
+            "member_token": verified.token.token,
+            "token_type": "Bearer",
+            "expires_at": verified.token.expires_at,
+            "member_id": verified.member.pk,
+        }
+        return ok(MemberTokenSerializer(data).data)

@@ -2,7 +2,7 @@
 
 import os
 
-import dj_database_url
+import environ
 
 SECRET_KEY = os.environ["SECRET_KEY"]
 DEBUG = False
@@ -11,9 +11,11 @@ INSTALLED_APPS = ["django.contrib.contenttypes", "rest_framework"]
 MIDDLEWARE: list[str] = []
 ROOT_URLCONF = "bench.reference.urls"
 DATABASES = {
-    "default": dj_database_url.config(
-        conn_max_age=int(os.environ.get("CONN_MAX_AGE", "600")), conn_health_checks=True
-    )
+    "default": {
+        **environ.Env().db("DATABASE_URL"),
+        "CONN_MAX_AGE": int(os.environ.get("CONN_MAX_AGE", "600")),
+        "CONN_HEALTH_CHECKS": True,
+    }
 }
 USE_TZ = True
 REST_FRAMEWORK = {

@@ -3,11 +3,18 @@ from decimal import Decimal
 from django.contrib.auth.models import AbstractBaseUser
 from django.db import transaction
 
-from cashback import money
-from cashback.fingerprint import digest
+from cashback.errors import InsufficientBalance
 from cashback.models import EntryType, Wallet
-from cashback.services.ledger import Operation, Posted, amount_check_places, entry_post
-from config.api.errors import InsufficientBalance, InvalidInput
+from cashback.services.ledger import (
+    Operation,
+    Posted,
+    amount_check_places,
+    entry_post,
+    locked_wallets,
+)
+from core import money
+from core.errors import InvalidInput
+from core.fingerprint import digest
 
 
 @transaction.atomic(durable=True)
@@ -26,7 +33,7 @@ def cashback_adjust(
         raise InvalidInput(details={"amount": ["An adjustment moves money: not 0."]})
     card = wallet.card
     amount_check_places(field="amount", amount=amount, currency=card.currency)
-    locked = Wallet.objects.select_for_update().select_related("card").get(pk=wallet.pk)
+    locked = locked_wallets().get(pk=wallet.pk)
     if locked.balance + amount < 0:
         raise InsufficientBalance(
             "A debit cannot take the balance below zero.",

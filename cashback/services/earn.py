@@ -2,21 +2,21 @@ from decimal import Decimal
 
 from django.db import transaction
 
-from apps_auth.models import App
+from apps_auth.models import App, IdempotencyRecord
 from cards.models import Card
-from cashback import money
-from cashback.fingerprint import digest
-from cashback.models import EntryType, IdempotencyRecord
+from cards.selectors import card_check_active
+from cashback.errors import BelowMinimumPurchase
+from cashback.models import EntryType
 from cashback.services.ledger import (
     Operation,
     Posted,
     amount_check_places,
-    card_check_active,
     entry_post,
     member_ref_digest,
     wallet_open,
 )
-from config.api.errors import BelowMinimumPurchase
+from core import money
+from core.fingerprint import digest
 from members.services import MemberRef, member_resolve
 
 

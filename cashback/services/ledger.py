@@ -4,15 +4,16 @@ from contextlib import nullcontext
 from dataclasses import dataclass
 from decimal import Decimal
 
-from django.db import IntegrityError, connection, transaction
-from django.utils import timezone
+from django.db import IntegrityError, transaction
+from django.db.models import QuerySet
 
-from apps_auth.models import App
+from apps_auth.errors import IdempotencyKeyReused
+from apps_auth.models import App, IdempotencyRecord
 from cards.models import Card
-from cashback import money
-from cashback.models import EVENTS, IdempotencyRecord, LedgerEntry, Wallet
-from config import sql
-from config.api.errors import CardInactive, DuplicateReference, IdempotencyKeyReused, InvalidInput
+from cashback.errors import DuplicateReference
+from cashback.models import EVENTS, LedgerEntry, Wallet
+from core import money
+from core.errors import InvalidInput
 from members.models import Member
 from members.services import MemberRef, member_resolve
 
@@ -66,11 +67,6 @@ class Operation:
         return None
 
 
-def card_check_active(card: Card) -> None:
-    if not card.is_active:
-        raise CardInactive()
-
-
 def amount_check_places(*, field: str, amount: Decimal, currency: str) -> None:
     """Raises `InvalidInput` when the amount has more decimal places than the currency allows."""
     if not money.has_valid_places(amount, currency):
@@ -81,22 +77,24 @@ def amount_check_places(*, field: str, amount: Decimal, currency: str) -> None:
         )
 
 
-def wallet_lock(*, app: App, card: Card, member_id: int) -> Wallet | None:
-    """The member's wallet on the card, locked until the transaction ends; None if none yet."""
-    return (
-        Wallet.objects.select_for_update().filter(app=app, card=card, member_id=member_id).first()
-    )
+def locked_wallets() -> QuerySet[Wallet]:
+    """Wallets whose rows a query locks until the transaction ends.
+
+    Every operation that must read a balance before it decides locks its wallet through this,
+    and only the wallet's row: no row joined to it is locked with it.
+    """
+    return Wallet.objects.select_for_update(of=("self",))
 
 
 def wallet_open(*, app: App, card: Card, member: Member) -> Wallet:
     """The member's wallet on the card, created empty if need be, locked."""
-    wallet = wallet_lock(app=app, card=card, member_id=member.pk)
+    wallet = locked_wallets().filter(app=app, card=card, member=member).first()
     if wallet is not None:
         return wallet
     # INSERT ... ON CONFLICT DO NOTHING: a wallet created meanwhile by a concurrent request is
     # kept, without a savepoint around a failing insert.
     Wallet.objects.bulk_create([Wallet(app=app, member=member, card=card)], ignore_conflicts=True)
-    return Wallet.objects.select_for_update().get(app=app, card=card, member=member)
+    return locked_wallets().get(app=app, card=card, member=member)
 
 
 def member_wallet(*, app: App, card: Card, ref: MemberRef, create_member: bool) -> Wallet:
@@ -104,7 +102,7 @@ def member_wallet(*, app: App, card: Card, ref: MemberRef, create_member: bool) 
     query (it proves the member is the app's); otherwise the member is found, or created, first.
     Raises `NotFound` for an unknown member."""
     if ref.member_id is not None:
-        wallet = wallet_lock(app=app, card=card, member_id=ref.member_id)
+        wallet = locked_wallets().filter(app=app, card=card, member_id=ref.member_id).first()
         if wallet is not None:
             return wallet
     member = member_resolve(app=app, ref=ref, create=create_member)
@@ -115,27 +113,16 @@ def member_ref_digest(ref: MemberRef) -> list:
     return [ref.member_id, ref.email, ref.phone]
 
 
-# The balance moves in the database, in one statement that locks the row, so an earn needs no
-# read first. ROUND keeps SQLite, which does this sum in binary floating point, on the exact
-# four-place value PostgreSQL's numeric arithmetic gives.
-_MOVE = (
-    "balance = ROUND(balance + %s, 4), entries_count = entries_count + 1, updated_at = %s",
-    "card_id = %s AND member_id = %s AND app_id = %s",
-)
-
-
 def entry_post(*, member_id: int, operation: Operation, amount: Decimal, **fields) -> Posted | None:
     """Moves the member's wallet on the operation's card by `amount` and appends its entry;
     None when the member has no wallet on the card yet.
 
-    The update locks the wallet until the transaction ends. Callers that must see the balance
-    before they decide (a debit, a refund) lock the wallet first (`wallet_open`,
-    `wallet_lock`). A concurrent request with the same key or reference that posted first
-    wins: this one replays it, or raises `IdempotencyKeyReused`/`DuplicateReference` when its
-    request differs.
+    The move locks the wallet until the transaction ends. Callers that must see the balance
+    before they decide (a debit, a refund) lock the wallet first (`locked_wallets`). A
+    concurrent request with the same key or reference that posted first wins: this one replays
+    it, or raises `IdempotencyKeyReused`/`DuplicateReference` when its request differs.
     """
     card = operation.card
-    updated_at = Wallet._meta.get_field("updated_at").get_db_prep_save(timezone.now(), connection)
     # Only a reference, or a key taken over from a request that stopped, can collide with an
     # entry posted concurrently; only then is a savepoint worth its round trips.
     may_collide = operation.reference is not None or (
@@ -143,25 +130,23 @@ def entry_post(*, member_id: int, operation: Operation, amount: Decimal, **field
     )
     try:
         with transaction.atomic() if may_collide else nullcontext():
-            wallet = sql.update_returning(
-                Wallet, *_MOVE, [amount, updated_at, card.pk, member_id, card.app_id]
+            wallet = Wallet.objects.move(
+                app_id=card.app_id, card_id=card.pk, member_id=member_id, amount=amount
             )
             if wallet is None:
                 return None
-            entry = sql.insert(
-                LedgerEntry(
-                    app_id=wallet.app_id,
-                    wallet=wallet,
-                    card_id=wallet.card_id,
-                    entry_type=operation.entry_type,
-                    event=EVENTS[operation.entry_type],
-                    amount=amount,
-                    balance_after=wallet.balance,
-                    request_fingerprint=operation.request_fingerprint,
-                    reference=operation.reference,
-                    idempotency_record=operation.idempotency_record,
-                    **fields,
-                )
+            entry = LedgerEntry.objects.create(
+                app_id=wallet.app_id,
+                wallet=wallet,
+                card=card,
+                entry_type=operation.entry_type,
+                event=EVENTS[operation.entry_type],
+                amount=amount,
+                balance_after=wallet.balance,
+                request_fingerprint=operation.request_fingerprint,
+                reference=operation.reference,
+                idempotency_record=operation.idempotency_record,
+                **fields,
             )
     except IntegrityError:
         if not may_collide:

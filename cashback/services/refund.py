@@ -3,21 +3,22 @@ from decimal import Decimal
 from django.db import transaction
 from django.db.models import Sum
 
-from apps_auth.models import App
+from apps_auth.models import App, IdempotencyRecord
 from cards.models import Card
-from cashback import money
-from cashback.fingerprint import digest
-from cashback.models import EntryType, IdempotencyRecord, LedgerEntry, Wallet
+from cards.selectors import card_check_active
+from cashback.errors import RefundExceedsPurchase
+from cashback.models import EntryType, LedgerEntry, Wallet
 from cashback.services.ledger import (
     Operation,
     Posted,
     amount_check_places,
-    card_check_active,
     entry_post,
     member_ref_digest,
     member_wallet,
 )
-from config.api.errors import NotFound, RefundExceedsPurchase
+from core import money
+from core.errors import NotFound
+from core.fingerprint import digest
 from members.services import MemberRef
 
 ZERO = Decimal(0)

@@ -5,9 +5,9 @@ import pytest
 from django.core.management import CommandError, call_command
 
 from apps_auth.models import App
-from apps_auth.tokens import member_token_member_id
 from cards.models import Card
 from members.models import Member
+from members.tokens import member_token_member_id
 from tests.factories import AppFactory, MemberFactory
 
 

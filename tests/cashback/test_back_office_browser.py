@@ -7,7 +7,6 @@ from decimal import Decimal
 
 import pytest
 from django.contrib.staticfiles.handlers import StaticFilesHandler
-from django.db import connections
 from django.test.testcases import LiveServerThread
 
 from cards.models import Card
@@ -40,16 +39,8 @@ LAUNCH_FLAGS = [
 
 @pytest.fixture
 def server_url():
-    """A live server started now, so that its handler reads the test settings (plain HTTP);
-    on SQLite it shares the test's in-memory database connection, as LiveServerTestCase does."""
-    shared = {
-        conn.alias: conn
-        for conn in connections.all()
-        if conn.vendor == "sqlite" and conn.is_in_memory_db()
-    }
-    for conn in shared.values():
-        conn.inc_thread_sharing()
-    thread = LiveServerThread("localhost", StaticFilesHandler, connections_override=shared)
+    """A live server started now, so that its handler reads the test settings (plain HTTP)."""
+    thread = LiveServerThread("localhost", StaticFilesHandler)
     thread.daemon = True
     thread.start()
     thread.is_ready.wait()
@@ -57,8 +48,6 @@ def server_url():
         raise thread.error
     yield f"http://localhost:{thread.port}"
     thread.terminate()
-    for conn in shared.values():
-        conn.dec_thread_sharing()
 
 
 @pytest.fixture

@@ -3,15 +3,11 @@ from io import StringIO
 
 import pytest
 from django.core.management import call_command
-from django.db import connection
 
 from cashback.ledger_check import ledger_verify
 from cashback.models import LedgerEntry, Wallet
 
-pytestmark = [
-    pytest.mark.django_db(transaction=True),
-    pytest.mark.skipif(connection.vendor != "postgresql", reason="bench_seed loads with COPY"),
-]
+pytestmark = pytest.mark.django_db(transaction=True)
 
 
 def test_bench_seed_loads_a_consistent_ledger():

@@ -1,30 +1,23 @@
-"""Concurrent requests on PostgreSQL, with real threads started together by a barrier."""
+"""Concurrent requests, with real threads started together by a barrier."""
 
 import threading
 from collections import Counter
 from decimal import Decimal
 
 import pytest
-from django.db import connection
 from rest_framework.test import APIClient
 
 from apps_auth.services import api_key_create
-from apps_auth.tokens import member_token_issue
 from cashback.ledger_check import ledger_verify
 from cashback.models import LedgerEntry
 from members.models import Member
+from members.tokens import member_token_issue
 from tests.factories import AppFactory, CardFactory, MemberFactory
 from tests.helpers import balance_of, give_balance
 
 API = "/api/v1/cashback/cashback"
 
-pytestmark = [
-    pytest.mark.django_db(transaction=True),
-    pytest.mark.skipif(
-        connection.vendor != "postgresql",
-        reason="row locks and concurrent transactions are proven on PostgreSQL, not SQLite",
-    ),
-]
+pytestmark = pytest.mark.django_db(transaction=True)
 
 
 def concurrently(count: int, request) -> list:

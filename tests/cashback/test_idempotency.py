@@ -7,8 +7,9 @@ import pytest
 from django.core.management import call_command
 from django.utils import timezone
 
-from cashback.fingerprint import digest
-from cashback.models import IdempotencyRecord, LedgerEntry
+from apps_auth.models import IdempotencyRecord
+from cashback.models import LedgerEntry
+from core.fingerprint import digest
 from members.services import member_pin_set
 from tests.helpers import balance_of, counts, error, give_balance
 
@@ -176,7 +177,7 @@ def test_a_retry_refused_after_taking_over_a_committed_key_still_never_runs_twic
 ):
     """The first redeem committed, then its worker died; a retry with a wrong PIN is refused,
     and the next retry replays the first entry instead of debiting again."""
-    from apps_auth.tokens import member_token_issue
+    from members.tokens import member_token_issue
 
     give_balance(app=merchant.app, card=card, member=member, purchase="200")  # 10.000
     member_pin_set(member=member, pin="1234")
@@ -206,7 +207,7 @@ def test_a_retry_refused_after_taking_over_a_committed_key_still_never_runs_twic
 
 
 def test_one_key_with_another_members_token_is_409(api, merchant, card, member):
-    from apps_auth.tokens import member_token_issue
+    from members.tokens import member_token_issue
     from tests.factories import MemberFactory
 
     other = MemberFactory(app=merchant.app)

@@ -16,8 +16,8 @@ from hypothesis.stateful import (
 from rest_framework.test import APIClient
 
 from apps_auth.services import api_key_create
-from apps_auth.tokens import member_token_issue
 from cashback.models import LedgerEntry, Wallet
+from members.tokens import member_token_issue
 from tests.factories import AppFactory, CardFactory, MemberFactory
 
 API = "/api/v1/cashback/cashback"

@@ -8,7 +8,7 @@ from decimal import Decimal
 
 import pytest
 
-from apps_auth.tokens import member_token_issue
+from members.tokens import member_token_issue
 from tests.factories import CardFactory, MemberFactory
 from tests.helpers import give_balance
 

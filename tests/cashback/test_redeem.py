@@ -6,9 +6,9 @@ import pytest
 from django.conf import settings
 from django.utils import timezone
 
-from apps_auth.tokens import member_token_issue
 from cashback.models import LedgerEntry
 from members.services import member_pin_set
+from members.tokens import member_token_issue
 from tests.factories import CardFactory, MemberFactory
 from tests.helpers import IsoTimestamp, balance_of, counts, error, give_balance
 

@@ -6,16 +6,12 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from cards.errors import CardInactive
+from cashback.errors import BelowMinimumPurchase, InsufficientBalance
 from cashback.ledger_check import ledger_verify
 from cashback.models import LedgerEntry, Wallet
 from cashback.services import cashback_earn, cashback_redeem, cashback_refund
-from config.api.errors import (
-    BelowMinimumPurchase,
-    CardInactive,
-    InsufficientBalance,
-    InvalidInput,
-    NotFound,
-)
+from core.errors import InvalidInput, NotFound
 from members.models import Member
 from members.services import MemberRef
 from tests.factories import CardFactory, MemberFactory

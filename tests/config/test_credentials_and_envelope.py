@@ -179,20 +179,21 @@ def test_apps_without_keys_cannot_authenticate(client, db):
 
 
 def test_keys_are_checked_without_a_query_and_revocations_elsewhere_land_within_the_ttl(
-    merchant, settings, monkeypatch, django_assert_num_queries, shared_cache_off_the_database
+    merchant, monkeypatch, django_assert_num_queries, shared_cache_off_the_database
 ):
     """Another server process revokes the key: this one stops accepting it within seconds."""
-    import time
+    from cachetools import TTLCache
 
+    from apps_auth import selectors
     from apps_auth.models import ApiKey
 
-    settings.API_KEY_CACHE_SECONDS = 2
+    now = [0.0]
+    monkeypatch.setattr(selectors, "_keys", TTLCache(100, ttl=2, timer=lambda: now[0]))
     assert merchant.client.get(f"{API}/cards").status_code == 200
     with django_assert_num_queries(1):  # the cards; not the key
         assert merchant.client.get(f"{API}/cards").status_code == 200
     ApiKey.objects.update(revoked_at="2026-01-01T00:00:00Z")  # as another process would
-    clock = time.monotonic()
-    monkeypatch.setattr(time, "monotonic", lambda: clock + 3)
+    now[0] = 3.0
     assert merchant.client.get(f"{API}/cards").status_code == 401
 
 

@@ -5,9 +5,9 @@ import json
 
 import pytest
 
-from apps_auth.models import OtpChallenge
-from cashback.models import IdempotencyRecord, Wallet
-from members.models import Member
+from apps_auth.models import IdempotencyRecord
+from cashback.models import Wallet
+from members.models import Member, OtpChallenge
 from tests.helpers import counts, give_balance
 
 API = "/api/v1/cashback"

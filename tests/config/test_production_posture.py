@@ -54,7 +54,7 @@ def test_check_deploy_is_clean_for_the_documented_production_configuration():
 
 def test_no_secret_appears_in_a_log_line(api, merchant, card, member, caplog, mailoutbox):
     """Keys, tokens, PINs and codes never reach the logs, even on failures."""
-    from apps_auth.tokens import member_token_issue
+    from members.tokens import member_token_issue
 
     caplog.set_level(logging.DEBUG)
     give_balance(app=merchant.app, card=card, member=member, purchase="100")

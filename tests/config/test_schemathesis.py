@@ -16,7 +16,7 @@ from schemathesis.specs.openapi.checks import (
     status_code_conformance,
 )
 
-from apps_auth.tokens import member_token_issue
+from members.tokens import member_token_issue
 from tests.factories import CardFactory, MemberFactory
 from tests.helpers import give_balance
 

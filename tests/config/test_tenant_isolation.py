@@ -3,11 +3,10 @@ exist. (A member token of app A is refused outright, 401, by its audience.)"""
 
 import pytest
 
-from apps_auth.models import OtpChallenge
-from apps_auth.otp import otp_request
-from apps_auth.tokens import member_token_issue
 from cashback.models import LedgerEntry, Wallet
-from members.models import Member
+from members.models import Member, OtpChallenge
+from members.otp import otp_request
+from members.tokens import member_token_issue
 from tests.factories import CardFactory, MemberFactory
 from tests.helpers import counts, error, give_balance
 

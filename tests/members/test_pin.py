@@ -1,8 +1,8 @@
 import pytest
 
-from apps_auth.tokens import member_token_issue
 from members.models import Member
 from members.services import member_pin_set
+from members.tokens import member_token_issue
 from tests.helpers import IsoTimestamp, error
 
 PIN = "/api/v1/cashback/members/pin"

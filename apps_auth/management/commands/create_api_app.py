@@ -1,6 +1,6 @@
 from apps_auth.models import Mode
 from apps_auth.services import app_create
-from config.commands import OperationsCommand
+from core.commands import OperationsCommand
 
 
 class Command(OperationsCommand):

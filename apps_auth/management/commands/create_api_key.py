@@ -1,15 +1,10 @@
+from apps_auth.commands import AppCommand
 from apps_auth.services import api_key_create
-from config.commands import OperationsCommand
 
 
-class Command(OperationsCommand):
+class Command(AppCommand):
     help = "Issues one more API key for an app (shown once)."
 
-    def add_arguments(self, parser):
-        super().add_arguments(parser)
-        parser.add_argument("--app", required=True, help="The app id.")
-
     def run(self, *, app, **options):
-        target = self.app(app)
-        issued = api_key_create(app=target)
-        return {"app_id": target.app_id, "api_key": issued.raw_key}
+        issued = api_key_create(app=app)
+        return {"app_id": app.app_id, "api_key": issued.raw_key}

@@ -1,9 +1,9 @@
 import argparse
 from decimal import Decimal, InvalidOperation
 
+from apps_auth.commands import AppCommand
 from cards.serializers import CardSerializer
 from cards.services import card_create
-from config.commands import OperationsCommand
 
 
 def decimal_arg(value: str) -> Decimal:
@@ -16,12 +16,11 @@ def decimal_arg(value: str) -> Decimal:
     return number
 
 
-class Command(OperationsCommand):
+class Command(AppCommand):
     help = "Creates a cashback card for an app."
 
     def add_arguments(self, parser):
         super().add_arguments(parser)
-        parser.add_argument("--app", required=True, help="The app id.")
         parser.add_argument("--name", required=True)
         parser.add_argument("--percentage", required=True, type=decimal_arg)
         parser.add_argument("--identifier", help="Your card code, e.g. CASH-001.")
@@ -34,7 +33,7 @@ class Command(OperationsCommand):
 
     def run(self, **options):
         card = card_create(
-            app=self.app(options["app"]),
+            app=options["app"],
             name=options["name"],
             cashback_percentage=options["percentage"],
             unique_identifier=options["identifier"],

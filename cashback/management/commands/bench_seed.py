@@ -12,7 +12,7 @@ from apps_auth.services import app_create
 from cards.models import Card
 from cards.services import card_create
 from cashback.models import LedgerEntry, Wallet
-from config.commands import OperationsCommand
+from core.commands import OperationsCommand
 from members.models import Member
 
 STEP = Decimal("0.050")  # each seeded entry credits this much cashback
@@ -47,8 +47,6 @@ class Command(OperationsCommand):
         parser.add_argument("--app", help="An existing app id; by default a new 'Bench seed' app.")
 
     def run(self, *, hot, total, per_wallet, app, **options):
-        if connection.vendor != "postgresql":
-            raise CommandError("bench_seed loads with PostgreSQL's COPY; set DATABASE_URL.")
         if hot > total or per_wallet < 1:
             raise CommandError("--hot must be at most --total, and --per-wallet at least 1.")
         target = App.objects.get(app_id=app) if app else app_create(

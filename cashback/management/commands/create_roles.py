@@ -1,5 +1,5 @@
 from cashback.roles import ROLES, roles_ensure
-from config.commands import OperationsCommand
+from core.commands import OperationsCommand
 
 
 class Command(OperationsCommand):

@@ -8,12 +8,12 @@ from django.contrib.auth import get_user_model
 from apps_auth.keys import key_prefix
 from apps_auth.models import ApiKey, App, Scope
 from apps_auth.services import api_key_create, app_create
-from apps_auth.tokens import member_token_issue
 from cards.models import Card
 from cards.services import card_create
-from config.commands import OperationsCommand
+from core.commands import OperationsCommand
 from members.models import Member
 from members.services import member_pin_set
+from members.tokens import member_token_issue
 
 DEMO_APP = "Demo Merchant"
 DEMO_CARD = "CASH-001"

@@ -1,7 +1,7 @@
 import sys
 
 from cashback.ledger_check import ledger_verify
-from config.commands import OperationsCommand
+from core.commands import OperationsCommand
 
 
 class Command(OperationsCommand):

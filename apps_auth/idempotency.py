@@ -1,0 +1,190 @@
+"""`Idempotency-Key` on POST actions: claim the key, run once, keep and replay the response.
+
+The record belongs to the app. `idempotent` wraps a viewset action; the `idempotency_*`
+functions are the record's life: claimed, completed (its response kept), released (refused
+before it ran), abandoned (a server error), purged after the retention period.
+"""
+
+from datetime import timedelta
+from functools import wraps
+
+from django.conf import settings
+from django.db import IntegrityError, router, transaction
+from django.http import HttpResponse
+from django.utils import timezone
+from drf_spectacular.utils import OpenApiParameter
+from rest_framework.exceptions import ValidationError
+
+from apps_auth.errors import IdempotencyKeyReused, RequestInProgress
+from apps_auth.models import App, IdempotencyRecord
+from core.api.renderers import DecimalJSONRenderer
+from core.api.responses import REPLAYED
+from core.fingerprint import digest
+
+HEADER = "Idempotency-Key"
+IDEMPOTENCY_KEY = OpenApiParameter(
+    HEADER,
+    {"type": "string", "minLength": 1, "maxLength": 255},
+    OpenApiParameter.HEADER,
+    description="1 to 255 characters. A retry with the same key and body replays the first "
+    "response (with `Idempotent-Replayed: true`); another body is 409 idempotency_key_reused.",
+)
+# Refused before the operation ran: nothing is kept, so a corrected retry runs.
+NOT_KEPT = {400, 401, 403, 429}
+# How long a key is kept and replayed.
+RETENTION = timedelta(hours=24)
+
+
+def idempotent(action=None, *, subject=None):
+    """Wraps a viewset action. Authentication and scopes have run already (DRF's `initial`).
+
+    `subject(request)` names who the request acts for beyond the body (the member of the
+    `X-Member-Token`); it is authenticated before the key is claimed and is part of the
+    request's digest, so one member's retry never replays another's response.
+    """
+    if action is None:
+        return lambda action: idempotent(action, subject=subject)
+
+    @wraps(action)
+    def wrapper(view, request, *args, **kwargs):
+        key = request.headers.get(HEADER)
+        if key is None:
+            return action(view, request, *args, **kwargs)
+        if not 1 <= len(key) <= 255:
+            raise ValidationError({HEADER: ["Must be 1 to 255 characters."]})
+        request_fingerprint = digest(
+            {
+                "method": request.method,
+                "path": request.path,
+                "body": request.data,
+                "subject": subject(request) if subject else None,
+            }
+        )
+        record = idempotency_claim(
+            app=request.auth, key=key, request_fingerprint=request_fingerprint
+        )
+        if record.state == IdempotencyRecord.COMPLETED:
+            response = HttpResponse(
+                record.response_body,
+                status=record.response_status,
+                content_type="application/json",
+            )
+            response[REPLAYED] = "true"
+            return response
+
+        request.idempotency_record = record
+        try:
+            try:
+                response = action(view, request, *args, **kwargs)
+            except Exception as exc:
+                response = view.handle_exception(exc)  # re-raises what it cannot answer
+        except Exception:
+            idempotency_abandon(record=record)
+            raise
+        if response.status_code in NOT_KEPT:
+            # A key taken over from a request that stopped may already own an entry: keep it,
+            # so that the next retry replays that entry instead of running again.
+            if record.claimed_new:
+                idempotency_release(record=record)
+            else:
+                idempotency_abandon(record=record)
+        elif response.status_code >= 500:
+            idempotency_abandon(record=record)
+        else:
+            body = DecimalJSONRenderer().render(response.data).decode()
+            idempotency_complete(record=record, status=response.status_code, body=body)
+        return response
+
+    return wrapper
+
+
+def idempotency_record(request) -> IdempotencyRecord | None:
+    """The record the current request runs under, if it sent an `Idempotency-Key`."""
+    return getattr(request, "idempotency_record", None)
+
+
+def idempotency_claim(*, app: App, key: str, request_fingerprint: str) -> IdempotencyRecord:
+    """Claims `key` for this request, in a transaction of its own so that a twin sees it at once.
+
+    Returns the record: `in_progress` when this request is to run (a new key, or one whose
+    earlier request stopped without an answer), `completed` when its response is to be replayed.
+    A key older than the retention period counts as new. Raises `IdempotencyKeyReused` for
+    another request under this key and `RequestInProgress` while the first one runs.
+    """
+    for _ in range(3):
+        now = timezone.now()
+        lease_until = now + timedelta(seconds=settings.IDEMPOTENCY_LEASE_SECONDS)
+        record = _insert(
+            app=app,
+            key=key,
+            request_fingerprint=request_fingerprint,
+            state=IdempotencyRecord.IN_PROGRESS,
+            lease_until=lease_until,
+        )
+        if record is not None:
+            record.claimed_new = True
+            return record
+        record = IdempotencyRecord.objects.filter(app=app, key=key).first()
+        if record is None:
+            continue  # purged in between: claim again
+        if record.created_at < now - RETENTION:
+            IdempotencyRecord.objects.filter(pk=record.pk).delete()
+            continue
+        if record.request_fingerprint != request_fingerprint:
+            raise IdempotencyKeyReused()
+        if record.state == IdempotencyRecord.COMPLETED:
+            return record
+        taken_over = IdempotencyRecord.objects.filter(
+            pk=record.pk, state=IdempotencyRecord.IN_PROGRESS, lease_until__lt=now
+        ).update(lease_until=lease_until)
+        if taken_over:
+            record.lease_until = lease_until
+            return record
+        raise RequestInProgress()
+    raise RequestInProgress()
+
+
+def _insert(**fields) -> IdempotencyRecord | None:
+    """Inserts the record, or returns None when the key is taken. Outside a transaction the
+    INSERT commits on its own: one round trip, and a twin sees the key at once."""
+    using = router.db_for_write(IdempotencyRecord)
+    try:
+        if transaction.get_connection(using).in_atomic_block:
+            with transaction.atomic(using=using):
+                return IdempotencyRecord.objects.create(**fields)
+        return IdempotencyRecord.objects.create(**fields)
+    except IntegrityError:
+        return None
+
+
+def idempotency_complete(*, record: IdempotencyRecord, status: int, body: str) -> None:
+    """Keeps the response of a request that ran, for replays."""
+    IdempotencyRecord.objects.filter(pk=record.pk).update(
+        state=IdempotencyRecord.COMPLETED, response_status=status, response_body=body
+    )
+
+
+def idempotency_release(*, record: IdempotencyRecord) -> None:
+    """Forgets the key of a request refused before it ran (400, 401, 403, 429), unless an entry
+    already holds it (then the key must keep protecting that entry)."""
+    IdempotencyRecord.objects.filter(
+        pk=record.pk, state=IdempotencyRecord.IN_PROGRESS, entry__isnull=True
+    ).delete()
+
+
+def idempotency_abandon(*, record: IdempotencyRecord) -> None:
+    """After a server error, lets the next retry take the key over at once.
+
+    The record is kept: if the operation had committed, its entry is linked to the record and
+    the retry replays it instead of running it again.
+    """
+    IdempotencyRecord.objects.filter(pk=record.pk, state=IdempotencyRecord.IN_PROGRESS).update(
+        lease_until=timezone.now() - timedelta(seconds=1)
+    )
+
+
+def idempotency_purge(*, older_than: timedelta = RETENTION) -> int:
+    """Deletes the keys created before `older_than` ago; returns how many."""
+    cutoff = timezone.now() - older_than
+    deleted, _ = IdempotencyRecord.objects.filter(created_at__lt=cutoff).delete()
+    return deleted

@@ -1,0 +1,36 @@
+"""How the OpenAPI document declares the credential headers."""
+
+from drf_spectacular.extensions import OpenApiAuthenticationExtension
+
+APP_CREDENTIALS: dict[str, list] = {"AppId": [], "ApiKey": []}
+MEMBER_CREDENTIALS: dict[str, list] = {**APP_CREDENTIALS, "MemberToken": []}
+
+
+class AppKeyAuthenticationScheme(OpenApiAuthenticationExtension):
+    target_class = "apps_auth.authentication.AppKeyAuthentication"
+    name = ["AppId", "ApiKey", "MemberToken"]
+
+    def get_security_definition(self, auto_schema):
+        return [
+            {
+                "type": "apiKey",
+                "in": "header",
+                "name": "X-App-Id",
+                "description": "Your app's public id, e.g. app_3f9c…",
+            },
+            {
+                "type": "apiKey",
+                "in": "header",
+                "name": "X-Api-Key",
+                "description": "Your app's secret key (test_… or live_…), shown once at creation.",
+            },
+            {
+                "type": "apiKey",
+                "in": "header",
+                "name": "X-Member-Token",
+                "description": "The member's token (a JWT), for redeem.",
+            },
+        ]
+
+    def get_security_requirement(self, auto_schema):
+        return APP_CREDENTIALS

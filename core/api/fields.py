@@ -1,0 +1,128 @@
+"""Serializer fields for the contract's value rules, shared by every endpoint."""
+
+import json
+import re
+from decimal import Decimal, InvalidOperation
+
+from drf_spectacular.types import OpenApiTypes
+from drf_spectacular.utils import extend_schema_field
+from rest_framework import serializers
+
+from core.money import MAX_AMOUNT
+
+MAX_ID = 2**63 - 1
+METADATA_MAX_BYTES = 16 * 1024
+_DECIMAL_TEXT = re.compile(r"^-?\d+(\.\d+)?$")
+
+
+class IdField(serializers.IntegerField):
+    """A positive integer id; out-of-range ids are a 400, never a database error."""
+
+    def __init__(self, **kwargs):
+        kwargs.setdefault("min_value", 1)
+        kwargs.setdefault("max_value", MAX_ID)
+        super().__init__(**kwargs)
+
+    def to_internal_value(self, data):
+        if isinstance(data, bool) or (isinstance(data, Decimal) and data != data.to_integral()):
+            self.fail("invalid")
+        return super().to_internal_value(data)
+
+
+@extend_schema_field(
+    {
+        "type": "number",
+        "minimum": 0,
+        "exclusiveMinimum": True,
+        "maximum": 1_000_000_000,
+        "description": 'A JSON number (read as a decimal) or a numeric string such as "50.00"; '
+        "no more decimal places than the card's currency has.",
+    }
+)
+class AmountField(serializers.Field):
+    """An amount of money: a JSON number or a numeric string, > 0 and ≤ 1,000,000,000.
+
+    Read as a `Decimal`, never a float. Decimal places are checked against the card's currency
+    by the service, which knows the card. Output is the `Decimal` itself, an exact JSON number.
+    """
+
+    default_error_messages = {
+        "invalid": "A number is required.",
+        "not_positive": "Must be greater than 0.",
+        "too_large": "Must be at most 1000000000.",
+    }
+
+    def to_internal_value(self, data):
+        if isinstance(data, bool) or not isinstance(data, (int, Decimal, str)):
+            self.fail("invalid")
+        if isinstance(data, str):
+            if not _DECIMAL_TEXT.match(data.strip()):
+                self.fail("invalid")
+            data = data.strip()
+        try:
+            amount = Decimal(data)
+        except InvalidOperation:
+            self.fail("invalid")
+        if not amount.is_finite():
+            self.fail("invalid")
+        if amount <= 0:
+            self.fail("not_positive")
+        if amount > MAX_AMOUNT:
+            self.fail("too_large")
+        return amount
+
+    def to_representation(self, value):
+        return value
+
+
+@extend_schema_field(OpenApiTypes.NUMBER)
+class NumberOutField(serializers.ReadOnlyField):
+    """A `Decimal` rendered as an exact JSON number (amounts, rates)."""
+
+
+@extend_schema_field({"type": "object", "additionalProperties": True})
+class MetadataField(serializers.Field):
+    """A JSON object of at most 16 KB. Numbers in it are kept as JSON numbers."""
+
+    default_error_messages = {
+        "not_object": "Must be a JSON object.",
+        "too_large": f"Must be at most {METADATA_MAX_BYTES} bytes.",
+    }
+
+    def to_internal_value(self, data):
+        if not isinstance(data, dict):
+            self.fail("not_object")
+        try:
+            data = _plain_json(data, depth=0)
+        except ValueError as exc:
+            raise serializers.ValidationError(str(exc)) from None
+        if len(json.dumps(data, separators=(",", ":")).encode()) > METADATA_MAX_BYTES:
+            self.fail("too_large")
+        return data
+
+    def to_representation(self, value):
+        return value
+
+
+METADATA_MAX_DEPTH = 16
+
+
+def _plain_json(value, *, depth: int):
+    """Metadata is the merchant's own data, not money: decimals in it become JSON floats."""
+    if depth > METADATA_MAX_DEPTH:
+        raise ValueError(f"Must be nested at most {METADATA_MAX_DEPTH} levels deep.")
+    if isinstance(value, Decimal):
+        number = float(value)
+        if number in (float("inf"), float("-inf")):
+            raise ValueError("Numbers must be finite.")
+        return number
+    if isinstance(value, str) and "\x00" in value:
+        raise ValueError("Text must not contain NUL characters.")
+    if isinstance(value, dict):
+        return {
+            _plain_json(key, depth=depth + 1): _plain_json(item, depth=depth + 1)
+            for key, item in value.items()
+        }
+    if isinstance(value, list):
+        return [_plain_json(item, depth=depth + 1) for item in value]
+    return value

@@ -1,0 +1,49 @@
+"""Base serializers and the response envelopes, as the OpenAPI document describes them."""
+
+from functools import cache
+
+from drf_spectacular.utils import inline_serializer
+from rest_framework import serializers
+
+
+class StrictSerializer(serializers.Serializer):
+    """An input serializer that refuses fields it does not know, such as computed values."""
+
+    def to_internal_value(self, data):
+        if isinstance(data, dict):
+            unknown = sorted(set(data) - set(self.fields))
+            if unknown:
+                raise serializers.ValidationError({name: ["Unknown field."] for name in unknown})
+        return super().to_internal_value(data)
+
+
+def validated(serializer_class, data) -> serializers.Serializer:
+    """The input serializer, validated; a 400 in the envelope otherwise."""
+    serializer = serializer_class(data=data)
+    serializer.is_valid(raise_exception=True)
+    return serializer
+
+
+class ErrorSerializer(serializers.Serializer):
+    code = serializers.CharField()
+    message = serializers.CharField()
+    details = serializers.DictField()
+
+
+class ErrorEnvelopeSerializer(serializers.Serializer):
+    success = serializers.BooleanField(default=False)
+    error = ErrorSerializer()
+
+
+@cache
+def envelope(data_serializer: type[serializers.Serializer]):
+    """The success envelope around `data_serializer`, for the OpenAPI document."""
+    name = data_serializer.__name__.removesuffix("Serializer")
+    return inline_serializer(
+        name=f"{name}Envelope",
+        fields={"success": serializers.BooleanField(default=True), "data": data_serializer()},
+    )
+
+
+def error_responses(*statuses: int) -> dict:
+    return {status: ErrorEnvelopeSerializer for status in statuses}

@@ -1,0 +1,55 @@
+import time
+
+from django.core.cache import cache
+
+from core.api.throttling import window_count
+from tests.helpers import error
+
+CARDS = "/api/v1/cashback/cards"
+
+
+def test_an_app_past_its_rate_gets_429_with_retry_after(make_merchant):
+    merchant = make_merchant(rate_limit_per_minute=3)
+    other = make_merchant()
+    for _ in range(3):
+        assert merchant.client.get(CARDS).status_code == 200
+    response = merchant.client.get(CARDS)
+    assert response.status_code == 429
+    assert response.json() == error("throttled")
+    assert 1 <= int(response["Retry-After"]) <= 60
+    assert other.client.get(CARDS).status_code == 200
+
+
+def test_the_rate_is_counted_in_the_shared_cache(make_merchant, settings):
+    assert settings.CACHES["default"]["BACKEND"] in {
+        "django.core.cache.backends.db.DatabaseCache",
+        "django.core.cache.backends.redis.RedisCache",
+    }
+    merchant = make_merchant(rate_limit_per_minute=100)
+    window = int(time.time() // 60)
+    merchant.client.get(CARDS)
+    merchant.client.get(CARDS)
+    counted = cache.get(f"throttle:app:{merchant.app.pk}:{window}")
+    assert counted == 2 or int(time.time() // 60) != window  # unless the minute turned
+
+
+def test_the_window_counter_counts_every_request_once(make_merchant):
+    app = make_merchant().app
+    key = f"throttle:app:{app.pk}:{int(time.time() // 60) + 1000}"  # a window of its own
+    assert [window_count(key) for _ in range(3)] == [1, 2, 3]
+    assert cache.get(key) == 3
+
+
+def test_the_window_counter_counts_in_redis_in_one_round_trip(settings):
+    """With REDIS_URL, the counter is Redis's INCR and expires after two windows."""
+    import redis
+
+    settings.REDIS_URL = "redis://127.0.0.1:6379/14"
+    client = redis.Redis.from_url(settings.REDIS_URL)
+    key = f"throttle:test:{time.time_ns()}"
+    try:
+        assert [window_count(key) for _ in range(3)] == [1, 2, 3]
+        assert int(client.get(key)) == 3
+        assert 0 < client.ttl(key) <= 120
+    finally:
+        client.delete(key)
