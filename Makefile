@@ -27,9 +27,21 @@ test: export SECRET_KEY ?= insecure-test-only-secret-key-0123456789
 test: install
 	$(PY) -m pytest $(PYTEST_ARGS)
 
+# The production settings the README documents, for Django's deployment checks.
+DEPLOY_ENV := DEBUG=false ALLOWED_HOSTS=api.example.com \
+	SECRET_KEY=deploy-check-6Zq8vX2mR9tL4wK7pN3sB5yH1cJ0dF6gA8eU2iO4 \
+	DATABASE_URL=postgres://cashback@db.example.com:5432/cashback \
+	REDIS_URL=redis://cache.example.com:6379/0
+
+# ruff, mypy, the layers (import-linter), migrations in step with the models, deployment checks.
+lint: export SECRET_KEY ?= insecure-lint-only-secret-key-0123456789
 lint: install
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
+	$(VENV)/bin/mypy .
+	$(VENV)/bin/lint-imports
+	$(PY) manage.py makemigrations --check --dry-run
+	env $(DEPLOY_ENV) $(PY) manage.py check --deploy --fail-level WARNING
 
 format: install
 	$(VENV)/bin/ruff check --fix .

@@ -18,8 +18,8 @@ class AppForm(forms.ModelForm):
 class ApiKeyInline(admin.TabularInline):
     model = ApiKey
     extra = 0
-    fields = ["prefix", "created_at", "last_used_at", "revoked_at"]
-    readonly_fields = fields
+    readonly_fields = ("prefix", "created_at", "last_used_at", "revoked_at")
+    fields = readonly_fields
     can_delete = False
 
     def has_add_permission(self, request, obj=None):

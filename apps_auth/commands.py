@@ -1,6 +1,5 @@
 from django.core.management.base import CommandError
 
-from apps_auth.models import App
 from apps_auth.selectors import app_get
 from core.commands import OperationsCommand
 
@@ -17,6 +16,3 @@ class AppCommand(OperationsCommand):
         if app is None:
             raise CommandError(f"No app with id {options['app']!r}.")
         return super().handle(*args, **{**options, "app": app})
-
-    def run(self, *, app: App, **options) -> dict:  # type: ignore[override]
-        raise NotImplementedError

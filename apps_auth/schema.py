@@ -1,9 +1,12 @@
 """How the OpenAPI document declares the credential headers."""
 
+from typing import Any
+
 from drf_spectacular.extensions import OpenApiAuthenticationExtension
 
-APP_CREDENTIALS: dict[str, list] = {"AppId": [], "ApiKey": []}
-MEMBER_CREDENTIALS: dict[str, list] = {**APP_CREDENTIALS, "MemberToken": []}
+# Security requirement objects, for `extend_schema(auth=[...])` (typed there as names only).
+APP_CREDENTIALS: Any = {"AppId": [], "ApiKey": []}
+MEMBER_CREDENTIALS: Any = {**APP_CREDENTIALS, "MemberToken": []}
 
 
 class AppKeyAuthenticationScheme(OpenApiAuthenticationExtension):

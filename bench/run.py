@@ -161,13 +161,18 @@ def wrk(base: str, script: str, *, duration: float, connections: int) -> Result:
         r"Socket errors: connect (\d+), read (\d+), write (\d+), timeout (\d+)", out
     ):
         errors += sum(int(n) for n in match.groups())
-    if not re.search(r"^\s+99%", out, re.M):
-        raise RuntimeError(f"wrk printed no latency distribution:\n{out}")
+
+    def find(pattern: str) -> str:
+        match = re.search(pattern, out, re.M)
+        if match is None:
+            raise RuntimeError(f"wrk printed no {pattern!r}:\n{out}")
+        return match.group(1)
+
     return Result(
-        requests=int(re.search(r"(\d+) requests in", out).group(1)),
-        rps=float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1)),
-        p50_ms=_ms(re.search(r"^\s+50%\s+(\S+)\s*$", out, re.M).group(1)),
-        p99_ms=_ms(re.search(r"^\s+99%\s+(\S+)\s*$", out, re.M).group(1)),
+        requests=int(find(r"(\d+) requests in")),
+        rps=float(find(r"Requests/sec:\s+([\d.]+)")),
+        p50_ms=_ms(find(r"^\s+50%\s+(\S+)\s*$")),
+        p99_ms=_ms(find(r"^\s+99%\s+(\S+)\s*$")),
         errors=errors,
     )
 

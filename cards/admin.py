@@ -22,7 +22,7 @@ class CardForm(forms.ModelForm):
         ]
 
     def clean(self):
-        cleaned = super().clean()
+        cleaned = super().clean() or {}
         currency = cleaned.get("currency")
         if currency and money.is_known_currency(currency):
             for field in ("cashback_min_amount", "cashback_max_amount"):

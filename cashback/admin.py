@@ -1,4 +1,5 @@
 import csv
+from typing import cast
 
 from django import forms
 from django.conf import settings
@@ -6,6 +7,7 @@ from django.contrib import admin, messages
 from django.core.exceptions import PermissionDenied
 from django.core.paginator import Paginator
 from django.db import connections
+from django.db.models import QuerySet
 from django.http import HttpResponseRedirect, StreamingHttpResponse
 from django.shortcuts import get_object_or_404
 from django.template.response import TemplateResponse
@@ -25,8 +27,8 @@ from members.models import Member
 class WalletInline(admin.TabularInline):
     model = Wallet
     extra = 0
-    fields = ["card", "balance", "updated_at"]
-    readonly_fields = fields
+    readonly_fields = ("card", "balance", "updated_at")
+    fields = readonly_fields
     can_delete = False
 
     def has_add_permission(self, request, obj=None):
@@ -144,8 +146,9 @@ class EstimatedCountPaginator(Paginator):
 
     @cached_property
     def count(self):
-        if not self.object_list.query.where:
-            with connections[self.object_list.db].cursor() as cursor:
+        entries = cast(QuerySet[LedgerEntry], self.object_list)
+        if not entries.query.where:
+            with connections[entries.db].cursor() as cursor:
                 cursor.execute(
                     "SELECT reltuples::bigint FROM pg_class WHERE relname = %s",
                     [LedgerEntry._meta.db_table],

@@ -3,6 +3,7 @@
 from dataclasses import dataclass
 from datetime import date, timedelta
 from decimal import Decimal
+from typing import Any
 
 from django.db.models import Count, Q, Sum
 from django.db.models.functions import TruncDate
@@ -34,8 +35,8 @@ def _sum(entry_type: str) -> Sum:
 def dashboard_card_totals() -> list[CardTotals]:
     """Cashback earned, redeemed, refunded and adjusted per card, and what is still owed, each
     in the card's currency's minor unit."""
-    flows = {
-        row["card"]: row
+    flows: dict[int, dict[str, Any]] = {
+        row["card"]: dict(row)
         for row in LedgerEntry.objects.values("card").annotate(
             earned=_sum(EntryType.EARNING),
             redeemed=_sum(EntryType.REDEMPTION),
@@ -43,8 +44,8 @@ def dashboard_card_totals() -> list[CardTotals]:
             adjusted=_sum(EntryType.ADJUSTMENT),
         )
     }
-    wallets = {
-        row["card"]: row
+    wallets: dict[int, dict[str, Any]] = {
+        row["card"]: dict(row)
         for row in Wallet.objects.values("card").annotate(
             members=Count("member", distinct=True), liability=Sum("balance", default=ZERO)
         )

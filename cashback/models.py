@@ -1,4 +1,5 @@
 from decimal import Decimal
+from typing import cast
 
 from django.conf import settings
 from django.db import connections, models, router
@@ -22,15 +23,15 @@ class WalletManager(models.Manager["Wallet"]):
         using = router.db_for_write(self.model)
         connection = connections[using]
         quote = connection.ops.quote_name
-        column = {f.name: quote(f.column) for f in meta.concrete_fields}
         fields = meta.concrete_fields
+        column = {f.name: quote(cast(str, f.column)) for f in fields}
         sql = (
             f"UPDATE {quote(meta.db_table)} SET "  # noqa: S608  names from _meta, values bound
             f"{column['balance']} = {column['balance']} + %s, "
             f"{column['entries_count']} = {column['entries_count']} + 1, "
             f"{column['updated_at']} = %s "
             f"WHERE {column['card']} = %s AND {column['member']} = %s AND {column['app']} = %s "
-            f"RETURNING {', '.join(quote(f.column) for f in fields)}"
+            f"RETURNING {', '.join(column[f.name] for f in fields)}"
         )
         with connection.cursor() as cursor:
             cursor.execute(sql, [amount, timezone.now(), card_id, member_id, app_id])

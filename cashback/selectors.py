@@ -1,8 +1,8 @@
-from collections.abc import Mapping
 from dataclasses import dataclass
 from decimal import Decimal
 
 from django.db.models import Exists, F, FilteredRelation, Q
+from django.http import QueryDict
 
 from apps_auth.models import App
 from cards.models import Card
@@ -10,6 +10,8 @@ from cashback.filters import LedgerEntryFilter
 from cashback.models import LedgerEntry
 from core.errors import InvalidInput, NotFound
 from members.models import Member
+
+NEWEST_FIRST = ("-created_at", "-id")
 
 
 @dataclass(frozen=True)
@@ -61,29 +63,27 @@ def member_card(*, app: App, card_id: int, member_id: int) -> MemberCard:
 
 
 def entry_history(
-    *, member_card: MemberCard, filters: Mapping, limit: int, offset: int
+    *, member_card: MemberCard, filters: QueryDict, limit: int, offset: int
 ) -> HistoryPage:
     """One page of the member's entries on the card, newest first, and how many there are in
     all. Narrowed by `type`, `created_after` and `created_before`; without a filter the
     wallet's `entries_count` is the total and the page's ids come from the
     (wallet, created_at, id) index alone, an index-only scan however deep the offset, before
     only the page's rows are read. Raises `InvalidInput` for a filter it cannot read."""
-    entries = LedgerEntry.objects.filter(wallet_id=member_card.wallet_id).order_by(
-        "-created_at", "-id"
-    )
+    if member_card.wallet_id is None:
+        entries = LedgerEntry.objects.none()
+    else:
+        entries = LedgerEntry.objects.filter(wallet_id=member_card.wallet_id)
+    entries = entries.order_by(*NEWEST_FIRST)
     if any(name in filters for name in LedgerEntryFilter.base_filters):
         filterset = LedgerEntryFilter(data=filters, queryset=entries)
         if not filterset.is_valid():
             raise InvalidInput(
                 details={field: list(messages) for field, messages in filterset.errors.items()}
             )
-        if member_card.wallet_id is None:
-            return HistoryPage(entries=[], total=0)
         return HistoryPage(
             entries=list(filterset.qs[offset : offset + limit]), total=filterset.qs.count()
         )
-    if member_card.wallet_id is None:
-        return HistoryPage(entries=[], total=0)
     page_ids = entries.values("id")[offset : offset + limit]
-    page = LedgerEntry.objects.filter(id__in=page_ids).order_by("-created_at", "-id")
+    page = LedgerEntry.objects.filter(id__in=page_ids).order_by(*NEWEST_FIRST)
     return HistoryPage(entries=list(page), total=member_card.entries_count)

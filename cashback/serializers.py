@@ -1,4 +1,6 @@
 from datetime import UTC, datetime
+from decimal import Decimal
+from typing import cast
 
 from rest_framework import serializers
 
@@ -63,8 +65,8 @@ class HistoryQuerySerializer(BalanceQuerySerializer):
 class _PostedSerializer(serializers.Serializer):
     """Renders a ledger entry in its card's currency (`context["card"]`)."""
 
-    def amount(self, value):
-        return money.quantize(value, self.context["card"].currency)
+    def in_currency(self, value: Decimal | None) -> Decimal | None:
+        return None if value is None else money.quantize(value, self.context["card"].currency)
 
 
 class EarnResultSerializer(_PostedSerializer):
@@ -82,10 +84,11 @@ class EarnResultSerializer(_PostedSerializer):
     def to_representation(self, entry: LedgerEntry) -> dict:
         return {
             "transaction_id": entry.pk,
-            "purchase_amount": self.amount(entry.purchase_amount),
-            "cashback_percentage": money.plain(entry.cashback_percentage),
-            "cashback_earned": self.amount(entry.amount),
-            "new_balance": self.amount(entry.balance_after),
+            "purchase_amount": self.in_currency(entry.purchase_amount),
+            # An earning always records the percentage it was credited at.
+            "cashback_percentage": money.plain(cast(Decimal, entry.cashback_percentage)),
+            "cashback_earned": self.in_currency(entry.amount),
+            "new_balance": self.in_currency(entry.balance_after),
             "currency": self.context["card"].currency,
             "member_id": entry.wallet.member_id,
             "card_id": entry.card_id,
@@ -108,9 +111,9 @@ class RedeemResultSerializer(_PostedSerializer):
     def to_representation(self, entry: LedgerEntry) -> dict:
         return {
             "transaction_id": entry.pk,
-            "amount_redeemed": self.amount(-entry.amount),
-            "previous_balance": self.amount(entry.previous_balance),
-            "new_balance": self.amount(entry.balance_after),
+            "amount_redeemed": self.in_currency(-entry.amount),
+            "previous_balance": self.in_currency(entry.previous_balance),
+            "new_balance": self.in_currency(entry.balance_after),
             "currency": self.context["card"].currency,
             "member_id": entry.wallet.member_id,
             "card_id": entry.card_id,
@@ -135,21 +138,22 @@ class RefundResultSerializer(_PostedSerializer):
     refunded_at = serializers.DateTimeField()
 
     def to_representation(self, entry: LedgerEntry) -> dict:
-        not_recovered = self.amount(entry.unrecovered_amount)
+        not_recovered = self.in_currency(entry.unrecovered_amount)
         warning = None
         if not_recovered:
+            set_out = self.in_currency(-entry.amount + entry.unrecovered_amount)
             warning = (
-                f"The balance covered only {self.amount(-entry.amount)} of the "
-                f"{self.amount(-entry.amount + entry.unrecovered_amount)} cashback to take back; "
-                f"{not_recovered} was not recovered and the balance is now 0."
+                f"The balance covered only {self.in_currency(-entry.amount)} of the {set_out} "
+                f"cashback to take back; {not_recovered} was not recovered and the balance is "
+                "now 0."
             )
         return {
             "transaction_id": entry.pk,
-            "cashback_deducted": self.amount(-entry.amount),
+            "cashback_deducted": self.in_currency(-entry.amount),
             "cashback_not_recovered": not_recovered,
-            "refund_amount": self.amount(entry.refund_amount),
-            "previous_balance": self.amount(entry.previous_balance),
-            "new_balance": self.amount(entry.balance_after),
+            "refund_amount": self.in_currency(entry.refund_amount),
+            "previous_balance": self.in_currency(entry.previous_balance),
+            "new_balance": self.in_currency(entry.balance_after),
             "currency": self.context["card"].currency,
             "member_id": entry.wallet.member_id,
             "card_id": entry.card_id,
@@ -184,18 +188,15 @@ class HistoryItemSerializer(_PostedSerializer):
     created_at = serializers.DateTimeField()
 
     def to_representation(self, entry: LedgerEntry) -> dict:
-        def optional(value):
-            return None if value is None else self.amount(value)
-
         return {
             "id": entry.pk,
             "type": entry.entry_type,
-            "amount": self.amount(entry.amount),
+            "amount": self.in_currency(entry.amount),
             "points": 0,
             "event": entry.event,
-            "balance_after": self.amount(entry.balance_after),
-            "purchase_amount": optional(entry.purchase_amount),
-            "refund_amount": optional(entry.refund_amount),
+            "balance_after": self.in_currency(entry.balance_after),
+            "purchase_amount": self.in_currency(entry.purchase_amount),
+            "refund_amount": self.in_currency(entry.refund_amount),
             "reference": entry.reference,
             "metadata": entry.metadata,
             "created_at": timestamp(entry.created_at),

@@ -1,6 +1,6 @@
 """What every operations command shares: `--json` output and domain errors as CommandError."""
 
-from typing import Any
+from collections.abc import Callable
 
 import simplejson
 from django.core.management.base import BaseCommand, CommandError
@@ -23,8 +23,8 @@ class OperationsCommand(BaseCommand):
         else:
             self.stdout.write(self.describe(result))
 
-    def run(self, **options: Any) -> dict:
-        raise NotImplementedError
+    # The command's operation: called with the parsed options, returns what it prints.
+    run: Callable[..., dict]
 
     def describe(self, result: dict) -> str:
         return "\n".join(f"{key}: {value}" for key, value in result.items())

@@ -18,7 +18,7 @@ class Merchant:
 
 
 def _merchant(**app_fields) -> Merchant:
-    app = AppFactory(**app_fields)
+    app = AppFactory.create(**app_fields)
     raw_key = api_key_create(app=app).raw_key
     client = APIClient(headers={"X-App-Id": app.app_id, "X-Api-Key": raw_key})
     client.default_format = "json"
@@ -42,12 +42,12 @@ def api(merchant) -> APIClient:
 
 @pytest.fixture
 def card(merchant):
-    return CardFactory(app=merchant.app)
+    return CardFactory.create(app=merchant.app)
 
 
 @pytest.fixture
 def member(merchant):
-    return MemberFactory(app=merchant.app)
+    return MemberFactory.create(app=merchant.app)
 
 
 @pytest.fixture

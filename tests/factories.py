@@ -7,7 +7,7 @@ from cards.models import Card
 from members.models import Member
 
 
-class AppFactory(factory.django.DjangoModelFactory):
+class AppFactory(factory.django.DjangoModelFactory[App]):
     class Meta:
         model = App
 
@@ -16,7 +16,7 @@ class AppFactory(factory.django.DjangoModelFactory):
     scopes = factory.LazyFunction(lambda: list(Scope.values))
 
 
-class CardFactory(factory.django.DjangoModelFactory):
+class CardFactory(factory.django.DjangoModelFactory[Card]):
     class Meta:
         model = Card
 
@@ -31,7 +31,7 @@ class CardFactory(factory.django.DjangoModelFactory):
     currency = "TND"
 
 
-class MemberFactory(factory.django.DjangoModelFactory):
+class MemberFactory(factory.django.DjangoModelFactory[Member]):
     class Meta:
         model = Member
 

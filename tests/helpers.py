@@ -46,6 +46,13 @@ def error(code: str, message=None, details=None) -> dict:
     }
 
 
+def code_in(text: str) -> str:
+    """The 6-digit one-time code in a message."""
+    match = re.search(r"\b(\d{6})\b", text)
+    assert match is not None, f"no code in {text!r}"
+    return match.group(1)
+
+
 def give_balance(*, app: App, card: Card, member: Member, purchase: str) -> LedgerEntry:
     """Credits the member through the earn service, as a merchant's purchase would."""
     posted = cashback_earn(

@@ -9,7 +9,7 @@ from cashback.services.ledger import (
     Operation,
     Posted,
     amount_check_places,
-    entry_post,
+    entry_append,
     locked_wallets,
 )
 from core import money
@@ -44,8 +44,8 @@ def cashback_adjust(
         entry_type=EntryType.ADJUSTMENT,
         request_fingerprint=digest({"wallet": wallet.pk, "amount": amount, "reason": reason}),
     )
-    return entry_post(
-        member_id=locked.member_id,
+    return entry_append(
+        wallet=locked,
         operation=operation,
         amount=amount,
         created_by=staff_user,

@@ -1,4 +1,5 @@
 from decimal import Decimal
+from typing import Any
 
 from django.db import transaction
 
@@ -11,6 +12,7 @@ from cashback.services.ledger import (
     Operation,
     Posted,
     amount_check_places,
+    entry_append,
     entry_post,
     member_ref_digest,
     wallet_open,
@@ -68,7 +70,7 @@ def cashback_earn(
     if replay is not None:
         return replay
 
-    entry = {
+    entry: dict[str, Any] = {
         "operation": operation,
         "amount": cashback,
         "purchase_amount": purchase_amount,
@@ -80,9 +82,11 @@ def cashback_earn(
     member = None
     if member_ref.member_id is None:
         member = member_resolve(app=app, ref=member_ref, create=True)
-    posted = entry_post(member_id=member_ref.member_id or member.pk, **entry)
-    if posted is None:
+        member_id = member.pk
+    else:
+        member_id = member_ref.member_id
+    posted = entry_post(member_id=member_id, **entry)
+    if posted is None:  # the member's first entry on this card
         member = member or member_resolve(app=app, ref=member_ref, create=True)
-        wallet_open(app=app, card=card, member=member)
-        posted = entry_post(member_id=member.pk, **entry)
+        posted = entry_append(wallet=wallet_open(app=app, card=card, member=member), **entry)
     return posted

@@ -11,7 +11,7 @@ from apps_auth.errors import IdempotencyKeyReused
 from apps_auth.models import App, IdempotencyRecord
 from cards.models import Card
 from cashback.errors import DuplicateReference
-from cashback.models import EVENTS, LedgerEntry, Wallet
+from cashback.models import EVENTS, EntryType, LedgerEntry, Wallet
 from core import money
 from core.errors import InvalidInput
 from members.models import Member
@@ -32,7 +32,7 @@ class Operation:
     reference on the card, and by a digest of its inputs that tells a retry from a new request."""
 
     card: Card
-    entry_type: str
+    entry_type: EntryType
     request_fingerprint: str
     reference: str | None = None
     idempotency_record: IdempotencyRecord | None = None
@@ -156,3 +156,11 @@ def entry_post(*, member_id: int, operation: Operation, amount: Decimal, **field
             raise
         return replay
     return Posted(entry=entry)
+
+
+def entry_append(*, wallet: Wallet, operation: Operation, amount: Decimal, **fields) -> Posted:
+    """`entry_post` on a wallet the caller holds (locked, or created in this transaction)."""
+    posted = entry_post(member_id=wallet.member_id, operation=operation, amount=amount, **fields)
+    if posted is None:  # wallets are never deleted, and this one is the caller's
+        raise Wallet.DoesNotExist(f"Wallet {wallet.pk} is gone.")
+    return posted

@@ -11,7 +11,7 @@ from cashback.services.ledger import (
     Operation,
     Posted,
     amount_check_places,
-    entry_post,
+    entry_append,
     wallet_open,
 )
 from core import money
@@ -69,6 +69,4 @@ def _redeem(*, app, member, operation: Operation, amount, metadata) -> Posted:
                 "amount": money.quantize(amount, currency),
             }
         )
-    return entry_post(
-        member_id=member.pk, operation=operation, amount=-amount, metadata=metadata or {}
-    )
+    return entry_append(wallet=wallet, operation=operation, amount=-amount, metadata=metadata or {})

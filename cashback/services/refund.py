@@ -1,4 +1,5 @@
 from decimal import Decimal
+from typing import cast
 
 from django.db import transaction
 from django.db.models import Sum
@@ -12,7 +13,7 @@ from cashback.services.ledger import (
     Operation,
     Posted,
     amount_check_places,
-    entry_post,
+    entry_append,
     member_ref_digest,
     member_wallet,
 )
@@ -91,8 +92,8 @@ def cashback_refund(
         )
 
     deducted = min(to_deduct, wallet.balance)
-    return entry_post(
-        member_id=wallet.member_id,
+    return entry_append(
+        wallet=wallet,
         operation=operation,
         amount=-deducted,
         refund_amount=refund_amount,
@@ -125,7 +126,8 @@ def _deduction_against(
     refunded = earlier["refunded"] or ZERO
     # What earlier refunds set out to take back: what they took plus what they could not.
     claimed = -(earlier["taken"] or ZERO) + (earlier["unrecovered"] or ZERO)
-    purchase, credited = original.purchase_amount, original.amount
+    # An earning always records its purchase.
+    purchase, credited = cast(Decimal, original.purchase_amount), original.amount
     if refunded + refund_amount > purchase:
         raise RefundExceedsPurchase(
             details={"purchase_amount": purchase, "already_refunded": refunded}

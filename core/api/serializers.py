@@ -1,9 +1,12 @@
 """Base serializers and the response envelopes, as the OpenAPI document describes them."""
 
 from functools import cache
+from typing import TypeVar
 
 from drf_spectacular.utils import inline_serializer
 from rest_framework import serializers
+
+S = TypeVar("S", bound=serializers.Serializer)
 
 
 class StrictSerializer(serializers.Serializer):
@@ -17,7 +20,7 @@ class StrictSerializer(serializers.Serializer):
         return super().to_internal_value(data)
 
 
-def validated(serializer_class, data) -> serializers.Serializer:
+def validated(serializer_class: type[S], data) -> S:
     """The input serializer, validated; a 400 in the envelope otherwise."""
     serializer = serializer_class(data=data)
     serializer.is_valid(raise_exception=True)
@@ -46,4 +49,4 @@ def envelope(data_serializer: type[serializers.Serializer]):
 
 
 def error_responses(*statuses: int) -> dict:
-    return {status: ErrorEnvelopeSerializer for status in statuses}
+    return dict.fromkeys(statuses, ErrorEnvelopeSerializer)

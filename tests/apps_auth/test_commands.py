@@ -22,7 +22,8 @@ def test_create_api_app_prints_a_working_key(db, client):
         "create_api_app", "Shop", "--scopes", "cashback_read,card_read", "--rate-limit", "120"
     )
     assert set(result) >= {"app_id", "api_key", "scopes", "mode"}
-    assert result["scopes"] == ["card_read", "cashback_read"] and result["mode"] == "test"
+    assert result["scopes"] == ["card_read", "cashback_read"]
+    assert result["mode"] == "test"
     assert App.objects.get(app_id=result["app_id"]).rate_limit_per_minute == 120
     response = client.get(
         "/api/v1/cashback/cards",
@@ -46,7 +47,8 @@ def test_create_api_app_refuses_unknown_scopes(db):
 def test_create_and_revoke_api_keys(db, client):
     app = run("create_api_app", "Shop", "--scopes", "card_read")
     second = run("create_api_key", "--app", app["app_id"])
-    assert second["app_id"] == app["app_id"] and second["api_key"] != app["api_key"]
+    assert second["app_id"] == app["app_id"]
+    assert second["api_key"] != app["api_key"]
 
     def status(key):
         headers = {"X-App-Id": app["app_id"], "X-Api-Key": key}
@@ -55,11 +57,12 @@ def test_create_and_revoke_api_keys(db, client):
     assert status(app["api_key"]) == status(second["api_key"]) == 200
     revoked = run("revoke_api_key", "--app", app["app_id"], "--key", app["api_key"])
     assert revoked == {"app_id": app["app_id"], "revoked": True}
-    assert status(app["api_key"]) == 401 and status(second["api_key"]) == 200
+    assert status(app["api_key"]) == 401
+    assert status(second["api_key"]) == 200
 
 
 def test_revoke_of_an_unknown_key_fails(db):
-    app = AppFactory()
+    app = AppFactory.create()
     with pytest.raises(CommandError, match="no such key"):
         call_command("revoke_api_key", "--app", app.app_id, "--key", "test_nothing-like-this")
 
@@ -70,7 +73,7 @@ def test_commands_refuse_an_unknown_app(db):
 
 
 def test_create_card_prints_the_list_item_shape(db):
-    app = AppFactory()
+    app = AppFactory.create()
     result = run(
         "create_card",
         "--app",
@@ -117,24 +120,25 @@ def test_create_card_prints_the_list_item_shape(db):
     ],
 )
 def test_create_card_refuses_invalid_values(db, args, message):
-    app = AppFactory()
+    app = AppFactory.create()
     with pytest.raises(CommandError, match=message):
         call_command("create_card", "--app", app.app_id, "--name", "X", *args)
     assert Card.objects.count() == 0
 
 
 def test_create_card_inactive_in_jpy(db):
-    app = AppFactory()
+    app = AppFactory.create()
     result = run(
         "create_card", "--app", app.app_id, "--name", "Yen", "--percentage", "1.5",
         "--currency", "JPY", "--max-amount", "500", "--inactive",
     )  # fmt: skip
-    assert result["currency"] == "JPY" and result["is_active"] is False
+    assert result["currency"] == "JPY"
+    assert result["is_active"] is False
     assert result["cashback_config"]["cashback_max_amount"] == 500
 
 
 def test_create_member_token_makes_a_token_for_that_app(db):
-    member = MemberFactory()
+    member = MemberFactory.create()
     result = run(
         "create_member_token", "--app", member.app.app_id, "--member", str(member.pk), "--ttl", "60"
     )
@@ -143,10 +147,10 @@ def test_create_member_token_makes_a_token_for_that_app(db):
 
 
 def test_create_member_token_refuses_another_apps_member(db):
-    member = MemberFactory()
+    member = MemberFactory.create()
     with pytest.raises(CommandError, match="Member not found"):
         call_command(
-            "create_member_token", "--app", AppFactory().app_id, "--member", str(member.pk)
+            "create_member_token", "--app", AppFactory.create().app_id, "--member", str(member.pk)
         )
 
 
@@ -159,7 +163,9 @@ def test_seed_demo_is_idempotent_and_prints_working_credentials(db, client):
         second["card_id"],
         second["member_id"],
     )
-    assert App.objects.count() == 1 and Card.objects.count() == 1 and Member.objects.count() == 1
+    assert App.objects.count() == 1
+    assert Card.objects.count() == 1
+    assert Member.objects.count() == 1
     headers = {"X-App-Id": first["app_id"], "X-Api-Key": first["api_key"]}
     earn = client.post(
         "/api/v1/cashback/cashback/earn",

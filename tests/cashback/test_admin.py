@@ -15,8 +15,8 @@ def staff_client(client, django_user_model):
 
 @pytest.fixture
 def ledger(merchant):
-    card = CardFactory(app=merchant.app)
-    member = MemberFactory(app=merchant.app)
+    card = CardFactory.create(app=merchant.app)
+    member = MemberFactory.create(app=merchant.app)
     give_balance(app=merchant.app, card=card, member=member, purchase="100")
     return card, member
 
@@ -58,7 +58,8 @@ def test_staff_can_set_a_cards_percentage_limits_and_pin_option(staff_client, le
     assert response.status_code == 302
     card.refresh_from_db()
     assert str(card.cashback_percentage) == "7.5000"
-    assert card.cashback_max_amount is None and card.allows_pin_redemption is False
+    assert card.cashback_max_amount is None
+    assert card.allows_pin_redemption is False
 
 
 def test_a_members_page_shows_their_wallets(staff_client, ledger):

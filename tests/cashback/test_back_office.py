@@ -19,8 +19,8 @@ from tests.helpers import give_balance
 
 @pytest.fixture
 def wallet(merchant):
-    card = CardFactory(app=merchant.app)
-    member = MemberFactory(app=merchant.app, email="amira@example.com", phone="+21620123456")
+    card = CardFactory.create(app=merchant.app)
+    member = MemberFactory.create(app=merchant.app, email="amira@example.com", phone="+21620123456")
     give_balance(app=merchant.app, card=card, member=member, purchase="65")  # 3.250
     return Wallet.objects.get(member=member, card=card)
 
@@ -68,8 +68,10 @@ def test_support_credits_a_wallet_with_a_reason(staff, wallet):
     response = client.post(adjust_url(wallet), {"amount": "1.750", "reason": "Missed receipt"})
     assert response.status_code == 302
     entry = LedgerEntry.objects.get(entry_type="adjustment")
-    assert entry.amount == Decimal("1.75") and entry.balance_after == Decimal(5)
-    assert entry.created_by == user and entry.metadata == {"reason": "Missed receipt"}
+    assert entry.amount == Decimal("1.75")
+    assert entry.balance_after == Decimal(5)
+    assert entry.created_by == user
+    assert entry.metadata == {"reason": "Missed receipt"}
     assert entry.event == "cashback_adjusted"
     wallet.refresh_from_db()
     assert wallet.balance == Decimal(5)
@@ -113,24 +115,27 @@ def test_only_support_may_adjust(staff, wallet, role):
 def test_the_wallet_page_offers_the_adjustment_to_support_only(staff, wallet):
     client, _ = staff("Support")
     page = client.get(reverse("admin:cashback_wallet_change", args=[wallet.pk]))
-    assert page.status_code == 200 and adjust_url(wallet).encode() in page.content
+    assert page.status_code == 200
+    assert adjust_url(wallet).encode() in page.content
 
 
 # Export
 
 
 def test_finance_exports_the_filtered_ledger_as_streamed_csv(staff, merchant, wallet):
-    other = CardFactory(app=merchant.app)
+    other = CardFactory.create(app=merchant.app)
     give_balance(app=merchant.app, card=other, member=wallet.member, purchase="100")
     client, _ = staff("Finance")
     url = reverse("admin:cashback_ledgerentry_export") + f"?card__id__exact={wallet.card_id}"
     response = client.get(url)
-    assert response.status_code == 200 and response.streaming
+    assert response.status_code == 200
+    assert response.streaming
     assert response["Content-Type"].startswith("text/csv")
     rows = list(csv.reader(io.StringIO(b"".join(response.streaming_content).decode())))
     assert rows[0][:3] == ["transaction_id", "created_at", "app_id"]
     assert len(rows) == 2  # the header and this card's one entry
-    assert rows[1][6] == "amira@example.com" and Decimal(rows[1][9]) == Decimal("3.25")
+    assert rows[1][6] == "amira@example.com"
+    assert Decimal(rows[1][9]) == Decimal("3.25")
 
 
 @pytest.mark.parametrize("role", ["Support", None])
@@ -156,7 +161,8 @@ def test_finance_sees_the_dashboard_with_totals_and_a_chart(staff, merchant, wal
         Decimal(1),
         Decimal("2.25"),
     )
-    assert b"<svg" in response.content and b"<rect" in response.content
+    assert b"<svg" in response.content
+    assert b"<rect" in response.content
     assert b"cdn" not in response.content.lower()
     assert len(response.context["daily"]) == 30
 
@@ -232,7 +238,8 @@ def test_creating_an_app_shows_its_key_once(staff, client):
     app = App.objects.get(name="Corner shop")
     [message] = [str(m) for m in response.context["messages"] if "New API key" in str(m)]
     raw_key = message.split(": ")[1].split(" ")[0]
-    assert raw_key.startswith("live_") and app.scopes == ["card_read"]
+    assert raw_key.startswith("live_")
+    assert app.scopes == ["card_read"]
     headers = {"X-App-Id": app.app_id, "X-Api-Key": raw_key}
     assert client.get("/api/v1/cashback/cards", headers=headers).status_code == 200
     page = client.get(reverse("admin:apps_auth_app_change", args=[app.pk]))
@@ -279,7 +286,8 @@ def test_the_card_form_checks_decimals_against_the_currency(staff, merchant):
         },
     )
     errors = response.context["adminform"].form.errors
-    assert "cashback_min_amount" in errors and "cashback_percentage" in errors
+    assert "cashback_min_amount" in errors
+    assert "cashback_percentage" in errors
     assert not Card.objects.filter(name="Euro card").exists()
 
 

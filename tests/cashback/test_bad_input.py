@@ -31,7 +31,8 @@ def test_earn_refuses_a_bad_purchase_amount_and_records_nothing(
     body = response.json()
     assert body == error("validation_error", details=body["error"]["details"])
     assert list(body["error"]["details"]) == ["purchase_amount"]
-    assert counts() == before and balance_of(member, funded) == balance
+    assert counts() == before
+    assert balance_of(member, funded) == balance
 
 
 @pytest.mark.parametrize(

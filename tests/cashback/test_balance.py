@@ -32,7 +32,7 @@ def test_balance_of_a_member_without_activity_is_zero(api, card, member):
 
 
 def test_balance_is_per_card(api, merchant, card, member):
-    other = CardFactory(app=merchant.app, cashback_percentage=Decimal(10))
+    other = CardFactory.create(app=merchant.app, cashback_percentage=Decimal(10))
     give_balance(app=merchant.app, card=other, member=member, purchase="100")
     response = api.get(BALANCE, {"card_id": card.pk, "member_id": member.pk})
     assert response.json()["data"]["cashback_balance"] == 0
@@ -63,6 +63,6 @@ def test_balance_with_ids_out_of_range_is_400(api):
 
 
 def test_balance_of_another_apps_member_is_404(api, card, other_merchant):
-    stranger = MemberFactory(app=other_merchant.app)
+    stranger = MemberFactory.create(app=other_merchant.app)
     response = api.get(BALANCE, {"card_id": card.pk, "member_id": stranger.pk})
     assert response.status_code == 404

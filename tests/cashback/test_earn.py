@@ -39,9 +39,12 @@ def test_earn_credits_the_percentage_and_answers_the_reference_shape(api, card, 
         },
     }
     assert b'"cashback_earned":2.500' in response.content  # exact decimals, 3 places for TND
-    assert entry.entry_type == "earning" and entry.event == "cashback_earned"
-    assert entry.amount == Decimal("2.5") and entry.balance_after == Decimal("2.5")
-    assert entry.purchase_amount == Decimal(50) and entry.cashback_percentage == Decimal(5)
+    assert entry.entry_type == "earning"
+    assert entry.event == "cashback_earned"
+    assert entry.amount == Decimal("2.5")
+    assert entry.balance_after == Decimal("2.5")
+    assert entry.purchase_amount == Decimal(50)
+    assert entry.cashback_percentage == Decimal(5)
     assert entry.metadata == {"store_location": "Downtown", "cashier_id": "EMP-001"}
     assert balance_of(member, card) == Decimal("2.5")
 
@@ -63,7 +66,7 @@ def test_earn_accepts_amounts_as_strings_and_rounds_half_up(api, card, member):
 
 
 def test_earn_is_capped_at_the_card_maximum(api, merchant, member):
-    card = CardFactory(app=merchant.app, cashback_max_amount=Decimal(3))
+    card = CardFactory.create(app=merchant.app, cashback_max_amount=Decimal(3))
     response = api.post(EARN, {"card_id": card.pk, "member_id": member.pk, "purchase_amount": 500})
     assert response.json()["data"]["cashback_earned"] == 3
 
@@ -78,7 +81,8 @@ def test_earn_by_email_creates_the_member_once(api, card):
     first = api.post(EARN, body).json()["data"]
     second = api.post(EARN, {**body, "email": "new.member@example.com"}).json()["data"]
     member = Member.objects.get()
-    assert member.email == "new.member@example.com" and member.name == "New Member"
+    assert member.email == "new.member@example.com"
+    assert member.name == "New Member"
     assert first["member_id"] == second["member_id"] == member.pk
     assert second["new_balance"] == 10
 
@@ -123,7 +127,7 @@ def test_earn_below_the_minimum_records_nothing(api, card, member):
 
 
 def test_earn_too_small_for_one_minor_unit_records_nothing(api, merchant, member):
-    card = CardFactory(app=merchant.app, cashback_min_amount=0)
+    card = CardFactory.create(app=merchant.app, cashback_min_amount=0)
     before = counts()
     response = api.post(
         EARN, {"card_id": card.pk, "member_id": member.pk, "purchase_amount": "0.009"}
@@ -140,7 +144,7 @@ def test_earn_below_minimum_does_not_create_the_member(api, card):
 
 
 def test_earn_on_an_inactive_card_is_refused(api, merchant, member):
-    card = CardFactory(app=merchant.app, is_active=False)
+    card = CardFactory.create(app=merchant.app, is_active=False)
     response = api.post(EARN, {"card_id": card.pk, "member_id": member.pk, "purchase_amount": 50})
     assert response.status_code == 422
     assert response.json() == error("card_inactive")
@@ -171,7 +175,8 @@ def test_earn_with_a_reused_reference_replays_or_conflicts(api, card, member):
     body = {"card_id": card.pk, "member_id": member.pk, "purchase_amount": 50, "reference": "R1"}
     first = api.post(EARN, body)
     again = api.post(EARN, {**body, "purchase_amount": "50.000"})
-    assert again.status_code == 200 and again.json() == first.json()
+    assert again.status_code == 200
+    assert again.json() == first.json()
     other = api.post(EARN, {**body, "purchase_amount": 60})
     assert other.status_code == 409
     assert other.json() == error("duplicate_reference")
@@ -191,7 +196,7 @@ def test_earn_with_a_reused_reference_replays_or_conflicts(api, card, member):
 def test_earn_checks_decimal_places_against_the_card_currency(
     api, merchant, member, currency, amount, ok
 ):
-    card = CardFactory(app=merchant.app, currency=currency, cashback_min_amount=0)
+    card = CardFactory.create(app=merchant.app, currency=currency, cashback_min_amount=0)
     response = api.post(
         EARN, {"card_id": card.pk, "member_id": member.pk, "purchase_amount": amount}
     )

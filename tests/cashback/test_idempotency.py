@@ -58,7 +58,8 @@ def test_a_business_error_is_kept_and_replayed_even_after_a_top_up(
     assert first.status_code == 422
     give_balance(app=merchant.app, card=card, member=member, purchase="100")
     again = post(api, "redeem", body, "redeem-1", **headers)
-    assert again.status_code == 422 and again["Idempotent-Replayed"] == "true"
+    assert again.status_code == 422
+    assert again["Idempotent-Replayed"] == "true"
     assert again.json() == first.json()
     assert balance_of(member, card) == Decimal(5)
 
@@ -72,7 +73,8 @@ def test_a_refused_request_keeps_nothing(api, card, member, body, status):
     assert post(api, "earn", full, "k3").status_code == status
     assert IdempotencyRecord.objects.count() == 0
     fixed = post(api, "earn", {**full, "purchase_amount": 50}, "k3")
-    assert fixed.status_code == 200 and "Idempotent-Replayed" not in fixed
+    assert fixed.status_code == 200
+    assert "Idempotent-Replayed" not in fixed
 
 
 def test_a_wrong_pin_keeps_nothing(api, merchant, card, member, member_token):
@@ -80,7 +82,8 @@ def test_a_wrong_pin_keeps_nothing(api, merchant, card, member, member_token):
     member_pin_set(member=member, pin="1234")
     headers = {"X-Member-Token": member_token}
     wrong = post(api, "redeem", {"card_id": card.pk, "amount": 1, "pin": "0000"}, "k4", **headers)
-    assert wrong.status_code == 403 and IdempotencyRecord.objects.count() == 0
+    assert wrong.status_code == 403
+    assert IdempotencyRecord.objects.count() == 0
 
 
 def test_unauthenticated_and_unscoped_requests_keep_nothing(client, make_merchant, card, member):
@@ -154,7 +157,8 @@ def test_a_key_past_its_retention_is_new_again(api, card, member):
     post(api, "earn", body, "old-key")
     IdempotencyRecord.objects.update(created_at=timezone.now() - timedelta(hours=25))
     again = post(api, "earn", body, "old-key")
-    assert again.status_code == 200 and "Idempotent-Replayed" not in again
+    assert again.status_code == 200
+    assert "Idempotent-Replayed" not in again
     assert LedgerEntry.objects.count() == 2
 
 
@@ -201,7 +205,8 @@ def test_a_retry_refused_after_taking_over_a_committed_key_still_never_runs_twic
         lease_until=timezone.now() - timedelta(seconds=1)
     )
     again = post(api, "redeem", body, "crash-2", **headers)
-    assert again.status_code == 200 and again.json() == first.json()
+    assert again.status_code == 200
+    assert again.json() == first.json()
     assert LedgerEntry.objects.filter(entry_type="redemption").count() == 1
     assert balance_of(member, card) == Decimal(9)
 
@@ -210,7 +215,7 @@ def test_one_key_with_another_members_token_is_409(api, merchant, card, member):
     from members.tokens import member_token_issue
     from tests.factories import MemberFactory
 
-    other = MemberFactory(app=merchant.app)
+    other = MemberFactory.create(app=merchant.app)
     for someone in (member, other):
         give_balance(app=merchant.app, card=card, member=someone, purchase="100")
     body = {"card_id": card.pk, "amount": 1}

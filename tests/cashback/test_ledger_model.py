@@ -34,11 +34,11 @@ def expected_cashback(amount: Decimal) -> Decimal:
 class LedgerMachine(RuleBasedStateMachine):
     def __init__(self):
         super().__init__()
-        app = AppFactory()
-        self.card = CardFactory(
+        app = AppFactory.create()
+        self.card = CardFactory.create(
             app=app, cashback_percentage=PERCENT, cashback_min_amount=0, cashback_max_amount=None
         )
-        self.member = MemberFactory(app=app)
+        self.member = MemberFactory.create(app=app)
         self.client = APIClient(
             headers={"X-App-Id": app.app_id, "X-Api-Key": api_key_create(app=app).raw_key}
         )

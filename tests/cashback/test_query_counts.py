@@ -22,8 +22,8 @@ pytestmark = [
 @pytest.fixture
 def warm(merchant):
     """A member with a wallet, and the app's key already in the process's cache."""
-    card = CardFactory(app=merchant.app)
-    member = MemberFactory(app=merchant.app)
+    card = CardFactory.create(app=merchant.app)
+    member = MemberFactory.create(app=merchant.app)
     give_balance(app=merchant.app, card=card, member=member, purchase="100")
     merchant.client.get("/api/v1/cashback/cards")
     return merchant.client, card, member

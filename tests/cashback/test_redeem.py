@@ -45,7 +45,8 @@ def test_redeem_debits_the_wallet_and_answers_the_reference_shape(
             "redeemed_at": IsoTimestamp(),
         },
     }
-    assert entry.amount == Decimal(-5) and entry.event == "cashback_redeemed"
+    assert entry.amount == Decimal(-5)
+    assert entry.event == "cashback_redeemed"
     assert balance_of(member, funded) == Decimal("7.5")
 
 
@@ -97,7 +98,7 @@ def test_redeem_with_a_forged_token_is_401(api, merchant, funded, member):
 
 
 def test_redeem_with_another_apps_token_is_401(api, funded, other_merchant):
-    stranger = MemberFactory(app=other_merchant.app)
+    stranger = MemberFactory.create(app=other_merchant.app)
     token = member_token_issue(app=other_merchant.app, member_id=stranger.pk).token
     response = redeem(api, token, {"card_id": funded.pk, "amount": 1})
     assert response.status_code == 401
@@ -127,7 +128,7 @@ def test_redeem_with_the_right_pin(api, funded, member, member_token):
 def test_redeem_with_a_pin_on_a_card_without_pin_redemption_is_400(
     api, merchant, member, member_token
 ):
-    card = CardFactory(app=merchant.app, allows_pin_redemption=False)
+    card = CardFactory.create(app=merchant.app, allows_pin_redemption=False)
     give_balance(app=merchant.app, card=card, member=member, purchase="100")
     member_pin_set(member=member, pin="1234")
     response = redeem(api, member_token, {"card_id": card.pk, "amount": 1, "pin": "1234"})
@@ -180,7 +181,7 @@ def test_redeem_with_too_many_decimals_is_400(api, funded, member_token):
 
 
 def test_redeem_on_a_card_without_a_wallet_is_insufficient(api, merchant, member, member_token):
-    card = CardFactory(app=merchant.app)
+    card = CardFactory.create(app=merchant.app)
     response = redeem(api, member_token, {"card_id": card.pk, "amount": 1})
     assert response.status_code == 422
     assert response.json()["error"]["code"] == "insufficient_balance"

@@ -44,7 +44,8 @@ def test_refund_deducts_the_rate_on_the_refund_amount(api, card, member, earning
             "refunded_at": IsoTimestamp(),
         },
     }
-    assert entry.amount == Decimal("-1.25") and entry.event == "cashback_refunded"
+    assert entry.amount == Decimal("-1.25")
+    assert entry.event == "cashback_refunded"
     assert balance_of(member, card) == Decimal("11.25")
 
 
@@ -80,10 +81,11 @@ def test_refund_beyond_the_balance_stops_at_zero_with_a_warning(api, card, membe
 
 
 def test_refund_on_an_empty_wallet_records_a_zero_deduction(api, merchant, card):
-    member = MemberFactory(app=merchant.app)
+    member = MemberFactory.create(app=merchant.app)
     response = api.post(REFUND, {"card_id": card.pk, "member_id": member.pk, "refund_amount": 10})
     data = response.json()["data"]
-    assert data["cashback_deducted"] == 0 and data["cashback_not_recovered"] == 0.5
+    assert data["cashback_deducted"] == 0
+    assert data["cashback_not_recovered"] == 0.5
     assert LedgerEntry.objects.get().amount == 0
 
 
@@ -105,7 +107,9 @@ def test_refund_never_creates_a_member(api, card):
 
 
 def test_partial_refunds_of_an_earning_take_back_exactly_its_cashback(api, merchant, member):
-    card = CardFactory(app=merchant.app, cashback_percentage=Decimal("7"), cashback_min_amount=0)
+    card = CardFactory.create(
+        app=merchant.app, cashback_percentage=Decimal("7"), cashback_min_amount=0
+    )
     earning = give_balance(app=merchant.app, card=card, member=member, purchase="10")  # 0.700
     deducted = []
     for part in ("3.333", "3.333", "3.334"):
@@ -164,7 +168,7 @@ def test_refund_naming_an_unknown_original_is_404(api, card, member, earning):
 
 
 def test_refund_on_an_inactive_card_is_422(api, merchant, member):
-    card = CardFactory(app=merchant.app, is_active=False)
+    card = CardFactory.create(app=merchant.app, is_active=False)
     response = api.post(REFUND, {"card_id": card.pk, "member_id": member.pk, "refund_amount": 1})
     assert response.status_code == 422
     assert response.json() == error("card_inactive")

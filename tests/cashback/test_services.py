@@ -26,13 +26,14 @@ def test_earn_creates_one_wallet_and_entry(merchant, card, member):
     )
     assert not posted.replayed
     wallet = Wallet.objects.get()
-    assert wallet.balance == Decimal(5) and posted.entry.wallet == wallet
+    assert wallet.balance == Decimal(5)
+    assert posted.entry.wallet == wallet
     assert posted.entry.balance_after == Decimal(5)
 
 
 def test_earn_raises_its_domain_errors(merchant, member):
-    inactive = CardFactory(app=merchant.app, is_active=False)
-    card = CardFactory(app=merchant.app)
+    inactive = CardFactory.create(app=merchant.app, is_active=False)
+    card = CardFactory.create(app=merchant.app)
     ref = MemberRef(member_id=member.pk)
     with pytest.raises(CardInactive):
         cashback_earn(app=merchant.app, card=inactive, member_ref=ref, purchase_amount=Decimal(50))
@@ -53,7 +54,7 @@ def test_earn_raises_its_domain_errors(merchant, member):
 
 
 def test_earn_finds_members_of_its_own_app_only(merchant, card, other_merchant):
-    stranger = MemberFactory(app=other_merchant.app, email="same@example.com")
+    stranger = MemberFactory.create(app=other_merchant.app, email="same@example.com")
     posted = cashback_earn(
         app=merchant.app,
         card=card,
@@ -113,8 +114,10 @@ operations = st.lists(
 )
 @given(ops=operations)
 def test_any_sequence_of_operations_keeps_the_ledger_equal_to_the_balance(merchant, ops):
-    card = CardFactory(app=merchant.app, cashback_min_amount=0, cashback_percentage=Decimal("3.3"))
-    member = MemberFactory(app=merchant.app)
+    card = CardFactory.create(
+        app=merchant.app, cashback_min_amount=0, cashback_percentage=Decimal("3.3")
+    )
+    member = MemberFactory.create(app=merchant.app)
     ref = MemberRef(member_id=member.pk)
     expected = Decimal(0)
     for operation, amount in ops:

@@ -12,11 +12,11 @@ from members.services import MemberRef
 from tests.helpers import give_balance
 
 
-def verify() -> tuple[int, dict]:
+def verify() -> tuple[str | int | None, dict]:
     out = StringIO()
     try:
         call_command("verify_ledger", "--json", stdout=out)
-        code = 0
+        code: str | int | None = 0
     except SystemExit as exc:
         code = exc.code
     return code, json.loads(out.getvalue())

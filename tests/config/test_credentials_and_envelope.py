@@ -74,7 +74,8 @@ def test_an_inactive_app_is_401(merchant):
 def test_only_the_key_hash_is_stored(merchant):
     key = merchant.app.api_keys.get()
     assert merchant.api_key not in (key.prefix, key.key_hash)
-    assert merchant.api_key.startswith("test_") and len(key.key_hash) == 64
+    assert merchant.api_key.startswith("test_")
+    assert len(key.key_hash) == 64
 
 
 def test_live_apps_get_live_keys(make_merchant):
@@ -161,7 +162,8 @@ def test_schema_docs_and_health_need_no_credentials(client, db):
         assert path in paths
     redeem = paths["/api/v1/cashback/cashback/redeem"]["post"]
     assert redeem["security"] == [{"AppId": [], "ApiKey": [], "MemberToken": []}]
-    assert "requestBody" in redeem and "422" in redeem["responses"]
+    assert "requestBody" in redeem
+    assert "422" in redeem["responses"]
 
     docs = client.get(f"{API}/docs")
     assert docs.status_code == 200
@@ -169,11 +171,12 @@ def test_schema_docs_and_health_need_no_credentials(client, db):
     assert b"cdn" not in docs.content.lower()
 
     health = client.get("/healthz")
-    assert health.status_code == 200 and health.json() == {"status": "ok", "database": "ok"}
+    assert health.status_code == 200
+    assert health.json() == {"status": "ok", "database": "ok"}
 
 
 def test_apps_without_keys_cannot_authenticate(client, db):
-    app = AppFactory()
+    app = AppFactory.create()
     response = client.get(f"{API}/cards", headers={"X-App-Id": app.app_id, "X-Api-Key": "test_x"})
     assert response.status_code == 401
 
@@ -209,8 +212,10 @@ def test_access_lines_carry_the_request_id(api, caplog):
     caplog.set_level(logging.INFO, logger="cashback.access")
     api.get(f"{API}/cards", headers={"X-Request-Id": "till-9"})
     [record] = [r for r in caplog.records if r.name == "cashback.access"]
-    assert record.request_id == "till-9" and record.status == 200
-    assert record.path == f"{API}/cards" and record.duration_ms >= 0
+    assert record.request_id == "till-9"
+    assert record.status == 200
+    assert record.path == f"{API}/cards"
+    assert record.duration_ms >= 0
 
 
 def test_the_api_answers_json_whatever_accept_says(api, card):

@@ -172,7 +172,7 @@ def snapshot():
     )
 
 
-@pytest.mark.parametrize("case", CATALOGUE, ids=[case[0] for case in CATALOGUE])
+@pytest.mark.parametrize("case", CATALOGUE, ids=[str(case[0]) for case in CATALOGUE])
 def test_hostile_request_is_refused_and_changes_nothing(
     api, merchant, card, member, member_token, case
 ):

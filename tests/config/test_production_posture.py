@@ -1,13 +1,12 @@
 import logging
 import os
-import re
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
 
-from tests.helpers import give_balance
+from tests.helpers import code_in, give_balance
 
 ROOT = Path(__file__).resolve().parents[2]
 STRONG_KEY = "k8Jd2-production-secret-key-that-is-long-and-random-0123456789"
@@ -67,7 +66,7 @@ def test_no_secret_appears_in_a_log_line(api, merchant, card, member, caplog, ma
         headers=headers,
     )
     challenge = api.post("/api/v1/cashback/auth/otp/request", {"member_id": member.pk}).json()
-    code = re.search(r"\b(\d{6})\b", mailoutbox[0].body).group(1)
+    code = code_in(mailoutbox[0].body)
     api.post(
         "/api/v1/cashback/auth/otp/verify",
         {"challenge_id": challenge["data"]["challenge_id"], "code": code},

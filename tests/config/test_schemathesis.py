@@ -34,8 +34,8 @@ def api_schema(db):
 
 @pytest.fixture
 def credentials(merchant):
-    card = CardFactory(app=merchant.app)
-    member = MemberFactory(app=merchant.app, phone="+21620123456")
+    card = CardFactory.create(app=merchant.app)
+    member = MemberFactory.create(app=merchant.app, phone="+21620123456")
     give_balance(app=merchant.app, card=card, member=member, purchase="500")
     headers = {
         "X-App-Id": merchant.app.app_id,

@@ -17,8 +17,8 @@ API = "/api/v1/cashback"
 def world(merchant, other_merchant, card, member, mailoutbox):
     earning = give_balance(app=merchant.app, card=card, member=member, purchase="100")
     challenge = otp_request(app=merchant.app, member=member)
-    their_card = CardFactory(app=other_merchant.app)
-    their_member = MemberFactory(app=other_merchant.app)
+    their_card = CardFactory.create(app=other_merchant.app)
+    their_member = MemberFactory.create(app=other_merchant.app)
     give_balance(app=other_merchant.app, card=their_card, member=their_member, purchase="100")
     their_token = member_token_issue(app=other_merchant.app, member_id=their_member.pk).token
     return {

@@ -7,12 +7,14 @@ def test_each_serializer_binds_its_own_copies_of_the_fields():
     first = EarnSerializer(data={"card_id": 0, "member_id": 1, "purchase_amount": 5})
     second = EarnSerializer(data={"card_id": 3, "email": "A@Example.com", "purchase_amount": "x"})
 
-    assert not first.is_valid() and not second.is_valid()
+    assert not first.is_valid()
+    assert not second.is_valid()
     assert set(first.errors) == {"card_id"}
     assert set(second.errors) == {"purchase_amount"}
     for serializer in (first, second):
         for name, field in serializer.fields.items():
-            assert field.parent is serializer and field.field_name == name
+            assert field.parent is serializer
+            assert field.field_name == name
 
 
 def test_copied_fields_keep_their_validators_and_defaults():

@@ -25,7 +25,9 @@ def test_a_member_sets_a_pin_and_it_is_stored_hashed(as_member, member):
     }
     assert b"4321" not in response.content
     member.refresh_from_db()
-    assert member.pin_hash and "4321" not in member.pin_hash and member.pin_matches("4321")
+    assert member.pin_hash
+    assert "4321" not in member.pin_hash
+    assert member.pin_matches("4321")
 
 
 def test_changing_a_pin_needs_the_current_one(as_member, member):

@@ -29,14 +29,14 @@ def claims(app, member, **overrides):
 
 @pytest.fixture
 def member(db):
-    return MemberFactory()
+    return MemberFactory.create()
 
 
 def test_a_token_names_its_member_for_its_app_only(member):
     token = member_token_issue(app=member.app, member_id=member.pk).token
     assert member_token_member_id(app=member.app, token=token) == member.pk
     with pytest.raises(MemberTokenInvalid):
-        member_token_member_id(app=AppFactory(), token=token)
+        member_token_member_id(app=AppFactory.create(), token=token)
 
 
 def test_the_token_carries_every_required_claim(member):
