@@ -7,10 +7,11 @@ from django.db import migrations, models
 
 def move_content_type(apps, schema_editor):
     """Permissions and admin history follow the model to its new app."""
-    ContentType = apps.get_model("contenttypes", "ContentType")
-    ContentType.objects.using(schema_editor.connection.alias).filter(
-        app_label="cashback", model="idempotencyrecord"
-    ).update(app_label="apps_auth")
+    types = apps.get_model("contenttypes", "ContentType").objects.using(
+        schema_editor.connection.alias
+    )
+    if not types.filter(app_label="apps_auth", model="idempotencyrecord").exists():
+        types.filter(app_label="cashback", model="idempotencyrecord").update(app_label="apps_auth")
 
 
 class Migration(migrations.Migration):

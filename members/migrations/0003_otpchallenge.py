@@ -9,10 +9,11 @@ import members.models
 
 def move_content_type(apps, schema_editor):
     """Permissions and admin history follow the model to its new app."""
-    ContentType = apps.get_model("contenttypes", "ContentType")
-    ContentType.objects.using(schema_editor.connection.alias).filter(
-        app_label="apps_auth", model="otpchallenge"
-    ).update(app_label="members")
+    types = apps.get_model("contenttypes", "ContentType").objects.using(
+        schema_editor.connection.alias
+    )
+    if not types.filter(app_label="members", model="otpchallenge").exists():
+        types.filter(app_label="apps_auth", model="otpchallenge").update(app_label="members")
 
 
 class Migration(migrations.Migration):

@@ -1,0 +1,170 @@
+"""An existing database migrates in place: a database at the layout before the layered packages
+(idempotency records in cashback, one-time codes in apps_auth, members' identity kept by the API
+alone), filled with every kind of entry, migrates forward with nothing lost."""
+
+from datetime import timedelta
+from decimal import Decimal
+from importlib import import_module
+
+import pytest
+from django.contrib.contenttypes.models import ContentType
+from django.db import connection
+from django.db.migrations.executor import MigrationExecutor
+from django.utils import timezone
+
+from apps_auth.models import IdempotencyRecord
+from cashback.ledger_check import ledger_verify
+from cashback.models import LedgerEntry, Wallet
+from members.models import Member, OtpChallenge
+
+pytestmark = pytest.mark.django_db(transaction=True)
+
+# The last migrations of the release before the layered packages.
+OLD_LAYOUT = [
+    ("apps_auth", "0002_otpchallenge"),
+    ("members", "0002_member_member_email_member_member_phone"),
+    ("cards", "0001_initial"),
+    ("cashback", "0004_wallet_entries_count"),
+]
+
+
+@pytest.fixture
+def old_layout():
+    """The database migrated back to the old layout; its historical models. Whatever the test
+    does, the database is at the latest migrations again afterwards."""
+    executor = MigrationExecutor(connection)
+    executor.migrate(OLD_LAYOUT)
+    try:
+        yield executor.loader.project_state(OLD_LAYOUT).apps
+    finally:
+        migrate_to_latest()
+
+
+def migrate_to_latest() -> None:
+    executor = MigrationExecutor(connection)
+    executor.migrate(executor.loader.graph.leaf_nodes())
+
+
+def fill(apps) -> dict:
+    """Rows as the old release wrote them: an app and key, a card, two members (one typed in by
+    hand in the admin, mixed case and a local phone number), earns, a redeem under an
+    Idempotency-Key, a refund of an earning, a staff adjustment and a one-time code."""
+    App = apps.get_model("apps_auth", "App")
+    ApiKey = apps.get_model("apps_auth", "ApiKey")
+    OldOtpChallenge = apps.get_model("apps_auth", "OtpChallenge")
+    Card = apps.get_model("cards", "Card")
+    OldMember = apps.get_model("members", "Member")
+    OldWallet = apps.get_model("cashback", "Wallet")
+    OldEntry = apps.get_model("cashback", "LedgerEntry")
+    OldRecord = apps.get_model("cashback", "IdempotencyRecord")
+
+    app = App.objects.create(app_id="app_old", name="Old merchant", scopes=["cashback_write"])
+    ApiKey.objects.create(app=app, prefix="test_oldkey01", key_hash="0" * 64)
+    card = Card.objects.create(app=app, name="Card", cashback_percentage=Decimal(5))
+    amira = OldMember.objects.create(app=app, email="amira@example.com")
+    bob = OldMember.objects.create(app=app, email="Bob@Example.COM", phone="20 123 456")
+    now = timezone.now()
+    record = OldRecord.objects.create(
+        app=app,
+        key="redeem-1",
+        request_fingerprint="f" * 64,
+        state="completed",
+        lease_until=now,
+        response_status=200,
+        response_body='{"success":true}',
+    )
+    OldOtpChallenge.objects.create(
+        app=app,
+        member=bob,
+        challenge_id="otp_old",
+        channel="sms",
+        destination_masked="+216*****56",
+        code_hash="c" * 64,
+        expires_at=now + timedelta(minutes=5),
+    )
+
+    balances = {}
+    for member, moves in (
+        (amira, [("earning", "10.000"), ("redemption", "-4.000"), ("adjustment", "1.500")]),
+        (bob, [("earning", "2.500"), ("earning", "5.000"), ("refund", "-1.250")]),
+    ):
+        wallet = OldWallet.objects.create(app=app, member=member, card=card)
+        balance, earning = Decimal(0), None
+        for entry_type, amount in moves:
+            balance += Decimal(amount)
+            entry = OldEntry.objects.create(
+                app=app,
+                wallet=wallet,
+                card=card,
+                entry_type=entry_type,
+                event=f"cashback_{entry_type}",
+                amount=Decimal(amount),
+                balance_after=balance,
+                purchase_amount=Decimal(amount) * 20 if entry_type == "earning" else None,
+                original_entry=earning if entry_type == "refund" else None,
+                idempotency_record=record if entry_type == "redemption" else None,
+            )
+            earning = entry if entry_type == "earning" else earning
+        OldWallet.objects.filter(pk=wallet.pk).update(balance=balance, entries_count=len(moves))
+        balances[member.pk] = balance
+    return {"balances": balances, "record": record.pk, "bob": bob.pk}
+
+
+def test_a_database_of_the_old_layout_migrates_with_nothing_lost(old_layout):
+    before = fill(old_layout)
+    # The content types as the old release had them.
+    ContentType.objects.filter(app_label="apps_auth", model="idempotencyrecord").delete()
+    ContentType.objects.filter(app_label="members", model="otpchallenge").delete()
+    moved = [
+        ContentType.objects.create(app_label="cashback", model="idempotencyrecord").pk,
+        ContentType.objects.create(app_label="apps_auth", model="otpchallenge").pk,
+    ]
+
+    migrate_to_latest()
+
+    assert ledger_verify().mismatches == []
+    assert {w.member_id: w.balance for w in Wallet.objects.all()} == before["balances"]
+    assert LedgerEntry.objects.count() == 6
+    redemption = LedgerEntry.objects.get(entry_type="redemption")
+    assert redemption.idempotency_record_id == before["record"]
+    assert IdempotencyRecord.objects.get(key="redeem-1").entry == redemption
+    refund = LedgerEntry.objects.get(entry_type="refund")
+    assert refund.original_entry is not None
+    assert refund.original_entry.entry_type == "earning"
+    challenge = OtpChallenge.objects.get(challenge_id="otp_old")
+    assert challenge.member_id == before["bob"]
+    # The member typed in by hand now has a lower-cased email and an E.164 phone.
+    bob = Member.objects.get(pk=before["bob"])
+    assert (bob.email, str(bob.phone)) == ("bob@example.com", "+21620123456")
+    # Permissions and admin history follow the moved models: their content types move along.
+    assert sorted(ContentType.objects.filter(pk__in=moved).values_list("app_label", "model")) == [
+        ("apps_auth", "idempotencyrecord"),
+        ("members", "otpchallenge"),
+    ]
+
+
+def test_members_who_would_merge_stop_the_migration_and_are_named(old_layout):
+    fill(old_layout)
+    OldMember = old_layout.get_model("members", "Member")
+    app_id = OldMember.objects.get(email="amira@example.com").app_id
+    twin = OldMember.objects.create(app_id=app_id, email="AMIRA@example.com")
+    phone_twin = OldMember.objects.create(app_id=app_id, phone="+216 20 123 456")
+    unreadable = OldMember.objects.create(app_id=app_id, phone="call me")
+
+    identity = import_module("members.migrations.0004_member_identity")
+
+    try:
+        with pytest.raises(identity.IdentityConflict) as refused:
+            MigrationExecutor(connection).migrate([("members", "0004_member_identity")])
+
+        message = str(refused.value)
+        amira = OldMember.objects.get(email="amira@example.com")
+        bob = OldMember.objects.get(email="Bob@Example.COM")
+        assert f"members {amira.pk}, {twin.pk} share the email amira@example.com" in message
+        assert f"members {bob.pk}, {phone_twin.pk} share the phone +21620123456" in message
+        assert f"member {unreadable.pk}: phone 'call me' is not a valid number" in message
+        # Nothing was merged or rewritten.
+        assert OldMember.objects.filter(email="AMIRA@example.com").exists()
+        assert OldMember.objects.get(pk=bob.pk).phone == "20 123 456"
+    finally:  # an operator's fix, so that the database can migrate again
+        OldMember.objects.filter(pk__in=[twin.pk, phone_twin.pk, unreadable.pk]).delete()
