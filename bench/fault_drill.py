@@ -229,7 +229,6 @@ def main() -> int:
     }
     recreate_database(options.database_url)
     manage(env, "migrate", "--noinput", "--verbosity", "0")
-    manage(env, "createcachetable")
     setup_django(env)
     shop = prepare(options.members)
 

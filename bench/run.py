@@ -5,10 +5,12 @@
 It recreates a `cashback_bench` database (BENCH_DATABASE_URL to choose another), loads members
 with wallets and history, and serves two applications with the same gunicorn settings: the
 service (config.wsgi: authentication, throttling in Redis, validation, idempotency, JSON access
-logs) and a reference (bench/reference: the same rows' SQL and nothing else). wrk drives earn,
-balance and history on loopback and the script prints, for each: requests per second, p50, p99,
-errors and the service's ratio to the reference. Then it measures a service worker's resident
-memory after 1,000 and after 100,000 requests (--memory-requests), and checks the ledger.
+logs) and a reference (bench/reference: the same rows' SQL and nothing else). Both run at once and
+wrk drives them in turns (--rounds of --duration seconds each) on earn, balance and history over
+loopback; the script prints, for each: requests per second, p50, p99, errors and the service's
+ratio to the reference (the median of the rounds' ratios, each round's in brackets). Then it
+measures a service worker's resident memory after 1,000 and after 100,000 requests
+(--memory-requests), and checks the ledger.
 """
 
 import argparse
@@ -19,8 +21,10 @@ import subprocess
 import sys
 import tempfile
 import time
+from contextlib import ExitStack
 from dataclasses import dataclass
 from pathlib import Path
+from statistics import median
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
@@ -177,9 +181,27 @@ def wrk(base: str, script: str, *, duration: float, connections: int) -> Result:
     )
 
 
+KINDS = ("earn", "balance", "history")
+
+
+def combined(rounds: list[Result]) -> Result:
+    """Several runs as one: requests and errors added up, the rate over the whole time, the
+    median of the runs' latency percentiles."""
+    return Result(
+        requests=sum(r.requests for r in rounds),
+        rps=sum(r.rps for r in rounds) / len(rounds),
+        p50_ms=median(r.p50_ms for r in rounds),
+        p99_ms=median(r.p99_ms for r in rounds),
+        errors=sum(r.errors for r in rounds),
+    )
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--duration", type=int, default=10, help="seconds per measurement")
+    parser.add_argument(
+        "--rounds", type=int, default=3, help="turns each server takes per endpoint"
+    )
     parser.add_argument("--connections", type=int, default=8)
     parser.add_argument("--workers", type=int, default=os.cpu_count() or 2)
     parser.add_argument("--members", type=int, default=200)
@@ -212,7 +234,8 @@ def main() -> int:
     analyze(options.database_url)
     log = Path(tempfile.gettempdir()) / "cashback-bench.log"
     print(f"machine: {os.cpu_count()} cores; gunicorn {options.workers} sync workers each; "
-          f"wrk 2 threads, {options.connections} connections, {options.duration:g}s per run; "
+          f"wrk 2 threads, {options.connections} connections, {options.rounds} rounds of "
+          f"{options.duration:g}s per server and endpoint, taking turns; "
           f"server logs in {log}")  # fmt: skip
 
     service_headers = {
@@ -236,29 +259,51 @@ def main() -> int:
             {"earn": "/earn", "balance": "/balance", "history": "/history"},
         ),
     }
-    results: dict[str, dict[str, Result]] = {}
-    for name, (wsgi, target_env, health, headers, paths) in targets.items():
-        results[name] = {}
-        with gunicorn(wsgi, target_env, workers=options.workers, health=health, log=log) as (
-            base,
-            _,
-        ):
-            for kind in ("earn", "balance", "history"):
-                script = lua_script(kind, shop, headers, paths)
-                wrk(base, script, duration=2, connections=options.connections)  # warm up
-                results[name][kind] = wrk(
-                    base, script, duration=options.duration, connections=options.connections
-                )
+    # Both servers run at once and take turns, round after round, so that whatever else the
+    # machine does at a given moment weighs on both alike; the ratio is the median of the
+    # rounds' ratios.
+    results: dict[str, dict[str, Result]] = {name: {} for name in targets}
+    ratios: dict[str, list[float]] = {}
+    with ExitStack() as servers:
+        bases = {
+            name: servers.enter_context(
+                gunicorn(wsgi, target_env, workers=options.workers, health=health, log=log)
+            )[0]
+            for name, (wsgi, target_env, health, _, _) in targets.items()
+        }
+        for kind in KINDS:
+            scripts = {
+                name: lua_script(kind, shop, headers, paths)
+                for name, (_, _, _, headers, paths) in targets.items()
+            }
+            for name in targets:  # warm up
+                wrk(bases[name], scripts[name], duration=2, connections=options.connections)
+            rounds: dict[str, list[Result]] = {name: [] for name in targets}
+            for _ in range(options.rounds):
+                for name in targets:
+                    rounds[name].append(
+                        wrk(
+                            bases[name],
+                            scripts[name],
+                            duration=options.duration,
+                            connections=options.connections,
+                        )
+                    )
+            for name in targets:
+                results[name][kind] = combined(rounds[name])
+            ratios[kind] = [
+                s.rps / r.rps for s, r in zip(rounds["service"], rounds["reference"], strict=True)
+            ]
 
     print()
     print(f"{'endpoint':<9} {'service rps':>11} {'p50 ms':>7} {'p99 ms':>7} {'errors':>6}   "
           f"{'bare rps':>8} {'p50 ms':>7} {'p99 ms':>7} {'errors':>6}   {'ratio':>5}")  # fmt: skip
-    for kind in ("earn", "balance", "history"):
+    for kind in KINDS:
         s, r = results["service"][kind], results["reference"][kind]
         print(
             f"{kind:<9} {s.rps:>11.0f} {s.p50_ms:>7.2f} {s.p99_ms:>7.2f} {s.errors:>6}   "
             f"{r.rps:>8.0f} {r.p50_ms:>7.2f} {r.p99_ms:>7.2f} {r.errors:>6}   "
-            f"{s.rps / r.rps:>5.2f}"
+            f"{median(ratios[kind]):>5.2f}  ({', '.join(f'{x:.2f}' for x in ratios[kind])})"
         )
 
     memory = None
@@ -280,6 +325,7 @@ def main() -> int:
                     "results": {
                         n: {k: vars(v) for k, v in kinds.items()} for n, kinds in results.items()
                     },
+                    "ratios": ratios,
                     "memory": memory,
                     "scale": scale,
                     "ledger": report,

@@ -13,10 +13,10 @@ def card_list(*, app: App) -> QuerySet[Card]:
 
 def card_get(*, app: App, card_id: int) -> Card:
     """The app's card, active or not. Raises `NotFound` for an unknown id or another app's card."""
-    try:
-        return Card.objects.get(pk=card_id, app=app)
-    except Card.DoesNotExist:
-        raise NotFound("Card not found.") from None
+    card = Card.objects.get_of_app(app_id=app.pk, card_id=card_id)
+    if card is None:
+        raise NotFound("Card not found.")
+    return card
 
 
 def card_check_active(card: Card) -> None:

@@ -6,6 +6,7 @@ from rest_framework.test import APIClient
 from apps_auth.models import App
 from apps_auth.selectors import api_key_cache_clear
 from apps_auth.services import api_key_create
+from core.api.throttling import BatchedAllowance
 from members.tokens import member_token_issue
 from tests.factories import AppFactory, CardFactory, MemberFactory
 
@@ -73,9 +74,11 @@ def _plain_http(settings):
 
 
 @pytest.fixture(autouse=True)
-def _fresh_key_cache():
-    # Each test starts from the database: keys, apps and revocations of earlier tests are gone.
+def _fresh_key_cache(monkeypatch):
+    # Each test starts from the database: keys, apps and revocations of earlier tests are gone,
+    # and so are the requests this process held of their rate windows.
     api_key_cache_clear()
+    monkeypatch.setattr("core.api.throttling.allowance", BatchedAllowance())
     yield
     api_key_cache_clear()
 

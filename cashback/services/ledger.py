@@ -135,7 +135,7 @@ def entry_post(*, member_id: int, operation: Operation, amount: Decimal, **field
             )
             if wallet is None:
                 return None
-            entry = LedgerEntry.objects.create(
+            entry = LedgerEntry.objects.append(
                 app_id=wallet.app_id,
                 wallet=wallet,
                 card=card,

@@ -1,0 +1,167 @@
+"""The statements written out by hand (the wallet's move, the hot path's reads, the ledger's
+append) read and write rows exactly as the ORM does; and the one way a wallet is locked."""
+
+from decimal import Decimal
+
+import pytest
+from django.contrib.auth import get_user_model
+from django.db import IntegrityError, connection, transaction
+from django.test.utils import CaptureQueriesContext
+
+from cards.models import Card
+from cashback.models import LedgerEntry, Wallet
+from cashback.selectors import member_card
+from cashback.services.adjust import cashback_adjust
+from core.errors import NotFound
+from tests.factories import CardFactory, MemberFactory
+from tests.helpers import give_balance
+
+pytestmark = pytest.mark.django_db
+
+
+@pytest.fixture
+def wallet():
+    card = CardFactory.create()
+    member = MemberFactory.create(app=card.app)
+    give_balance(app=card.app, card=card, member=member, purchase="100")  # 5.000
+    return Wallet.objects.get(card=card, member=member)
+
+
+def move(wallet: Wallet, amount: str) -> Wallet | None:
+    return Wallet.objects.move(
+        app_id=wallet.app_id,
+        card_id=wallet.card_id,
+        member_id=wallet.member_id,
+        amount=Decimal(amount),
+    )
+
+
+def fields(wallet: Wallet) -> dict:
+    return {f.attname: getattr(wallet, f.attname) for f in Wallet._meta.concrete_fields}
+
+
+def test_move_returns_the_wallet_as_the_orm_reads_it_after_the_move(wallet):
+    with transaction.atomic():
+        moved = move(wallet, "1.2345")
+
+    assert moved is not None
+    assert fields(moved) == fields(Wallet.objects.get(pk=wallet.pk))
+    assert moved.balance == Decimal("6.2345")
+    assert moved.entries_count == wallet.entries_count + 1
+    assert moved.updated_at > wallet.updated_at
+    assert not moved._state.adding
+
+
+def test_move_without_a_wallet_is_none_and_changes_nothing(wallet):
+    other_member = MemberFactory.create(app=wallet.app)
+    assert (
+        Wallet.objects.move(
+            app_id=wallet.app_id,
+            card_id=wallet.card_id,
+            member_id=other_member.pk,
+            amount=Decimal(1),
+        )
+        is None
+    )
+    assert (
+        Wallet.objects.move(
+            app_id=wallet.app_id + 1,
+            card_id=wallet.card_id,
+            member_id=wallet.member_id,
+            amount=Decimal(1),
+        )
+        is None
+    )  # another app's wallet is not this app's
+    assert fields(Wallet.objects.get()) == fields(wallet)
+
+
+def test_the_database_refuses_a_move_below_zero(wallet):
+    with pytest.raises(IntegrityError), transaction.atomic():
+        move(wallet, "-5.001")
+    assert Wallet.objects.get().balance == Decimal(5)
+
+
+def test_an_adjustment_locks_the_wallet_row_and_no_other(wallet):
+    staff = get_user_model().objects.create_user("support")
+    with CaptureQueriesContext(connection) as queries:
+        cashback_adjust(wallet=wallet, amount=Decimal("-1"), reason="Goodwill", staff_user=staff)
+    locks = [q["sql"] for q in queries.captured_queries if "FOR UPDATE" in q["sql"]]
+    assert locks
+    assert all(sql.endswith('FOR UPDATE OF "cashback_wallet"') for sql in locks), locks
+
+
+def values(entry: LedgerEntry) -> dict:
+    return {f.attname: getattr(entry, f.attname) for f in LedgerEntry._meta.concrete_fields}
+
+
+def new_entry(wallet: Wallet, **fields) -> dict:
+    return {
+        "app_id": wallet.app_id,
+        "wallet": wallet,
+        "card_id": wallet.card_id,
+        "entry_type": "adjustment",
+        "event": "cashback_adjusted",
+        "amount": Decimal("1.2345"),
+        "balance_after": Decimal("6.2345"),
+        **fields,
+    }
+
+
+def test_append_writes_what_create_writes(wallet):
+    appended = LedgerEntry.objects.append(
+        **new_entry(wallet, metadata={"till": 7, "items": ["a", "é"]}, reference="R-1")
+    )
+    created = LedgerEntry.objects.create(
+        **new_entry(wallet, metadata={"till": 7, "items": ["a", "é"]}, reference="R-2")
+    )
+
+    assert appended.pk is not None
+    assert not appended._state.adding
+    stored, twin = LedgerEntry.objects.get(pk=appended.pk), LedgerEntry.objects.get(pk=created.pk)
+    differ = {"id", "reference", "created_at"}
+    assert {k: v for k, v in values(stored).items() if k not in differ} == {
+        k: v for k, v in values(twin).items() if k not in differ
+    }
+    assert stored.unrecovered_amount == Decimal(0)  # the model's default
+    assert stored.created_at == appended.created_at  # auto_now_add, set by the append
+    assert stored.metadata == {"till": 7, "items": ["a", "é"]}
+
+
+def test_the_card_of_an_app_is_read_as_the_orm_reads_it(wallet):
+    card = Card.objects.get_of_app(app_id=wallet.app_id, card_id=wallet.card_id)
+
+    assert card is not None
+    assert values_of(card) == values_of(Card.objects.get(pk=wallet.card_id))
+    assert Card.objects.get_of_app(app_id=wallet.app_id + 1, card_id=wallet.card_id) is None
+
+
+def values_of(obj) -> dict:
+    return {f.attname: getattr(obj, f.attname) for f in type(obj)._meta.concrete_fields}
+
+
+def test_a_history_page_is_the_orm_page_newest_first(wallet):
+    for i in range(5):
+        LedgerEntry.objects.append(**new_entry(wallet, metadata={"n": i}))
+    newest_first = LedgerEntry.objects.filter(wallet=wallet).order_by("-created_at", "-id")
+
+    for offset, limit in ((0, 20), (1, 2), (5, 3), (6, 3)):
+        page = LedgerEntry.objects.history_page(wallet_id=wallet.pk, limit=limit, offset=offset)
+        expected = newest_first[offset : offset + limit]
+        assert [values(e) for e in page] == [values(e) for e in expected]
+
+
+def test_member_card_reads_the_card_and_the_wallet_in_one_query(wallet, django_assert_num_queries):
+    app = wallet.app
+    with django_assert_num_queries(1):
+        found = member_card(app=app, card_id=wallet.card_id, member_id=wallet.member_id)
+
+    assert values_of(found.card) == values_of(Card.objects.get(pk=wallet.card_id))
+    assert (found.wallet_id, found.balance, found.entries_count) == (wallet.pk, Decimal(5), 1)
+    newcomer = MemberFactory.create(app=app)
+    fresh = member_card(app=app, card_id=wallet.card_id, member_id=newcomer.pk)
+    assert (fresh.wallet_id, fresh.balance, fresh.entries_count) == (None, Decimal(0), 0)
+    stranger = MemberFactory.create()
+    with pytest.raises(NotFound, match="Member"):
+        member_card(app=app, card_id=wallet.card_id, member_id=stranger.pk)
+    with pytest.raises(NotFound, match="Card"):
+        member_card(app=stranger.app, card_id=wallet.card_id, member_id=stranger.pk)
