@@ -8,7 +8,7 @@ from django.db import connections, models, router
 from django.db.models import Q
 
 from core import money
-from core.rows import from_row, select_list
+from core.rows import from_row, quote, select_list
 
 
 def default_currency() -> str:
@@ -28,7 +28,7 @@ class CardManager(models.Manager["Card"]):
         the router picks for reads, because composing it with the ORM costs a worker more CPU
         than the rest of an earn's reads (see the README's benchmark).
         """
-        using = router.db_for_read(self.model)
+        using = self._db or router.db_for_read(self.model)
         with connections[using].cursor() as cursor:
             cursor.execute(_card_of_app_sql(), {"card": card_id, "app": app_id})
             row = cursor.fetchone()
@@ -38,9 +38,10 @@ class CardManager(models.Manager["Card"]):
 @cache
 def _card_of_app_sql() -> str:
     meta = Card._meta
+    pk, app = quote(meta.pk.column), quote(meta.get_field("app").column)
     return (
-        f"SELECT {select_list(Card, 'c')} FROM {meta.db_table} c "  # noqa: S608  from _meta
-        f"WHERE c.{meta.pk.column} = %(card)s AND c.{meta.get_field('app').column} = %(app)s"
+        f"SELECT {select_list(Card, 'c')} FROM {quote(meta.db_table)} c "  # noqa: S608  _meta
+        f"WHERE c.{pk} = %(card)s AND c.{app} = %(app)s"
     )
 
 

@@ -7,7 +7,7 @@ from django.db import connections, models, router
 from django.db.models import Q
 from django.utils import timezone
 
-from core.rows import from_row, select_list
+from core.rows import from_row, quote, select_list
 
 
 class WalletManager(models.Manager["Wallet"]):
@@ -22,7 +22,7 @@ class WalletManager(models.Manager["Wallet"]):
         ends: the ORM's `update()` returns no row, and reading the balance back would cost a
         second round trip on every operation. The check constraint refuses a balance below zero.
         """
-        using = router.db_for_write(self.model)
+        using = self._db or router.db_for_write(self.model)
         params: dict[str, Any] = {
             "amount": amount,
             "now": timezone.now(),
@@ -86,7 +86,7 @@ class LedgerEntryManager(models.Manager["LedgerEntry"]):
         (see the README's benchmark). The ledger is append-only; entries are never saved again.
         """
         entry = self.model(**fields)
-        using = router.db_for_write(self.model)
+        using = self._db or router.db_for_write(self.model)
         connection = connections[using]
         sql, columns = _append_sql()
         params = [
@@ -107,7 +107,7 @@ class LedgerEntryManager(models.Manager["LedgerEntry"]):
         Written out, on the connection the router picks for reads, because composing it with
         the ORM costs a worker more CPU than the rest of a history request (see the README).
         """
-        using = router.db_for_read(self.model)
+        using = self._db or router.db_for_read(self.model)
         with connections[using].cursor() as cursor:
             cursor.execute(
                 _history_page_sql(), {"wallet": wallet_id, "limit": limit, "offset": offset}
@@ -211,10 +211,10 @@ class LedgerEntry(models.Model):
 @cache
 def _move_sql() -> str:
     meta = Wallet._meta
-    column = {field.name: field.column for field in meta.concrete_fields}
+    column = {field.name: quote(field.column) for field in meta.concrete_fields}
     balance, count = column["balance"], column["entries_count"]
     return (
-        f"UPDATE {meta.db_table} w SET "  # noqa: S608  names from _meta, values bound
+        f"UPDATE {quote(meta.db_table)} w SET "  # noqa: S608  names from _meta, values bound
         f"{balance} = {balance} + %(amount)s, {count} = {count} + 1, "
         f"{column['updated_at']} = %(now)s "
         f"WHERE w.{column['app']} = %(app)s AND w.{column['card']} = %(card)s "
@@ -228,20 +228,25 @@ def _append_sql() -> tuple[str, list[models.Field]]:
     """The INSERT, and the fields whose prepared values it takes, in its column order."""
     meta = LedgerEntry._meta
     fields = [field for field in meta.concrete_fields if not field.primary_key]
-    columns = ", ".join(f"{field.column}" for field in fields)
+    columns = ", ".join(quote(field.column) for field in fields)
     marks = ", ".join(["%s"] * len(fields))
-    sql = f"INSERT INTO {meta.db_table} ({columns}) VALUES ({marks}) RETURNING {meta.pk.column}"  # noqa: S608
+    table, pk = quote(meta.db_table), quote(meta.pk.column)
+    sql = f"INSERT INTO {table} ({columns}) VALUES ({marks}) RETURNING {pk}"  # noqa: S608
     return sql, fields
 
 
 @cache
 def _history_page_sql() -> str:
     meta = LedgerEntry._meta
-    pk, wallet = meta.pk.column, meta.get_field("wallet").column
-    newest_first = f"{meta.get_field('created_at').column} DESC, {pk} DESC"
+    table, pk, wallet = (
+        quote(meta.db_table),
+        quote(meta.pk.column),
+        quote(meta.get_field("wallet").column),
+    )
+    newest_first = f"{quote(meta.get_field('created_at').column)} DESC, {pk} DESC"
     return (
-        f"SELECT {select_list(LedgerEntry, 'e')} FROM {meta.db_table} e "  # noqa: S608  _meta
-        f"WHERE e.{pk} IN (SELECT {pk} FROM {meta.db_table} WHERE {wallet} = %(wallet)s "
+        f"SELECT {select_list(LedgerEntry, 'e')} FROM {table} e "  # noqa: S608  names from _meta
+        f"WHERE e.{pk} IN (SELECT {pk} FROM {table} WHERE {wallet} = %(wallet)s "
         f"ORDER BY {newest_first} LIMIT %(limit)s OFFSET %(offset)s) "
         f"ORDER BY {newest_first}"
     )

@@ -10,7 +10,7 @@ from cards.models import Card
 from cashback.filters import LedgerEntryFilter
 from cashback.models import LedgerEntry, Wallet
 from core.errors import InvalidInput, NotFound
-from core.rows import from_row, select_list
+from core.rows import from_row, quote, select_list
 from members.models import Member
 
 NEWEST_FIRST = ("-created_at", "-id")
@@ -38,13 +38,17 @@ def _member_card_sql() -> str:
     """The card, whether the member is the app's, and the member's wallet on the card (a LEFT
     JOIN), in one statement; names from the models' _meta."""
     card, wallet, member = (
-        {f.name: f.column for f in model._meta.concrete_fields} for model in (Card, Wallet, Member)
+        {f.name: quote(f.column) for f in model._meta.concrete_fields}
+        for model in (Card, Wallet, Member)
+    )
+    card_table, wallet_table, member_table = (
+        quote(model._meta.db_table) for model in (Card, Wallet, Member)
     )
     return (
         f"SELECT {select_list(Card, 'c')}, w.{wallet['id']}, w.{wallet['balance']}, "  # noqa: S608
-        f"w.{wallet['entries_count']}, EXISTS (SELECT 1 FROM {Member._meta.db_table} m "
+        f"w.{wallet['entries_count']}, EXISTS (SELECT 1 FROM {member_table} m "
         f"WHERE m.{member['id']} = %(member)s AND m.{member['app']} = %(app)s) "
-        f"FROM {Card._meta.db_table} c LEFT JOIN {Wallet._meta.db_table} w "
+        f"FROM {card_table} c LEFT JOIN {wallet_table} w "
         f"ON w.{wallet['card']} = c.{card['id']} AND w.{wallet['member']} = %(member)s "
         f"AND w.{wallet['app']} = %(app)s "
         f"WHERE c.{card['id']} = %(card)s AND c.{card['app']} = %(app)s"

@@ -13,13 +13,19 @@ from typing import Any, TypeVar
 
 from django.db import connections
 from django.db.models import Model
+from psycopg import sql
 
 M = TypeVar("M", bound=Model)
 
 
+def quote(name: str | None) -> str:
+    """A table or column name, quoted as PostgreSQL (the only database) quotes identifiers."""
+    return sql.Identifier(str(name)).as_string()
+
+
 def select_list(model: type[Model], alias: str) -> str:
     """The model's columns in field order, qualified by `alias`: what `from_row` reads."""
-    return ", ".join(f"{alias}.{field.column}" for field in model._meta.concrete_fields)
+    return ", ".join(f"{alias}.{quote(field.column)}" for field in model._meta.concrete_fields)
 
 
 @cache

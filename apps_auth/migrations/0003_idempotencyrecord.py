@@ -5,13 +5,16 @@ import django.db.models.deletion
 from django.db import migrations, models
 
 
-def move_content_type(apps, schema_editor):
-    """Permissions and admin history follow the model to its new app."""
-    types = apps.get_model("contenttypes", "ContentType").objects.using(
-        schema_editor.connection.alias
-    )
-    if not types.filter(app_label="apps_auth", model="idempotencyrecord").exists():
-        types.filter(app_label="cashback", model="idempotencyrecord").update(app_label="apps_auth")
+def relabel(old: str, new: str):
+    def move_content_type(apps, schema_editor):
+        """Permissions and admin history follow the model to its app."""
+        types = apps.get_model("contenttypes", "ContentType").objects.using(
+            schema_editor.connection.alias
+        )
+        if not types.filter(app_label=new, model="idempotencyrecord").exists():
+            types.filter(app_label=old, model="idempotencyrecord").update(app_label=new)
+
+    return move_content_type
 
 
 class Migration(migrations.Migration):
@@ -45,5 +48,5 @@ class Migration(migrations.Migration):
                 ),
             ],
         ),
-        migrations.RunPython(move_content_type, migrations.RunPython.noop),
+        migrations.RunPython(relabel("cashback", "apps_auth"), relabel("apps_auth", "cashback")),
     ]

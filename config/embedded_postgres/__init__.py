@@ -7,6 +7,7 @@ commands that never touch the database never start it. Once started it keeps run
 next command; `python -m config.embedded_postgres stop` (`make db-stop`) stops it.
 """
 
+import contextlib
 import os
 import signal
 import threading
@@ -83,7 +84,9 @@ def _create_database(address: Address) -> None:
     ) as conn:
         found = conn.execute("SELECT 1 FROM pg_database WHERE datname = %s", [DATABASE]).fetchone()
         if not found:
-            conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(DATABASE)))
+            # Another process starting at the same moment may create it first.
+            with contextlib.suppress(psycopg.errors.DuplicateDatabase):
+                conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(DATABASE)))
 
 
 def stop(directory: Path | None = None) -> bool:

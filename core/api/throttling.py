@@ -21,17 +21,22 @@ def _redis(url: str) -> redis.Redis:
 
 
 def window_count(key: str, n: int = 1) -> int:
-    """Adds `n` to the window's counter and returns the new total, atomically, in the shared
-    cache. With Redis, INCRBY and EXPIRE go in one round trip (the cache framework's `incr`
-    takes two); otherwise the cache's add-then-incr."""
+    """Adds `n` to the window's counter in the shared cache and returns the new total.
+
+    With Redis, INCRBY and EXPIRE go in one round trip (the cache framework's `incr` takes two)
+    and the count is atomic. Otherwise the cache's own `incr`, and `add` when the window is new:
+    on the database cache a read then a write, so concurrent processes may miss one another's
+    increments, which a rate limit can afford.
+    """
     if settings.REDIS_URL:
         pipe = _redis(settings.REDIS_URL).pipeline(transaction=False)
         pipe.incrby(key, n)
         pipe.expire(key, WINDOW_SECONDS * 2, nx=True)
         return int(pipe.execute()[0])
-    if cache.add(key, n, timeout=WINDOW_SECONDS * 2):
-        return n
-    return cache.incr(key, n)
+    try:
+        return cache.incr(key, n)
+    except ValueError:  # the window's first request
+        return n if cache.add(key, n, timeout=WINDOW_SECONDS * 2) else cache.incr(key, n)
 
 
 class BatchedAllowance:
@@ -39,9 +44,10 @@ class BatchedAllowance:
 
     A busy app's requests are taken from its shared counter a batch at a time (a thousandth of
     its limit, at most `MAX_BATCH`), so that it costs one round trip to the cache per batch
-    instead of one per request: on the benchmark the round trip is a tenth of a balance
-    request's CPU. Together the processes admit at most the limit; what a process holds unused
-    when a window ends shifts an app's limit by at most 0.1 % per process.
+    instead of one per request: on the benchmark (README) it keeps balance at 0.73 of bare
+    Django's rate instead of 0.56. The processes never take more than the limit from the counter
+    (exactly so on Redis); what a process holds unused when a window ends shifts an app's limit
+    by at most 0.1 % per process.
     """
 
     def __init__(self) -> None:

@@ -7,13 +7,16 @@ from django.db import migrations, models
 import members.models
 
 
-def move_content_type(apps, schema_editor):
-    """Permissions and admin history follow the model to its new app."""
-    types = apps.get_model("contenttypes", "ContentType").objects.using(
-        schema_editor.connection.alias
-    )
-    if not types.filter(app_label="members", model="otpchallenge").exists():
-        types.filter(app_label="apps_auth", model="otpchallenge").update(app_label="members")
+def relabel(old: str, new: str):
+    def move_content_type(apps, schema_editor):
+        """Permissions and admin history follow the model to its app."""
+        types = apps.get_model("contenttypes", "ContentType").objects.using(
+            schema_editor.connection.alias
+        )
+        if not types.filter(app_label=new, model="otpchallenge").exists():
+            types.filter(app_label=old, model="otpchallenge").update(app_label=new)
+
+    return move_content_type
 
 
 class Migration(migrations.Migration):
@@ -50,5 +53,5 @@ class Migration(migrations.Migration):
                 ),
             ],
         ),
-        migrations.RunPython(move_content_type, migrations.RunPython.noop),
+        migrations.RunPython(relabel("apps_auth", "members"), relabel("members", "apps_auth")),
     ]

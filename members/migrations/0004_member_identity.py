@@ -6,6 +6,7 @@ phone once normalised, or a stored phone is not a valid number, nothing is merge
 the migration stops and names them, so that an operator decides (gives each its own identity,
 or merges them) and migrates again."""
 
+import re
 from collections import defaultdict
 
 import django.db.models.functions.text
@@ -21,7 +22,14 @@ class IdentityConflict(Exception):
     pass
 
 
+E164 = re.compile(r"^\+[1-9][0-9]{6,14}$")
+
+
 def _e164(phone: str, region: str) -> str | None:
+    """The phone in E.164; one already written so is kept as it is (the library's metadata
+    changes between releases, and the API checked it before writing it)."""
+    if E164.match(phone):
+        return phone
     try:
         number = phonenumbers.parse(phone, region)
     except phonenumbers.NumberParseException:
@@ -40,8 +48,9 @@ def normalise_identities(apps, schema_editor):
     for pk, app_id, email, phone in members.order_by("pk").values_list(
         "pk", "app_id", "email", "phone"
     ):
-        new_email = email.lower() if email else email
-        new_phone = phone
+        # Blank values are no identity: they are stored as NULL, like a missing one.
+        new_email = email.lower() if email else None
+        new_phone = None
         if phone:
             new_phone = _e164(phone, region)
             if new_phone is None:

@@ -63,6 +63,7 @@ def fill(apps) -> dict:
     card = Card.objects.create(app=app, name="Card", cashback_percentage=Decimal(5))
     amira = OldMember.objects.create(app=app, email="amira@example.com")
     bob = OldMember.objects.create(app=app, email="Bob@Example.COM", phone="20 123 456")
+    blank = OldMember.objects.create(app=app, name="Blank fields", email="", phone="")
     now = timezone.now()
     record = OldRecord.objects.create(
         app=app,
@@ -107,17 +108,15 @@ def fill(apps) -> dict:
             earning = entry if entry_type == "earning" else earning
         OldWallet.objects.filter(pk=wallet.pk).update(balance=balance, entries_count=len(moves))
         balances[member.pk] = balance
-    return {"balances": balances, "record": record.pk, "bob": bob.pk}
+    return {"balances": balances, "record": record.pk, "bob": bob.pk, "blank": blank.pk}
 
 
 def test_a_database_of_the_old_layout_migrates_with_nothing_lost(old_layout):
     before = fill(old_layout)
-    # The content types as the old release had them.
-    ContentType.objects.filter(app_label="apps_auth", model="idempotencyrecord").delete()
-    ContentType.objects.filter(app_label="members", model="otpchallenge").delete()
+    # Migrating back put the moved models' content types under their old apps again.
     moved = [
-        ContentType.objects.create(app_label="cashback", model="idempotencyrecord").pk,
-        ContentType.objects.create(app_label="apps_auth", model="otpchallenge").pk,
+        ContentType.objects.get(app_label="cashback", model="idempotencyrecord").pk,
+        ContentType.objects.get(app_label="apps_auth", model="otpchallenge").pk,
     ]
 
     migrate_to_latest()
@@ -136,6 +135,8 @@ def test_a_database_of_the_old_layout_migrates_with_nothing_lost(old_layout):
     # The member typed in by hand now has a lower-cased email and an E.164 phone.
     bob = Member.objects.get(pk=before["bob"])
     assert (bob.email, str(bob.phone)) == ("bob@example.com", "+21620123456")
+    # Blank email and phone are no identity: stored as NULL.
+    assert Member.objects.values_list("email", "phone").get(pk=before["blank"]) == (None, None)
     # Permissions and admin history follow the moved models: their content types move along.
     assert sorted(ContentType.objects.filter(pk__in=moved).values_list("app_label", "model")) == [
         ("apps_auth", "idempotencyrecord"),

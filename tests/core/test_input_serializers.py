@@ -3,7 +3,7 @@
 from cashback.serializers import EarnSerializer, HistoryQuerySerializer
 
 
-def test_each_serializer_binds_its_own_copies_of_the_fields():
+def test_each_serializer_binds_its_own_fields():
     first = EarnSerializer(data={"card_id": 0, "member_id": 1, "purchase_amount": 5})
     second = EarnSerializer(data={"card_id": 3, "email": "A@Example.com", "purchase_amount": "x"})
 
@@ -17,7 +17,7 @@ def test_each_serializer_binds_its_own_copies_of_the_fields():
             assert field.field_name == name
 
 
-def test_copied_fields_keep_their_validators_and_defaults():
+def test_fields_keep_their_validators_and_defaults():
     query = HistoryQuerySerializer(data={"card_id": "1", "member_id": "2", "limit": "101"})
     assert not query.is_valid()
     assert set(query.errors) == {"limit"}
