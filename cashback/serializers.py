@@ -6,7 +6,7 @@ from rest_framework import serializers
 
 from cashback.models import EntryType, LedgerEntry
 from core import money
-from core.api.fields import AmountField, IdField, MetadataField, NumberOutField
+from core.api.fields import AmountField, IdField, MetadataField, NumberOutField, WholeNumberField
 from core.api.serializers import StrictSerializer
 from members.serializers import MemberRefSerializer, PinField
 
@@ -55,8 +55,8 @@ class BalanceQuerySerializer(serializers.Serializer):
 
 
 class HistoryQuerySerializer(BalanceQuerySerializer):
-    limit = serializers.IntegerField(min_value=1, max_value=100, default=20)
-    offset = serializers.IntegerField(min_value=0, max_value=10**9, default=0)
+    limit = WholeNumberField(min_value=1, max_value=100, default=20)
+    offset = WholeNumberField(min_value=0, max_value=10**9, default=0)
 
 
 # Output

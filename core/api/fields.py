@@ -12,21 +12,30 @@ from core.money import MAX_AMOUNT
 
 MAX_ID = 2**63 - 1
 METADATA_MAX_BYTES = 16 * 1024
-_DECIMAL_TEXT = re.compile(r"^-?\d+(\.\d+)?$")
+# Numbers as text take ASCII digits only: Python's int() and Decimal() would read "٥٠" and
+# "５０" as 50, which no till means.
+_DECIMAL_TEXT = re.compile(r"-?[0-9]+(\.[0-9]+)?")
+_INTEGER_TEXT = re.compile(r"-?[0-9]+(\.0*)?")
 
 
-class IdField(serializers.IntegerField):
+class WholeNumberField(serializers.IntegerField):
+    """An integer: a JSON integer or a string of ASCII digits; never a bool or a fraction."""
+
+    def to_internal_value(self, data):
+        if isinstance(data, bool) or (isinstance(data, Decimal) and data != data.to_integral()):
+            self.fail("invalid")
+        if isinstance(data, str) and not _INTEGER_TEXT.fullmatch(data.strip()):
+            self.fail("invalid")
+        return super().to_internal_value(data)
+
+
+class IdField(WholeNumberField):
     """A positive integer id; out-of-range ids are a 400, never a database error."""
 
     def __init__(self, **kwargs):
         kwargs.setdefault("min_value", 1)
         kwargs.setdefault("max_value", MAX_ID)
         super().__init__(**kwargs)
-
-    def to_internal_value(self, data):
-        if isinstance(data, bool) or (isinstance(data, Decimal) and data != data.to_integral()):
-            self.fail("invalid")
-        return super().to_internal_value(data)
 
 
 @extend_schema_field(
@@ -56,9 +65,9 @@ class AmountField(serializers.Field):
         if isinstance(data, bool) or not isinstance(data, (int, Decimal, str)):
             self.fail("invalid")
         if isinstance(data, str):
-            if not _DECIMAL_TEXT.match(data.strip()):
-                self.fail("invalid")
             data = data.strip()
+            if not _DECIMAL_TEXT.fullmatch(data):
+                self.fail("invalid")
         try:
             amount = Decimal(data)
         except InvalidOperation:

@@ -1,30 +1,76 @@
 import json
+import re
 from decimal import Decimal
 
 from django.conf import settings
+from django.utils.http import parse_header_parameters
 from rest_framework.exceptions import ParseError
 from rest_framework.parsers import JSONParser
+
+# A JSON escape of a UTF-16 surrogate: the only way a lone surrogate (which no database
+# column can store) gets into a parsed body.
+_SURROGATE_ESCAPE = re.compile(r"\\u[dD][89a-fA-F]")
 
 
 def _refuse_constant(name: str):
     raise ValueError(f"{name} is not a number this API accepts")
 
 
+def _object(pairs: list[tuple[str, object]]) -> dict:
+    """A JSON object whose keys are unique: `{"amount": 1, "amount": 9000}` means nothing."""
+    obj = dict(pairs)
+    if len(obj) != len(pairs):
+        seen: set[str] = set()
+        duplicate = next(key for key, _ in pairs if key in seen or seen.add(key))
+        raise ValueError(f"the key {duplicate!r} appears twice in one object")
+    return obj
+
+
+def _has_lone_surrogate(value) -> bool:
+    if isinstance(value, str):
+        try:
+            value.encode("utf-8")
+        except UnicodeEncodeError:
+            return True
+        return False
+    if isinstance(value, dict):
+        return any(_has_lone_surrogate(k) or _has_lone_surrogate(v) for k, v in value.items())
+    if isinstance(value, list):
+        return any(_has_lone_surrogate(item) for item in value)
+    return False
+
+
 class DecimalJSONParser(JSONParser):
-    """JSON with fractional numbers read as `Decimal`, never float; NaN and Infinity refused."""
+    """JSON with fractional numbers read as `Decimal`, never float; NaN and Infinity refused.
+
+    Refused as a parse error too: a charset that is not a text encoding (`rot13`, `base64`,
+    `zlib`…) or that Python does not know, an object with a key twice, and a lone surrogate
+    (`"\\ud800"`) anywhere, which is not text any database column could hold.
+    """
 
     def parse(self, stream, media_type=None, parser_context=None):
-        parser_context = parser_context or {}
-        encoding = parser_context.get("encoding", settings.DEFAULT_CHARSET)
+        _, params = parse_header_parameters(media_type or "")
+        encoding = params.get("charset") or settings.DEFAULT_CHARSET
         try:
             # DRF reads the body through Django, which refuses one past
             # DATA_UPLOAD_MAX_MEMORY_SIZE (see the exception handler).
             raw = stream.read() if stream is not None else b""
+            text = raw.decode(encoding)
+        except LookupError:
+            raise ParseError(
+                f"The charset {encoding!r} is not a text encoding this API reads; send UTF-8."
+            ) from None
+        except UnicodeDecodeError as exc:
+            raise ParseError(f"The body is not valid {encoding}: {exc}") from None
+        try:
             data = json.loads(
-                raw.decode(encoding),
+                text,
                 parse_float=Decimal,
                 parse_constant=_refuse_constant,
+                object_pairs_hook=_object,
             )
-        except (ValueError, UnicodeDecodeError, RecursionError) as exc:
+        except (ValueError, RecursionError) as exc:
             raise ParseError(f"The body is not valid JSON: {exc}") from None
+        if _SURROGATE_ESCAPE.search(text) and _has_lone_surrogate(data):
+            raise ParseError("The body holds a lone UTF-16 surrogate (such as \\ud800): not text.")
         return data

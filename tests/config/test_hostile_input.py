@@ -148,6 +148,65 @@ CATALOGUE = [
     ),
     ("pin too short", "post", "pin", {"pin": "12"}),
     ("pin as list", "post", "pin", {"pin": ["1", "2", "3", "4"]}),
+    # Bodies a JSON parser reads differently from what the merchant meant, or that the
+    # database cannot store: each is refused before anything runs.
+    *[
+        (
+            f"earn charset {charset}",
+            "post",
+            "earn",
+            '{"card_id": {card}, "member_id": {member}, "purchase_amount": 50}',
+            f"application/json; charset={charset}",
+        )
+        for charset in ("rot13", "base64", "hex", "zlib", "bz2", "no-such-charset")
+    ],
+    (
+        "earn lone surrogate in metadata",
+        "post",
+        "earn",
+        {"purchase_amount": 50, "metadata": {"note": "\ud800"}},
+    ),
+    (
+        "earn lone surrogate as metadata key",
+        "post",
+        "earn",
+        {"purchase_amount": 50, "metadata": {"\udfff": 1}},
+    ),
+    ("earn lone surrogate in reference", "post", "earn", {"reference": "ref-\ud800"}),
+    (
+        "earn lone surrogate in member_name",
+        "post",
+        "earn",
+        {"member_id": DROP, "email": "new@example.com", "member_name": "A\udbff"},
+    ),
+    (
+        "earn lone surrogate with Idempotency-Key",
+        "post",
+        "earn",
+        {"purchase_amount": 50, "metadata": {"a": ["\udc00"]}},
+        "application/json",
+        {"Idempotency-Key": "surrogate-1"},
+    ),
+    ("redeem lone surrogate in pin", "post", "redeem", {"amount": 1, "pin": "12\ud8004"}),
+    ("otp verify lone surrogate", "post", "otp/verify", {"challenge_id": "\ud800", "code": "1"}),
+    ("earn amount Arabic-Indic digits", "post", "earn", {"purchase_amount": "\u0665\u0660"}),
+    ("earn amount full-width digits", "post", "earn", {"purchase_amount": "\uff15\uff10"}),
+    ("refund amount Devanagari digits", "post", "refund", {"refund_amount": "\u0967\u0966"}),
+    ("history limit Arabic-Indic digits", "get", "history", {"limit": "\u0665"}),
+    ("history offset full-width digits", "get", "history", {"offset": "\uff11"}),
+    (
+        "earn duplicate key",
+        "post",
+        "earn",
+        '{"card_id": {card}, "member_id": {member}, "purchase_amount": 1, "purchase_amount": 9000}',
+    ),
+    (
+        "earn duplicate key in metadata",
+        "post",
+        "earn",
+        '{"card_id": {card}, "member_id": {member}, "purchase_amount": 50,'
+        ' "metadata": {"till": 1, "till": 2}}',
+    ),
 ]
 
 PATHS = {
