@@ -5,7 +5,13 @@ functions are the record's life: claimed, completed (its response kept), release
 before it ran), abandoned (a server error), purged after the retention period.
 """
 
+import hashlib
+import hmac
+import json
+from collections.abc import Callable
+from dataclasses import dataclass
 from datetime import timedelta
+from decimal import Decimal
 from functools import wraps
 
 from django.conf import settings
@@ -29,21 +35,33 @@ IDEMPOTENCY_KEY = OpenApiParameter(
     description="1 to 255 characters. A retry with the same key and body replays the first "
     "response (with `Idempotent-Replayed: true`); another body is 409 idempotency_key_reused.",
 )
+# Never part of a fingerprint: a PIN or a one-time code could be searched back out of its digest.
+SECRET_FIELDS = frozenset({"pin", "current_pin", "code"})
 # Refused before the operation ran: nothing is kept, so a corrected retry runs.
 NOT_KEPT = {400, 401, 403, 429}
 # How long a key is kept and replayed.
 RETENTION = timedelta(hours=24)
 
 
-def idempotent(action=None, *, subject=None):
+@dataclass(frozen=True)
+class Withheld:
+    """A credential in a success answer that is never stored: `keep` takes it out of the data
+    kept for replays, `restore` makes it again for a replay."""
+
+    keep: Callable[[dict], dict]
+    restore: Callable[[dict], dict]
+
+
+def idempotent(action=None, *, subject=None, withheld: Withheld | None = None):
     """Wraps a viewset action. Authentication and scopes have run already (DRF's `initial`).
 
     `subject(request)` names who the request acts for beyond the body (the member of the
     `X-Member-Token`); it is authenticated before the key is claimed and is part of the
-    request's digest, so one member's retry never replays another's response.
+    request's digest, so one member's retry never replays another's response. `withheld` keeps
+    a credential the answer carries (a member token) out of the database.
     """
     if action is None:
-        return lambda action: idempotent(action, subject=subject)
+        return lambda action: idempotent(action, subject=subject, withheld=withheld)
 
     @wraps(action)
     def wrapper(view, request, *args, **kwargs):
@@ -52,22 +70,20 @@ def idempotent(action=None, *, subject=None):
             return action(view, request, *args, **kwargs)
         if not 1 <= len(key) <= 255:
             raise ValidationError({HEADER: ["Must be 1 to 255 characters."]})
-        request_fingerprint = digest(
-            {
-                "method": request.method,
-                "path": request.path,
-                "body": request.data,
-                "subject": subject(request) if subject else None,
-            }
+        fingerprint = request_fingerprint(
+            method=request.method,
+            path=request.path,
+            body=request.data,
+            subject=subject(request) if subject else None,
         )
-        record = idempotency_claim(
-            app=request.auth, key=key, request_fingerprint=request_fingerprint
-        )
+        record = idempotency_claim(app=request.auth, key=key, request_fingerprint=fingerprint)
         if record.state == IdempotencyRecord.COMPLETED:
+            body = record.response_body
+            if withheld and _is_success(record.response_status):
+                kept = json.loads(body, parse_float=Decimal)
+                body = _render({**kept, "data": withheld.restore(kept["data"])})
             response = HttpResponse(
-                record.response_body,
-                status=record.response_status,
-                content_type="application/json",
+                body, status=record.response_status, content_type="application/json"
             )
             response[REPLAYED] = "true"
             return response
@@ -91,11 +107,36 @@ def idempotent(action=None, *, subject=None):
         elif response.status_code >= 500:
             idempotency_abandon(record=record)
         else:
-            body = DecimalJSONRenderer().render(response.data).decode()
-            idempotency_complete(record=record, status=response.status_code, body=body)
+            kept = response.data
+            if withheld and _is_success(response.status_code):
+                kept = {**kept, "data": withheld.keep(kept["data"])}
+            idempotency_complete(record=record, status=response.status_code, body=_render(kept))
         return response
 
     return wrapper
+
+
+def _is_success(status: int | None) -> bool:
+    return status is not None and 200 <= status < 300
+
+
+def _render(data) -> str:
+    return DecimalJSONRenderer().render(data).decode()
+
+
+def request_fingerprint(*, method: str, path: str, body, subject) -> str:
+    """What tells a retry from another request under the same key: the request as understood
+    (see `core.fingerprint`), without its secrets, keyed with a server secret so that a
+    guessable body cannot be searched out of the digest."""
+    if isinstance(body, dict):
+        body = {name: value for name, value in body.items() if name not in SECRET_FIELDS}
+    plain = digest({"method": method, "path": path, "body": body, "subject": subject})
+    return fingerprint_keyed(plain)
+
+
+def fingerprint_keyed(plain: str) -> str:
+    key = f"idempotency:{settings.SECRET_KEY}".encode()
+    return hmac.new(key, plain.encode(), hashlib.sha256).hexdigest()
 
 
 def idempotency_record(request) -> IdempotencyRecord | None:

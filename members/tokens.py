@@ -8,6 +8,7 @@ import jwt
 from django.conf import settings
 from django.utils import timezone
 
+from apps_auth.idempotency import Withheld
 from apps_auth.models import App
 from members.errors import MemberTokenInvalid
 
@@ -35,6 +36,26 @@ def member_token_issue(*, app: App, member_id: int, ttl_seconds: int | None = No
     }
     token = jwt.encode(claims, settings.MEMBER_TOKEN_SIGNING_KEY, algorithm=ALGORITHM)
     return MemberToken(token=token, expires_at=expires_at.replace(microsecond=0))
+
+
+def _token_withhold(data: dict) -> dict:
+    """The verify answer as kept for replays: the token's claims (readable by anyone who holds
+    the token; only the signature makes it a credential) instead of the token."""
+    claims = jwt.decode(data["member_token"], options={"verify_signature": False})
+    return {**data, "member_token": None, "member_token_claims": claims}
+
+
+def _token_restore(data: dict) -> dict:
+    """Signs the kept claims again: the same token, byte for byte, while the key is the same."""
+    kept = dict(data)
+    stored = kept.pop("member_token_claims")
+    claims = {name: stored[name] for name in REQUIRED_CLAIMS}
+    token = jwt.encode(claims, settings.MEMBER_TOKEN_SIGNING_KEY, algorithm=ALGORITHM)
+    return {**kept, "member_token": token}
+
+
+# A replayed OTP verify answers its member token without the token being stored.
+MEMBER_TOKEN_WITHHELD = Withheld(keep=_token_withhold, restore=_token_restore)
 
 
 def member_token_member_id(*, app: App, token: str) -> int:

@@ -19,6 +19,7 @@ from members.serializers import (
     PinSerializer,
 )
 from members.services import member_pin_change, member_resolve
+from members.tokens import MEMBER_TOKEN_WITHHELD
 
 
 @extend_schema(tags=["Members"])
@@ -96,7 +97,7 @@ class OtpViewSet(viewsets.ViewSet):
         url_path="otp/verify",
         permission_classes=[HasCashbackWrite],
     )
-    @idempotent
+    @idempotent(withheld=MEMBER_TOKEN_WITHHELD)
     def otp_verify(self, request):
         params = validated(OtpVerifySerializer, request.data)
         verified = otp_verify(app=request.auth, **params.validated_data)

@@ -7,9 +7,9 @@ import pytest
 from django.core.management import call_command
 from django.utils import timezone
 
+from apps_auth.idempotency import request_fingerprint
 from apps_auth.models import IdempotencyRecord
 from cashback.models import LedgerEntry
-from core.fingerprint import digest
 from members.services import member_pin_set
 from tests.helpers import balance_of, counts, error, give_balance
 
@@ -121,8 +121,8 @@ def test_a_running_first_request_answers_409_request_in_progress(api, merchant, 
     IdempotencyRecord.objects.create(
         app=merchant.app,
         key="busy",
-        request_fingerprint=digest(
-            {"method": "POST", "path": f"{API}/earn", "body": body, "subject": None}
+        request_fingerprint=request_fingerprint(
+            method="POST", path=f"{API}/earn", body=body, subject=None
         ),
         state=IdempotencyRecord.IN_PROGRESS,
         lease_until=timezone.now() + timedelta(seconds=30),
