@@ -1,11 +1,15 @@
+import uuid
 from dataclasses import dataclass
 
+from django.core.cache import cache
 from django.db import IntegrityError, transaction
+from django.db.models.signals import post_delete, post_save
+from django.dispatch import receiver
 from django.utils import timezone
 
 from apps_auth.keys import generate_key, hash_key, key_matches, key_prefix
 from apps_auth.models import ApiKey, App, Mode, Scope
-from apps_auth.selectors import api_key_forget
+from apps_auth.selectors import CREDENTIALS_GENERATION
 from core.errors import InvalidInput, NotFound
 
 
@@ -58,13 +62,11 @@ def api_key_create(*, app: App, raw_key: str | None = None) -> IssuedKey:
 def api_key_revoke_by_id(*, key_id: int) -> bool:
     """Revokes a key by its id (the back office never sees raw keys); True if it was live."""
     key = ApiKey.objects.filter(pk=key_id).first()
-    if key is None:
+    if key is None or key.revoked_at is not None:
         return False
-    revoked = ApiKey.objects.filter(pk=key_id, revoked_at__isnull=True).update(
-        revoked_at=timezone.now()
-    )
-    api_key_forget(key.prefix)
-    return bool(revoked)
+    key.revoked_at = timezone.now()
+    key.save(update_fields=["revoked_at"])
+    return True
 
 
 def api_key_revoke(*, app: App, raw_key: str) -> ApiKey:
@@ -75,5 +77,19 @@ def api_key_revoke(*, app: App, raw_key: str) -> ApiKey:
     if key.revoked_at is None:
         key.revoked_at = timezone.now()
         key.save(update_fields=["revoked_at"])
-    api_key_forget(key.prefix)
     return key
+
+
+@receiver(post_save, sender=App)
+@receiver(post_delete, sender=App)
+@receiver(post_save, sender=ApiKey)
+@receiver(post_delete, sender=ApiKey)
+def credentials_changed(**kwargs) -> None:
+    """A key or an app changed (revoked, deactivated, new scopes, a new key), by any way in:
+    once the change is committed, a new credentials generation makes every server process
+    read keys from the database again before its next request. (`last_used_at` is written with
+    `update()`, which changes nothing that authentication decides on, and sends no signal.)"""
+    transaction.on_commit(
+        lambda: cache.set(CREDENTIALS_GENERATION, uuid.uuid4().hex, timeout=None),
+        robust=True,
+    )

@@ -235,6 +235,6 @@ LOGGING = {
 # How long an Idempotency-Key's first request may run before a retry may take the key over.
 IDEMPOTENCY_LEASE_SECONDS = env.int("IDEMPOTENCY_LEASE_SECONDS", default=30)
 
-# API keys are read from the database at most this often per key and process; a revoked key
-# stops working within this many seconds.
+# A process keeps its copy of an API key at most this long; any change to a key or an app
+# reaches every process at once through the shared cache regardless (apps_auth.selectors).
 API_KEY_CACHE_SECONDS = env.float("API_KEY_CACHE_SECONDS", default=5.0)

@@ -44,7 +44,7 @@ def test_create_api_app_refuses_unknown_scopes(db):
     assert App.objects.count() == 0
 
 
-def test_create_and_revoke_api_keys(db, client):
+def test_create_and_revoke_api_keys(db, client, django_capture_on_commit_callbacks):
     app = run("create_api_app", "Shop", "--scopes", "card_read")
     second = run("create_api_key", "--app", app["app_id"])
     assert second["app_id"] == app["app_id"]
@@ -55,7 +55,8 @@ def test_create_and_revoke_api_keys(db, client):
         return client.get("/api/v1/cashback/cards", headers=headers).status_code
 
     assert status(app["api_key"]) == status(second["api_key"]) == 200
-    revoked = run("revoke_api_key", "--app", app["app_id"], "--key", app["api_key"])
+    with django_capture_on_commit_callbacks(execute=True):
+        revoked = run("revoke_api_key", "--app", app["app_id"], "--key", app["api_key"])
     assert revoked == {"app_id": app["app_id"], "revoked": True}
     assert status(app["api_key"]) == 401
     assert status(second["api_key"]) == 200

@@ -1,4 +1,5 @@
 import pytest
+from django.core.cache import cache
 
 from apps_auth.services import api_key_revoke
 from tests.factories import AppFactory
@@ -60,15 +61,27 @@ def test_a_key_of_another_app_is_401(client, merchant, other_merchant):
     assert response.status_code == 401
 
 
-def test_a_revoked_key_is_401(merchant):
-    api_key_revoke(app=merchant.app, raw_key=merchant.api_key)
+def test_a_revoked_key_is_401_at_once(merchant, django_capture_on_commit_callbacks):
+    assert merchant.client.get(f"{API}/cards").status_code == 200  # the key is cached now
+    with django_capture_on_commit_callbacks(execute=True):
+        api_key_revoke(app=merchant.app, raw_key=merchant.api_key)
     assert merchant.client.get(f"{API}/cards").status_code == 401
 
 
-def test_an_inactive_app_is_401(merchant):
-    merchant.app.is_active = False
-    merchant.app.save()
+def test_an_inactive_app_is_401_at_once(merchant, django_capture_on_commit_callbacks):
+    assert merchant.client.get(f"{API}/cards").status_code == 200
+    with django_capture_on_commit_callbacks(execute=True):
+        merchant.app.is_active = False
+        merchant.app.save()
     assert merchant.client.get(f"{API}/cards").status_code == 401
+
+
+def test_a_scope_taken_away_is_403_at_once(merchant, django_capture_on_commit_callbacks):
+    assert merchant.client.get(f"{API}/cards").status_code == 200
+    with django_capture_on_commit_callbacks(execute=True):
+        merchant.app.scopes = ["cashback_read"]
+        merchant.app.save()
+    assert merchant.client.get(f"{API}/cards").status_code == 403
 
 
 def test_only_the_key_hash_is_stored(merchant):
@@ -181,22 +194,21 @@ def test_apps_without_keys_cannot_authenticate(client, db):
     assert response.status_code == 401
 
 
-def test_keys_are_checked_without_a_query_and_revocations_elsewhere_land_within_the_ttl(
-    merchant, monkeypatch, django_assert_num_queries, shared_cache_off_the_database
+def test_keys_are_checked_without_a_database_query_and_changes_elsewhere_land_at_once(
+    merchant, django_assert_num_queries, shared_cache_off_the_database
 ):
-    """Another server process revokes the key: this one stops accepting it within seconds."""
-    from cachetools import TTLCache
-
-    from apps_auth import selectors
+    """Another server process revokes the key: what this one learns of it is the shared
+    credentials' generation, read on every request."""
     from apps_auth.models import ApiKey
+    from apps_auth.selectors import CREDENTIALS_GENERATION
 
-    now = [0.0]
-    monkeypatch.setattr(selectors, "_keys", TTLCache(100, ttl=2, timer=lambda: now[0]))
     assert merchant.client.get(f"{API}/cards").status_code == 200
     with django_assert_num_queries(1):  # the cards; not the key
         assert merchant.client.get(f"{API}/cards").status_code == 200
-    ApiKey.objects.update(revoked_at="2026-01-01T00:00:00Z")  # as another process would
-    now[0] = 3.0
+    # As another process's revocation does: the row, then, once committed, a new generation.
+    ApiKey.objects.update(revoked_at="2026-01-01T00:00:00Z")
+    assert merchant.client.get(f"{API}/cards").status_code == 200  # no word of it yet
+    cache.set(CREDENTIALS_GENERATION, "another-process", timeout=None)
     assert merchant.client.get(f"{API}/cards").status_code == 401
 
 

@@ -1,0 +1,187 @@
+"""A revocation is in force for the very next request in every server process: gunicorn with
+two workers, each holding the key in its cache, refuses it as soon as `revoke_api_key` returns."""
+
+import os
+import re
+import socket
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import pytest
+from django.conf import settings
+from django.db import connection
+
+from apps_auth.services import app_create
+
+pytestmark = pytest.mark.django_db(transaction=True)
+
+ROOT = Path(__file__).resolve().parents[2]
+CARDS = "/api/v1/cashback/cards"
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def _server_env(cache_url: str) -> dict:
+    """The test database (and this process's SECRET_KEY, which keys the API key digests)."""
+    params = connection.get_connection_params()
+    env = {k: v for k, v in os.environ.items() if k not in {"DATABASE_URL", "REDIS_URL"}}
+    env.update(
+        DATABASE_URL=f"postgres://{params['user']}@/{params['dbname']}",
+        PGHOST=str(params.get("host") or "127.0.0.1"),
+        PGPORT=str(params.get("port") or 5432),
+        SECRET_KEY=settings.SECRET_KEY,
+        DEBUG="true",
+    )
+    if cache_url:
+        env["REDIS_URL"] = cache_url
+    return env
+
+
+@pytest.fixture(params=["database cache", "redis"])
+def two_workers(request, tmp_path, settings):
+    """gunicorn with two sync workers on the test database and the shared cache this process
+    uses too; yields (base url, env, access log). The access log names the worker (pid) that
+    answered each request."""
+    cache_url = "redis://127.0.0.1:6379/14" if request.param == "redis" else ""
+    if cache_url:
+        settings.REDIS_URL = cache_url
+        settings.CACHES = {
+            "default": {
+                "BACKEND": "django.core.cache.backends.redis.RedisCache",
+                "LOCATION": cache_url,
+            }
+        }
+    env = _server_env(cache_url)
+    port = _free_port()
+    access_log = tmp_path / "access.log"
+    server = subprocess.Popen(
+        [
+            str(Path(sys.executable).parent / "gunicorn"),
+            "config.wsgi",
+            f"--bind=127.0.0.1:{port}",
+            "--workers=2",
+            "--worker-class=sync",
+            "--preload",
+            f"--access-logfile={access_log}",
+            "--access-logformat=%(p)s %(s)s",
+            "--log-level=warning",
+        ],
+        cwd=ROOT,
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    base = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 30
+        while True:
+            try:
+                urllib.request.urlopen(base + "/healthz", timeout=2).close()
+                break
+            except OSError:
+                if time.monotonic() > deadline:
+                    raise
+                time.sleep(0.2)
+        yield base, env, access_log
+    finally:
+        server.terminate()
+        server.wait(timeout=30)
+
+
+def _statuses(base: str, headers: dict, n: int) -> list[int]:
+    """`n` requests, eight at a time on separate connections, so both workers take some."""
+
+    def one(_):
+        request = urllib.request.Request(base + CARDS, headers=headers)
+        try:
+            with urllib.request.urlopen(request, timeout=10) as response:
+                return response.status
+        except urllib.error.HTTPError as exc:
+            return exc.code
+
+    with ThreadPoolExecutor(8) as pool:
+        return list(pool.map(one, range(n)))
+
+
+def _workers_by_status(access_log: Path, since: int) -> dict[str, set[str]]:
+    lines = access_log.read_text().splitlines()[since:]
+    seen: dict[str, set[str]] = {}
+    for line in lines:
+        match = re.fullmatch(r"<(\d+)> (\d+)", line)
+        assert match, line
+        pid, status = match.groups()
+        seen.setdefault(status, set()).add(pid)
+    return seen
+
+
+def _log_lines(access_log: Path) -> int:
+    return len(access_log.read_text().splitlines()) if access_log.exists() else 0
+
+
+def test_a_revoked_key_is_refused_by_every_worker_as_soon_as_the_command_returns(two_workers):
+    base, env, access_log = two_workers
+    app, issued = app_create(name="Till", scopes=["card_read"], rate_limit_per_minute=100_000)
+    headers = {"X-App-Id": app.app_id, "X-Api-Key": issued.raw_key}
+
+    # Both workers accept the key, and so hold it in their caches.
+    for _ in range(10):
+        start = _log_lines(access_log)
+        assert set(_statuses(base, headers, 40)) == {200}
+        time.sleep(0.2)  # gunicorn writes the access line after the answer
+        if len(_workers_by_status(access_log, start).get("200", set())) == 2:
+            break
+    else:
+        pytest.fail("the requests never reached both workers")
+
+    revoke = subprocess.run(
+        [
+            sys.executable,
+            "manage.py",
+            "revoke_api_key",
+            "--app",
+            app.app_id,
+            "--key",
+            issued.raw_key,
+            "--json",
+        ],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert revoke.returncode == 0, revoke.stderr
+    start = _log_lines(access_log)
+
+    assert _statuses(base, headers, 20) == [401] * 20
+    time.sleep(0.2)
+    answered = _workers_by_status(access_log, start)
+    assert set(answered) == {"401"}
+    assert len(answered["401"]) == 2, "both workers refused the key"
+
+
+def test_a_deactivated_app_is_refused_by_every_worker_at_once(two_workers):
+    base, env, access_log = two_workers
+    app, issued = app_create(name="Shop", scopes=["card_read"], rate_limit_per_minute=100_000)
+    headers = {"X-App-Id": app.app_id, "X-Api-Key": issued.raw_key}
+    for _ in range(10):
+        start = _log_lines(access_log)
+        assert set(_statuses(base, headers, 40)) == {200}
+        time.sleep(0.2)
+        if len(_workers_by_status(access_log, start).get("200", set())) == 2:
+            break
+
+    app.is_active = False
+    app.save()  # as the back office does; committed at once here (autocommit)
+
+    assert _statuses(base, headers, 20) == [401] * 20
