@@ -1,4 +1,5 @@
 import csv
+import json
 from typing import cast
 
 from django import forms
@@ -20,6 +21,7 @@ from cashback.models import LedgerEntry, Wallet
 from cashback.services.adjust import cashback_adjust
 from core import money
 from core.errors import DomainError
+from core.spreadsheet import spreadsheet_cell
 from members.admin import MemberAdmin
 from members.models import Member
 
@@ -175,7 +177,28 @@ EXPORT_COLUMNS = [
     ("refund_amount", "refund_amount"),
     ("reference", "reference"),
     ("created_by__username", "staff_user"),
+    ("wallet__member__name", "member_name"),
+    ("wallet__member__phone", "member_phone"),
+    ("card__name", "card_name"),
+    ("metadata", "metadata"),
 ]
+# Written in the card's currency, as numbers.
+EXPORT_MONEY = {"amount", "balance_after", "purchase_amount", "refund_amount"}
+_EXPORT_CURRENCY = [header for _, header in EXPORT_COLUMNS].index("currency")
+
+
+def export_row(row: tuple) -> list:
+    """One entry as CSV cells: amounts in the currency's minor unit, metadata as JSON, and no
+    text that a spreadsheet would run as a formula."""
+    currency = row[_EXPORT_CURRENCY]
+    cells = []
+    for (_, header), value in zip(EXPORT_COLUMNS, row, strict=True):
+        if header in EXPORT_MONEY and value is not None:
+            value = money.quantize(value, currency)
+        elif header == "metadata":
+            value = json.dumps(value, ensure_ascii=False, sort_keys=True)
+        cells.append(spreadsheet_cell(value))
+    return cells
 
 
 class _Echo:
@@ -269,7 +292,7 @@ class LedgerEntryAdmin(admin.ModelAdmin):
         def lines():
             yield writer.writerow([header for _, header in EXPORT_COLUMNS])
             for row in rows.iterator(chunk_size=2000):
-                yield writer.writerow(row)
+                yield writer.writerow(export_row(row))
 
         response = StreamingHttpResponse(lines(), content_type="text/csv; charset=utf-8")
         response["Content-Disposition"] = 'attachment; filename="ledger.csv"'
