@@ -1,5 +1,6 @@
 import csv
 import json
+import uuid
 from typing import cast
 
 from django import forms
@@ -9,7 +10,7 @@ from django.core.exceptions import PermissionDenied
 from django.core.paginator import Paginator
 from django.db import connections
 from django.db.models import QuerySet
-from django.http import HttpResponseRedirect, StreamingHttpResponse
+from django.http import HttpResponseNotAllowed, HttpResponseRedirect, StreamingHttpResponse
 from django.shortcuts import get_object_or_404
 from django.template.response import TemplateResponse
 from django.urls import path, reverse
@@ -17,8 +18,14 @@ from django.utils.functional import cached_property
 from django.utils.html import format_html
 
 from cashback.dashboard import daily_chart_svg, dashboard_card_totals, dashboard_daily
-from cashback.models import LedgerEntry, Wallet
-from cashback.services.adjust import cashback_adjust
+from cashback.models import AdjustmentRequest, AdjustmentStatus, LedgerEntry, Wallet
+from cashback.services.adjust import (
+    Adjustment,
+    adjustment_limit,
+    adjustment_request_approve,
+    adjustment_request_reject,
+    cashback_adjust,
+)
 from core import money
 from core.errors import DomainError
 from core.spreadsheet import spreadsheet_cell
@@ -48,6 +55,12 @@ admin.site.register(Member, MemberWithWalletsAdmin)
 
 
 class AdjustmentForm(forms.Form):
+    # A new one each time the form is shown: submitting the same form twice posts once.
+    token = forms.UUIDField(
+        widget=forms.HiddenInput,
+        initial=uuid.uuid4,
+        error_messages={"required": "This form is incomplete; open the adjustment form again."},
+    )
     amount = forms.DecimalField(
         max_digits=20,
         decimal_places=4,
@@ -109,11 +122,12 @@ class WalletAdmin(admin.ModelAdmin):
         form = AdjustmentForm(request.POST or None)
         if request.method == "POST" and form.is_valid():
             try:
-                posted = cashback_adjust(
+                adjustment = cashback_adjust(
                     wallet=wallet,
                     amount=form.cleaned_data["amount"],
                     reason=form.cleaned_data["reason"],
                     staff_user=request.user,
+                    token=form.cleaned_data["token"],
                 )
             except DomainError as exc:
                 for field, errors in exc.details.items():
@@ -122,24 +136,158 @@ class WalletAdmin(admin.ModelAdmin):
                 if not form.errors:
                     form.add_error(None, exc.message)
             else:
-                entry, currency = posted.entry, wallet.card.currency
-                self.message_user(
-                    request,
-                    f"Adjusted wallet {wallet.pk} by {money.quantize(entry.amount, currency)}; "
-                    f"the balance is now {money.quantize(entry.balance_after, currency)} "
-                    f"{currency} (entry {entry.pk}).",
-                    messages.SUCCESS,
-                )
-                url = reverse("admin:cashback_ledgerentry_changelist")
-                return HttpResponseRedirect(f"{url}?wallet__id__exact={wallet.pk}")
+                return self._adjustment_done(request, adjustment)
         context = {
             **self.admin_site.each_context(request),
             "title": f"Adjust wallet {wallet.pk}",
             "wallet": wallet,
             "form": form,
+            "max_amount": money.quantize(adjustment_limit(), wallet.card.currency),
+            "approval_threshold": money.quantize(
+                settings.CASHBACK_ADJUSTMENT_APPROVAL_THRESHOLD, wallet.card.currency
+            ),
             "opts": self.model._meta,
         }
         return TemplateResponse(request, "admin/cashback/wallet/adjust.html", context)
+
+    def _adjustment_done(self, request, adjustment: Adjustment) -> HttpResponseRedirect:
+        """Says what the submission did, and shows the wallet's history, or the request while
+        it waits for approval."""
+        adjusted, entry = adjustment.request, adjustment.entry
+        currency = adjusted.wallet.card.currency
+        amount = money.quantize(adjusted.amount, currency)
+        if entry is None:
+            if adjusted.status == AdjustmentStatus.PENDING:
+                text = (
+                    f"The adjustment of {amount} {currency} waits for approval by another "
+                    f"staff user (request {adjusted.pk}); nothing is posted until then."
+                )
+            else:
+                text = f"This adjustment was already {adjusted.get_status_display().lower()}."
+            if adjustment.replayed:
+                text = f"This form was already submitted. {text}"
+            self.message_user(request, text, messages.WARNING)
+            url = reverse("admin:cashback_adjustmentrequest_change", args=[adjusted.pk])
+            return HttpResponseRedirect(url)
+        if adjustment.replayed:
+            self.message_user(
+                request,
+                f"This adjustment was already applied (entry {entry.pk}); "
+                "nothing was posted again.",
+                messages.WARNING,
+            )
+        else:
+            self.message_user(
+                request,
+                f"Adjusted wallet {adjusted.wallet_id} by {amount}; the balance is now "
+                f"{money.quantize(entry.balance_after, currency)} {currency} (entry {entry.pk}).",
+                messages.SUCCESS,
+            )
+        url = reverse("admin:cashback_ledgerentry_changelist")
+        return HttpResponseRedirect(f"{url}?wallet__id__exact={adjusted.wallet_id}")
+
+
+@admin.register(AdjustmentRequest)
+class AdjustmentRequestAdmin(admin.ModelAdmin):
+    """Adjustments as submitted; those above the approval threshold wait here for a second
+    staff user. Read-only: only the approve and reject buttons change a request."""
+
+    list_display = [
+        "id",
+        "created_at",
+        "status",
+        "amount_shown",
+        "wallet",
+        "requested_by",
+        "decided_by",
+        "decided_at",
+        "entry",
+    ]
+    list_filter = ["status"]
+    list_select_related = ["wallet", "wallet__card", "requested_by", "decided_by", "entry"]
+    change_form_template = "admin/cashback/adjustmentrequest/change_form.html"
+
+    @admin.display(description="Amount", ordering="amount")
+    def amount_shown(self, adjusted):
+        currency = adjusted.wallet.card.currency
+        return f"{money.quantize(adjusted.amount, currency)} {currency}"
+
+    def has_add_permission(self, request):
+        return False
+
+    def has_change_permission(self, request, obj=None):
+        return False
+
+    def has_delete_permission(self, request, obj=None):
+        return False
+
+    def get_urls(self):
+        def decide(service):
+            def view(request, request_id: int):
+                return self.decide_view(request, request_id, service)
+
+            return self.admin_site.admin_view(view)
+
+        return [
+            path(
+                "<int:request_id>/approve/",
+                decide(self._approve),
+                name="cashback_adjustmentrequest_approve",
+            ),
+            path(
+                "<int:request_id>/reject/",
+                decide(self._reject),
+                name="cashback_adjustmentrequest_reject",
+            ),
+            *super().get_urls(),
+        ]
+
+    def change_view(self, request, object_id, form_url="", extra_context=None):
+        adjusted = self.get_object(request, object_id)
+        can_reject = can_approve = False
+        if adjusted is not None and adjusted.status == AdjustmentStatus.PENDING:
+            can_reject = request.user.has_perm("cashback.adjust_wallet")
+            can_approve = can_reject and adjusted.requested_by_id != request.user.pk
+        extra_context = {
+            **(extra_context or {}),
+            "can_reject": can_reject,
+            "can_approve": can_approve,
+        }
+        return super().change_view(request, object_id, form_url, extra_context)
+
+    @staticmethod
+    def _approve(request, adjusted: AdjustmentRequest) -> str:
+        approved = adjustment_request_approve(adjustment_request=adjusted, approver=request.user)
+        entry = cast(LedgerEntry, approved.entry)  # an approved request has posted its entry
+        currency = adjusted.wallet.card.currency
+        return (
+            f"Approved: entry {entry.pk} moves wallet {adjusted.wallet_id} by "
+            f"{money.quantize(entry.amount, currency)}; the balance is now "
+            f"{money.quantize(entry.balance_after, currency)} {currency}."
+        )
+
+    @staticmethod
+    def _reject(request, adjusted: AdjustmentRequest) -> str:
+        adjustment_request_reject(adjustment_request=adjusted, staff_user=request.user)
+        return f"Rejected request {adjusted.pk}; nothing was posted."
+
+    def decide_view(self, request, request_id: int, service):
+        """Approves or rejects a pending request (POST), then shows it again."""
+        if request.method != "POST":
+            return HttpResponseNotAllowed(["POST"])
+        if not request.user.has_perm("cashback.adjust_wallet"):
+            raise PermissionDenied
+        adjusted = get_object_or_404(
+            AdjustmentRequest.objects.select_related("wallet__card"), pk=request_id
+        )
+        try:
+            text = service(request, adjusted)
+        except DomainError as exc:
+            self.message_user(request, exc.message, messages.ERROR)
+        else:
+            self.message_user(request, text, messages.SUCCESS)
+        url = reverse("admin:cashback_adjustmentrequest_change", args=[adjusted.pk])
+        return HttpResponseRedirect(url)
 
 
 class EstimatedCountPaginator(Paginator):
@@ -181,6 +329,7 @@ EXPORT_COLUMNS = [
     ("wallet__member__phone", "member_phone"),
     ("card__name", "card_name"),
     ("metadata", "metadata"),
+    ("approved_by__username", "approved_by"),
 ]
 # Written in the card's currency, as numbers.
 EXPORT_MONEY = {"amount", "balance_after", "purchase_amount", "refund_amount"}
@@ -220,11 +369,12 @@ class LedgerEntryAdmin(admin.ModelAdmin):
         "card",
         "reference",
         "created_by",
+        "approved_by",
     ]
     list_filter = ["entry_type", "card", "app", "created_at"]
     search_fields = ["=reference", "=wallet__member__email"]
     search_help_text = "An exact reference, or a member's email."
-    list_select_related = ["wallet", "wallet__member", "card", "created_by"]
+    list_select_related = ["wallet", "wallet__member", "card", "created_by", "approved_by"]
     date_hierarchy = "created_at"
     show_full_result_count = False
     paginator = EstimatedCountPaginator

@@ -24,3 +24,15 @@ class BelowMinimumPurchase(Unprocessable):
 class RefundExceedsPurchase(Unprocessable):
     code = "refund_exceeds_purchase"
     default_message = "The refunds would exceed the original purchase."
+
+
+class AdjustmentFormReused(Conflict):
+    code = "adjustment_form_reused"
+    default_message = (
+        "This adjustment form was already submitted with other values; open a new one."
+    )
+
+
+class AdjustmentAlreadyDecided(Conflict):
+    code = "adjustment_already_decided"
+    default_message = "This adjustment request was already decided."

@@ -4,7 +4,7 @@ from typing import Any
 
 from django.conf import settings
 from django.db import connections, models, router
-from django.db.models import Q
+from django.db.models import F, Q
 from django.utils import timezone
 
 from core.rows import from_row, quote, select_list
@@ -157,6 +157,14 @@ class LedgerEntry(models.Model):
         blank=True,
         related_name="+",
     )
+    # The second staff user who approved an adjustment above the approval threshold.
+    approved_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        on_delete=models.PROTECT,
+        null=True,
+        blank=True,
+        related_name="+",
+    )
     # The Idempotency-Key that made it: at most one entry per key, whatever crashes in between.
     idempotency_record = models.OneToOneField(
         "apps_auth.IdempotencyRecord",
@@ -206,6 +214,78 @@ class LedgerEntry(models.Model):
     @property
     def previous_balance(self) -> Decimal:
         return self.balance_after - self.amount
+
+
+class AdjustmentStatus(models.TextChoices):
+    PENDING = "pending", "Waiting for approval"
+    APPLIED = "applied", "Applied"  # at once: not above the approval threshold
+    APPROVED = "approved", "Approved and applied"
+    REJECTED = "rejected", "Rejected"
+
+
+class AdjustmentRequest(models.Model):
+    """A staff adjustment as submitted from the back office.
+
+    The form's one-time `token` is unique: a second submission of the same form finds this
+    request instead of posting again. Above the approval threshold the request waits, posting
+    nothing, until another staff user approves it; its `entry` is the ledger entry it posted.
+    """
+
+    wallet = models.ForeignKey(Wallet, on_delete=models.PROTECT, related_name="adjustment_requests")
+    amount = models.DecimalField(max_digits=20, decimal_places=4)
+    reason = models.CharField(max_length=500)
+    token = models.UUIDField(unique=True)
+    status = models.CharField(
+        max_length=8, choices=AdjustmentStatus.choices, default=AdjustmentStatus.PENDING
+    )
+    requested_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="+"
+    )
+    # Who approved or rejected it; nobody for one applied at once.
+    decided_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        on_delete=models.PROTECT,
+        null=True,
+        blank=True,
+        related_name="+",
+    )
+    decided_at = models.DateTimeField(null=True, blank=True)
+    entry = models.OneToOneField(
+        LedgerEntry,
+        on_delete=models.PROTECT,
+        null=True,
+        blank=True,
+        related_name="adjustment_request",
+    )
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+        constraints = [
+            models.CheckConstraint(
+                condition=~Q(amount=0), name="adjustment_request_amount_nonzero"
+            ),
+            # Posted if and only if applied or approved.
+            models.CheckConstraint(
+                condition=(
+                    Q(status__in=["applied", "approved"], entry__isnull=False)
+                    | Q(status__in=["pending", "rejected"], entry__isnull=True)
+                ),
+                name="adjustment_request_entry_iff_posted",
+            ),
+            # Four eyes: nobody approves their own request.
+            models.CheckConstraint(
+                condition=~Q(status="approved")
+                | (Q(decided_by__isnull=False) & ~Q(decided_by=F("requested_by"))),
+                name="adjustment_request_approved_by_another",
+            ),
+        ]
+        indexes = [
+            models.Index(fields=["status", "-created_at"], name="adjustment_request_status"),
+        ]
+
+    def __str__(self) -> str:
+        return f"Adjustment request {self.pk}: {self.amount} ({self.status})"
 
 
 @cache

@@ -11,8 +11,9 @@ VIEW_MODELS = [
 ]
 
 ROLES = {
-    # Answers members' questions and corrects mistakes.
-    "Support": [("cashback", "adjust_wallet")],
+    # Answers members' questions and corrects mistakes; a large correction waits for another
+    # member of Support to approve it.
+    "Support": [("cashback", "adjust_wallet"), ("cashback", "view_adjustmentrequest")],
     # Reports the liability and reconciles.
     "Finance": [("cashback", "export_ledger"), ("cashback", "view_dashboard")],
 }

@@ -1,6 +1,7 @@
 """Settings, read from the environment (12-factor, django-environ) with a safe default for local
 use. Every variable is listed in the README's configuration table."""
 
+from decimal import Decimal, InvalidOperation
 from pathlib import Path
 
 import environ
@@ -195,6 +196,25 @@ CASHBACK_DEFAULT_PHONE_REGION = env.str("CASHBACK_DEFAULT_PHONE_REGION", default
 # Phone numbers without a country code are read in this region (django-phonenumber-field).
 PHONENUMBER_DEFAULT_REGION = CASHBACK_DEFAULT_PHONE_REGION
 CASHBACK_DEFAULT_RATE_LIMIT = env.int("CASHBACK_DEFAULT_RATE_LIMIT", default=600)
+
+
+def _env_amount(name: str, default: str) -> Decimal:
+    """An amount from the environment, refused at start unless it is a number ≥ 0."""
+    try:
+        amount = Decimal(env.str(name, default=default))
+    except InvalidOperation:
+        amount = Decimal("NaN")
+    if not amount.is_finite() or amount < 0:
+        raise ImproperlyConfigured(f"{name} must be an amount of 0 or more.")
+    return amount
+
+
+# Staff adjustments in the back office, in the card's currency: none may move more than the
+# maximum either way, and one that moves more than the threshold waits for a second staff user.
+CASHBACK_ADJUSTMENT_MAX_AMOUNT = _env_amount("CASHBACK_ADJUSTMENT_MAX_AMOUNT", "10000")
+CASHBACK_ADJUSTMENT_APPROVAL_THRESHOLD = _env_amount(
+    "CASHBACK_ADJUSTMENT_APPROVAL_THRESHOLD", "1000"
+)
 
 # One-time codes: email through Django's email framework, SMS through a pluggable backend.
 EMAIL_BACKEND = env.str("EMAIL_BACKEND", default="django.core.mail.backends.console.EmailBackend")

@@ -1,10 +1,17 @@
+"""Staff adjustments: credits and debits by hand from the back office, capped, posted once per
+form, and above a threshold only once a second staff user approves."""
+
+from dataclasses import dataclass
 from decimal import Decimal
+from uuid import UUID, uuid4
 
-from django.contrib.auth.models import AbstractBaseUser
-from django.db import transaction
+from django.conf import settings
+from django.contrib.auth.models import User
+from django.db import IntegrityError, transaction
+from django.utils import timezone
 
-from cashback.errors import InsufficientBalance
-from cashback.models import EntryType, Wallet
+from cashback.errors import AdjustmentAlreadyDecided, AdjustmentFormReused, InsufficientBalance
+from cashback.models import AdjustmentRequest, AdjustmentStatus, EntryType, LedgerEntry, Wallet
 from cashback.services.ledger import (
     Operation,
     Posted,
@@ -13,41 +20,222 @@ from cashback.services.ledger import (
     locked_wallets,
 )
 from core import money
-from core.errors import InvalidInput
+from core.errors import InvalidInput, PermissionDenied
 from core.fingerprint import digest
 
+REASON_MAX_LENGTH = AdjustmentRequest._meta.get_field("reason").max_length or 500
 
-@transaction.atomic(durable=True)
-def cashback_adjust(
-    *, wallet: Wallet, amount: Decimal, reason: str, staff_user: AbstractBaseUser
-) -> Posted:
-    """Credits (amount > 0) or debits (amount < 0) a wallet by hand, as an `adjustment` entry
-    carrying the staff user and the reason. Same lock, constraint and rounding as the API.
 
-    Raises `InvalidInput` (zero amount, too many decimals, no reason) and `InsufficientBalance`
-    when a debit would take the balance below zero.
-    """
-    if not reason.strip():
+@dataclass(frozen=True)
+class Adjustment:
+    """An adjustment request and what became of it; `replayed` when its form had been
+    submitted before and this submission changed nothing."""
+
+    request: AdjustmentRequest
+    replayed: bool = False
+
+    @property
+    def entry(self) -> LedgerEntry | None:
+        """The entry it posted; None while it waits for approval, or when rejected."""
+        return self.request.entry
+
+
+def adjustment_limit() -> Decimal:
+    """The most one adjustment may move either way: the setting, and never more than any
+    operation of the API may move."""
+    return min(settings.CASHBACK_ADJUSTMENT_MAX_AMOUNT, money.MAX_AMOUNT)
+
+
+def adjustment_needs_approval(amount: Decimal) -> bool:
+    return abs(amount) > settings.CASHBACK_ADJUSTMENT_APPROVAL_THRESHOLD
+
+
+def _adjustment_check(*, amount: Decimal, reason: str, currency: str) -> None:
+    if not reason:
         raise InvalidInput(details={"reason": ["Give the reason for the adjustment."]})
+    if len(reason) > REASON_MAX_LENGTH:
+        raise InvalidInput(
+            details={"reason": [f"At most {REASON_MAX_LENGTH} characters for the reason."]}
+        )
     if amount == 0:
         raise InvalidInput(details={"amount": ["An adjustment moves money: not 0."]})
-    card = wallet.card
-    amount_check_places(field="amount", amount=amount, currency=card.currency)
-    locked = locked_wallets().get(pk=wallet.pk)
-    if locked.balance + amount < 0:
+    limit = adjustment_limit()
+    if abs(amount) > limit:
+        raise InvalidInput(
+            details={
+                "amount": [
+                    f"An adjustment moves at most {money.quantize(limit, currency)} {currency} "
+                    "either way."
+                ]
+            }
+        )
+    amount_check_places(field="amount", amount=amount, currency=currency)
+
+
+def _adjustment_post(
+    *, request: AdjustmentRequest, wallet: Wallet, approved_by: User | None
+) -> Posted:
+    """Posts the request's entry on its wallet, which the caller holds locked."""
+    card = request.wallet.card
+    if wallet.balance + request.amount < 0:
         raise InsufficientBalance(
             "A debit cannot take the balance below zero.",
-            details={"balance": money.quantize(locked.balance, card.currency), "amount": amount},
+            details={
+                "balance": money.quantize(wallet.balance, card.currency),
+                "amount": request.amount,
+            },
         )
     operation = Operation(
         card=card,
         entry_type=EntryType.ADJUSTMENT,
-        request_fingerprint=digest({"wallet": wallet.pk, "amount": amount, "reason": reason}),
+        request_fingerprint=digest(
+            {"wallet": wallet.pk, "amount": request.amount, "reason": request.reason}
+        ),
     )
     return entry_append(
-        wallet=locked,
+        wallet=wallet,
         operation=operation,
-        amount=amount,
-        created_by=staff_user,
-        metadata={"reason": reason.strip()},
+        amount=request.amount,
+        created_by=request.requested_by,
+        approved_by=approved_by,
+        metadata={"reason": request.reason},
     )
+
+
+def _adjustment_replay(
+    *, token: UUID, wallet: Wallet, amount: Decimal, reason: str
+) -> Adjustment | None:
+    request = (
+        AdjustmentRequest.objects.select_related("entry", "wallet__card")
+        .filter(token=token)
+        .first()
+    )
+    if request is None:
+        return None
+    if (request.wallet_id, request.amount, request.reason) != (wallet.pk, amount, reason):
+        raise AdjustmentFormReused()
+    return Adjustment(request=request, replayed=True)
+
+
+@transaction.atomic(durable=True)
+def cashback_adjust(
+    *,
+    wallet: Wallet,
+    amount: Decimal,
+    reason: str,
+    staff_user: User,
+    token: UUID | None = None,
+) -> Adjustment:
+    """Credits (amount > 0) or debits (amount < 0) a wallet by hand, as an `adjustment` entry
+    carrying the staff user and the reason. Same lock, constraint and rounding as the API.
+
+    `token` is the form's one-time token: a second submission of it posts nothing and answers
+    the first one's request (`replayed`). An amount above `CASHBACK_ADJUSTMENT_APPROVAL_THRESHOLD`
+    posts nothing: the request waits for another staff user (`adjustment_request_approve`).
+
+    Raises `InvalidInput` (zero amount, more than `CASHBACK_ADJUSTMENT_MAX_AMOUNT`, too many
+    decimals, no reason), `InsufficientBalance` when a debit would take the balance below zero,
+    and `AdjustmentFormReused` when the token was submitted with other values.
+    """
+    reason = reason.strip()
+    _adjustment_check(amount=amount, reason=reason, currency=wallet.card.currency)
+    token = token or uuid4()
+    # A submission of the same form on the same wallet waits here for the first to commit,
+    # then finds its request.
+    locked = locked_wallets().get(pk=wallet.pk)
+    replay = _adjustment_replay(token=token, wallet=locked, amount=amount, reason=reason)
+    if replay is not None:
+        return replay
+    pending = adjustment_needs_approval(amount)
+    if locked.balance + amount < 0:  # refused now rather than at approval
+        raise InsufficientBalance(
+            "A debit cannot take the balance below zero.",
+            details={
+                "balance": money.quantize(locked.balance, wallet.card.currency),
+                "amount": amount,
+            },
+        )
+    try:
+        with transaction.atomic():
+            request = AdjustmentRequest.objects.create(
+                wallet=wallet,
+                amount=amount,
+                reason=reason,
+                token=token,
+                requested_by=staff_user,
+            )
+    except IntegrityError:
+        # The same token, submitted meanwhile for another wallet.
+        replay = _adjustment_replay(token=token, wallet=locked, amount=amount, reason=reason)
+        if replay is None:
+            raise
+        return replay
+    if not pending:
+        request.entry = _adjustment_post(request=request, wallet=locked, approved_by=None).entry
+        request.status = AdjustmentStatus.APPLIED
+        request.decided_at = timezone.now()
+        request.save(update_fields=["entry", "status", "decided_at"])
+    return Adjustment(request=request)
+
+
+def _adjustment_request_lock(adjustment_request: AdjustmentRequest) -> AdjustmentRequest:
+    """The request, its row locked until the transaction ends; still pending."""
+    request = (
+        AdjustmentRequest.objects.select_for_update(of=("self",))
+        .select_related("wallet__card", "requested_by")
+        .get(pk=adjustment_request.pk)
+    )
+    if request.status != AdjustmentStatus.PENDING:
+        raise AdjustmentAlreadyDecided(
+            f"This adjustment request was already {request.get_status_display().lower()}."
+        )
+    return request
+
+
+def _staff_check(user: User) -> None:
+    if not user.has_perm("cashback.adjust_wallet"):
+        raise PermissionDenied("Only staff who may adjust wallets decide adjustment requests.")
+
+
+@transaction.atomic(durable=True)
+def adjustment_request_approve(
+    *, adjustment_request: AdjustmentRequest, approver: User
+) -> Adjustment:
+    """Posts a pending adjustment, its entry carrying the requester (`created_by`) and the
+    approver (`approved_by`).
+
+    The request's row is locked first, so of two approvers one posts and the other finds it
+    decided; the wallet is locked and its balance checked again, as it may have moved since the
+    request. Raises `PermissionDenied` (the approver is the requester, or may not adjust),
+    `AdjustmentAlreadyDecided`, `InvalidInput` (now over the limit) and `InsufficientBalance`;
+    then nothing changes and the request stays pending.
+    """
+    request = _adjustment_request_lock(adjustment_request)
+    if approver.pk == request.requested_by_id:
+        raise PermissionDenied("Another staff user must approve your adjustment.")
+    _staff_check(approver)
+    _adjustment_check(
+        amount=request.amount, reason=request.reason, currency=request.wallet.card.currency
+    )
+    locked = locked_wallets().get(pk=request.wallet_id)
+    request.entry = _adjustment_post(request=request, wallet=locked, approved_by=approver).entry
+    request.status = AdjustmentStatus.APPROVED
+    request.decided_by = approver
+    request.decided_at = timezone.now()
+    request.save(update_fields=["entry", "status", "decided_by", "decided_at"])
+    return Adjustment(request=request)
+
+
+@transaction.atomic(durable=True)
+def adjustment_request_reject(
+    *, adjustment_request: AdjustmentRequest, staff_user: User
+) -> AdjustmentRequest:
+    """Closes a pending adjustment without posting anything; the requester may withdraw their
+    own. Raises `PermissionDenied` and `AdjustmentAlreadyDecided`."""
+    request = _adjustment_request_lock(adjustment_request)
+    _staff_check(staff_user)
+    request.status = AdjustmentStatus.REJECTED
+    request.decided_by = staff_user
+    request.decided_at = timezone.now()
+    request.save(update_fields=["status", "decided_by", "decided_at"])
+    return request

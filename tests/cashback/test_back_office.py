@@ -3,6 +3,7 @@
 import csv
 import io
 from decimal import Decimal
+from uuid import uuid4
 
 import pytest
 from django.contrib.auth.models import Group
@@ -51,7 +52,7 @@ def test_roles_exist_with_exactly_their_permissions(db):
         return set(Group.objects.get(name=name).permissions.values_list("codename", flat=True))
 
     views = {"view_app", "view_card", "view_member", "view_wallet", "view_ledgerentry"}
-    assert perms("Support") == views | {"adjust_wallet"}
+    assert perms("Support") == views | {"adjust_wallet", "view_adjustmentrequest"}
     assert perms("Finance") == views | {"export_ledger", "view_dashboard"}
 
 
@@ -65,7 +66,9 @@ def adjust_url(wallet):
 def test_support_credits_a_wallet_with_a_reason(staff, wallet):
     client, user = staff("Support")
     assert client.get(adjust_url(wallet)).status_code == 200
-    response = client.post(adjust_url(wallet), {"amount": "1.750", "reason": "Missed receipt"})
+    response = client.post(
+        adjust_url(wallet), {"amount": "1.750", "reason": "Missed receipt", "token": uuid4()}
+    )
     assert response.status_code == 302
     entry = LedgerEntry.objects.get(entry_type="adjustment")
     assert entry.amount == Decimal("1.75")
@@ -82,11 +85,15 @@ def test_support_credits_a_wallet_with_a_reason(staff, wallet):
 
 def test_a_debit_cannot_take_the_balance_below_zero(staff, wallet):
     client, _ = staff("Support")
-    response = client.post(adjust_url(wallet), {"amount": "-3.251", "reason": "Clawback"})
+    response = client.post(
+        adjust_url(wallet), {"amount": "-3.251", "reason": "Clawback", "token": uuid4()}
+    )
     assert response.status_code == 200
     assert b"A debit cannot take the balance below zero." in response.content
     assert not LedgerEntry.objects.filter(entry_type="adjustment").exists()
-    ok = client.post(adjust_url(wallet), {"amount": "-3.250", "reason": "Clawback"})
+    ok = client.post(
+        adjust_url(wallet), {"amount": "-3.250", "reason": "Clawback", "token": uuid4()}
+    )
     assert ok.status_code == 302
     wallet.refresh_from_db()
     assert wallet.balance == 0
@@ -98,7 +105,9 @@ def test_a_debit_cannot_take_the_balance_below_zero(staff, wallet):
 )
 def test_an_adjustment_needs_a_real_amount_and_a_reason(staff, wallet, amount, reason, field):
     client, _ = staff("Support")
-    response = client.post(adjust_url(wallet), {"amount": amount, "reason": reason})
+    response = client.post(
+        adjust_url(wallet), {"amount": amount, "reason": reason, "token": uuid4()}
+    )
     assert response.status_code == 200
     assert field in response.context["form"].errors
     assert LedgerEntry.objects.count() == 1

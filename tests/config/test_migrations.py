@@ -127,6 +127,8 @@ def test_a_database_of_the_old_layout_migrates_with_nothing_lost(old_layout):
     redemption = LedgerEntry.objects.get(entry_type="redemption")
     assert redemption.idempotency_record_id == before["record"]
     assert IdempotencyRecord.objects.get(key="redeem-1").entry == redemption
+    adjustment = LedgerEntry.objects.get(entry_type="adjustment")
+    assert (adjustment.amount, adjustment.approved_by) == (Decimal("1.5"), None)
     refund = LedgerEntry.objects.get(entry_type="refund")
     assert refund.original_entry is not None
     assert refund.original_entry.entry_type == "earning"

@@ -37,6 +37,20 @@ def test_the_service_refuses_to_start_without_a_real_secret_key(secret):
     assert "Set SECRET_KEY to a random value of at least 32 characters" in run.stderr
 
 
+@pytest.mark.parametrize(
+    ("name", "value"),
+    [
+        ("CASHBACK_ADJUSTMENT_MAX_AMOUNT", "ten thousand"),
+        ("CASHBACK_ADJUSTMENT_MAX_AMOUNT", "-1"),
+        ("CASHBACK_ADJUSTMENT_APPROVAL_THRESHOLD", "NaN"),
+    ],
+)
+def test_the_service_refuses_to_start_with_an_adjustment_amount_that_is_not_one(name, value):
+    run = django_command("check", DEBUG="false", SECRET_KEY=STRONG_KEY, **{name: value})
+    assert run.returncode != 0
+    assert f"{name} must be an amount of 0 or more." in run.stderr
+
+
 def test_check_deploy_is_clean_for_the_documented_production_configuration():
     run = django_command(
         "check",
