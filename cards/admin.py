@@ -23,7 +23,8 @@ class CardForm(forms.ModelForm):
 
     def clean(self):
         cleaned = super().clean() or {}
-        currency = cleaned.get("currency")
+        # Read-only (a card with wallets): the card's own currency bounds the amounts.
+        currency = cleaned.get("currency") if "currency" in self.fields else self.instance.currency
         if currency and money.is_known_currency(currency):
             for field in ("cashback_min_amount", "cashback_max_amount"):
                 value = cleaned.get(field)
@@ -53,6 +54,13 @@ class CardAdmin(admin.ModelAdmin):
     search_fields = ["name", "=unique_identifier"]
     list_select_related = ["app"]
     actions = ["activate", "deactivate"]
+
+    def get_readonly_fields(self, request, obj=None):
+        # Wallets hold amounts in the card's currency; the model refuses a change anyway.
+        fields = list(super().get_readonly_fields(request, obj))
+        if obj is not None and obj.wallets.exists():
+            fields.append("currency")
+        return fields
 
     def has_delete_permission(self, request, obj=None):
         # A card with wallets has history: it is deactivated, never deleted.

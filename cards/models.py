@@ -15,6 +15,9 @@ def default_currency() -> str:
     return settings.CASHBACK_DEFAULT_CURRENCY
 
 
+CURRENCY_FIXED = "The currency of a card with wallets cannot change."
+
+
 def validate_currency(code: str) -> None:
     if not money.is_known_currency(code):
         raise ValidationError(f"'{code}' is not an ISO 4217 currency code.")
@@ -106,3 +109,20 @@ class Card(models.Model):
 
     def __str__(self) -> str:
         return f"{self.name} ({self.unique_identifier or self.pk})"
+
+    def clean(self) -> None:
+        super().clean()
+        if self.currency_change_refused():
+            raise ValidationError({"currency": CURRENCY_FIXED})
+
+    def currency_change_refused(self) -> bool:
+        """True when the card has wallets and `currency` differs from the stored one.
+
+        Wallet balances and ledger amounts are amounts in the card's currency: another currency
+        would re-read them (10.50 EUR as 11 JPY). A card without wallets may change. The
+        database refuses the same change, whatever writes it (a trigger, cashback migrations).
+        """
+        if self._state.adding:
+            return False
+        stored = Card.objects.filter(pk=self.pk).values_list("currency", flat=True).first()
+        return stored is not None and stored != self.currency and self.wallets.exists()
