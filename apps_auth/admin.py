@@ -12,7 +12,14 @@ class AppForm(forms.ModelForm):
 
     class Meta:
         model = App
-        fields = ["name", "mode", "scopes", "rate_limit_per_minute", "is_active"]
+        fields = [
+            "name",
+            "mode",
+            "scopes",
+            "rate_limit_per_minute",
+            "otp_hourly_quota",
+            "is_active",
+        ]
 
 
 class ApiKeyInline(admin.TabularInline):

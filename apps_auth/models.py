@@ -31,6 +31,12 @@ class App(models.Model):
     mode = models.CharField(max_length=4, choices=Mode.choices, default=Mode.TEST)
     scopes = models.JSONField(default=list, help_text="A list of scopes, e.g. ['card_read'].")
     rate_limit_per_minute = models.PositiveIntegerField(default=default_rate_limit)
+    otp_hourly_quota = models.PositiveIntegerField(
+        null=True,
+        blank=True,
+        help_text="One-time codes the app may send per hour; empty: the "
+        "CASHBACK_OTP_APP_HOURLY_QUOTA setting.",
+    )
     is_active = models.BooleanField(default=True)
     created_at = models.DateTimeField(auto_now_add=True)
 
@@ -46,6 +52,13 @@ class App(models.Model):
 
     def has_scope(self, scope: str) -> bool:
         return scope in self.scopes
+
+    @property
+    def otp_quota(self) -> int:
+        """One-time codes the app may send per hour: its own quota, else the setting's."""
+        if self.otp_hourly_quota is not None:
+            return self.otp_hourly_quota
+        return settings.CASHBACK_OTP_APP_HOURLY_QUOTA
 
 
 class ApiKey(models.Model):

@@ -33,12 +33,23 @@ def _clean_scopes(scopes: list[str]) -> list[str]:
 
 @transaction.atomic
 def app_create(
-    *, name: str, scopes: list[str], mode: str = Mode.TEST, rate_limit_per_minute: int | None = None
+    *,
+    name: str,
+    scopes: list[str],
+    mode: str = Mode.TEST,
+    rate_limit_per_minute: int | None = None,
+    otp_hourly_quota: int | None = None,
 ) -> tuple[App, IssuedKey]:
-    """Creates an app and its first key. Raises `InvalidInput` for unknown scopes or mode."""
+    """Creates an app and its first key. `otp_hourly_quota` None leaves the app on the setting
+    (`CASHBACK_OTP_APP_HOURLY_QUOTA`). Raises `InvalidInput` for unknown scopes or mode, or a
+    negative quota."""
     if mode not in Mode.values:
         raise InvalidInput("Unknown mode.", details={"mode": [f"Choose from {Mode.values}."]})
-    app = App(name=name, mode=mode, scopes=_clean_scopes(scopes))
+    if otp_hourly_quota is not None and otp_hourly_quota < 0:
+        raise InvalidInput(
+            "Invalid quota.", details={"otp_hourly_quota": ["A number of codes, 0 or more."]}
+        )
+    app = App(name=name, mode=mode, scopes=_clean_scopes(scopes), otp_hourly_quota=otp_hourly_quota)
     if rate_limit_per_minute is not None:
         app.rate_limit_per_minute = rate_limit_per_minute
     app.save()

@@ -259,6 +259,11 @@ EMAIL_FILE_PATH = env.str("EMAIL_FILE_PATH", default=str(BASE_DIR / "var" / "mai
 DEFAULT_FROM_EMAIL = env.str("DEFAULT_FROM_EMAIL", default="cashback@localhost")
 CASHBACK_SMS_BACKEND = env.str("CASHBACK_SMS_BACKEND", default="members.sms.ConsoleSmsBackend")
 CASHBACK_SMS_FILE_PATH = env.str("CASHBACK_SMS_FILE_PATH", default=str(BASE_DIR / "var" / "sms"))
+# Codes cost money and reach people: each destination (a phone or an email address) gets at
+# most this many codes an hour, across every member and app; each app this many codes an hour,
+# unless the app has its own quota (`App.otp_hourly_quota`, in the back office).
+CASHBACK_OTP_DESTINATION_LIMIT = env.int("CASHBACK_OTP_DESTINATION_LIMIT", default=5)
+CASHBACK_OTP_APP_HOURLY_QUOTA = env.int("CASHBACK_OTP_APP_HOURLY_QUOTA", default=300)
 
 # One JSON object per line (LOG_FORMAT=json, the default with DEBUG off), each with the
 # request id; plain lines for a developer's terminal.

@@ -1,7 +1,8 @@
+import hashlib
 import secrets
 
 from django.contrib.auth.hashers import check_password, make_password
-from django.db import models
+from django.db import connections, models, router
 from django.db.models import Q
 from django.db.models.functions import Lower
 from phonenumber_field.modelfields import PhoneNumberField
@@ -89,25 +90,53 @@ class OtpChannel(models.TextChoices):
     SMS = "sms", "SMS"
 
 
+class OtpChallengeManager(models.Manager["OtpChallenge"]):
+    def lock_counts(self, *, app_pk: int, destination_digest: str) -> None:
+        """Holds, until the transaction ends, the right to count and add the codes of this app
+        and of this destination: a PostgreSQL transaction-level advisory lock on each, taken in
+        that order by every request (so two never wait on each other in a cycle). Written out
+        because the ORM has no word for it; nothing but these counts takes these locks."""
+        using = self._db or router.db_for_write(self.model)
+        with connections[using].cursor() as cursor:
+            for name in (f"otp-app:{app_pk}", f"otp-destination:{destination_digest}"):
+                cursor.execute("SELECT pg_advisory_xact_lock(%(key)s)", {"key": _lock_key(name)})
+
+
+def _lock_key(name: str) -> int:
+    """A signed 64-bit advisory lock key for `name`."""
+    return int.from_bytes(hashlib.blake2b(name.encode(), digest_size=8).digest(), signed=True)
+
+
 class OtpChallenge(models.Model):
-    """A one-time code sent to a member. Only a keyed digest of the code is stored."""
+    """A one-time code sent to a member. Only a keyed digest of the code is stored, and of the
+    address it went to (`destination_digest`, by which codes are counted per destination across
+    members and apps)."""
 
     challenge_id = models.CharField(max_length=40, unique=True, default=new_challenge_id)
     app = models.ForeignKey("apps_auth.App", on_delete=models.CASCADE, related_name="+")
     member = models.ForeignKey(Member, on_delete=models.CASCADE, related_name="otp_challenges")
     channel = models.CharField(max_length=5, choices=OtpChannel.choices)
     destination_masked = models.CharField(max_length=254)
+    destination_digest = models.CharField(max_length=64, blank=True, default="")
     code_hash = models.CharField(max_length=64)
     expires_at = models.DateTimeField()
     failed_attempts = models.PositiveSmallIntegerField(default=0)
     used_at = models.DateTimeField(null=True, blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
 
+    objects = OtpChallengeManager()
+
     class Meta:
         db_table = "apps_auth_otpchallenge"  # its table since before it moved here
         ordering = ["-created_at", "-id"]
         verbose_name = "OTP challenge"
-        indexes = [models.Index(fields=["member", "created_at"], name="otp_member_recent")]
+        indexes = [
+            models.Index(fields=["member", "created_at"], name="otp_member_recent"),
+            models.Index(
+                fields=["destination_digest", "created_at"], name="otp_destination_recent"
+            ),
+            models.Index(fields=["app", "created_at"], name="otp_app_recent"),
+        ]
 
     def __str__(self) -> str:
         return f"{self.challenge_id} ({self.channel})"

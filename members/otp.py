@@ -1,7 +1,10 @@
 """One-time codes that prove a member's identity and yield a member token.
 
 Codes are 6 digits from `secrets`, stored as a keyed digest, valid 5 minutes, good once, dead
-after 5 wrong tries; a member may ask for 3 codes per 10 minutes. Every counter lives in the
+after 5 wrong tries; a member may ask for 3 codes per 10 minutes. Because each code costs a
+message to an address the caller chooses, each destination also gets at most
+`CASHBACK_OTP_DESTINATION_LIMIT` codes an hour across every member and app, each app its hourly
+quota (`App.otp_quota`), and SMS goes to mobile numbers only. Every counter lives in the
 database, so all server processes share it.
 """
 
@@ -11,6 +14,7 @@ import secrets
 from dataclasses import dataclass
 from datetime import timedelta
 
+import phonenumbers
 from django.conf import settings
 from django.core.mail import send_mail
 from django.db import transaction
@@ -27,6 +31,18 @@ CODE_LIFETIME = timedelta(minutes=5)
 MAX_ATTEMPTS = 5
 REQUESTS_PER_WINDOW = 3
 REQUEST_WINDOW = timedelta(minutes=10)
+HOURLY_WINDOW = timedelta(hours=1)  # of the destination limit and the app's quota
+# Numbers that can take a text message at the ordinary rate; premium-rate, toll-free,
+# shared-cost, VoIP, pager, fixed-line and unknown numbers are refused.
+SMS_NUMBER_TYPES = {
+    phonenumbers.PhoneNumberType.MOBILE,
+    phonenumbers.PhoneNumberType.FIXED_LINE_OR_MOBILE,
+}
+_NUMBER_TYPE_NAMES = {
+    value: name.lower().replace("_", " ")
+    for name, value in vars(phonenumbers.PhoneNumberType).items()
+    if name.isupper()
+}
 
 
 @dataclass(frozen=True)
@@ -51,7 +67,10 @@ def mask_phone(phone: str) -> str:
 
 
 def _destination(member: Member, channel: str | None) -> tuple[str, str]:
-    """The channel (email when the member has one, by default) and the address to send to."""
+    """The channel (email when the member has one, by default) and the address to send to.
+
+    Raises `InvalidInput` when the member has no address for the channel, or for SMS a number
+    that is not a mobile one."""
     channel = channel or (OtpChannel.EMAIL if member.email else OtpChannel.SMS)
     address = member.email if channel == OtpChannel.EMAIL else str(member.phone or "")
     if not address:
@@ -59,14 +78,48 @@ def _destination(member: Member, channel: str | None) -> tuple[str, str]:
             "The member has no address for this channel.",
             details={"channel": [f"The member has no {channel} address."]},
         )
+    if channel == OtpChannel.SMS:
+        kind = phonenumbers.number_type(phonenumbers.parse(address))
+        if kind not in SMS_NUMBER_TYPES:
+            message = (
+                f"The phone {address} is not a mobile number "
+                f"({_NUMBER_TYPE_NAMES.get(kind, 'unknown')}); codes are texted to mobiles only."
+            )
+            raise InvalidInput(message, details={"phone": [message]})
     return channel, address
+
+
+def destination_digest(channel: str, address: str) -> str:
+    """A keyed digest of where a code goes, so that codes are counted per destination without
+    keeping the address. An email's subaddress (`name+tag@`) counts as the address itself."""
+    if channel == OtpChannel.EMAIL:
+        local, _, domain = address.lower().partition("@")
+        address = f"{local.split('+', 1)[0]}@{domain}"
+    key = f"otp-destination:{settings.SECRET_KEY}".encode()
+    return hmac.new(key, f"{channel}:{address}".encode(), hashlib.sha256).hexdigest()
+
+
+def _wait_when_full(challenges, *, limit: int, window: timedelta, now) -> int | None:
+    """Seconds until `challenges` (a queryset) hold fewer than `limit` created within `window`,
+    or None when they do already."""
+    if limit <= 0:
+        return int(window.total_seconds())
+    recent = challenges.filter(created_at__gt=now - window).order_by("created_at")
+    count = recent.count()
+    if count < limit:
+        return None
+    # The oldest codes leave the window first; one more may go when count - limit + 1 have.
+    freed_at = recent.values_list("created_at", flat=True)[count - limit] + window
+    return max(1, int((freed_at - now).total_seconds()) + 1)
 
 
 def otp_request(*, app: App, member: Member, channel: str | None = None) -> OtpChallenge:
     """Sends a new code to the member by email or SMS, after the transaction commits.
 
-    Raises `InvalidInput` when the member has no address for the channel and `Throttled` past
-    3 requests in 10 minutes.
+    Raises `InvalidInput` when the member has no address for the channel or an SMS would go to
+    a number that is not a mobile, and `Throttled` (nothing sent) past 3 requests of the member
+    in 10 minutes, past `CASHBACK_OTP_DESTINATION_LIMIT` codes to the address in an hour across
+    all members and apps, or past the app's hourly quota.
     """
     channel, address = _destination(member, channel)
     code = f"{secrets.randbelow(10**6):06d}"
@@ -83,23 +136,41 @@ def otp_request(*, app: App, member: Member, channel: str | None = None) -> OtpC
 
 @transaction.atomic
 def _create_challenge(*, app, member, channel, address, code) -> OtpChallenge:
-    Member.objects.select_for_update().filter(pk=member.pk).first()  # one request at a time
+    # One request at a time per member, then per app and per destination (always in this
+    # order), so that each count below holds until this challenge is committed.
+    Member.objects.select_for_update().filter(pk=member.pk).first()
+    digest = destination_digest(channel, address)
+    OtpChallenge.objects.lock_counts(app_pk=app.pk, destination_digest=digest)
     now = timezone.now()
-    recent = list(
-        OtpChallenge.objects.filter(member=member, created_at__gt=now - REQUEST_WINDOW)
-        .order_by("created_at")
-        .values_list("created_at", flat=True)
-    )
-    if len(recent) >= REQUESTS_PER_WINDOW:
-        wait = recent[0] + REQUEST_WINDOW - now
-        raise Throttled(
+    limits = [
+        (
+            OtpChallenge.objects.filter(member=member),
+            REQUESTS_PER_WINDOW,
+            REQUEST_WINDOW,
             "Too many codes requested; retry later.",
-            retry_after=max(1, int(wait.total_seconds()) + 1),
-        )
+        ),
+        (
+            OtpChallenge.objects.filter(destination_digest=digest),
+            settings.CASHBACK_OTP_DESTINATION_LIMIT,
+            HOURLY_WINDOW,
+            "Too many codes were sent to this address; retry later.",
+        ),
+        (
+            OtpChallenge.objects.filter(app=app),
+            app.otp_quota,
+            HOURLY_WINDOW,
+            "This app has sent its hourly quota of codes; retry later.",
+        ),
+    ]
+    for challenges, limit, window, message in limits:
+        wait = _wait_when_full(challenges, limit=limit, window=window, now=now)
+        if wait is not None:
+            raise Throttled(message, retry_after=wait)
     challenge = OtpChallenge(
         app=app,
         member=member,
         channel=channel,
+        destination_digest=digest,
         destination_masked=mask_email(address)
         if channel == OtpChannel.EMAIL
         else mask_phone(address),

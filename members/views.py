@@ -57,7 +57,10 @@ class OtpViewSet(viewsets.ViewSet):
     @extend_schema(
         summary="Send a one-time code",
         description="Sends a 6-digit code to the member by email or SMS, valid 5 minutes. "
-        "At most 3 requests per member per 10 minutes.",
+        "At most 3 requests per member per 10 minutes, a few codes per address and hour "
+        "across all members and apps, and the app's hourly quota of codes; past any of them, "
+        "429 throttled with Retry-After and nothing sent. SMS goes to mobile numbers only: "
+        "premium-rate, toll-free, fixed-line and other numbers are 400 validation_error.",
         parameters=[IDEMPOTENCY_KEY],
         request=OtpRequestSerializer,
         responses={

@@ -1,4 +1,5 @@
 import re
+import threading
 from decimal import Decimal
 
 from apps_auth.models import App
@@ -72,3 +73,29 @@ def balance_of(member: Member, card: Card) -> Decimal:
 def counts() -> tuple[int, int, int]:
     """Row counts that a refused request must leave as they were."""
     return Member.objects.count(), Wallet.objects.count(), LedgerEntry.objects.count()
+
+
+def concurrently(count: int, request) -> list:
+    """Runs `request(i)` in `count` threads released at once; returns the responses in order."""
+    barrier = threading.Barrier(count)
+    results: list = [None] * count
+
+    def work(i):
+        from django.db import connections
+
+        try:
+            barrier.wait(timeout=30)
+            results[i] = request(i)
+        except Exception as exc:  # surfaced by the assertion below
+            results[i] = exc
+        finally:
+            connections.close_all()
+
+    threads = [threading.Thread(target=work, args=(i,)) for i in range(count)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=120)
+    errors = [r for r in results if isinstance(r, Exception)]
+    assert not errors, errors
+    return results

@@ -188,3 +188,17 @@ def test_seed_demo_prints_a_curl_line(db):
     out = StringIO()
     call_command("seed_demo", stdout=out)
     assert "curl -s -H 'X-App-Id: app_" in out.getvalue()
+
+
+def test_create_api_app_takes_an_hourly_quota_of_one_time_codes(db):
+    result = run("create_api_app", "Shop", "--scopes", "card_read", "--otp-hourly-quota", "40")
+    assert result["otp_hourly_quota"] == 40
+    assert App.objects.get(app_id=result["app_id"]).otp_hourly_quota == 40
+    default = run("create_api_app", "Shop", "--scopes", "card_read")
+    assert default["otp_hourly_quota"] is None  # CASHBACK_OTP_APP_HOURLY_QUOTA applies
+
+
+def test_create_api_app_refuses_a_negative_quota_and_creates_nothing(db):
+    with pytest.raises(CommandError, match="otp_hourly_quota"):
+        call_command("create_api_app", "Shop", "--scopes", "card_read", "--otp-hourly-quota", "-1")
+    assert App.objects.count() == 0

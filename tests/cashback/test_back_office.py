@@ -255,6 +255,30 @@ def test_creating_an_app_shows_its_key_once(staff, client):
     assert raw_key.encode() not in page.content
 
 
+def test_staff_set_an_apps_hourly_quota_of_one_time_codes(staff, merchant):
+    client, _ = staff("superuser")
+    url = reverse("admin:apps_auth_app_change", args=[merchant.app.pk])
+    page = client.get(url)
+    assert b'name="otp_hourly_quota"' in page.content
+    response = client.post(
+        url,
+        {
+            "name": merchant.app.name,
+            "scopes": merchant.app.scopes,
+            "rate_limit_per_minute": merchant.app.rate_limit_per_minute,
+            "otp_hourly_quota": 25,
+            "is_active": "on",
+            "api_keys-TOTAL_FORMS": "1",
+            "api_keys-INITIAL_FORMS": "1",
+            "api_keys-0-id": merchant.app.api_keys.get().pk,
+            "api_keys-0-app": merchant.app.pk,
+        },
+    )
+    assert response.status_code == 302, response.context["adminform"].errors
+    merchant.app.refresh_from_db()
+    assert merchant.app.otp_hourly_quota == 25
+
+
 def test_admin_actions_issue_and_revoke_keys(staff, merchant):
     client, _ = staff("superuser")
     client.post(

@@ -1,6 +1,5 @@
 """Concurrent requests, with real threads started together by a barrier."""
 
-import threading
 from collections import Counter
 from decimal import Decimal
 
@@ -13,37 +12,11 @@ from cashback.models import LedgerEntry
 from members.models import Member
 from members.tokens import member_token_issue
 from tests.factories import AppFactory, CardFactory, MemberFactory
-from tests.helpers import balance_of, give_balance
+from tests.helpers import balance_of, concurrently, give_balance
 
 API = "/api/v1/cashback/cashback"
 
 pytestmark = pytest.mark.django_db(transaction=True)
-
-
-def concurrently(count: int, request) -> list:
-    """Runs `request(i)` in `count` threads released at once; returns the responses in order."""
-    barrier = threading.Barrier(count)
-    results: list = [None] * count
-
-    def work(i):
-        from django.db import connections
-
-        try:
-            barrier.wait(timeout=30)
-            results[i] = request(i)
-        except Exception as exc:  # surfaced by the assertion below
-            results[i] = exc
-        finally:
-            connections.close_all()
-
-    threads = [threading.Thread(target=work, args=(i,)) for i in range(count)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join(timeout=120)
-    errors = [r for r in results if isinstance(r, Exception)]
-    assert not errors, errors
-    return results
 
 
 @pytest.fixture

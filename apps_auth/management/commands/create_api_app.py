@@ -12,13 +12,19 @@ class Command(OperationsCommand):
         parser.add_argument("--scopes", required=True, help="Comma-separated scopes.")
         parser.add_argument("--mode", choices=Mode.values, default=Mode.TEST)
         parser.add_argument("--rate-limit", type=int, help="Requests per minute.")
+        parser.add_argument(
+            "--otp-hourly-quota",
+            type=int,
+            help="One-time codes per hour (default: the CASHBACK_OTP_APP_HOURLY_QUOTA setting).",
+        )
 
-    def run(self, *, name, scopes, mode, rate_limit, **options):
+    def run(self, *, name, scopes, mode, rate_limit, otp_hourly_quota, **options):
         app, issued = app_create(
             name=name,
             scopes=[scope.strip() for scope in scopes.split(",") if scope.strip()],
             mode=mode,
             rate_limit_per_minute=rate_limit,
+            otp_hourly_quota=otp_hourly_quota,
         )
         return {
             "app_id": app.app_id,
@@ -26,4 +32,5 @@ class Command(OperationsCommand):
             "scopes": app.scopes,
             "mode": app.mode,
             "rate_limit_per_minute": app.rate_limit_per_minute,
+            "otp_hourly_quota": app.otp_hourly_quota,
         }
