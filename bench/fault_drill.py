@@ -222,6 +222,11 @@ def main() -> int:
         "DATABASE_URL": options.database_url,
         "SECRET_KEY": "fault-drill-secret-key-not-for-production-0123456789",
         "DEBUG": "false",
+        # Production refuses console backends; any code sent is kept in files instead.
+        "EMAIL_BACKEND": "django.core.mail.backends.filebased.EmailBackend",
+        "EMAIL_FILE_PATH": str(Path(tempfile.gettempdir()) / "cashback-fault-drill-mail"),
+        "CASHBACK_SMS_BACKEND": "members.sms.FileSmsBackend",
+        "CASHBACK_SMS_FILE_PATH": str(Path(tempfile.gettempdir()) / "cashback-fault-drill-sms"),
         "ALLOWED_HOSTS": "127.0.0.1,localhost",
         "IDEMPOTENCY_LEASE_SECONDS": "3",
         "SECURE_SSL_REDIRECT": "false",

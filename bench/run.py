@@ -222,6 +222,11 @@ def main() -> int:
         "DATABASE_URL": options.database_url,
         "SECRET_KEY": "benchmark-secret-key-not-for-production-0123456789",
         "DEBUG": "false",
+        # Production refuses console backends; any code sent is kept in files instead.
+        "EMAIL_BACKEND": "django.core.mail.backends.filebased.EmailBackend",
+        "EMAIL_FILE_PATH": str(Path(tempfile.gettempdir()) / "cashback-bench-mail"),
+        "CASHBACK_SMS_BACKEND": "members.sms.FileSmsBackend",
+        "CASHBACK_SMS_FILE_PATH": str(Path(tempfile.gettempdir()) / "cashback-bench-sms"),
         "ALLOWED_HOSTS": "127.0.0.1,localhost",
         "REDIS_URL": os.environ.get("BENCH_REDIS_URL", "redis://127.0.0.1:6379/15"),
         "CONN_MAX_AGE": "600",

@@ -259,6 +259,25 @@ EMAIL_FILE_PATH = env.str("EMAIL_FILE_PATH", default=str(BASE_DIR / "var" / "mai
 DEFAULT_FROM_EMAIL = env.str("DEFAULT_FROM_EMAIL", default="cashback@localhost")
 CASHBACK_SMS_BACKEND = env.str("CASHBACK_SMS_BACKEND", default="members.sms.ConsoleSmsBackend")
 CASHBACK_SMS_FILE_PATH = env.str("CASHBACK_SMS_FILE_PATH", default=str(BASE_DIR / "var" / "sms"))
+# The console backends (the defaults, for a developer) write every code to the server's output,
+# i.e. its log: with DEBUG off the service refuses to start with one unless this allows it
+# (`check --deploy` still warns, members.W001).
+CASHBACK_ALLOW_CONSOLE_BACKENDS = env.bool("CASHBACK_ALLOW_CONSOLE_BACKENDS", default=False)
+_console_backends = [
+    name
+    for name, backend, console in (
+        ("EMAIL_BACKEND", EMAIL_BACKEND, "django.core.mail.backends.console.EmailBackend"),
+        ("CASHBACK_SMS_BACKEND", CASHBACK_SMS_BACKEND, "members.sms.ConsoleSmsBackend"),
+    )
+    if backend == console
+]
+if not DEBUG and _console_backends and not CASHBACK_ALLOW_CONSOLE_BACKENDS:
+    raise ImproperlyConfigured(
+        f"With DEBUG off, set {' and '.join(_console_backends)} to a backend that delivers "
+        "one-time codes (Django's SMTP email backend, a provider's SMS backend): a console "
+        "backend writes them to the server's output. CASHBACK_ALLOW_CONSOLE_BACKENDS=true "
+        "allows it nonetheless."
+    )
 # Codes cost money and reach people: each destination (a phone or an email address) gets at
 # most this many codes an hour, across every member and app; each app this many codes an hour,
 # unless the app has its own quota (`App.otp_hourly_quota`, in the back office).

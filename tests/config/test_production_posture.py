@@ -12,12 +12,35 @@ ROOT = Path(__file__).resolve().parents[2]
 STRONG_KEY = "k8Jd2-production-secret-key-that-is-long-and-random-0123456789"
 
 
+# What the test run itself sets; a command here starts from the production settings without it.
+CLEARED = {
+    "SECRET_KEY",
+    "DEBUG",
+    "DATABASE_URL",
+    "DJANGO_SETTINGS_MODULE",
+    "EMAIL_BACKEND",
+    "CASHBACK_SMS_BACKEND",
+    "CASHBACK_ALLOW_CONSOLE_BACKENDS",
+}
+# Backends that deliver, as a production configuration names them.
+DELIVERING = {
+    "EMAIL_BACKEND": "django.core.mail.backends.smtp.EmailBackend",
+    "CASHBACK_SMS_BACKEND": "members.sms.FileSmsBackend",
+}
+CONSOLE_EMAIL = "django.core.mail.backends.console.EmailBackend"
+CONSOLE_SMS = "members.sms.ConsoleSmsBackend"
+
+
 def django_command(*args, **env):
-    base = {k: v for k, v in os.environ.items() if k not in {"SECRET_KEY", "DEBUG", "DATABASE_URL"}}
+    return django_process("manage.py", *args, **env)
+
+
+def django_process(*args, **env):
+    base = {k: v for k, v in os.environ.items() if k not in CLEARED}
     return subprocess.run(
-        [sys.executable, "manage.py", *args],
+        [sys.executable, *args],
         cwd=ROOT,
-        env={**base, **env},
+        env={**base, "DJANGO_SETTINGS_MODULE": "config.settings", **env},
         capture_output=True,
         text=True,
         timeout=120,
@@ -60,9 +83,70 @@ def test_check_deploy_is_clean_for_the_documented_production_configuration():
         DEBUG="false",
         SECRET_KEY=STRONG_KEY,
         ALLOWED_HOSTS="api.example.com",
+        **DELIVERING,
     )
     assert run.returncode == 0, run.stdout + run.stderr
     assert "System check identified no issues" in run.stdout
+
+
+def django_setup(**env):
+    """Starts Django (as gunicorn and every command do) with the production settings."""
+    return django_process("-c", "import django; django.setup()", **env)
+
+
+@pytest.mark.parametrize(
+    ("backends", "named"),
+    [
+        ({}, ["EMAIL_BACKEND", "CASHBACK_SMS_BACKEND"]),  # the defaults
+        ({**DELIVERING, "EMAIL_BACKEND": CONSOLE_EMAIL}, ["EMAIL_BACKEND"]),
+        ({**DELIVERING, "CASHBACK_SMS_BACKEND": CONSOLE_SMS}, ["CASHBACK_SMS_BACKEND"]),
+    ],
+)
+def test_the_service_refuses_to_start_with_a_console_backend_when_debug_is_off(backends, named):
+    """A console backend writes every one-time code to the server's output, i.e. its log."""
+    for run in (
+        django_setup(DEBUG="false", SECRET_KEY=STRONG_KEY, **backends),
+        django_command("check", DEBUG="false", SECRET_KEY=STRONG_KEY, **backends),
+    ):
+        assert run.returncode != 0
+        assert "ImproperlyConfigured" in run.stderr
+        refusal = run.stderr.strip().splitlines()[-1]
+        assert "CASHBACK_ALLOW_CONSOLE_BACKENDS" in refusal
+        for setting in ("EMAIL_BACKEND", "CASHBACK_SMS_BACKEND"):
+            assert (setting in refusal) == (setting in named), refusal
+
+
+def test_delivering_backends_or_debug_start(tmp_path):
+    assert django_setup(DEBUG="false", SECRET_KEY=STRONG_KEY, **DELIVERING).returncode == 0
+    debug = django_setup(DEBUG="true")  # a developer's console backends
+    assert debug.returncode == 0, debug.stderr
+
+
+def test_an_explicit_allowance_starts_with_console_backends_and_check_deploy_names_them():
+    allowed = {
+        "DEBUG": "false",
+        "SECRET_KEY": STRONG_KEY,
+        "CASHBACK_ALLOW_CONSOLE_BACKENDS": "true",
+    }
+    run = django_setup(**allowed)
+    assert run.returncode == 0, run.stderr
+    deploy = django_command(
+        "check", "--deploy", "--fail-level", "WARNING", ALLOWED_HOSTS="api.example.com", **allowed
+    )
+    assert deploy.returncode != 0
+    warnings = [line for line in deploy.stderr.splitlines() if "members.W001" in line]
+    assert len(warnings) == 2, deploy.stderr
+    assert "EMAIL_BACKEND" in warnings[0] + warnings[1]
+    assert "CASHBACK_SMS_BACKEND" in warnings[0] + warnings[1]
+    only_sms = django_command(
+        "check",
+        "--deploy",
+        ALLOWED_HOSTS="api.example.com",
+        **{**allowed, **DELIVERING, "CASHBACK_SMS_BACKEND": CONSOLE_SMS},
+    )
+    [warning] = [line for line in only_sms.stderr.splitlines() if "members.W001" in line]
+    assert "CASHBACK_SMS_BACKEND" in warning
+    assert "EMAIL_BACKEND" not in warning.replace("CASHBACK_SMS_BACKEND", "")
 
 
 def test_no_secret_appears_in_a_log_line(api, merchant, card, member, caplog, mailoutbox):
