@@ -155,7 +155,27 @@ def test_create_member_token_refuses_another_apps_member(db):
         )
 
 
-def test_seed_demo_is_idempotent_and_prints_working_credentials(db, client):
+@pytest.fixture
+def debug_on(settings):
+    settings.DEBUG = True  # as `make run` sets it
+
+
+def test_seed_demo_refuses_with_debug_off_and_creates_nothing(db, settings, django_user_model):
+    settings.DEBUG = False
+    with pytest.raises(CommandError, match=r"DEBUG is off.*--force"):
+        call_command("seed_demo", stdout=StringIO())
+    assert App.objects.count() == Card.objects.count() == Member.objects.count() == 0
+    assert not django_user_model.objects.exists()
+
+
+def test_seed_demo_with_force_seeds_with_debug_off(db, settings, django_user_model):
+    settings.DEBUG = False
+    result = run("seed_demo", "--force")
+    assert App.objects.get().app_id == result["app_id"]
+    assert django_user_model.objects.get(username=result["admin_username"]).is_superuser
+
+
+def test_seed_demo_is_idempotent_and_prints_working_credentials(db, debug_on, client):
     first = run("seed_demo")
     second = run("seed_demo")
     assert (first["app_id"], first["api_key"], first["card_id"], first["member_id"]) == (
@@ -184,7 +204,7 @@ def test_seed_demo_is_idempotent_and_prints_working_credentials(db, client):
     assert redeem.status_code == 200, redeem.json()
 
 
-def test_seed_demo_prints_a_curl_line(db):
+def test_seed_demo_prints_a_curl_line(db, debug_on):
     out = StringIO()
     call_command("seed_demo", stdout=out)
     assert "curl -s -H 'X-App-Id: app_" in out.getvalue()

@@ -4,6 +4,7 @@ from decimal import Decimal
 
 from django.conf import settings
 from django.contrib.auth import get_user_model
+from django.core.management.base import CommandError
 
 from apps_auth.keys import key_prefix
 from apps_auth.models import ApiKey, App, Scope
@@ -30,13 +31,27 @@ def _demo_key(app: App) -> str:
 
 
 class Command(OperationsCommand):
-    help = "Creates (or reuses) a demo app, card and member, and prints working credentials."
+    help = (
+        "Creates (or reuses) a demo app, card and member, and prints working credentials. "
+        "Refuses with DEBUG off unless --force."
+    )
 
     def add_arguments(self, parser):
         super().add_arguments(parser)
         parser.add_argument("--base-url", default="http://127.0.0.1:8000")
+        parser.add_argument(
+            "--force", action="store_true", help="Seed even with DEBUG off (never in production)."
+        )
 
-    def run(self, *, base_url, **options):
+    def run(self, *, base_url, force, **options):
+        if not settings.DEBUG and not force:
+            # The demo superuser's password is printed here and in the README.
+            raise CommandError(
+                "DEBUG is off: seed_demo would create the superuser "
+                f"{DEMO_ADMIN[0]!r} with a published password and a demo app with known "
+                "credentials. Run it with DEBUG=true (make run does), or with --force on a "
+                "database that is not production."
+            )
         app = App.objects.filter(name=DEMO_APP, mode="test").order_by("id").first()
         if app is None:
             app, _ = app_create(name=DEMO_APP, scopes=list(Scope.values))
