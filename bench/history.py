@@ -160,7 +160,7 @@ def main() -> int:
                 base, lua, duration=options.duration, connections=options.connections
             )
         results["neighbour's balance, alone"] = wrk(
-            base, balance, duration=options.duration, connections=1
+            base, balance, duration=options.duration, connections=2
         )
         noisy: dict[str, Result] = {}
 
@@ -172,7 +172,7 @@ def main() -> int:
         pager = threading.Thread(target=page_through)
         pager.start()
         results["neighbour's balance, beside it"] = wrk(
-            base, balance, duration=options.duration, connections=1
+            base, balance, duration=options.duration, connections=2
         )
         pager.join()
         results[f"history, type, {options.noisy} clients"] = noisy["history"]

@@ -1,6 +1,7 @@
 """The statements written out by hand (the wallet's move, the hot path's reads, the ledger's
 append) read and write rows exactly as the ORM does; and the one way a wallet is locked."""
 
+from datetime import timedelta
 from decimal import Decimal
 
 import pytest
@@ -112,19 +113,42 @@ def test_append_writes_what_create_writes(wallet):
         **new_entry(wallet, metadata={"till": 7, "items": ["a", "é"]}, reference="R-1")
     )
     created = LedgerEntry.objects.create(
-        **new_entry(wallet, metadata={"till": 7, "items": ["a", "é"]}, reference="R-2")
+        **new_entry(wallet, metadata={"till": 7, "items": ["a", "é"]}, reference="R-2"),
+        sequence=3,
+        type_sequence=2,
     )
 
     assert appended.pk is not None
     assert not appended._state.adding
     stored, twin = LedgerEntry.objects.get(pk=appended.pk), LedgerEntry.objects.get(pk=created.pk)
-    differ = {"id", "reference", "created_at"}
+    differ = {"id", "reference", "created_at", "sequence", "type_sequence"}
     assert {k: v for k, v in values(stored).items() if k not in differ} == {
         k: v for k, v in values(twin).items() if k not in differ
     }
     assert stored.unrecovered_amount == Decimal(0)  # the model's default
     assert stored.created_at == appended.created_at  # auto_now_add, set by the append
     assert stored.metadata == {"till": 7, "items": ["a", "é"]}
+    assert (stored.sequence, stored.type_sequence) == (appended.sequence, 1)
+
+
+def test_append_numbers_entries_in_their_wallet_and_type_and_keeps_time_forward(wallet):
+    # The wallet holds one earning.
+    first = LedgerEntry.objects.append(**new_entry(wallet))
+    # An entry stamped in the future (a clock that ran ahead) cannot be overtaken in time.
+    LedgerEntry.objects.filter(pk=first.pk).update(created_at=first.created_at + timedelta(hours=1))
+    second = LedgerEntry.objects.append(**new_entry(wallet, entry_type="earning"))
+    third = LedgerEntry.objects.append(**new_entry(wallet))
+
+    numbers = [(e.sequence, e.type_sequence) for e in (first, second, third)]
+    assert numbers == [(2, 1), (3, 2), (4, 2)]
+    stored = list(LedgerEntry.objects.filter(wallet=wallet).order_by("sequence"))[1:]
+    assert [(e.sequence, e.type_sequence) for e in stored] == numbers
+    assert stored[1].created_at == stored[2].created_at == first.created_at + timedelta(hours=1)
+    assert (second.created_at, third.created_at) == (stored[1].created_at, stored[2].created_at)
+    other = Wallet.objects.create(
+        app=wallet.app, card=wallet.card, member=MemberFactory.create(app=wallet.app)
+    )
+    assert LedgerEntry.objects.append(**new_entry(other)).sequence == 1
 
 
 def test_the_card_of_an_app_is_read_as_the_orm_reads_it(wallet):
@@ -140,14 +164,42 @@ def values_of(obj) -> dict:
 
 
 def test_a_history_page_is_the_orm_page_newest_first(wallet):
-    for i in range(5):
-        LedgerEntry.objects.append(**new_entry(wallet, metadata={"n": i}))
-    newest_first = LedgerEntry.objects.filter(wallet=wallet).order_by("-created_at", "-id")
-
-    for offset, limit in ((0, 20), (1, 2), (5, 3), (6, 3)):
-        page = LedgerEntry.objects.history_page(wallet_id=wallet.pk, limit=limit, offset=offset)
-        expected = newest_first[offset : offset + limit]
-        assert [values(e) for e in page] == [values(e) for e in expected]
+    """Whatever the narrowing and the page, the numbered lookups answer what filtering the
+    wallet's entries with the ORM answers: the same entries in the same order, the same total."""
+    types = ["earning", "redemption", "earning", "refund", "adjustment", "earning", "redemption"]
+    for i, entry_type in enumerate(types * 3):
+        LedgerEntry.objects.append(**new_entry(wallet, entry_type=entry_type, metadata={"n": i}))
+    entries = LedgerEntry.objects.filter(wallet=wallet)
+    # Spread in time, two at a time sharing a timestamp (ties fall back on the id).
+    base = entries.order_by("sequence")[0].created_at
+    for entry in entries:
+        entries.filter(pk=entry.pk).update(created_at=base + timedelta(minutes=entry.sequence // 2))
+    newest_first = entries.order_by("-created_at", "-id")
+    at = [base + timedelta(minutes=m) for m in (-1, 0, 3, 5, 30)]
+    narrowings: list[dict] = [{}]
+    narrowings += [{"entry_type": t} for t in ("earning", "refund", "reversal")]
+    narrowings += [{"created_after": a} for a in at] + [{"created_before": b} for b in at]
+    narrowings += [
+        {"entry_type": t, "created_after": a, "created_before": b}
+        for t in ("earning", "redemption")
+        for a in at[:3]
+        for b in at[2:]
+    ]
+    for narrowing in narrowings:
+        expected_all = newest_first
+        if "entry_type" in narrowing:
+            expected_all = expected_all.filter(entry_type=narrowing["entry_type"])
+        if "created_after" in narrowing:
+            expected_all = expected_all.filter(created_at__gte=narrowing["created_after"])
+        if "created_before" in narrowing:
+            expected_all = expected_all.filter(created_at__lte=narrowing["created_before"])
+        for offset, limit in ((0, 20), (1, 2), (5, 3), (6, 3), (21, 5), (40, 1)):
+            page, total = LedgerEntry.objects.history_page(
+                wallet_id=wallet.pk, limit=limit, offset=offset, **narrowing
+            )
+            expected = expected_all[offset : offset + limit]
+            assert [values(e) for e in page] == [values(e) for e in expected], narrowing
+            assert total == expected_all.count(), narrowing
 
 
 def test_member_card_reads_the_card_and_the_wallet_in_one_query(wallet, django_assert_num_queries):

@@ -15,7 +15,9 @@ from django.utils import timezone
 from apps_auth.models import IdempotencyRecord
 from cashback.ledger_check import ledger_verify
 from cashback.models import LedgerEntry, Wallet
+from cashback.services import cashback_earn
 from members.models import Member, OtpChallenge
+from members.services import MemberRef
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -132,6 +134,25 @@ def test_a_database_of_the_old_layout_migrates_with_nothing_lost(old_layout):
     refund = LedgerEntry.objects.get(entry_type="refund")
     assert refund.original_entry is not None
     assert refund.original_entry.entry_type == "earning"
+    # Entries are numbered in each wallet, and per type, in the order history shows them; the
+    # next entry follows on.
+    for wallet in Wallet.objects.all():
+        in_order = list(wallet.entries.order_by("created_at", "id"))
+        assert [e.sequence for e in in_order] == list(range(1, len(in_order) + 1))
+        for entry_type in {e.entry_type for e in in_order}:
+            of_type = [e.type_sequence for e in in_order if e.entry_type == entry_type]
+            assert of_type == list(range(1, len(of_type) + 1))
+    wallet = redemption.wallet
+    entries_before = wallet.entries.count()
+    assert (
+        cashback_earn(
+            app=wallet.app,
+            card=wallet.card,
+            member_ref=MemberRef(member_id=wallet.member_id),
+            purchase_amount=Decimal(100),
+        ).entry.sequence
+        == entries_before + 1
+    )
     challenge = OtpChallenge.objects.get(challenge_id="otp_old")
     assert challenge.member_id == before["bob"]
     # The member typed in by hand now has a lower-cased email and an E.164 phone.

@@ -30,6 +30,8 @@ COLUMNS = (
     "metadata",
     "request_fingerprint",
     "created_at",
+    "sequence",
+    "type_sequence",
 )
 
 
@@ -73,7 +75,7 @@ class Command(OperationsCommand):
                             (
                                 target.pk, wallet.pk, card.pk, "earning", "cashback_earned",
                                 STEP, balance, Decimal(1), Decimal(5), Decimal(0), "{}", "",
-                                start_at + timedelta(seconds=i),
+                                start_at + timedelta(seconds=i), i + 1, i + 1,
                             )
                         )  # fmt: skip
                 Wallet.objects.filter(pk=wallet.pk).update(balance=balance, entries_count=size)
