@@ -23,19 +23,26 @@ class Earn(APIView):
             app_id, percentage = cursor.fetchone()
             cashback = (amount * percentage / 100).quantize(Decimal("0.001"), ROUND_HALF_UP)
             cursor.execute(
-                "SELECT id, balance FROM cashback_wallet WHERE card_id = %s AND member_id = %s "
-                "FOR UPDATE",
+                "SELECT id, balance, entries_count FROM cashback_wallet "
+                "WHERE card_id = %s AND member_id = %s FOR UPDATE",
                 [card_id, member_id],
             )
-            wallet_id, balance = cursor.fetchone()
+            wallet_id, balance, entries = cursor.fetchone()
             new_balance = balance + cashback
+            # Numbered in the wallet and among its earnings, as the service numbers entries.
             cursor.execute(
                 "INSERT INTO cashback_ledgerentry (app_id, wallet_id, card_id, entry_type, event, "
                 "amount, balance_after, purchase_amount, cashback_percentage, unrecovered_amount, "
-                "metadata, request_fingerprint, created_at) VALUES (%s, %s, %s, 'earning', "
-                "'cashback_earned', %s, %s, %s, %s, 0, '{}', '', now()) RETURNING id",
-                [app_id, wallet_id, card_id, cashback, new_balance, amount, percentage],
-            )
+                "metadata, request_fingerprint, created_at, sequence, type_sequence) "
+                "VALUES (%s, %s, %s, 'earning', 'cashback_earned', %s, %s, %s, %s, 0, '{}', '', "
+                "now(), %s, (SELECT COALESCE(MAX(type_sequence), 0) + 1 FROM "
+                "cashback_ledgerentry WHERE wallet_id = %s AND entry_type = 'earning')) "
+                "RETURNING id",
+                [
+                    app_id, wallet_id, card_id, cashback, new_balance, amount, percentage,
+                    entries + 1, wallet_id,
+                ],
+            )  # fmt: skip
             entry_id = cursor.fetchone()[0]
             cursor.execute(
                 "UPDATE cashback_wallet SET balance = %s, entries_count = entries_count + 1, "
