@@ -257,6 +257,14 @@ CASHBACK_ADJUSTMENT_APPROVAL_THRESHOLD = _env_amount(
 EMAIL_BACKEND = env.str("EMAIL_BACKEND", default="django.core.mail.backends.console.EmailBackend")
 EMAIL_FILE_PATH = env.str("EMAIL_FILE_PATH", default=str(BASE_DIR / "var" / "mail"))
 DEFAULT_FROM_EMAIL = env.str("DEFAULT_FROM_EMAIL", default="cashback@localhost")
+# Django's SMTP backend (`django.core.mail.backends.smtp.EmailBackend`) sends through this server.
+EMAIL_HOST = env.str("EMAIL_HOST", default="localhost")
+EMAIL_PORT = env.int("EMAIL_PORT", default=25)
+EMAIL_HOST_USER = env.str("EMAIL_HOST_USER", default="")
+EMAIL_HOST_PASSWORD = env.str("EMAIL_HOST_PASSWORD", default="")
+EMAIL_USE_TLS = env.bool("EMAIL_USE_TLS", default=False)
+EMAIL_USE_SSL = env.bool("EMAIL_USE_SSL", default=False)
+EMAIL_TIMEOUT = env.int("EMAIL_TIMEOUT", default=10)
 CASHBACK_SMS_BACKEND = env.str("CASHBACK_SMS_BACKEND", default="members.sms.ConsoleSmsBackend")
 CASHBACK_SMS_FILE_PATH = env.str("CASHBACK_SMS_FILE_PATH", default=str(BASE_DIR / "var" / "sms"))
 # The console backends (the defaults, for a developer) write every code to the server's output,
