@@ -96,6 +96,7 @@ def entry_history(
     narrowing = filterset.form.cleaned_data
     entries, total = LedgerEntry.objects.history_page(
         wallet_id=member_card.wallet_id,
+        entries_count=member_card.entries_count,
         limit=limit,
         offset=offset,
         entry_type=narrowing.get("type") or None,
