@@ -35,8 +35,6 @@ IDEMPOTENCY_KEY = OpenApiParameter(
     description="1 to 255 characters. A retry with the same key and body replays the first "
     "response (with `Idempotent-Replayed: true`); another body is 409 idempotency_key_reused.",
 )
-# Never part of a fingerprint: a PIN or a one-time code could be searched back out of its digest.
-SECRET_FIELDS = frozenset({"pin", "current_pin", "code"})
 # Refused before the operation ran: nothing is kept, so a corrected retry runs.
 NOT_KEPT = {400, 401, 403, 429}
 # How long a key is kept and replayed.
@@ -126,15 +124,16 @@ def _render(data) -> str:
 
 def request_fingerprint(*, method: str, path: str, body, subject) -> str:
     """What tells a retry from another request under the same key: the request as understood
-    (see `core.fingerprint`), without its secrets, keyed with a server secret so that a
-    guessable body cannot be searched out of the digest."""
-    if isinstance(body, dict):
-        body = {name: value for name, value in body.items() if name not in SECRET_FIELDS}
+    (see `core.fingerprint`), keyed with a server secret (HMAC-SHA256), so that a body with a
+    guessable secret in it (a 4-digit PIN, a 6-digit code) cannot be searched out of the
+    digest without that key. The secrets stay in: the same key with another PIN or code is
+    another request (409), never a replay of the first one's answer."""
     plain = digest({"method": method, "path": path, "body": body, "subject": subject})
     return fingerprint_keyed(plain)
 
 
 def fingerprint_keyed(plain: str) -> str:
+    # Whoever holds SECRET_KEY could also sign member tokens: this key is no weaker a link.
     key = f"idempotency:{settings.SECRET_KEY}".encode()
     return hmac.new(key, plain.encode(), hashlib.sha256).hexdigest()
 

@@ -1,7 +1,7 @@
-"""Idempotency fingerprints were a plain SHA-256 of the request; they are now keyed with a
-server secret (HMAC-SHA256 of that digest). Kept records are re-keyed in place, so a retry sent
-before the upgrade still replays after it (unless its body held a PIN or a one-time code, which
-fingerprints now leave out: that retry answers 409 idempotency_key_reused, never runs twice)."""
+"""Idempotency fingerprints were a plain SHA-256 of the request, from which a PIN or a one-time
+code in the body could be searched out; they are now keyed with a server secret (HMAC-SHA256 of
+that digest). Kept records are re-keyed in place, so a retry sent before the upgrade still
+replays after it."""
 
 import hashlib
 import hmac

@@ -1,6 +1,7 @@
-"""What an Idempotency-Key keeps holds no secret: a request's fingerprint leaves out the PIN
-and the one-time code and is keyed with a server secret, and a replayed OTP verify answers the
-same member token without any token being stored."""
+"""What an Idempotency-Key keeps gives no secret away: a request's fingerprint is keyed with a
+server secret, so the PIN or one-time code in it cannot be searched out, yet a key reused with
+another PIN or code is another request (409); and a replayed OTP verify answers the same member
+token without any token being stored."""
 
 import json
 
@@ -42,7 +43,7 @@ def test_a_redeem_fingerprint_does_not_give_the_pin_away(api, merchant, card, me
     stored = IdempotencyRecord.objects.get(key="r-1").request_fingerprint
     guesses = set(unkeyed_fingerprints(path=REDEEM, body=body, subject=member.pk, field="pin"))
     assert stored not in guesses
-    # Nor is it the fingerprint of the body without the PIN, unkeyed.
+    # Nor the fingerprint of the body without the PIN, unkeyed.
     public = {k: v for k, v in body.items() if k != "pin"}
     assert stored != digest(
         {"method": "POST", "path": REDEEM, "body": public, "subject": member.pk}
@@ -140,3 +141,23 @@ def test_keys_taken_before_the_upgrade_still_replay(merchant, card, member):
     assert retry.status_code == 200
     assert retry.headers["Idempotent-Replayed"] == "true"
     assert retry.json() == first.json()
+
+
+def test_a_key_reused_with_another_code_is_409_and_gives_no_token(api, verified):
+    body, first = verified
+    wrong = {**body, "code": f"{(int(body['code']) + 1) % 10**6:06d}"}
+    again = api.post(f"{API}/auth/otp/verify", wrong, headers={"Idempotency-Key": "v-1"})
+    assert again.status_code == 409
+    assert again.json()["error"]["code"] == "idempotency_key_reused"
+    assert "member_token" not in again.content.decode()
+
+
+def test_a_key_reused_with_another_pin_is_409_and_changes_nothing(api, member, member_token):
+    member_pin_set(member=member, pin="1111")
+    headers = {"X-Member-Token": member_token, "Idempotency-Key": "p-2"}
+    assert api.post(PIN, {"pin": "4821", "current_pin": "1111"}, headers=headers).status_code == 200
+    other = api.post(PIN, {"pin": "9999", "current_pin": "0000"}, headers=headers)
+    assert other.status_code == 409
+    assert other.json()["error"]["code"] == "idempotency_key_reused"
+    member.refresh_from_db()
+    assert member.pin_matches("4821")
