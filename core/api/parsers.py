@@ -1,3 +1,4 @@
+import codecs
 import json
 import re
 from decimal import Decimal
@@ -7,6 +8,16 @@ from django.utils.http import parse_header_parameters
 from rest_framework.exceptions import ParseError
 from rest_framework.parsers import JSONParser
 
+# The charsets a JSON body is read in: UTF-8 (RFC 8259), and UTF-16, UTF-32 and Latin-1 that
+# older clients send. Any other codec is refused: some are not text (rot13, base64, zlib),
+# others can decode to text no database can store (utf-7, unicode_escape).
+TEXT_CHARSETS = frozenset(
+    codecs.lookup(name).name
+    for name in (
+        *("utf-8", "utf-16", "utf-16-le", "utf-16-be", "utf-32", "utf-32-le", "utf-32-be"),
+        *("ascii", "latin-1"),
+    )
+)
 # A JSON escape of a UTF-16 surrogate: the only way a lone surrogate (which no database
 # column can store) gets into a parsed body.
 _SURROGATE_ESCAPE = re.compile(r"\\u[dD][89a-fA-F]")
@@ -45,24 +56,28 @@ def _has_lone_surrogate(value) -> bool:
 class DecimalJSONParser(JSONParser):
     """JSON with fractional numbers read as `Decimal`, never float; NaN and Infinity refused.
 
-    Refused as a parse error too: a charset that is not a text encoding (`rot13`, `base64`,
-    `zlib`…) or that Python does not know, an object with a key twice, and a lone surrogate
-    (`"\\ud800"`) anywhere, which is not text any database column could hold.
+    Refused as a parse error too: a charset other than `TEXT_CHARSETS`, an object with a key
+    twice, and a lone surrogate (`"\\ud800"`) anywhere, which is not text any database column
+    could hold (the charsets read never decode to one; only a JSON escape can make one).
     """
 
     def parse(self, stream, media_type=None, parser_context=None):
         _, params = parse_header_parameters(media_type or "")
         encoding = params.get("charset") or settings.DEFAULT_CHARSET
         try:
+            codec = codecs.lookup(encoding).name
+        except LookupError:
+            codec = None
+        if codec not in TEXT_CHARSETS:
+            raise ParseError(
+                f"The charset {encoding!r} is not one this API reads; send UTF-8 JSON."
+            )
+        try:
             # DRF reads the body through Django, which refuses one past
             # DATA_UPLOAD_MAX_MEMORY_SIZE (see the exception handler).
             raw = stream.read() if stream is not None else b""
-            text = raw.decode(encoding)
-        except LookupError:
-            raise ParseError(
-                f"The charset {encoding!r} is not a text encoding this API reads; send UTF-8."
-            ) from None
-        except UnicodeDecodeError as exc:
+            text = raw.decode(codec)
+        except UnicodeError as exc:
             raise ParseError(f"The body is not valid {encoding}: {exc}") from None
         try:
             data = json.loads(

@@ -158,8 +158,19 @@ CATALOGUE = [
             '{"card_id": {card}, "member_id": {member}, "purchase_amount": 50}',
             f"application/json; charset={charset}",
         )
-        for charset in ("rot13", "base64", "hex", "zlib", "bz2", "no-such-charset")
+        for charset in (
+            *("rot13", "base64", "hex", "zlib", "bz2", "no-such-charset"),
+            *("punycode", "undefined", "unicode_escape", "raw_unicode_escape", "utf-7"),
+        )
     ],
+    (
+        "earn utf-7 surrogate in metadata",
+        "post",
+        "earn",
+        '{"card_id": {card}, "member_id": {member}, "purchase_amount": 50,'
+        ' "metadata": {"x": "+2AA-"}}',
+        "application/json; charset=utf-7",
+    ),
     (
         "earn lone surrogate in metadata",
         "post",
