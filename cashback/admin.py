@@ -146,6 +146,7 @@ class WalletAdmin(admin.ModelAdmin):
             "approval_threshold": money.quantize(
                 settings.CASHBACK_ADJUSTMENT_APPROVAL_THRESHOLD, wallet.card.currency
             ),
+            "approval_window_hours": settings.CASHBACK_ADJUSTMENT_APPROVAL_WINDOW_HOURS,
             "opts": self.model._meta,
         }
         return TemplateResponse(request, "admin/cashback/wallet/adjust.html", context)
@@ -189,8 +190,8 @@ class WalletAdmin(admin.ModelAdmin):
 
 @admin.register(AdjustmentRequest)
 class AdjustmentRequestAdmin(admin.ModelAdmin):
-    """Adjustments as submitted; those above the approval threshold wait here for a second
-    staff user. Read-only: only the approve and reject buttons change a request."""
+    """Adjustments as submitted; those past the approval threshold (over its window) wait here
+    for a second staff user. Read-only: only the approve and reject buttons change a request."""
 
     list_display = [
         "id",

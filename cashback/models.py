@@ -200,7 +200,7 @@ class LedgerEntry(models.Model):
         blank=True,
         related_name="+",
     )
-    # The second staff user who approved an adjustment above the approval threshold.
+    # The second staff user who approved an adjustment past the approval threshold.
     approved_by = models.ForeignKey(
         settings.AUTH_USER_MODEL,
         on_delete=models.PROTECT,
@@ -275,7 +275,7 @@ class LedgerEntry(models.Model):
 
 class AdjustmentStatus(models.TextChoices):
     PENDING = "pending", "Waiting for approval"
-    APPLIED = "applied", "Applied"  # at once: not above the approval threshold
+    APPLIED = "applied", "Applied"  # at once: within the approval threshold over its window
     APPROVED = "approved", "Approved and applied"
     REJECTED = "rejected", "Rejected"
 
@@ -284,8 +284,9 @@ class AdjustmentRequest(models.Model):
     """A staff adjustment as submitted from the back office.
 
     The form's one-time `token` is unique: a second submission of the same form finds this
-    request instead of posting again. Above the approval threshold the request waits, posting
-    nothing, until another staff user approves it; its `entry` is the ledger entry it posted.
+    request instead of posting again. Past the approval threshold (with the adjustments posted at
+    once within its window; `adjustment_needs_approval`) the request waits, posting nothing,
+    until another staff user approves it; its `entry` is the ledger entry it posted.
     """
 
     wallet = models.ForeignKey(Wallet, on_delete=models.PROTECT, related_name="adjustment_requests")

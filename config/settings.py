@@ -247,11 +247,23 @@ def _env_amount(name: str, default: str) -> Decimal:
 
 
 # Staff adjustments in the back office, in the card's currency: none may move more than the
-# maximum either way, and one that moves more than the threshold waits for a second staff user.
+# maximum either way. One waits for a second staff user when it moves more than the threshold
+# together with those posted at once within the window (hours) by its requester or on its
+# wallet, so that splitting a large adjustment does not avoid the approval.
 CASHBACK_ADJUSTMENT_MAX_AMOUNT = _env_amount("CASHBACK_ADJUSTMENT_MAX_AMOUNT", "10000")
 CASHBACK_ADJUSTMENT_APPROVAL_THRESHOLD = _env_amount(
     "CASHBACK_ADJUSTMENT_APPROVAL_THRESHOLD", "1000"
 )
+try:
+    CASHBACK_ADJUSTMENT_APPROVAL_WINDOW_HOURS = int(
+        env.str("CASHBACK_ADJUSTMENT_APPROVAL_WINDOW_HOURS", default="24")
+    )
+except ValueError:
+    CASHBACK_ADJUSTMENT_APPROVAL_WINDOW_HOURS = -1
+if CASHBACK_ADJUSTMENT_APPROVAL_WINDOW_HOURS < 0:
+    raise ImproperlyConfigured(
+        "CASHBACK_ADJUSTMENT_APPROVAL_WINDOW_HOURS must be a whole number of hours, 0 or more."
+    )
 
 # One-time codes: email through Django's email framework, SMS through a pluggable backend.
 EMAIL_BACKEND = env.str("EMAIL_BACKEND", default="django.core.mail.backends.console.EmailBackend")
@@ -271,13 +283,15 @@ CASHBACK_SMS_FILE_PATH = env.str("CASHBACK_SMS_FILE_PATH", default=str(BASE_DIR 
 # i.e. its log: with DEBUG off the service refuses to start with one unless this allows it
 # (`check --deploy` still warns, members.W001).
 CASHBACK_ALLOW_CONSOLE_BACKENDS = env.bool("CASHBACK_ALLOW_CONSOLE_BACKENDS", default=False)
+# What "a console backend" is, for the refusal below and for members.W001 alike: each setting's
+# console backend, known by its dotted name (not read from the environment). Compared by name,
+# not by class: Django's file email backend subclasses the console one but writes to files.
+CONSOLE_BACKENDS = {
+    "EMAIL_BACKEND": "django.core.mail.backends.console.EmailBackend",
+    "CASHBACK_SMS_BACKEND": "members.sms.ConsoleSmsBackend",
+}
 _console_backends = [
-    name
-    for name, backend, console in (
-        ("EMAIL_BACKEND", EMAIL_BACKEND, "django.core.mail.backends.console.EmailBackend"),
-        ("CASHBACK_SMS_BACKEND", CASHBACK_SMS_BACKEND, "members.sms.ConsoleSmsBackend"),
-    )
-    if backend == console
+    name for name, console in CONSOLE_BACKENDS.items() if globals()[name] == console
 ]
 if not DEBUG and _console_backends and not CASHBACK_ALLOW_CONSOLE_BACKENDS:
     raise ImproperlyConfigured(

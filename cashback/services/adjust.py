@@ -1,13 +1,16 @@
 """Staff adjustments: credits and debits by hand from the back office, capped, posted once per
-form, and above a threshold only once a second staff user approves."""
+form, and past a threshold over a window of hours only once a second staff user approves."""
 
 from dataclasses import dataclass
+from datetime import timedelta
 from decimal import Decimal
 from uuid import UUID, uuid4
 
 from django.conf import settings
 from django.contrib.auth.models import User
 from django.db import IntegrityError, transaction
+from django.db.models import Q, Sum
+from django.db.models.functions import Abs
 from django.utils import timezone
 
 from cashback.errors import AdjustmentAlreadyDecided, AdjustmentFormReused, InsufficientBalance
@@ -46,8 +49,37 @@ def adjustment_limit() -> Decimal:
     return min(settings.CASHBACK_ADJUSTMENT_MAX_AMOUNT, money.MAX_AMOUNT)
 
 
-def adjustment_needs_approval(amount: Decimal) -> bool:
-    return abs(amount) > settings.CASHBACK_ADJUSTMENT_APPROVAL_THRESHOLD
+def adjustment_needs_approval(*, wallet: Wallet, amount: Decimal, requester: User) -> bool:
+    """Whether an adjustment must wait for a second staff user: when its amount, added to those
+    posted at once (applied, nobody else having looked) within the last
+    `CASHBACK_ADJUSTMENT_APPROVAL_WINDOW_HOURS` (a) by the same requester on any wallet or
+    (b) on the same wallet by anyone, moves more than `CASHBACK_ADJUSTMENT_APPROVAL_THRESHOLD`
+    either way. So ten small adjustments move no more than one large one without a second
+    person. Approved requests (a second person saw them), pending and rejected ones do not count.
+
+    The caller holds the wallet's row and then the requester's row locked until it commits, so
+    that no other submission on the wallet or by the requester moves either total meanwhile.
+    """
+    since = timezone.now() - timedelta(hours=settings.CASHBACK_ADJUSTMENT_APPROVAL_WINDOW_HOURS)
+    by_requester, on_wallet = Q(requested_by=requester), Q(wallet=wallet)
+    # Each total adds the amounts as they are: the threshold is a plain number, and a
+    # requester's window may span cards of different currencies, counted alike.
+    totals = AdjustmentRequest.objects.filter(
+        by_requester | on_wallet, status=AdjustmentStatus.APPLIED, created_at__gte=since
+    ).aggregate(
+        by_requester=Sum(Abs("amount"), filter=by_requester, default=Decimal(0)),
+        on_wallet=Sum(Abs("amount"), filter=on_wallet, default=Decimal(0)),
+    )
+    threshold = settings.CASHBACK_ADJUSTMENT_APPROVAL_THRESHOLD
+    return any(abs(amount) + total > threshold for total in totals.values())
+
+
+def _requester_lock(user: User) -> None:
+    """Locks the staff user's row until the transaction ends, always after the wallet's (the one
+    order, so no deadlock): two submissions by one user on two wallets then count each other.
+    FOR NO KEY UPDATE, as PostgreSQL's own UPDATE of a row takes: it excludes itself, and not
+    the key-share locks of inserts that merely refer to the user (an entry it created)."""
+    User.objects.select_for_update(no_key=True).get(pk=user.pk)
 
 
 def _adjustment_check(*, amount: Decimal, reason: str, currency: str) -> None:
@@ -130,8 +162,12 @@ def cashback_adjust(
     carrying the staff user and the reason. Same lock, constraint and rounding as the API.
 
     `token` is the form's one-time token: a second submission of it posts nothing and answers
-    the first one's request (`replayed`). An amount above `CASHBACK_ADJUSTMENT_APPROVAL_THRESHOLD`
-    posts nothing: the request waits for another staff user (`adjustment_request_approve`).
+    the first one's request (`replayed`). An amount that, with those posted at once by the same
+    staff user or on the same wallet within `CASHBACK_ADJUSTMENT_APPROVAL_WINDOW_HOURS`, moves
+    more than `CASHBACK_ADJUSTMENT_APPROVAL_THRESHOLD` posts nothing: the request waits for
+    another staff user (`adjustment_request_approve`; see `adjustment_needs_approval`). The
+    wallet's row, then the staff user's, stay locked until the end, so that concurrent
+    submissions on one wallet or by one user are counted one after the other.
 
     Raises `InvalidInput` (zero amount, more than `CASHBACK_ADJUSTMENT_MAX_AMOUNT`, too many
     decimals, no reason), `InsufficientBalance` when a debit would take the balance below zero,
@@ -146,7 +182,8 @@ def cashback_adjust(
     replay = _adjustment_replay(token=token, wallet=locked, amount=amount, reason=reason)
     if replay is not None:
         return replay
-    pending = adjustment_needs_approval(amount)
+    _requester_lock(staff_user)
+    pending = adjustment_needs_approval(wallet=locked, amount=amount, requester=staff_user)
     if locked.balance + amount < 0:  # refused now rather than at approval
         raise InsufficientBalance(
             "A debit cannot take the balance below zero.",

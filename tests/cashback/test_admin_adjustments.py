@@ -1,9 +1,10 @@
 """Staff adjustments in the back office: a limit, one posting per form, and a second staff
-user's approval above a threshold."""
+user's approval past a threshold, counted over a window."""
 
 import csv
 import io
 import threading
+from datetime import timedelta
 from decimal import Decimal
 from typing import cast
 
@@ -12,6 +13,7 @@ from django.contrib.auth.models import Group
 from django.http import StreamingHttpResponse
 from django.test import Client
 from django.urls import reverse
+from django.utils import timezone
 
 from cashback.ledger_check import ledger_verify
 from cashback.models import AdjustmentRequest, LedgerEntry, Wallet
@@ -31,13 +33,17 @@ def _adjustment_rules(settings):
     settings.CASHBACK_ADJUSTMENT_APPROVAL_THRESHOLD = THRESHOLD
 
 
-@pytest.fixture
-def wallet(db):
+def new_wallet() -> Wallet:
     app = AppFactory.create()
     card = CardFactory.create(app=app, cashback_max_amount=None)
     member = MemberFactory.create(app=app)
     give_balance(app=app, card=card, member=member, purchase="4000")  # 200.000
     return Wallet.objects.get(member=member, card=card)
+
+
+@pytest.fixture
+def wallet(db):
+    return new_wallet()
 
 
 @pytest.fixture
@@ -356,3 +362,123 @@ def test_both_staff_users_show_in_the_entry_page_and_the_export(support, wallet,
         "sam",
         "alex",
     )
+
+
+# Splitting does not avoid the second pair of eyes
+
+
+@pytest.fixture
+def threshold_1000(settings):
+    settings.CASHBACK_ADJUSTMENT_MAX_AMOUNT = Decimal(10000)
+    settings.CASHBACK_ADJUSTMENT_APPROVAL_THRESHOLD = Decimal(1000)
+    settings.CASHBACK_ADJUSTMENT_APPROVAL_WINDOW_HOURS = 24
+
+
+def submit(wallet, amount, user) -> AdjustmentRequest:
+    return cashback_adjust(
+        wallet=wallet, amount=Decimal(amount), reason="Goodwill", staff_user=user
+    ).request
+
+
+def statuses() -> list[str]:
+    return [r.status for r in AdjustmentRequest.objects.order_by("created_at", "id")]
+
+
+def test_a_second_adjustment_by_one_user_on_one_wallet_past_the_threshold_waits(
+    threshold_1000, support, wallet
+):
+    _, sam = support("sam")
+    submit(wallet, "600", sam)
+    submit(wallet, "-600", sam)  # either way, the amounts add up
+    assert statuses() == ["applied", "pending"]
+    assert balance(wallet) == Decimal(800)
+
+
+def test_a_second_adjustment_by_one_user_on_another_wallet_past_the_threshold_waits(
+    threshold_1000, support, wallet
+):
+    _, sam = support("sam")
+    other = new_wallet()
+    submit(wallet, "600", sam)
+    submit(other, "600", sam)
+    assert statuses() == ["applied", "pending"]
+    assert (balance(wallet), balance(other)) == (Decimal(800), Decimal(200))
+
+
+def test_a_second_adjustment_on_one_wallet_by_another_user_past_the_threshold_waits(
+    threshold_1000, support, wallet
+):
+    _, sam = support("sam")
+    _, alex = support("alex")
+    submit(wallet, "600", sam)
+    submit(wallet, "600", alex)
+    assert statuses() == ["applied", "pending"]
+    assert balance(wallet) == Decimal(800)
+
+
+def test_within_the_threshold_adjustments_by_others_on_other_wallets_post_at_once(
+    threshold_1000, support, wallet
+):
+    _, sam = support("sam")
+    _, alex = support("alex")
+    submit(wallet, "600", sam)
+    submit(wallet, "400", sam)  # 1000: not past the threshold
+    submit(new_wallet(), "600", alex)  # alex, on another wallet: a window of its own
+    assert statuses() == ["applied", "applied", "applied"]
+
+
+def test_an_approved_adjustment_does_not_count_toward_the_window(threshold_1000, support, wallet):
+    """A second person saw it already; what was posted at once still counts."""
+    approver_client, _ = support("alex")
+    _, sam = support("sam")
+    large = submit(wallet, "1500", sam)
+    assert approver_client.post(approve_url(large)).status_code == 302
+    assert AdjustmentRequest.objects.get(pk=large.pk).status == "approved"
+    submit(wallet, "600", sam)
+    submit(wallet, "600", sam)
+    assert statuses() == ["approved", "applied", "pending"]
+    assert balance(wallet) == Decimal(2300)
+
+
+def test_pending_and_rejected_adjustments_do_not_count_toward_the_window(
+    threshold_1000, support, wallet
+):
+    client, sam = support("sam")
+    submit(wallet, "1500", sam)
+    withdrawn = submit(wallet, "1200", sam)
+    assert client.post(reject_url(withdrawn)).status_code == 302
+    submit(wallet, "600", sam)
+    submit(wallet, "600", sam)
+    assert statuses() == ["pending", "rejected", "applied", "pending"]
+    assert balance(wallet) == Decimal(800)
+
+
+def test_an_adjustment_older_than_the_window_no_longer_counts(
+    threshold_1000, settings, support, wallet
+):
+    settings.CASHBACK_ADJUSTMENT_APPROVAL_WINDOW_HOURS = 2
+    _, sam = support("sam")
+    first = submit(wallet, "600", sam)
+    AdjustmentRequest.objects.filter(pk=first.pk).update(
+        created_at=timezone.now() - timedelta(hours=1, minutes=59)
+    )
+    assert submit(wallet, "600", sam).status == "pending"  # still within the window
+    AdjustmentRequest.objects.filter(pk=first.pk).update(
+        created_at=timezone.now() - timedelta(hours=2, minutes=1)
+    )
+    assert submit(wallet, "600", sam).status == "applied"
+    assert balance(wallet) == Decimal(1400)
+
+
+@pytest.mark.django_db(transaction=True)
+def test_one_user_adjusting_two_wallets_at_once_gets_one_past_the_threshold_approved(
+    threshold_1000, support, wallet
+):
+    """The requester's row is locked after the wallet's: two submissions by one user on two
+    wallets cannot both find an empty window."""
+    _, sam = support("sam")
+    wallets = [wallet, new_wallet()]
+    requests = concurrently(2, lambda i: submit(wallets[i], "600", sam))
+    assert sorted(r.status for r in requests) == ["applied", "pending"]
+    assert sorted(balance(w) for w in wallets) == [Decimal(200), Decimal(800)]
+    assert ledger_verify().mismatches == []

@@ -82,13 +82,15 @@ def test_the_database_refuses_a_move_below_zero(wallet):
     assert Wallet.objects.get().balance == Decimal(5)
 
 
-def test_an_adjustment_locks_the_wallet_row_and_no_other(wallet):
+def test_an_adjustment_locks_the_wallet_row_then_the_staff_users_and_nothing_else(wallet):
     staff = get_user_model().objects.create_user("support")
     with CaptureQueriesContext(connection) as queries:
         cashback_adjust(wallet=wallet, amount=Decimal("-1"), reason="Goodwill", staff_user=staff)
-    locks = [q["sql"] for q in queries.captured_queries if "FOR UPDATE" in q["sql"]]
-    assert locks
-    assert all(sql.endswith('FOR UPDATE OF "cashback_wallet"') for sql in locks), locks
+    locks = [q["sql"] for q in queries.captured_queries if " FOR " in q["sql"]]
+    assert len(locks) == 2, locks
+    assert locks[0].endswith('FOR UPDATE OF "cashback_wallet"')
+    assert locks[1].endswith("FOR NO KEY UPDATE")
+    assert 'FROM "auth_user"' in locks[1]
 
 
 def values(entry: LedgerEntry) -> dict:

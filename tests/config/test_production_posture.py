@@ -74,6 +74,19 @@ def test_the_service_refuses_to_start_with_an_adjustment_amount_that_is_not_one(
     assert f"{name} must be an amount of 0 or more." in run.stderr
 
 
+@pytest.mark.parametrize("value", ["a day", "1.5", "-1"])
+def test_the_service_refuses_to_start_with_an_approval_window_that_is_not_one(value):
+    run = django_command(
+        "check",
+        DEBUG="false",
+        SECRET_KEY=STRONG_KEY,
+        CASHBACK_ADJUSTMENT_APPROVAL_WINDOW_HOURS=value,
+        **DELIVERING,
+    )
+    assert run.returncode != 0
+    assert "CASHBACK_ADJUSTMENT_APPROVAL_WINDOW_HOURS must be a whole number" in run.stderr
+
+
 def test_check_deploy_is_clean_for_the_documented_production_configuration():
     run = django_command(
         "check",
@@ -84,6 +97,24 @@ def test_check_deploy_is_clean_for_the_documented_production_configuration():
         SECRET_KEY=STRONG_KEY,
         ALLOWED_HOSTS="api.example.com",
         **DELIVERING,
+    )
+    assert run.returncode == 0, run.stdout + run.stderr
+    assert "System check identified no issues" in run.stdout
+
+
+def test_check_deploy_does_not_take_file_backends_for_console_ones():
+    """Django's file email backend subclasses the console one but writes to files: the start-up
+    refusal and the deploy check know a console backend by the same names."""
+    run = django_command(
+        "check",
+        "--deploy",
+        "--fail-level",
+        "WARNING",
+        DEBUG="false",
+        SECRET_KEY=STRONG_KEY,
+        ALLOWED_HOSTS="api.example.com",
+        EMAIL_BACKEND="django.core.mail.backends.filebased.EmailBackend",
+        CASHBACK_SMS_BACKEND="members.sms.FileSmsBackend",
     )
     assert run.returncode == 0, run.stdout + run.stderr
     assert "System check identified no issues" in run.stdout
