@@ -301,9 +301,11 @@ if not DEBUG and _console_backends and not CASHBACK_ALLOW_CONSOLE_BACKENDS:
         "allows it nonetheless."
     )
 # Codes cost money and reach people: each destination (a phone or an email address) gets at
-# most this many codes an hour, across every member and app; each app this many codes an hour,
-# unless the app has its own quota (`App.otp_hourly_quota`, in the back office).
+# most LIMIT codes an hour from one app, and CEILING from all apps together (so one app cannot
+# use up a person's codes for the others); each app this many codes an hour, unless the app has
+# its own quota (`App.otp_hourly_quota`, in the back office).
 CASHBACK_OTP_DESTINATION_LIMIT = env.int("CASHBACK_OTP_DESTINATION_LIMIT", default=5)
+CASHBACK_OTP_DESTINATION_CEILING = env.int("CASHBACK_OTP_DESTINATION_CEILING", default=20)
 CASHBACK_OTP_APP_HOURLY_QUOTA = env.int("CASHBACK_OTP_APP_HOURLY_QUOTA", default=300)
 
 # One JSON object per line (LOG_FORMAT=json, the default with DEBUG off), each with the

@@ -3,8 +3,9 @@
 Codes are 6 digits from `secrets`, stored as a keyed digest, valid 5 minutes, good once, dead
 after 5 wrong tries; a member may ask for 3 codes per 10 minutes. Because each code costs a
 message to an address the caller chooses, each destination also gets at most
-`CASHBACK_OTP_DESTINATION_LIMIT` codes an hour across every member and app, each app its hourly
-quota (`App.otp_quota`), and SMS goes to mobile numbers only. Every counter lives in the
+`CASHBACK_OTP_DESTINATION_LIMIT` codes an hour from one app and `CASHBACK_OTP_DESTINATION_CEILING`
+from all apps together, each app its hourly quota (`App.otp_quota`), and SMS goes to mobile
+numbers only. Every counter lives in the
 database, so all server processes share it.
 """
 
@@ -118,8 +119,8 @@ def otp_request(*, app: App, member: Member, channel: str | None = None) -> OtpC
 
     Raises `InvalidInput` when the member has no address for the channel or an SMS would go to
     a number that is not a mobile, and `Throttled` (nothing sent) past 3 requests of the member
-    in 10 minutes, past `CASHBACK_OTP_DESTINATION_LIMIT` codes to the address in an hour across
-    all members and apps, or past the app's hourly quota.
+    in 10 minutes, past `CASHBACK_OTP_DESTINATION_LIMIT` codes to the address in an hour from
+    this app or `CASHBACK_OTP_DESTINATION_CEILING` from all apps, or past the app's hourly quota.
     """
     channel, address = _destination(member, channel)
     code = f"{secrets.randbelow(10**6):06d}"
@@ -149,9 +150,17 @@ def _create_challenge(*, app, member, channel, address, code) -> OtpChallenge:
             REQUEST_WINDOW,
             "Too many codes requested; retry later.",
         ),
+        # Per app, so that one app cannot use up an address's codes for the others; and a
+        # ceiling across all apps.
+        (
+            OtpChallenge.objects.filter(app=app, destination_digest=digest),
+            settings.CASHBACK_OTP_DESTINATION_LIMIT,
+            HOURLY_WINDOW,
+            "Too many codes were sent to this address; retry later.",
+        ),
         (
             OtpChallenge.objects.filter(destination_digest=digest),
-            settings.CASHBACK_OTP_DESTINATION_LIMIT,
+            settings.CASHBACK_OTP_DESTINATION_CEILING,
             HOURLY_WINDOW,
             "Too many codes were sent to this address; retry later.",
         ),

@@ -42,8 +42,10 @@ def sms_request(merchant, phone=MOBILE):
 # Per destination, across members and apps
 
 
-def test_a_phone_gets_at_most_the_limit_across_members_and_apps(make_merchant, settings, sms_sent):
-    settings.CASHBACK_OTP_DESTINATION_LIMIT = 3
+def test_a_phone_gets_at_most_the_ceiling_across_members_and_apps(
+    make_merchant, settings, sms_sent
+):
+    settings.CASHBACK_OTP_DESTINATION_CEILING = 3
     merchants = [make_merchant() for _ in range(4)]
     for merchant in merchants[:3]:
         assert sms_request(merchant).status_code == 200
@@ -61,8 +63,8 @@ def test_a_phone_gets_at_most_the_limit_across_members_and_apps(make_merchant, s
     assert len(sms_sent()) == 5
 
 
-def test_an_email_address_gets_at_most_the_limit_across_apps(make_merchant, settings, mailoutbox):
-    settings.CASHBACK_OTP_DESTINATION_LIMIT = 2
+def test_an_email_address_gets_at_most_the_ceiling_across_apps(make_merchant, settings, mailoutbox):
+    settings.CASHBACK_OTP_DESTINATION_CEILING = 2
     # A subaddress (name+tag@) reaches the same inbox: it counts as the address itself.
     emails = ["amira@example.com", "Amira@Example.com", "amira+promo@example.com"]
     statuses = []
@@ -72,6 +74,15 @@ def test_an_email_address_gets_at_most_the_limit_across_apps(make_merchant, sett
         statuses.append(merchant.client.post(f"{OTP}/request", {"email": email}).status_code)
     assert statuses == [200, 200, 429]
     assert len(mailoutbox) == 2
+
+
+def test_one_app_cannot_use_up_an_address_for_the_others(make_merchant, settings, sms_sent):
+    settings.CASHBACK_OTP_DESTINATION_LIMIT = 2
+    settings.CASHBACK_OTP_DESTINATION_CEILING = 20
+    hostile, honest = make_merchant(), make_merchant()
+    assert [sms_request(hostile).status_code for _ in range(3)] == [200, 200, 429]
+    assert sms_request(honest).status_code == 200
+    assert len(sms_sent()) == 3
 
 
 def test_the_destination_is_recorded_as_a_keyed_digest_never_in_clear(
@@ -92,10 +103,10 @@ def test_the_destination_is_recorded_as_a_keyed_digest_never_in_clear(
     assert one.destination_digest == hmac.new(key, f"sms:{MOBILE}".encode(), "sha256").hexdigest()
 
 
-def test_n_concurrent_requests_for_one_phone_from_different_apps_send_at_most_the_limit(
+def test_n_concurrent_requests_for_one_phone_from_different_apps_send_at_most_the_ceiling(
     transactional_db, make_merchant, settings, sms_sent
 ):
-    settings.CASHBACK_OTP_DESTINATION_LIMIT = 3
+    settings.CASHBACK_OTP_DESTINATION_CEILING = 3
     merchants = [make_merchant() for _ in range(8)]
     for merchant in merchants:
         Member.objects.create(app=merchant.app, phone=MOBILE)
