@@ -40,6 +40,8 @@ def _server_env(cache_url: str) -> dict:
         PGPORT=str(params.get("port") or 5432),
         SECRET_KEY=settings.SECRET_KEY,
         DEBUG="true",
+        # Keys held an hour: only the revocation itself can explain a refusal.
+        API_KEY_CACHE_SECONDS="3600",
     )
     if cache_url:
         env["REDIS_URL"] = cache_url
@@ -180,6 +182,8 @@ def test_a_deactivated_app_is_refused_by_every_worker_at_once(two_workers):
         time.sleep(0.2)
         if len(_workers_by_status(access_log, start).get("200", set())) == 2:
             break
+    else:
+        pytest.fail("the requests never reached both workers")
 
     app.is_active = False
     app.save()  # as the back office does; committed at once here (autocommit)

@@ -76,6 +76,38 @@ def test_40_concurrent_earns_add_up_exactly(shop):
     assert ledger_verify().mismatches == []
 
 
+def test_concurrent_earns_and_redeems_number_the_wallets_entries_without_gaps(shop):
+    """Entries are numbered in their wallet, and per type, one after the other, in the order of
+    their time: what history's pages rely on."""
+    app, card, member, client = shop
+    give_balance(app=app, card=card, member=member, purchase="200")  # 10.000, entry 1
+    token = member_token_issue(app=app, member_id=member.pk).token
+
+    def earn_or_redeem(i):
+        if i % 2:
+            return client().post(
+                f"{API}/redeem",
+                {"card_id": card.pk, "amount": 1},
+                headers={"X-Member-Token": token},
+            )
+        return client().post(
+            f"{API}/earn", {"card_id": card.pk, "member_id": member.pk, "purchase_amount": 20}
+        )
+
+    responses = concurrently(24, earn_or_redeem)
+    assert {r.status_code for r in responses} == {200}
+    entries = list(
+        LedgerEntry.objects.filter(wallet__member=member, wallet__card=card).order_by("sequence")
+    )
+    assert [e.sequence for e in entries] == list(range(1, 26))
+    for entry_type in ("earning", "redemption"):
+        numbers = [e.type_sequence for e in entries if e.entry_type == entry_type]
+        assert numbers == list(range(1, len(numbers) + 1))
+    in_time = sorted(entries, key=lambda e: (e.created_at, e.id))
+    assert [e.sequence for e in in_time] == list(range(1, 26))
+    assert ledger_verify().mismatches == []
+
+
 def test_10_concurrent_requests_with_one_idempotency_key_make_one_entry(shop):
     app, card, member, client = shop
     body = {"card_id": card.pk, "member_id": member.pk, "purchase_amount": 100}
