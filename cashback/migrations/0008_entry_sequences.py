@@ -1,7 +1,8 @@
 """Each ledger entry gets its number in its wallet (`sequence`) and among the wallet's entries of
 its type (`type_sequence`), so that a history page, filtered or not, at any offset, is a range of
 numbers. Existing entries are numbered in the order history shows them (created_at, then id);
-on a large ledger the UPDATE rewrites every entry once."""
+on a large ledger the UPDATE rewrites every entry once, holding the table. Run it with writes
+stopped: the previous release's INSERT, without the numbers, fails once it has run (README)."""
 
 from django.db import migrations, models
 
