@@ -8,6 +8,7 @@ class Scope(models.TextChoices):
     CASHBACK_READ = "cashback_read", "Read balances and history"
     CASHBACK_WRITE = "cashback_write", "Earn, redeem and refund"
     CARD_READ = "card_read", "Read cards"
+    WEBHOOKS = "webhooks", "Manage webhook endpoints"
 
 
 class Mode(models.TextChoices):

@@ -29,3 +29,7 @@ class HasCashbackWrite(_HasScope):
 
 class HasCardRead(_HasScope):
     scope = Scope.CARD_READ
+
+
+class HasWebhooks(_HasScope):
+    scope = Scope.WEBHOOKS

@@ -44,6 +44,7 @@ INSTALLED_APPS = [
     "apps_auth",
     "members",
     "cards",
+    "webhooks",
     "cashback",
 ]
 

@@ -7,12 +7,14 @@ from cards.views import CardViewSet
 from cashback.views import CashbackViewSet
 from config.health import healthz, readyz
 from members.views import MemberViewSet, OtpViewSet
+from webhooks.views import WebhookViewSet
 
 router = SimpleRouter(trailing_slash=False)
 router.register("cashback", CashbackViewSet, basename="cashback")
 router.register("cards", CardViewSet, basename="cards")
 router.register("auth", OtpViewSet, basename="auth")
 router.register("members", MemberViewSet, basename="members")
+router.register("webhooks", WebhookViewSet, basename="webhooks")
 
 api_docs = [
     path(

@@ -34,6 +34,9 @@ def api_schema(db):
 
 @pytest.fixture
 def credentials(merchant):
+    # Every operation's examples run within a minute: more than the default rate limit.
+    merchant.app.rate_limit_per_minute = 1_000_000
+    merchant.app.save()
     card = CardFactory.create(app=merchant.app)
     member = MemberFactory.create(app=merchant.app, phone="+21620123456")
     give_balance(app=merchant.app, card=card, member=member, purchase="500")
@@ -93,6 +96,10 @@ def test_the_schema_documents_every_operation(api_schema):
         "POST /api/v1/cashback/auth/otp/request",
         "POST /api/v1/cashback/auth/otp/verify",
         "POST /api/v1/cashback/members/pin",
+        "GET /api/v1/cashback/webhooks",
+        "POST /api/v1/cashback/webhooks",
+        "DELETE /api/v1/cashback/webhooks/{id}",
+        "POST /api/v1/cashback/webhooks/{id}/rotate-secret",
     }
 
 

@@ -1,0 +1,110 @@
+from drf_spectacular.utils import extend_schema
+from rest_framework import viewsets
+from rest_framework.decorators import action
+
+from apps_auth.idempotency import IDEMPOTENCY_KEY, Withheld, idempotent
+from apps_auth.permissions import HasWebhooks
+from core.api.responses import ok
+from core.api.serializers import envelope, error_responses, validated
+from webhooks.models import WebhookEndpoint
+from webhooks.selectors import webhook_endpoint_get, webhook_endpoint_list
+from webhooks.serializers import (
+    WebhookEndpointCreatedSerializer,
+    WebhookEndpointCreateSerializer,
+    WebhookEndpointDeletedSerializer,
+    WebhookEndpointListSerializer,
+    WebhookSecretSerializer,
+)
+from webhooks.services import (
+    webhook_endpoint_create,
+    webhook_endpoint_delete,
+    webhook_endpoint_rotate_secret,
+)
+
+
+def _secret_withhold(data: dict) -> dict:
+    return {**data, "secret": None}
+
+
+def _secret_restore(data: dict) -> dict:
+    """The endpoint's secret in force, read again: a secret is kept in one place only."""
+    return {**data, "secret": WebhookEndpoint.objects.values_list("secret", flat=True).get(
+        pk=data["id"]
+    )}  # fmt: skip
+
+
+# A replayed registration or rotation answers the secret without a copy in the kept answer.
+SECRET_WITHHELD = Withheld(keep=_secret_withhold, restore=_secret_restore)
+
+
+@extend_schema(tags=["Webhooks"])
+class WebhookViewSet(viewsets.ViewSet):
+    """The app's webhook endpoints (scope `webhooks`)."""
+
+    permission_classes = [HasWebhooks]
+    lookup_value_regex = r"[0-9]+"
+
+    @extend_schema(
+        summary="List webhook endpoints",
+        operation_id="webhooks_list",
+        description="The app's endpoints, newest first, without their secrets.",
+        responses={
+            200: envelope(WebhookEndpointListSerializer),
+            **error_responses(401, 403, 429),
+        },
+    )
+    def list(self, request):
+        endpoints = list(webhook_endpoint_list(app=request.auth))
+        return ok(
+            WebhookEndpointListSerializer({"webhooks": endpoints, "total": len(endpoints)}).data
+        )
+
+    @extend_schema(
+        summary="Register a webhook endpoint",
+        description="Events are POSTed to the URL as JSON, signed as the Standard Webhooks "
+        "specification says with the secret answered here (and only here).",
+        parameters=[IDEMPOTENCY_KEY],
+        request=WebhookEndpointCreateSerializer,
+        responses={
+            200: envelope(WebhookEndpointCreatedSerializer),
+            **error_responses(400, 401, 403, 409, 429),
+        },
+    )
+    @idempotent(withheld=SECRET_WITHHELD)
+    def create(self, request):
+        params = validated(WebhookEndpointCreateSerializer, request.data).validated_data
+        endpoint = webhook_endpoint_create(
+            app=request.auth, url=params["url"], events=params.get("events")
+        )
+        return ok(WebhookEndpointCreatedSerializer(endpoint).data)
+
+    @extend_schema(
+        summary="Delete a webhook endpoint",
+        description="Nothing more is delivered to it.",
+        responses={
+            200: envelope(WebhookEndpointDeletedSerializer),
+            **error_responses(401, 403, 404, 429),
+        },
+    )
+    def destroy(self, request, pk: str):
+        endpoint = webhook_endpoint_get(app=request.auth, endpoint_id=int(pk))
+        webhook_endpoint_delete(endpoint=endpoint)
+        return ok(WebhookEndpointDeletedSerializer({"id": endpoint.pk, "deleted": True}).data)
+
+    @extend_schema(
+        summary="Rotate a webhook endpoint's secret",
+        description="Answers a new secret; the previous one keeps signing beside it for 24 "
+        "hours, so that the receiver can switch without missing an event.",
+        parameters=[IDEMPOTENCY_KEY],
+        request=None,
+        responses={
+            200: envelope(WebhookSecretSerializer),
+            **error_responses(401, 403, 404, 409, 429),
+        },
+    )
+    @action(detail=True, methods=["post"], url_path="rotate-secret")
+    @idempotent(withheld=SECRET_WITHHELD)
+    def rotate_secret(self, request, pk: str):
+        endpoint = webhook_endpoint_get(app=request.auth, endpoint_id=int(pk))
+        rotated = webhook_endpoint_rotate_secret(endpoint=endpoint)
+        return ok(WebhookSecretSerializer(rotated).data)
