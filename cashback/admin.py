@@ -73,14 +73,9 @@ class AdjustmentForm(forms.Form):
     )
 
 
-@admin.register(Wallet)
-class WalletAdmin(admin.ModelAdmin):
-    list_display = ["id", "member", "card", "balance_shown", "history", "updated_at"]
-    list_filter = ["card"]
-    search_fields = ["=member__email", "=member__phone", "member__name"]
-    readonly_fields = ["app", "member", "card", "balance", "created_at", "updated_at"]
-    list_select_related = ["member", "card"]
-    show_full_result_count = False
+class ReadOnlyAdmin(admin.ModelAdmin):
+    """A model the back office only reads: wallets and entries move through the services (an
+    adjustment, an approval), never through the admin's forms."""
 
     def has_add_permission(self, request):
         return False
@@ -90,6 +85,16 @@ class WalletAdmin(admin.ModelAdmin):
 
     def has_delete_permission(self, request, obj=None):
         return False
+
+
+@admin.register(Wallet)
+class WalletAdmin(ReadOnlyAdmin):
+    list_display = ["id", "member", "card", "balance_shown", "history", "updated_at"]
+    list_filter = ["card"]
+    search_fields = ["=member__email", "=member__phone", "member__name"]
+    readonly_fields = ["app", "member", "card", "balance", "created_at", "updated_at"]
+    list_select_related = ["member", "card"]
+    show_full_result_count = False
 
     @admin.display(description="Balance", ordering="balance")
     def balance_shown(self, wallet):
@@ -189,7 +194,7 @@ class WalletAdmin(admin.ModelAdmin):
 
 
 @admin.register(AdjustmentRequest)
-class AdjustmentRequestAdmin(admin.ModelAdmin):
+class AdjustmentRequestAdmin(ReadOnlyAdmin):
     """Adjustments as submitted; those past the approval threshold (over its window) wait here
     for a second staff user. Read-only: only the approve and reject buttons change a request."""
 
@@ -212,15 +217,6 @@ class AdjustmentRequestAdmin(admin.ModelAdmin):
     def amount_shown(self, adjusted):
         currency = adjusted.wallet.card.currency
         return f"{money.quantize(adjusted.amount, currency)} {currency}"
-
-    def has_add_permission(self, request):
-        return False
-
-    def has_change_permission(self, request, obj=None):
-        return False
-
-    def has_delete_permission(self, request, obj=None):
-        return False
 
     def get_urls(self):
         def decide(service):
@@ -357,7 +353,7 @@ class _Echo:
 
 
 @admin.register(LedgerEntry)
-class LedgerEntryAdmin(admin.ModelAdmin):
+class LedgerEntryAdmin(ReadOnlyAdmin):
     """Strictly read-only: the ledger is append-only, and only services append to it."""
 
     list_display = [
@@ -397,15 +393,6 @@ class LedgerEntryAdmin(admin.ModelAdmin):
         if "@" in term:
             return queryset.filter(wallet__member__email=term.lower()), False
         return queryset.filter(reference=term), False
-
-    def has_add_permission(self, request):
-        return False
-
-    def has_change_permission(self, request, obj=None):
-        return False
-
-    def has_delete_permission(self, request, obj=None):
-        return False
 
     def get_urls(self):
         return [
