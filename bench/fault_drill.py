@@ -29,7 +29,14 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from bench.harness import gunicorn, manage, recreate_database, setup_django, worker_pids
+from bench.harness import (
+    gunicorn,
+    manage,
+    production_env,
+    recreate_database,
+    setup_django,
+    worker_pids,
+)
 
 DEFAULT_DB = "postgres://postgres@127.0.0.1:5432/cashback_drill"
 
@@ -218,20 +225,13 @@ def main() -> int:
     parser.add_argument("--database-url", default=os.environ.get("DRILL_DATABASE_URL", DEFAULT_DB))
     options = parser.parse_args()
 
-    env = {
-        "DATABASE_URL": options.database_url,
-        "SECRET_KEY": "fault-drill-secret-key-not-for-production-0123456789",
-        "DEBUG": "false",
-        # Production refuses console backends; any code sent is kept in files instead.
-        "EMAIL_BACKEND": "django.core.mail.backends.filebased.EmailBackend",
-        "EMAIL_FILE_PATH": str(Path(tempfile.gettempdir()) / "cashback-fault-drill-mail"),
-        "CASHBACK_SMS_BACKEND": "members.sms.FileSmsBackend",
-        "CASHBACK_SMS_FILE_PATH": str(Path(tempfile.gettempdir()) / "cashback-fault-drill-sms"),
-        "ALLOWED_HOSTS": "127.0.0.1,localhost",
-        "IDEMPOTENCY_LEASE_SECONDS": "3",
-        "SECURE_SSL_REDIRECT": "false",
-        "LOG_LEVEL": "ERROR",
-    }
+    env = production_env(
+        options.database_url,
+        "fault-drill",
+        IDEMPOTENCY_LEASE_SECONDS="3",
+        SECURE_SSL_REDIRECT="false",
+        LOG_LEVEL="ERROR",
+    )
     recreate_database(options.database_url)
     manage(env, "migrate", "--noinput", "--verbosity", "0")
     setup_django(env)

@@ -5,6 +5,7 @@ import os
 import socket
 import subprocess
 import sys
+import tempfile
 import time
 import urllib.request
 from contextlib import contextmanager
@@ -13,6 +14,24 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 PYTHON = sys.executable
 GUNICORN = str(Path(sys.executable).parent / "gunicorn")
+
+
+def production_env(database_url: str, name: str, **settings: str) -> dict:
+    """The environment of a production-configured server on this machine (DEBUG off), on
+    `database_url`; one-time codes it sends are kept in files named after `name`, since
+    production refuses console backends. `settings` adds or overrides variables."""
+    spool = Path(tempfile.gettempdir())
+    return {
+        "DATABASE_URL": database_url,
+        "SECRET_KEY": f"{name}-secret-key-not-for-production-0123456789",
+        "DEBUG": "false",
+        "EMAIL_BACKEND": "django.core.mail.backends.filebased.EmailBackend",
+        "EMAIL_FILE_PATH": str(spool / f"cashback-{name}-mail"),
+        "CASHBACK_SMS_BACKEND": "members.sms.FileSmsBackend",
+        "CASHBACK_SMS_FILE_PATH": str(spool / f"cashback-{name}-sms"),
+        "ALLOWED_HOSTS": "127.0.0.1,localhost",
+        **settings,
+    }
 
 
 def free_port() -> int:
@@ -68,8 +87,9 @@ def wait_until_up(url: str, timeout: float = 30) -> None:
 
 
 @contextmanager
-def gunicorn(wsgi: str, env: dict, *, workers: int, health: str, log: Path):
-    """A gunicorn server on a free loopback port; yields (base_url, master process)."""
+def gunicorn(wsgi: str, env: dict, *, workers: int, health: str, log: Path, args=()):
+    """A gunicorn server on a free loopback port, with gunicorn's further `args`; yields
+    (base_url, master process)."""
     port = free_port()
     with open(log, "a") as out:
         server = subprocess.Popen(
@@ -82,6 +102,7 @@ def gunicorn(wsgi: str, env: dict, *, workers: int, health: str, log: Path):
                 "--preload",
                 "--graceful-timeout=2",
                 "--log-level=warning",
+                *args,
             ],
             cwd=ROOT,
             env={**os.environ, **env},

@@ -22,7 +22,15 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from bench.harness import PYTHON, ROOT, gunicorn, manage, recreate_database, setup_django
+from bench.harness import (
+    PYTHON,
+    ROOT,
+    gunicorn,
+    manage,
+    production_env,
+    recreate_database,
+    setup_django,
+)
 from bench.run import Result, wrk
 
 DEFAULT_DB = "postgres://postgres@127.0.0.1:5432/cashback_history_bench"
@@ -104,18 +112,12 @@ def main() -> int:
     parser.add_argument("--database-url", default=DEFAULT_DB)
     options = parser.parse_args()
 
-    env = {
-        "DATABASE_URL": options.database_url,
-        "SECRET_KEY": "benchmark-secret-key-not-for-production-0123456789",
-        "DEBUG": "false",
-        "EMAIL_BACKEND": "django.core.mail.backends.filebased.EmailBackend",
-        "EMAIL_FILE_PATH": str(Path(tempfile.gettempdir()) / "cashback-bench-mail"),
-        "CASHBACK_SMS_BACKEND": "members.sms.FileSmsBackend",
-        "CASHBACK_SMS_FILE_PATH": str(Path(tempfile.gettempdir()) / "cashback-bench-sms"),
-        "ALLOWED_HOSTS": "127.0.0.1,localhost",
-        "REDIS_URL": os.environ.get("BENCH_REDIS_URL", "redis://127.0.0.1:6379/15"),
-        "LOG_LEVEL": "WARNING",
-    }
+    env = production_env(
+        options.database_url,
+        "benchmark",
+        REDIS_URL=os.environ.get("BENCH_REDIS_URL", "redis://127.0.0.1:6379/15"),
+        LOG_LEVEL="WARNING",
+    )
     recreate_database(options.database_url)
     manage(env, "migrate", "--noinput", "--verbosity", "0")
     setup_django(env)

@@ -33,6 +33,7 @@ from bench.harness import (
     ROOT,
     gunicorn,
     manage,
+    production_env,
     recreate_database,
     rss_kib,
     setup_django,
@@ -218,20 +219,13 @@ def main() -> int:
     )
     options = parser.parse_args()
 
-    env = {
-        "DATABASE_URL": options.database_url,
-        "SECRET_KEY": "benchmark-secret-key-not-for-production-0123456789",
-        "DEBUG": "false",
-        # Production refuses console backends; any code sent is kept in files instead.
-        "EMAIL_BACKEND": "django.core.mail.backends.filebased.EmailBackend",
-        "EMAIL_FILE_PATH": str(Path(tempfile.gettempdir()) / "cashback-bench-mail"),
-        "CASHBACK_SMS_BACKEND": "members.sms.FileSmsBackend",
-        "CASHBACK_SMS_FILE_PATH": str(Path(tempfile.gettempdir()) / "cashback-bench-sms"),
-        "ALLOWED_HOSTS": "127.0.0.1,localhost",
-        "REDIS_URL": os.environ.get("BENCH_REDIS_URL", "redis://127.0.0.1:6379/15"),
-        "CONN_MAX_AGE": "600",
-        "LOG_LEVEL": "INFO",
-    }
+    env = production_env(
+        options.database_url,
+        "benchmark",
+        REDIS_URL=os.environ.get("BENCH_REDIS_URL", "redis://127.0.0.1:6379/15"),
+        CONN_MAX_AGE="600",
+        LOG_LEVEL="INFO",
+    )
     recreate_database(options.database_url)
     manage(env, "migrate", "--noinput", "--verbosity", "0")
     setup_django(env)
