@@ -3,7 +3,6 @@ two workers, each holding the key in its cache, refuses it as soon as `revoke_ap
 
 import os
 import re
-import socket
 import subprocess
 import sys
 import time
@@ -17,6 +16,7 @@ from django.conf import settings
 from django.db import connection
 
 from apps_auth.services import app_create
+from bench.harness import gunicorn
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -24,28 +24,19 @@ ROOT = Path(__file__).resolve().parents[2]
 CARDS = "/api/v1/cashback/cards"
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
 def _server_env(cache_url: str) -> dict:
     """The test database (and this process's SECRET_KEY, which keys the API key digests)."""
     params = connection.get_connection_params()
-    env = {k: v for k, v in os.environ.items() if k not in {"DATABASE_URL", "REDIS_URL"}}
-    env.update(
-        DATABASE_URL=f"postgres://{params['user']}@/{params['dbname']}",
-        PGHOST=str(params.get("host") or "127.0.0.1"),
-        PGPORT=str(params.get("port") or 5432),
-        SECRET_KEY=settings.SECRET_KEY,
-        DEBUG="true",
+    return {
+        "DATABASE_URL": f"postgres://{params['user']}@/{params['dbname']}",
+        "PGHOST": str(params.get("host") or "127.0.0.1"),
+        "PGPORT": str(params.get("port") or 5432),
+        "SECRET_KEY": settings.SECRET_KEY,
+        "DEBUG": "true",
+        "REDIS_URL": cache_url,  # empty: the database cache
         # Keys held an hour: only the revocation itself can explain a refusal.
-        API_KEY_CACHE_SECONDS="3600",
-    )
-    if cache_url:
-        env["REDIS_URL"] = cache_url
-    return env
+        "API_KEY_CACHE_SECONDS": "3600",
+    }
 
 
 @pytest.fixture(params=["database cache", "redis"])
@@ -63,40 +54,12 @@ def two_workers(request, tmp_path, settings):
             }
         }
     env = _server_env(cache_url)
-    port = _free_port()
     access_log = tmp_path / "access.log"
-    server = subprocess.Popen(
-        [
-            str(Path(sys.executable).parent / "gunicorn"),
-            "config.wsgi",
-            f"--bind=127.0.0.1:{port}",
-            "--workers=2",
-            "--worker-class=sync",
-            "--preload",
-            f"--access-logfile={access_log}",
-            "--access-logformat=%(p)s %(s)s",
-            "--log-level=warning",
-        ],
-        cwd=ROOT,
-        env=env,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    base = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + 30
-        while True:
-            try:
-                urllib.request.urlopen(base + "/healthz", timeout=2).close()
-                break
-            except OSError:
-                if time.monotonic() > deadline:
-                    raise
-                time.sleep(0.2)
-        yield base, env, access_log
-    finally:
-        server.terminate()
-        server.wait(timeout=30)
+    access = (f"--access-logfile={access_log}", "--access-logformat=%(p)s %(s)s")
+    with gunicorn(
+        "config.wsgi", env, workers=2, health="/healthz", log=tmp_path / "server.log", args=access
+    ) as (base, _):
+        yield base, {**os.environ, **env}, access_log
 
 
 def _statuses(base: str, headers: dict, n: int) -> list[int]:
@@ -129,20 +92,23 @@ def _log_lines(access_log: Path) -> int:
     return len(access_log.read_text().splitlines()) if access_log.exists() else 0
 
 
-def test_a_revoked_key_is_refused_by_every_worker_as_soon_as_the_command_returns(two_workers):
-    base, env, access_log = two_workers
-    app, issued = app_create(name="Till", scopes=["card_read"], rate_limit_per_minute=100_000)
-    headers = {"X-App-Id": app.app_id, "X-Api-Key": issued.raw_key}
-
-    # Both workers accept the key, and so hold it in their caches.
+def _held_by_both_workers(base: str, headers: dict, access_log: Path) -> None:
+    """Requests until both workers have accepted the key, and so hold it in their caches."""
     for _ in range(10):
         start = _log_lines(access_log)
         assert set(_statuses(base, headers, 40)) == {200}
         time.sleep(0.2)  # gunicorn writes the access line after the answer
         if len(_workers_by_status(access_log, start).get("200", set())) == 2:
-            break
-    else:
-        pytest.fail("the requests never reached both workers")
+            return
+    pytest.fail("the requests never reached both workers")
+
+
+def test_a_revoked_key_is_refused_by_every_worker_as_soon_as_the_command_returns(two_workers):
+    base, env, access_log = two_workers
+    app, issued = app_create(name="Till", scopes=["card_read"], rate_limit_per_minute=100_000)
+    headers = {"X-App-Id": app.app_id, "X-Api-Key": issued.raw_key}
+
+    _held_by_both_workers(base, headers, access_log)
 
     revoke = subprocess.run(
         [
@@ -176,14 +142,7 @@ def test_a_deactivated_app_is_refused_by_every_worker_at_once(two_workers):
     base, env, access_log = two_workers
     app, issued = app_create(name="Shop", scopes=["card_read"], rate_limit_per_minute=100_000)
     headers = {"X-App-Id": app.app_id, "X-Api-Key": issued.raw_key}
-    for _ in range(10):
-        start = _log_lines(access_log)
-        assert set(_statuses(base, headers, 40)) == {200}
-        time.sleep(0.2)
-        if len(_workers_by_status(access_log, start).get("200", set())) == 2:
-            break
-    else:
-        pytest.fail("the requests never reached both workers")
+    _held_by_both_workers(base, headers, access_log)
 
     app.is_active = False
     app.save()  # as the back office does; committed at once here (autocommit)

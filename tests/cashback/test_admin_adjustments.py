@@ -3,7 +3,6 @@ user's approval past a threshold, counted over a window."""
 
 import csv
 import io
-import threading
 from datetime import timedelta
 from decimal import Decimal
 from typing import cast
@@ -21,7 +20,7 @@ from cashback.services import cashback_redeem
 from cashback.services.adjust import cashback_adjust
 from core.errors import InvalidInput
 from tests.factories import AppFactory, CardFactory, MemberFactory
-from tests.helpers import give_balance
+from tests.helpers import concurrently, give_balance
 
 LIMIT = Decimal(500)
 THRESHOLD = Decimal(100)
@@ -168,31 +167,6 @@ def test_a_used_token_with_other_values_posts_nothing_more(support, wallet):
     assert response.context["form"].non_field_errors()
     assert len(adjustments()) == 1
     assert balance(wallet) == Decimal(210)
-
-
-def concurrently(count, request) -> list:
-    barrier = threading.Barrier(count)
-    results: list = [None] * count
-
-    def work(i):
-        from django.db import connections
-
-        try:
-            barrier.wait(timeout=30)
-            results[i] = request(i)
-        except Exception as exc:  # surfaced by the assertion below
-            results[i] = exc
-        finally:
-            connections.close_all()
-
-    threads = [threading.Thread(target=work, args=(i,)) for i in range(count)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join(timeout=120)
-    errors = [r for r in results if isinstance(r, Exception)]
-    assert not errors, errors
-    return results
 
 
 @pytest.mark.django_db(transaction=True)
