@@ -28,9 +28,8 @@ def _secret_withhold(data: dict) -> dict:
 
 def _secret_restore(data: dict) -> dict:
     """The endpoint's secret in force, read again: a secret is kept in one place only."""
-    return {**data, "secret": WebhookEndpoint.objects.values_list("secret", flat=True).get(
-        pk=data["id"]
-    )}  # fmt: skip
+    secret = WebhookEndpoint.objects.values_list("secret", flat=True).get(pk=data["id"])
+    return {**data, "secret": secret}
 
 
 # A replayed registration or rotation answers the secret without a copy in the kept answer.
