@@ -27,6 +27,7 @@ from cashback.services.adjust import (
     cashback_adjust,
 )
 from core import money
+from core.admin import ReadOnlyAdmin
 from core.errors import DomainError
 from core.spreadsheet import spreadsheet_cell
 from members.admin import MemberAdmin
@@ -71,20 +72,6 @@ class AdjustmentForm(forms.Form):
         widget=forms.Textarea(attrs={"rows": 3}),
         help_text="Why: kept on the ledger entry with your name.",
     )
-
-
-class ReadOnlyAdmin(admin.ModelAdmin):
-    """A model the back office only reads: wallets and entries move through the services (an
-    adjustment, an approval), never through the admin's forms."""
-
-    def has_add_permission(self, request):
-        return False
-
-    def has_change_permission(self, request, obj=None):
-        return False
-
-    def has_delete_permission(self, request, obj=None):
-        return False
 
 
 @admin.register(Wallet)
