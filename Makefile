@@ -1,9 +1,10 @@
-# The two commands: `make run` (the API with demo data, on an embedded PostgreSQL server unless
-# DATABASE_URL is set) and `make test`.
+# The two commands: `make run` (the API with demo data, its worker and a local webhook receiver,
+# on an embedded PostgreSQL server unless DATABASE_URL is set) and `make test`.
 VENV := .venv
 PY := $(VENV)/bin/python
 HOST ?= 127.0.0.1
 PORT ?= 8000
+HOOK_PORT ?= 8001
 
 .PHONY: install run test lint format drill bench db-stop
 
@@ -20,8 +21,9 @@ run: export DEBUG ?= true
 run: install
 	$(PY) manage.py migrate --noinput --verbosity 0
 	$(PY) manage.py collectstatic --noinput --verbosity 0
-	$(PY) manage.py seed_demo --base-url http://$(HOST):$(PORT)
-	HOST=$(HOST) PORT=$(PORT) $(VENV)/bin/gunicorn -c gunicorn.conf.py config.wsgi
+	$(PY) manage.py seed_demo --base-url http://$(HOST):$(PORT) \
+		--webhook-url http://127.0.0.1:$(HOOK_PORT)/hooks/cashback
+	HOST=$(HOST) PORT=$(PORT) HOOK_PORT=$(HOOK_PORT) exec $(PY) -m config.serve
 
 test: export SECRET_KEY ?= insecure-test-only-secret-key-0123456789
 test: install

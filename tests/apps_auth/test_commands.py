@@ -9,6 +9,7 @@ from cards.models import Card
 from members.models import Member
 from members.tokens import member_token_member_id
 from tests.factories import AppFactory, MemberFactory
+from webhooks.models import WebhookDelivery, WebhookEndpoint
 
 
 def run(*args) -> dict:
@@ -187,6 +188,9 @@ def test_seed_demo_is_idempotent_and_prints_working_credentials(db, debug_on, cl
     assert App.objects.count() == 1
     assert Card.objects.count() == 1
     assert Member.objects.count() == 1
+    [endpoint] = WebhookEndpoint.objects.all()
+    assert endpoint.url == first["webhook_url"] == "http://127.0.0.1:8001/hooks/cashback"
+    assert endpoint.secret == first["webhook_secret"] == second["webhook_secret"]
     headers = {"X-App-Id": first["app_id"], "X-Api-Key": first["api_key"]}
     earn = client.post(
         "/api/v1/cashback/cashback/earn",
@@ -195,6 +199,7 @@ def test_seed_demo_is_idempotent_and_prints_working_credentials(db, debug_on, cl
         headers=headers,
     )
     assert earn.status_code == 200
+    assert WebhookDelivery.objects.get().endpoint == endpoint
     redeem = client.post(
         "/api/v1/cashback/cashback/redeem",
         {"card_id": first["card_id"], "amount": 1, "pin": first["member_pin"]},

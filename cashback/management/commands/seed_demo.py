@@ -15,6 +15,8 @@ from core.commands import OperationsCommand
 from members.models import Member
 from members.services import member_pin_set
 from members.tokens import member_token_issue
+from webhooks.models import WebhookEndpoint
+from webhooks.services import webhook_endpoint_create
 
 DEMO_APP = "Demo Merchant"
 DEMO_CARD = "CASH-001"
@@ -40,10 +42,15 @@ class Command(OperationsCommand):
         super().add_arguments(parser)
         parser.add_argument("--base-url", default="http://127.0.0.1:8000")
         parser.add_argument(
+            "--webhook-url",
+            default="http://127.0.0.1:8001/hooks/cashback",
+            help="Where the demo app's events go (make run starts a receiver there).",
+        )
+        parser.add_argument(
             "--force", action="store_true", help="Seed even with DEBUG off (never in production)."
         )
 
-    def run(self, *, base_url, force, **options):
+    def run(self, *, base_url, webhook_url, force, **options):
         if not settings.DEBUG and not force:
             # The demo superuser's password is printed here and in the README.
             raise CommandError(
@@ -82,6 +89,9 @@ class Command(OperationsCommand):
         username, password = DEMO_ADMIN
         if not get_user_model().objects.filter(username=username).exists():
             get_user_model().objects.create_superuser(username, "admin@example.com", password)
+        endpoint = WebhookEndpoint.objects.filter(
+            app=app, url=webhook_url, deleted_at__isnull=True
+        ).first() or webhook_endpoint_create(app=app, url=webhook_url)
         token = member_token_issue(app=app, member_id=member.pk, ttl_seconds=DEMO_TOKEN_TTL)
         return {
             "base_url": base_url,
@@ -93,6 +103,8 @@ class Command(OperationsCommand):
             "member_pin": DEMO_PIN,
             "member_token": token.token,
             "member_token_expires_at": token.expires_at.isoformat(),
+            "webhook_url": endpoint.url,
+            "webhook_secret": endpoint.secret,
             "admin_username": username,
             "admin_password": password,
         }
@@ -116,6 +128,10 @@ Try it:
   curl -s {auth} '{api}/cashback/balance?card_id={r["card_id"]}&member_id={r["member_id"]}'
   curl -s {auth} -H 'X-Member-Token: {r["member_token"]}' -H 'Content-Type: application/json' \\
     -d '{{"card_id": {r["card_id"]}, "amount": 1.000}}' {api}/cashback/redeem
+
+Webhooks: every event of the demo app is POSTed to {r["webhook_url"]}
+  (secret {r["webhook_secret"]}); the receiver make run starts there prints each delivery,
+  and the back office lists them: {r["base_url"]}/admin/webhooks/webhookdelivery/
 
 API docs: {api}/docs
 Admin:    {r["base_url"]}/admin/ (user {r["admin_username"]}, password {r["admin_password"]})
