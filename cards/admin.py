@@ -16,6 +16,8 @@ class CardForm(forms.ModelForm):
             "cashback_percentage",
             "cashback_min_amount",
             "cashback_max_amount",
+            "cashback_holding_days",
+            "cashback_expiry_days",
             "currency",
             "allows_pin_redemption",
             "is_active",

@@ -80,6 +80,16 @@ class Card(models.Model):
         help_text="The most cashback one purchase earns; empty for no cap.",
     )
     allows_pin_redemption = models.BooleanField(default=False)
+    cashback_holding_days = models.PositiveIntegerField(
+        default=0,
+        help_text="Days an earning stays pending before it can be spent; 0: spendable at once.",
+    )
+    cashback_expiry_days = models.PositiveIntegerField(
+        null=True,
+        blank=True,
+        validators=[MinValueValidator(1)],
+        help_text="Days spendable cashback lasts before it expires; empty: it never expires.",
+    )
     currency = models.CharField(
         max_length=3, default=default_currency, validators=[validate_currency]
     )
@@ -104,6 +114,10 @@ class Card(models.Model):
             models.CheckConstraint(
                 condition=Q(cashback_max_amount__isnull=True) | Q(cashback_max_amount__gt=0),
                 name="card_max_gt_0",
+            ),
+            models.CheckConstraint(
+                condition=Q(cashback_expiry_days__isnull=True) | Q(cashback_expiry_days__gte=1),
+                name="card_expiry_days_gte_1",
             ),
         ]
 

@@ -10,6 +10,12 @@ class CashbackConfigSerializer(serializers.Serializer):
     cashback_min_amount = NumberOutField()
     cashback_max_amount = NumberOutField(allow_null=True, help_text="null: no cap")
     allows_pin_redemption = serializers.BooleanField()
+    cashback_holding_days = serializers.IntegerField(
+        help_text="Days an earning stays pending before it can be spent."
+    )
+    cashback_expiry_days = serializers.IntegerField(
+        allow_null=True, help_text="Days cashback lasts once spendable; null: it never expires."
+    )
 
     def to_representation(self, card: Card) -> dict:
         cap = card.cashback_max_amount
@@ -18,6 +24,8 @@ class CashbackConfigSerializer(serializers.Serializer):
             "cashback_min_amount": money.quantize(card.cashback_min_amount, card.currency),
             "cashback_max_amount": None if cap is None else money.quantize(cap, card.currency),
             "allows_pin_redemption": card.allows_pin_redemption,
+            "cashback_holding_days": card.cashback_holding_days,
+            "cashback_expiry_days": card.cashback_expiry_days,
         }
 
 

@@ -18,6 +18,8 @@ def card_create(
     cashback_min_amount: Decimal = Decimal(0),
     cashback_max_amount: Decimal | None = None,
     allows_pin_redemption: bool = False,
+    cashback_holding_days: int = 0,
+    cashback_expiry_days: int | None = None,
     currency: str | None = None,
     is_active: bool = True,
 ) -> Card:
@@ -34,6 +36,8 @@ def card_create(
         cashback_min_amount=cashback_min_amount,
         cashback_max_amount=cashback_max_amount,
         allows_pin_redemption=allows_pin_redemption,
+        cashback_holding_days=cashback_holding_days,
+        cashback_expiry_days=cashback_expiry_days,
         is_active=is_active,
     )
     if currency:

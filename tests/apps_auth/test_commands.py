@@ -102,6 +102,8 @@ def test_create_card_prints_the_list_item_shape(db):
             "cashback_min_amount": 10,
             "cashback_max_amount": None,
             "allows_pin_redemption": True,
+            "cashback_holding_days": 0,
+            "cashback_expiry_days": None,
         },
         "currency": "TND",
         "is_active": True,

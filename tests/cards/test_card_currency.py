@@ -51,6 +51,7 @@ def form_data(card: Card, **changes) -> dict:
         "cashback_max_amount": "",
         "currency": card.currency,
         "allows_pin_redemption": "on",
+        "cashback_holding_days": "0",
         "is_active": "on",
     }
     data.update(changes)

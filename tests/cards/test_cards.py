@@ -18,6 +18,8 @@ def card_body(card, **overrides):
             "cashback_min_amount": 10,
             "cashback_max_amount": 1000,
             "allows_pin_redemption": True,
+            "cashback_holding_days": 0,
+            "cashback_expiry_days": None,
         },
         "currency": "TND",
         "is_active": True,

@@ -51,6 +51,7 @@ def test_staff_can_set_a_cards_percentage_limits_and_pin_option(staff_client, le
             "cashback_min_amount": "5",
             "cashback_max_amount": "",
             "allows_pin_redemption": "",
+            "cashback_holding_days": "0",
             "currency": "TND",
             "is_active": "on",
         },

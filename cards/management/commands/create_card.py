@@ -28,6 +28,12 @@ class Command(AppCommand):
         parser.add_argument("--min-amount", type=decimal_arg, default=Decimal(0))
         parser.add_argument("--max-amount", type=decimal_arg, help="No value: no cap.")
         parser.add_argument("--allow-pin-redemption", action="store_true")
+        parser.add_argument(
+            "--holding-days", type=int, default=0, help="Days an earning stays pending."
+        )
+        parser.add_argument(
+            "--expiry-days", type=int, help="Days cashback lasts once spendable; none: forever."
+        )
         parser.add_argument("--currency", help="ISO 4217 code; the default is a setting.")
         parser.add_argument("--inactive", action="store_true")
 
@@ -41,6 +47,8 @@ class Command(AppCommand):
             cashback_min_amount=options["min_amount"],
             cashback_max_amount=options["max_amount"],
             allows_pin_redemption=options["allow_pin_redemption"],
+            cashback_holding_days=options["holding_days"],
+            cashback_expiry_days=options["expiry_days"],
             currency=options["currency"],
             is_active=not options["inactive"],
         )
