@@ -36,3 +36,13 @@ class AdjustmentFormReused(Conflict):
 class AdjustmentAlreadyDecided(Conflict):
     code = "adjustment_already_decided"
     default_message = "This adjustment request was already decided."
+
+
+class AlreadyReversed(Conflict):
+    code = "already_reversed"
+    default_message = "This redemption was already reversed."
+
+
+class ReversalWindowClosed(Unprocessable):
+    code = "reversal_window_closed"
+    default_message = "This redemption is too old to reverse."

@@ -3,7 +3,12 @@
 from dataclasses import asdict, dataclass
 from decimal import Decimal
 
-from cashback.models import LedgerEntry, Wallet
+from django.db.models import F, OuterRef, Q, Subquery, Sum
+from django.db.models.functions import Coalesce
+
+from cashback.models import LedgerEntry, Lot, LotMovement, Wallet
+
+ZERO = Decimal(0)
 
 
 @dataclass(frozen=True)
@@ -25,36 +30,79 @@ class LedgerReport:
     mismatches: list[Mismatch]
 
 
+def _lots_by_wallet() -> dict[int, tuple[Decimal, Decimal]]:
+    """Each wallet's lots added up: (spendable, pending)."""
+    return {
+        wallet_id: (remaining, pending)
+        for wallet_id, remaining, pending in Lot.objects.order_by()
+        .values("wallet_id")
+        .annotate(remaining=Sum("remaining"), pending=Sum("pending"))
+        .values_list("wallet_id", "remaining", "pending")
+    }
+
+
+def _lots_off_their_ledger() -> dict[int, int]:
+    """Lots whose numbers are not their source entry's plus their movements: wallet -> a lot."""
+    moved = LotMovement.objects.filter(lot=OuterRef("pk")).order_by().values("lot")
+    lots = Lot.objects.annotate(
+        moved=Coalesce(Subquery(moved.annotate(total=Sum("amount")).values("total")), ZERO),
+        moved_pending=Coalesce(
+            Subquery(moved.annotate(total=Sum("pending_amount")).values("total")), ZERO
+        ),
+    ).filter(
+        ~Q(remaining=F("source__amount") + F("moved"))
+        | ~Q(pending=F("source__pending_amount") + F("moved_pending"))
+    )
+    return dict(lots.order_by("-pk").values_list("wallet_id", "pk"))
+
+
 def ledger_verify() -> LedgerReport:
-    """Checks every wallet: its balance equals the sum of its entries, and each entry's
-    `balance_after` is the one before it plus its amount (entries in the order they were posted)."""
+    """Checks every wallet: its spendable and its pending balance each equal the sum of its
+    entries' amounts, each entry's `balance_after` and `pending_balance_after` follow from the
+    one before it (entries in the order they were posted), its lots add up to both balances,
+    and each lot is its source entry's credit plus its movements."""
     wallets = {
         wallet.pk: wallet
-        for wallet in Wallet.objects.only("pk", "member_id", "card_id", "balance", "entries_count")
+        for wallet in Wallet.objects.only(
+            "pk", "member_id", "card_id", "balance", "pending_balance", "entries_count"
+        )
     }
     sums: dict[int, Decimal] = {}
+    pending_sums: dict[int, Decimal] = {}
     counts: dict[int, int] = {}
     broken_chain: dict[int, int] = {}
     rows = LedgerEntry.objects.order_by("wallet_id", "id").values_list(
-        "wallet_id", "id", "amount", "balance_after"
+        "wallet_id", "id", "amount", "balance_after", "pending_amount", "pending_balance_after"
     )
-    for wallet_id, entry_id, amount, balance_after in rows.iterator(chunk_size=10_000):
-        running = sums.get(wallet_id, Decimal(0)) + amount
-        if running != balance_after and wallet_id not in broken_chain:
+    for wallet_id, entry_id, amount, balance_after, pending, pending_after in rows.iterator(
+        chunk_size=10_000
+    ):
+        running = sums.get(wallet_id, ZERO) + amount
+        running_pending = pending_sums.get(wallet_id, ZERO) + pending
+        followed = running == balance_after and running_pending == pending_after
+        if not followed and wallet_id not in broken_chain:
             broken_chain[wallet_id] = entry_id
-        sums[wallet_id] = running
+        sums[wallet_id], pending_sums[wallet_id] = running, running_pending
         counts[wallet_id] = counts.get(wallet_id, 0) + 1
+    lots = _lots_by_wallet()
+    off_ledger = _lots_off_their_ledger()
 
     mismatches = []
     for wallet in wallets.values():
-        total = sums.get(wallet.pk, Decimal(0))
+        total = sums.get(wallet.pk, ZERO)
         problem = None
         if total != wallet.balance:
             problem = "balance differs from the sum of its entries"
+        elif pending_sums.get(wallet.pk, ZERO) != wallet.pending_balance:
+            problem = "pending_balance differs from the sum of its entries' pending amounts"
         elif wallet.pk in broken_chain:
-            problem = f"entry {broken_chain[wallet.pk]} has a balance_after that does not follow"
+            problem = f"entry {broken_chain[wallet.pk]} has balances after it that do not follow"
         elif counts.get(wallet.pk, 0) != wallet.entries_count:
             problem = "entries_count differs from the number of its entries"
+        elif lots.get(wallet.pk, (ZERO, ZERO)) != (wallet.balance, wallet.pending_balance):
+            problem = "its lots do not add up to its balances"
+        elif wallet.pk in off_ledger:
+            problem = f"lot {off_ledger[wallet.pk]} differs from its entry and its movements"
         if problem:
             mismatches.append(
                 Mismatch(

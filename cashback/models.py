@@ -13,11 +13,17 @@ from core.rows import from_row, quote, select_list
 
 class WalletManager(models.Manager["Wallet"]):
     def move(
-        self, *, app_id: int, card_id: int, member_id: int, amount: Decimal
+        self,
+        *,
+        app_id: int,
+        card_id: int,
+        member_id: int,
+        amount: Decimal,
+        pending_amount: Decimal = Decimal(0),
     ) -> "Wallet | None":
-        """Adds `amount` (signed) to the member's wallet on the card and counts one more entry,
-        and returns the wallet as it is after the move; None when the member has no wallet on
-        the card.
+        """Adds `amount` (signed) to the member's spendable balance on the card and
+        `pending_amount` (signed) to its pending balance, counts one more entry, and returns the
+        wallet as it is after the move; None when the member has no wallet on the card.
 
         One `UPDATE ... RETURNING` (`_move_sql`), which locks the row until the transaction
         ends: the ORM's `update()` returns no row, and reading the balance back would cost a
@@ -26,6 +32,7 @@ class WalletManager(models.Manager["Wallet"]):
         using = self._db or router.db_for_write(self.model)
         params: dict[str, Any] = {
             "amount": amount,
+            "pending": pending_amount,
             "now": timezone.now(),
             "app": app_id,
             "card": card_id,
@@ -38,12 +45,17 @@ class WalletManager(models.Manager["Wallet"]):
 
 
 class Wallet(models.Model):
-    """A member's balance on one card. Changed only by a service, with a ledger entry each time."""
+    """A member's balance on one card. Changed only by a service, with a ledger entry each time.
+
+    `balance` is what the member can spend; `pending_balance` what was earned on a card that
+    holds cashback and is not yet released (or refunded).
+    """
 
     app = models.ForeignKey("apps_auth.App", on_delete=models.PROTECT, related_name="wallets")
     member = models.ForeignKey("members.Member", on_delete=models.PROTECT, related_name="wallets")
     card = models.ForeignKey("cards.Card", on_delete=models.PROTECT, related_name="wallets")
     balance = models.DecimalField(max_digits=20, decimal_places=4, default=Decimal(0))
+    pending_balance = models.DecimalField(max_digits=20, decimal_places=4, default=Decimal(0))
     # How many entries the wallet has: history's total without counting a million rows.
     entries_count = models.PositiveBigIntegerField(default=0)
     created_at = models.DateTimeField(auto_now_add=True)
@@ -56,6 +68,9 @@ class Wallet(models.Model):
         constraints = [
             models.UniqueConstraint(fields=["member", "card"], name="wallet_member_card"),
             models.CheckConstraint(condition=Q(balance__gte=0), name="wallet_balance_gte_0"),
+            models.CheckConstraint(
+                condition=Q(pending_balance__gte=0), name="wallet_pending_balance_gte_0"
+            ),
         ]
 
     def __str__(self) -> str:
@@ -67,6 +82,9 @@ class EntryType(models.TextChoices):
     REDEMPTION = "redemption", "Redemption"
     REFUND = "refund", "Refund"
     ADJUSTMENT = "adjustment", "Adjustment"
+    RELEASE = "release", "Release"
+    EXPIRATION = "expiration", "Expiration"
+    REVERSAL = "reversal", "Reversal"
 
 
 EVENTS = {
@@ -74,12 +92,22 @@ EVENTS = {
     EntryType.REDEMPTION: "cashback_redeemed",
     EntryType.REFUND: "cashback_refunded",
     EntryType.ADJUSTMENT: "cashback_adjusted",
+    EntryType.RELEASE: "cashback_released",
+    EntryType.EXPIRATION: "cashback_expired",
+    EntryType.REVERSAL: "cashback_redemption_reversed",
 }
 
 
 class LedgerEntryManager(models.Manager["LedgerEntry"]):
-    def append(self, **fields: Any) -> "LedgerEntry":
+    def append(
+        self, *, lot_days: tuple[int, int | None] | None = None, **fields: Any
+    ) -> "LedgerEntry":
         """Saves a new entry in one `INSERT ... RETURNING` (`_append_sql`) and returns it.
+
+        With `lot_days` (a credit's holding and expiry days), the same statement opens the
+        entry's lot (`entry.lot`): what the entry holds is pending until `created_at` plus the
+        holding days, what it credits is spendable at once, and the lot expires the expiry days
+        (None: never) after it becomes spendable.
 
         The row holds what `create()` would write: each field's default, `auto_now_add`, each
         value as its field prepares it for the database. Besides, the statement numbers the entry
@@ -96,17 +124,30 @@ class LedgerEntryManager(models.Manager["LedgerEntry"]):
         entry = self.model(**fields)
         using = self._db or router.db_for_write(self.model)
         connection = connections[using]
-        sql, columns = _append_sql()
+        sql, columns = _append_sql(with_lot=lot_days is not None)
         params = [
             field.get_db_prep_save(field.pre_save(entry, True), connection) for field in columns
         ]
         params += [entry.wallet_id, entry.entry_type]
+        if lot_days is not None:
+            holding, expiry = lot_days
+            params += [expiry, holding]  # in the statement's order
         with connection.cursor() as cursor:
             cursor.execute(sql, params)
-            entry.pk, created_at, entry.sequence, entry.type_sequence = cursor.fetchone()
+            entry.pk, created_at, entry.sequence, entry.type_sequence, *lot = cursor.fetchone()
         entry.created_at = created_at
         entry._state.adding = False
         entry._state.db = using
+        if lot_days is not None:
+            lot_id, available_at, expires_at = lot
+            entry.lot = from_row(
+                Lot,
+                [
+                    lot_id, entry.app_id, entry.wallet_id, entry.pk, entry.pending_amount,
+                    entry.amount, available_at, expires_at, None, created_at,
+                ],
+                using,
+            )  # fmt: skip
         return entry
 
     def history_page(
@@ -162,8 +203,11 @@ class LedgerEntryManager(models.Manager["LedgerEntry"]):
 class LedgerEntry(models.Model):
     """One balance change, append-only. Its id is the API's `transaction_id`.
 
-    `amount` is signed (redemptions and refunds negative) and `balance_after` is the wallet's
-    balance right after it, so the entries of a wallet replay its balance.
+    `amount` is the signed change of the spendable balance (redemptions, refunds and expirations
+    negative) and `pending_amount` that of the pending balance (a held earning positive, its
+    release and a refund of held cashback negative); `balance_after` and `pending_balance_after`
+    are the wallet's balances right after it, so the entries of a wallet replay both. An
+    earning's cashback is `amount + pending_amount`: one of them is 0.
     """
 
     # Each foreign key is the first column of one of the indexes below, which serve it.
@@ -177,16 +221,21 @@ class LedgerEntry(models.Model):
         "cards.Card", on_delete=models.PROTECT, related_name="+", db_index=False
     )
     entry_type = models.CharField(max_length=12, choices=EntryType.choices)
-    event = models.CharField(max_length=24)
+    event = models.CharField(max_length=32)
     amount = models.DecimalField(max_digits=20, decimal_places=4)
     balance_after = models.DecimalField(max_digits=20, decimal_places=4)
+    pending_amount = models.DecimalField(max_digits=20, decimal_places=4, default=Decimal(0))
+    pending_balance_after = models.DecimalField(max_digits=20, decimal_places=4, default=Decimal(0))
     purchase_amount = models.DecimalField(max_digits=20, decimal_places=4, null=True, blank=True)
     refund_amount = models.DecimalField(max_digits=20, decimal_places=4, null=True, blank=True)
     cashback_percentage = models.DecimalField(max_digits=7, decimal_places=4, null=True, blank=True)
-    # What a refund set out to take back but could not, the balance being too low.
+    # What a refund set out to take back but could not, the balance being too low; what a
+    # reversal gave back into lots that had expired, written off again at once.
     unrecovered_amount = models.DecimalField(max_digits=20, decimal_places=4, default=Decimal(0))
+    # The earning a refund, release or expiration concerns (an expiration's may be the positive
+    # adjustment that made its lot); the redemption a reversal undoes.
     original_entry = models.ForeignKey(
-        "self", on_delete=models.PROTECT, null=True, blank=True, related_name="refunds"
+        "self", on_delete=models.PROTECT, null=True, blank=True, related_name="followers"
     )
     reference = models.CharField(max_length=255, null=True, blank=True)
     metadata = models.JSONField(default=dict, blank=True)
@@ -236,9 +285,19 @@ class LedgerEntry(models.Model):
             # A refund on an empty wallet is recorded with 0 so that it still counts against its
             # earning; every other entry moves money.
             models.CheckConstraint(
-                condition=~Q(amount=0) | Q(entry_type="refund"), name="entry_amount_nonzero"
+                condition=~Q(amount=0) | ~Q(pending_amount=0) | Q(entry_type="refund"),
+                name="entry_amount_nonzero",
             ),
             models.CheckConstraint(condition=Q(balance_after__gte=0), name="entry_balance_gte_0"),
+            models.CheckConstraint(
+                condition=Q(pending_balance_after__gte=0), name="entry_pending_balance_gte_0"
+            ),
+            # One reversal per redemption, one release per earning, whatever runs at once.
+            models.UniqueConstraint(
+                fields=["original_entry"],
+                condition=Q(entry_type__in=["reversal", "release"]),
+                name="entry_reversed_or_released_once",
+            ),
             # History's pages are ranges of these numbers.
             models.UniqueConstraint(fields=["wallet", "sequence"], name="entry_wallet_sequence"),
             models.UniqueConstraint(
@@ -271,6 +330,114 @@ class LedgerEntry(models.Model):
     @property
     def previous_balance(self) -> Decimal:
         return self.balance_after - self.amount
+
+    @property
+    def total_amount(self) -> Decimal:
+        """What the entry moved, spendable and pending together (an earning's cashback, all a
+        refund took back)."""
+        return self.amount + self.pending_amount
+
+
+class LotManager(models.Manager["Lot"]):
+    def spend(self, *, entry: "LedgerEntry", amount: Decimal, first: "Lot | None" = None) -> None:
+        """Takes `amount` out of the entry's wallet's lots, `first` before the others and then
+        the oldest first (by `available_at`), and records what came out of each as the entry's
+        movements.
+
+        One statement (`_spend_sql`): a running total over the wallet's lots with something
+        left picks them, an UPDATE takes from each, an INSERT records each movement. The caller
+        holds the wallet's row locked and takes no more than the wallet's spendable balance,
+        which the lots add up to.
+        """
+        if amount <= 0:
+            return
+        using = self._db or router.db_for_write(self.model)
+        params: dict[str, Any] = {
+            "wallet": entry.wallet_id,
+            "entry": entry.pk,
+            "amount": amount,
+            "first": first.pk if first is not None else None,
+        }
+        with connections[using].cursor() as cursor:
+            cursor.execute(_spend_sql(), params)
+
+
+class Lot(models.Model):
+    """Cashback credited together, followed until it is spent, refunded or expires: one per
+    earning and per positive adjustment.
+
+    `pending` is what is held and not yet released; `remaining` what can still be spent. Debits
+    without a named earning spend the oldest lots first; at `expires_at` (null: never) the rest
+    of `remaining` is written off. A wallet's lots add up to its balances, and each lot's
+    numbers to its source entry's plus its movements (`verify_ledger` checks both). Changed only
+    under the wallet's lock.
+    """
+
+    app = models.ForeignKey(
+        "apps_auth.App", on_delete=models.PROTECT, related_name="+", db_index=False
+    )
+    wallet = models.ForeignKey(Wallet, on_delete=models.PROTECT, related_name="lots")
+    source = models.OneToOneField(LedgerEntry, on_delete=models.PROTECT, related_name="lot")
+    pending = models.DecimalField(max_digits=20, decimal_places=4, default=Decimal(0))
+    remaining = models.DecimalField(max_digits=20, decimal_places=4, default=Decimal(0))
+    available_at = models.DateTimeField()
+    expires_at = models.DateTimeField(null=True, blank=True)
+    # When the `cashback.expiring` warning went out; it goes once.
+    warned_at = models.DateTimeField(null=True, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    objects = LotManager()
+
+    class Meta:
+        ordering = ["available_at", "id"]
+        constraints = [
+            models.CheckConstraint(condition=Q(pending__gte=0), name="lot_pending_gte_0"),
+            models.CheckConstraint(condition=Q(remaining__gte=0), name="lot_remaining_gte_0"),
+        ]
+        indexes = [
+            # What a debit spends first, and what the worker releases, expires and warns of.
+            models.Index(
+                fields=["wallet", "available_at", "id"],
+                condition=Q(remaining__gt=0),
+                name="lot_spendable",
+            ),
+            models.Index(fields=["available_at"], condition=Q(pending__gt=0), name="lot_held"),
+            models.Index(
+                fields=["expires_at"],
+                condition=Q(remaining__gt=0, expires_at__isnull=False),
+                name="lot_expiring",
+            ),
+            # A balance's next expiry.
+            models.Index(
+                fields=["wallet", "expires_at"],
+                condition=Q(remaining__gt=0, expires_at__isnull=False),
+                name="lot_wallet_expiring",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"Lot {self.pk} of entry {self.source_id}: {self.remaining} left"
+
+
+class LotMovement(models.Model):
+    """What one entry took out of, or put back into, one lot (signed, like the entry): a
+    redemption's spends, which its reversal puts back; a refund's; a release; an expiration."""
+
+    entry = models.ForeignKey(LedgerEntry, on_delete=models.PROTECT, related_name="movements")
+    lot = models.ForeignKey(Lot, on_delete=models.PROTECT, related_name="movements")
+    amount = models.DecimalField(max_digits=20, decimal_places=4, default=Decimal(0))
+    pending_amount = models.DecimalField(max_digits=20, decimal_places=4, default=Decimal(0))
+
+    class Meta:
+        ordering = ["id"]
+        constraints = [
+            models.CheckConstraint(
+                condition=~Q(amount=0) | ~Q(pending_amount=0), name="lot_movement_nonzero"
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"Entry {self.entry_id} on lot {self.lot_id}: {self.amount}"
 
 
 class AdjustmentStatus(models.TextChoices):
@@ -351,9 +518,11 @@ def _move_sql() -> str:
     meta = Wallet._meta
     column = {field.name: quote(field.column) for field in meta.concrete_fields}
     balance, count = column["balance"], column["entries_count"]
+    pending = column["pending_balance"]
     return (
         f"UPDATE {quote(meta.db_table)} w SET "  # noqa: S608  names from _meta, values bound
-        f"{balance} = {balance} + %(amount)s, {count} = {count} + 1, "
+        f"{balance} = {balance} + %(amount)s, {pending} = {pending} + %(pending)s, "
+        f"{count} = {count} + 1, "
         f"{column['updated_at']} = %(now)s "
         f"WHERE w.{column['app']} = %(app)s AND w.{column['card']} = %(card)s "
         f"AND w.{column['member']} = %(member)s "
@@ -362,10 +531,11 @@ def _move_sql() -> str:
 
 
 @cache
-def _append_sql() -> tuple[str, list[models.Field]]:
+def _append_sql(*, with_lot: bool) -> tuple[str, list[models.Field]]:
     """The INSERT, and the fields whose prepared values it takes, in its column order, followed
-    by the wallet's id and the entry's type; it returns the id, `created_at`, `sequence` and
-    `type_sequence`."""
+    by the wallet's id and the entry's type (and, `with_lot`, the holding and expiry days); it
+    returns the id, `created_at`, `sequence` and `type_sequence` (and the lot's id,
+    `available_at` and `expires_at`)."""
     meta = LedgerEntry._meta
     numbered = {"sequence", "type_sequence"}
     fields = [f for f in meta.concrete_fields if not f.primary_key and f.name not in numbered]
@@ -388,6 +558,36 @@ def _append_sql() -> tuple[str, list[models.Field]]:
         f"ORDER BY {column['type_sequence']} DESC LIMIT 1) last_of_type ON true "
         f"RETURNING {quote(meta.pk.column)}, {column['created_at']}, {column['sequence']}, "
         f"{column['type_sequence']}"
+    )
+    if not with_lot:
+        return sql, fields
+    lot = {f.name: quote(f.column) for f in Lot._meta.concrete_fields}
+    returned = ", ".join(
+        column[name]
+        for name in (
+            "id",
+            "app",
+            "wallet",
+            "amount",
+            "pending_amount",
+            "created_at",
+            "sequence",
+            "type_sequence",
+        )
+    )
+    sql = (
+        f"WITH e AS ({sql.rsplit(' RETURNING ', 1)[0]} RETURNING {returned}), "  # noqa: S608  names from _meta
+        f"lot AS (INSERT INTO {quote(Lot._meta.db_table)} ({lot['app']}, {lot['wallet']}, "
+        f"{lot['source']}, {lot['pending']}, {lot['remaining']}, {lot['available_at']}, "
+        f"{lot['expires_at']}, {lot['created_at']}) "
+        f"SELECT e.{column['app']}, e.{column['wallet']}, e.{column['id']}, "
+        f"e.{column['pending_amount']}, e.{column['amount']}, a.at, "
+        f"a.at + make_interval(days => %s::int), e.{column['created_at']} FROM e, LATERAL "
+        f"(SELECT e.{column['created_at']} + CASE WHEN e.{column['pending_amount']} > 0 "
+        f"THEN make_interval(days => %s::int) ELSE interval '0' END AS at) a "
+        f"RETURNING {lot['id']}, {lot['available_at']}, {lot['expires_at']}) "
+        f"SELECT e.{column['id']}, e.{column['created_at']}, e.{column['sequence']}, "
+        f"e.{column['type_sequence']}, lot.* FROM e, lot"
     )
     return sql, fields
 
@@ -435,4 +635,28 @@ def _history_range_sql(*, typed: bool) -> str:
     return (
         f"SELECT {select_list(LedgerEntry, 'e')} FROM {table} e "  # noqa: S608  names from _meta
         f"WHERE {scope} AND {number} BETWEEN %(low)s AND %(high)s ORDER BY {number} DESC"
+    )
+
+
+@cache
+def _spend_sql() -> str:
+    """Takes %(amount)s out of the lots of %(wallet)s (%(first)s first, then the oldest) and
+    records the movements of %(entry)s."""
+    lot, movement = (
+        {f.name: quote(f.column) for f in model._meta.concrete_fields}
+        for model in (Lot, LotMovement)
+    )
+    lots, movements = quote(Lot._meta.db_table), quote(LotMovement._meta.db_table)
+    pk, remaining = lot["id"], lot["remaining"]
+    order = f"COALESCE({pk} = %(first)s, false) DESC, {lot['available_at']}, {pk}"
+    return (
+        f"WITH ordered AS (SELECT {pk} AS id, {remaining} AS remaining, "  # noqa: S608  _meta
+        f"SUM({remaining}) OVER (ORDER BY {order}) - {remaining} AS before "
+        f"FROM {lots} WHERE {lot['wallet']} = %(wallet)s AND {remaining} > 0), "
+        f"taken AS (SELECT id, LEAST(remaining, %(amount)s - before) AS amount FROM ordered "
+        f"WHERE before < %(amount)s), "
+        f"spent AS (UPDATE {lots} l SET {remaining} = l.{remaining} - taken.amount FROM taken "
+        f"WHERE l.{pk} = taken.id RETURNING l.{pk} AS id, taken.amount) "
+        f"INSERT INTO {movements} ({movement['entry']}, {movement['lot']}, {movement['amount']}, "
+        f"{movement['pending_amount']}) SELECT %(entry)s, id, -amount, 0 FROM spent"
     )

@@ -1,4 +1,5 @@
 from dataclasses import dataclass
+from datetime import datetime
 from decimal import Decimal
 from functools import cache
 
@@ -8,7 +9,7 @@ from django.http import QueryDict
 from apps_auth.models import App
 from cards.models import Card
 from cashback.filters import LedgerEntryFilter
-from cashback.models import LedgerEntry, Wallet
+from cashback.models import LedgerEntry, Lot, Wallet
 from core.errors import InvalidInput, NotFound
 from core.rows import from_row, quote, select_list
 from members.models import Member
@@ -22,7 +23,10 @@ class MemberCard:
     member_id: int
     wallet_id: int | None
     balance: Decimal
+    pending_balance: Decimal
     entries_count: int
+    # The soonest of the wallet's lots to expire, with something left: (amount, expires_at).
+    next_expiry: tuple[Decimal, datetime] | None
 
 
 @dataclass(frozen=True)
@@ -33,22 +37,27 @@ class HistoryPage:
 
 @cache
 def _member_card_sql() -> str:
-    """The card, whether the member is the app's, and the member's wallet on the card (a LEFT
-    JOIN), in one statement; names from the models' _meta."""
-    card, wallet, member = (
+    """The card, whether the member is the app's, the member's wallet on the card (a LEFT
+    JOIN) and its lot that expires soonest, in one statement; names from the models' _meta."""
+    card, wallet, member, lot = (
         {f.name: quote(f.column) for f in model._meta.concrete_fields}
-        for model in (Card, Wallet, Member)
+        for model in (Card, Wallet, Member, Lot)
     )
-    card_table, wallet_table, member_table = (
-        quote(model._meta.db_table) for model in (Card, Wallet, Member)
+    card_table, wallet_table, member_table, lot_table = (
+        quote(model._meta.db_table) for model in (Card, Wallet, Member, Lot)
     )
     return (
         f"SELECT {select_list(Card, 'c')}, w.{wallet['id']}, w.{wallet['balance']}, "  # noqa: S608
-        f"w.{wallet['entries_count']}, EXISTS (SELECT 1 FROM {member_table} m "
+        f"w.{wallet['pending_balance']}, w.{wallet['entries_count']}, "
+        f"x.{lot['remaining']}, x.{lot['expires_at']}, EXISTS (SELECT 1 FROM {member_table} m "
         f"WHERE m.{member['id']} = %(member)s AND m.{member['app']} = %(app)s) "
         f"FROM {card_table} c LEFT JOIN {wallet_table} w "
         f"ON w.{wallet['card']} = c.{card['id']} AND w.{wallet['member']} = %(member)s "
         f"AND w.{wallet['app']} = %(app)s "
+        f"LEFT JOIN LATERAL (SELECT {lot['remaining']}, {lot['expires_at']} FROM {lot_table} "
+        f"WHERE {lot['wallet']} = w.{wallet['id']} AND {lot['remaining']} > 0 "
+        f"AND {lot['expires_at']} IS NOT NULL ORDER BY {lot['expires_at']}, {lot['id']} LIMIT 1"
+        f") x ON true "
         f"WHERE c.{card['id']} = %(card)s AND c.{card['app']} = %(app)s"
     )
 
@@ -67,15 +76,17 @@ def member_card(*, app: App, card_id: int, member_id: int) -> MemberCard:
         row = cursor.fetchone()
     if row is None:
         raise NotFound("Card not found.")
-    *card_columns, wallet_id, balance, entries_count, member_found = row
-    if not member_found:
+    *card_columns, wallet_id, balance, pending, entries_count, expiring, expires_at, found = row
+    if not found:
         raise NotFound("Member not found.")
     return MemberCard(
         card=from_row(Card, card_columns, using),
         member_id=member_id,
         wallet_id=wallet_id,
         balance=Decimal(0) if wallet_id is None else balance,
+        pending_balance=Decimal(0) if wallet_id is None else pending,
         entries_count=0 if wallet_id is None else entries_count,
+        next_expiry=None if expires_at is None else (expiring, expires_at),
     )
 
 

@@ -49,6 +49,17 @@ class RefundSerializer(MemberRefSerializer, _OperationFields, StrictSerializer):
     original_transaction_id = IdField(required=False, help_text="The earning this refund reverses.")
 
 
+class ReverseSerializer(StrictSerializer):
+    card_id = IdField(help_text="The card the redemption was made on.")
+    transaction_id = IdField(help_text="The redemption to reverse.")
+    reason = serializers.CharField(
+        max_length=500, required=False, help_text="Why, e.g. the sale was cancelled."
+    )
+    reference = serializers.CharField(
+        max_length=255, required=False, help_text="Your reference; unique per card and operation."
+    )
+
+
 class BalanceQuerySerializer(serializers.Serializer):
     card_id = IdField()
     member_id = IdField()
@@ -80,6 +91,12 @@ class EarnResultSerializer(_PostedSerializer):
     card_id = serializers.IntegerField()
     reference = serializers.CharField(allow_null=True)
     earned_at = serializers.DateTimeField()
+    status = serializers.ChoiceField(
+        choices=["pending", "available"],
+        help_text="pending: held until available_at, then released to the balance.",
+    )
+    available_at = serializers.DateTimeField(help_text="When the cashback can be spent.")
+    pending_balance = NumberOutField(help_text="The wallet's cashback held, not yet spendable.")
 
     def to_representation(self, entry: LedgerEntry) -> dict:
         return {
@@ -87,13 +104,16 @@ class EarnResultSerializer(_PostedSerializer):
             "purchase_amount": self.in_currency(entry.purchase_amount),
             # An earning always records the percentage it was credited at.
             "cashback_percentage": money.plain(cast(Decimal, entry.cashback_percentage)),
-            "cashback_earned": self.in_currency(entry.amount),
+            "cashback_earned": self.in_currency(entry.total_amount),
             "new_balance": self.in_currency(entry.balance_after),
             "currency": self.context["card"].currency,
             "member_id": entry.wallet.member_id,
             "card_id": entry.card_id,
             "reference": entry.reference,
             "earned_at": timestamp(entry.created_at),
+            "status": "pending" if entry.pending_amount > 0 else "available",
+            "available_at": timestamp(entry.lot.available_at),
+            "pending_balance": self.in_currency(entry.pending_balance_after),
         }
 
 
@@ -136,20 +156,25 @@ class RefundResultSerializer(_PostedSerializer):
     original_transaction_id = serializers.IntegerField(allow_null=True)
     balance_warning = serializers.CharField(allow_null=True)
     refunded_at = serializers.DateTimeField()
+    pending_deducted = NumberOutField(
+        help_text="The part of cashback_deducted taken from cashback still held."
+    )
+    pending_balance = NumberOutField(help_text="The wallet's cashback held, not yet spendable.")
 
     def to_representation(self, entry: LedgerEntry) -> dict:
         not_recovered = self.in_currency(entry.unrecovered_amount)
+        taken = -entry.total_amount
         warning = None
         if not_recovered:
-            set_out = self.in_currency(-entry.amount + entry.unrecovered_amount)
+            set_out = self.in_currency(taken + entry.unrecovered_amount)
             warning = (
-                f"The balance covered only {self.in_currency(-entry.amount)} of the {set_out} "
+                f"The balance covered only {self.in_currency(taken)} of the {set_out} "
                 f"cashback to take back; {not_recovered} was not recovered and the balance is "
                 "now 0."
             )
         return {
             "transaction_id": entry.pk,
-            "cashback_deducted": self.in_currency(-entry.amount),
+            "cashback_deducted": self.in_currency(taken),
             "cashback_not_recovered": not_recovered,
             "refund_amount": self.in_currency(entry.refund_amount),
             "previous_balance": self.in_currency(entry.previous_balance),
@@ -161,13 +186,86 @@ class RefundResultSerializer(_PostedSerializer):
             "original_transaction_id": entry.original_entry_id,
             "balance_warning": warning,
             "refunded_at": timestamp(entry.created_at),
+            "pending_deducted": self.in_currency(-entry.pending_amount),
+            "pending_balance": self.in_currency(entry.pending_balance_after),
         }
+
+
+class ReverseResultSerializer(_PostedSerializer):
+    transaction_id = serializers.IntegerField(help_text="The reversal's own entry.")
+    reversed_transaction_id = serializers.IntegerField(help_text="The redemption reversed.")
+    amount = NumberOutField(help_text="What the redemption had taken, given back.")
+    new_balance = NumberOutField()
+    currency = serializers.CharField()
+    member_id = serializers.IntegerField()
+    card_id = serializers.IntegerField()
+    reference = serializers.CharField(allow_null=True)
+    reversed_at = serializers.DateTimeField()
+    expired_amount = NumberOutField(
+        help_text="The part given back to cashback that had expired meanwhile, written off "
+        "again at once (an expiration entry each); new_balance is after it."
+    )
+
+    def to_representation(self, entry: LedgerEntry) -> dict:
+        return {
+            "transaction_id": entry.pk,
+            "reversed_transaction_id": entry.original_entry_id,
+            "amount": self.in_currency(entry.amount),
+            "new_balance": self.in_currency(entry.balance_after - entry.unrecovered_amount),
+            "currency": self.context["card"].currency,
+            "member_id": entry.wallet.member_id,
+            "card_id": entry.card_id,
+            "reference": entry.reference,
+            "reversed_at": timestamp(entry.created_at),
+            "expired_amount": self.in_currency(entry.unrecovered_amount),
+        }
+
+
+class MovementEventSerializer(_PostedSerializer):
+    """The data of the events of entries the service itself posts: a release, an expiration,
+    a staff adjustment."""
+
+    transaction_id = serializers.IntegerField()
+    type = serializers.ChoiceField(choices=EntryType.choices)
+    amount = NumberOutField(help_text="Signed: what the spendable balance moved by.")
+    new_balance = NumberOutField()
+    pending_balance = NumberOutField()
+    currency = serializers.CharField()
+    member_id = serializers.IntegerField()
+    card_id = serializers.IntegerField()
+    original_transaction_id = serializers.IntegerField(allow_null=True)
+    metadata = serializers.DictField()
+    created_at = serializers.DateTimeField()
+
+    def to_representation(self, entry: LedgerEntry) -> dict:
+        return {
+            "transaction_id": entry.pk,
+            "type": entry.entry_type,
+            "amount": self.in_currency(entry.amount),
+            "new_balance": self.in_currency(entry.balance_after),
+            "pending_balance": self.in_currency(entry.pending_balance_after),
+            "currency": self.context["card"].currency,
+            "member_id": entry.wallet.member_id,
+            "card_id": entry.card_id,
+            "original_transaction_id": entry.original_entry_id,
+            "metadata": entry.metadata,
+            "created_at": timestamp(entry.created_at),
+        }
+
+
+class NextExpirySerializer(serializers.Serializer):
+    amount = NumberOutField()
+    expires_at = serializers.DateTimeField()
 
 
 class BalanceSerializer(serializers.Serializer):
     card_id = serializers.IntegerField()
     member_id = serializers.IntegerField()
-    cashback_balance = NumberOutField()
+    cashback_balance = NumberOutField(help_text="What the member can spend now.")
+    pending_balance = NumberOutField(help_text="Cashback earned and held, not yet spendable.")
+    next_expiry = NextExpirySerializer(
+        allow_null=True, help_text="The soonest unspent cashback to expire; null: none expires."
+    )
     cashback_percentage = NumberOutField()
     reward_system = serializers.CharField()
     currency = serializers.CharField()
@@ -186,12 +284,24 @@ class HistoryItemSerializer(_PostedSerializer):
     reference = serializers.CharField(allow_null=True)
     metadata = serializers.DictField()
     created_at = serializers.DateTimeField()
+    pending_amount = NumberOutField(
+        help_text="What the entry moved the pending balance by (amount moves the spendable one)."
+    )
+    pending_balance_after = NumberOutField()
+    original_transaction_id = serializers.IntegerField(
+        allow_null=True,
+        help_text="The earning a refund, release or expiration concerns; the redemption a "
+        "reversal undoes.",
+    )
 
     def to_representation(self, entry: LedgerEntry) -> dict:
         return {
             "id": entry.pk,
             "type": entry.entry_type,
             "amount": self.in_currency(entry.amount),
+            "pending_amount": self.in_currency(entry.pending_amount),
+            "pending_balance_after": self.in_currency(entry.pending_balance_after),
+            "original_transaction_id": entry.original_entry_id,
             "points": 0,
             "event": entry.event,
             "balance_after": self.in_currency(entry.balance_after),

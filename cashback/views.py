@@ -8,6 +8,7 @@ from apps_auth.idempotency import IDEMPOTENCY_KEY, idempotency_record, idempoten
 from apps_auth.permissions import HasCashbackRead, HasCashbackWrite
 from apps_auth.schema import MEMBER_CREDENTIALS
 from cards.selectors import card_get
+from cashback.models import EntryType
 from cashback.selectors import entry_history, member_card
 from cashback.serializers import (
     BalanceQuerySerializer,
@@ -21,9 +22,11 @@ from cashback.serializers import (
     RedeemSerializer,
     RefundResultSerializer,
     RefundSerializer,
+    ReverseResultSerializer,
+    ReverseSerializer,
     timestamp,
 )
-from cashback.services import cashback_earn, cashback_redeem, cashback_refund
+from cashback.services import cashback_earn, cashback_redeem, cashback_refund, cashback_reverse
 from core import money
 from core.api.responses import ok
 from core.api.serializers import envelope, error_responses, validated
@@ -33,7 +36,7 @@ from members.errors import MemberMismatch
 
 @extend_schema(tags=["Cashback"])
 class CashbackViewSet(viewsets.ViewSet):
-    """Earn, redeem, refund, balance and history."""
+    """Earn, redeem, refund, reverse, balance and history."""
 
     @extend_schema(
         summary="Earn cashback",
@@ -129,6 +132,35 @@ class CashbackViewSet(viewsets.ViewSet):
         return ok(data, replayed=posted.replayed)
 
     @extend_schema(
+        summary="Reverse a redemption",
+        description="Gives back what a redemption took, when the sale it paid for is "
+        "cancelled: into the cashback it came from, with that cashback's own expiry date. Once "
+        "per redemption, within the reversal window (72 hours by default). No member token: "
+        "the till that redeemed reverses.",
+        parameters=[IDEMPOTENCY_KEY],
+        request=ReverseSerializer,
+        responses={
+            200: envelope(ReverseResultSerializer),
+            **error_responses(400, 401, 403, 404, 409, 422),
+        },
+    )
+    @action(detail=False, methods=["post"], permission_classes=[HasCashbackWrite])
+    @idempotent
+    def reverse(self, request):
+        data = validated(ReverseSerializer, request.data).validated_data
+        card = card_get(app=request.auth, card_id=data["card_id"])
+        posted = cashback_reverse(
+            app=request.auth,
+            card=card,
+            transaction_id=data["transaction_id"],
+            reason=data.get("reason"),
+            reference=data.get("reference"),
+            idempotency_record=idempotency_record(request),
+        )
+        data = ReverseResultSerializer(posted.entry, context={"card": card}).data
+        return ok(data, replayed=posted.replayed)
+
+    @extend_schema(
         summary="Get balance",
         parameters=[BalanceQuerySerializer],
         responses={200: envelope(BalanceSerializer), **error_responses(400, 401, 403, 404)},
@@ -144,6 +176,13 @@ class CashbackViewSet(viewsets.ViewSet):
             "card_id": card.pk,
             "member_id": found.member_id,
             "cashback_balance": money.quantize(found.balance, card.currency),
+            "pending_balance": money.quantize(found.pending_balance, card.currency),
+            "next_expiry": None
+            if found.next_expiry is None
+            else {
+                "amount": money.quantize(found.next_expiry[0], card.currency),
+                "expires_at": timestamp(found.next_expiry[1]),
+            },
             "cashback_percentage": money.plain(card.cashback_percentage),
             "reward_system": card.reward_system,
             "currency": card.currency,
@@ -157,7 +196,7 @@ class CashbackViewSet(viewsets.ViewSet):
         parameters=[
             HistoryItemSerializer,
             HistoryQuerySerializer,
-            OpenApiParameter("type", str, enum=["earning", "redemption", "refund", "adjustment"]),
+            OpenApiParameter("type", str, enum=EntryType.values),
             OpenApiParameter("created_after", OpenApiTypes.DATETIME),
             OpenApiParameter("created_before", OpenApiTypes.DATETIME),
         ],

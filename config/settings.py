@@ -249,6 +249,23 @@ def _env_amount(name: str, default: str) -> Decimal:
     return amount
 
 
+def _env_whole(name: str, default: int, *, minimum: int = 0) -> int:
+    """A whole number from the environment, refused at start when it is not one ≥ `minimum`."""
+    try:
+        value = int(env.str(name, default=str(default)))
+    except ValueError:
+        value = minimum - 1
+    if value < minimum:
+        raise ImproperlyConfigured(f"{name} must be a whole number of {minimum} or more.")
+    return value
+
+
+# The cashback lifecycle: a redemption may be reversed this many hours after it; a lot's
+# `cashback.expiring` warning goes out this many days before it expires.
+CASHBACK_REVERSAL_WINDOW_HOURS = _env_whole("CASHBACK_REVERSAL_WINDOW_HOURS", 72)
+CASHBACK_EXPIRY_WARNING_DAYS = _env_whole("CASHBACK_EXPIRY_WARNING_DAYS", 7)
+
+
 # Staff adjustments in the back office, in the card's currency: none may move more than the
 # maximum either way. One waits for a second staff user when it moves more than the threshold
 # together with those posted at once within the window (hours) by its requester or on its
@@ -257,16 +274,9 @@ CASHBACK_ADJUSTMENT_MAX_AMOUNT = _env_amount("CASHBACK_ADJUSTMENT_MAX_AMOUNT", "
 CASHBACK_ADJUSTMENT_APPROVAL_THRESHOLD = _env_amount(
     "CASHBACK_ADJUSTMENT_APPROVAL_THRESHOLD", "1000"
 )
-try:
-    CASHBACK_ADJUSTMENT_APPROVAL_WINDOW_HOURS = int(
-        env.str("CASHBACK_ADJUSTMENT_APPROVAL_WINDOW_HOURS", default="24")
-    )
-except ValueError:
-    CASHBACK_ADJUSTMENT_APPROVAL_WINDOW_HOURS = -1
-if CASHBACK_ADJUSTMENT_APPROVAL_WINDOW_HOURS < 0:
-    raise ImproperlyConfigured(
-        "CASHBACK_ADJUSTMENT_APPROVAL_WINDOW_HOURS must be a whole number of hours, 0 or more."
-    )
+CASHBACK_ADJUSTMENT_APPROVAL_WINDOW_HOURS = _env_whole(
+    "CASHBACK_ADJUSTMENT_APPROVAL_WINDOW_HOURS", 24
+)
 
 # One-time codes: email through Django's email framework, SMS through a pluggable backend.
 EMAIL_BACKEND = env.str("EMAIL_BACKEND", default="django.core.mail.backends.console.EmailBackend")

@@ -1,6 +1,9 @@
 import re
 import threading
+from datetime import datetime
 from decimal import Decimal
+
+from django.utils.dateparse import parse_datetime
 
 from apps_auth.models import App
 from cards.models import Card
@@ -20,6 +23,13 @@ class IsoTimestamp:
 
     def __repr__(self):
         return "<ISO timestamp>"
+
+
+def instant(text: str) -> datetime:
+    """A timestamp of an answer, as a datetime."""
+    parsed = parse_datetime(text)
+    assert parsed is not None, f"not a timestamp: {text!r}"
+    return parsed
 
 
 class AnyInt:

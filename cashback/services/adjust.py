@@ -14,7 +14,14 @@ from django.db.models.functions import Abs
 from django.utils import timezone
 
 from cashback.errors import AdjustmentAlreadyDecided, AdjustmentFormReused, InsufficientBalance
-from cashback.models import AdjustmentRequest, AdjustmentStatus, EntryType, LedgerEntry, Wallet
+from cashback.models import (
+    AdjustmentRequest,
+    AdjustmentStatus,
+    EntryType,
+    LedgerEntry,
+    Lot,
+    Wallet,
+)
 from cashback.services.ledger import (
     Operation,
     Posted,
@@ -124,7 +131,7 @@ def _adjustment_post(
             {"wallet": wallet.pk, "amount": request.amount, "reason": request.reason}
         ),
     )
-    return entry_append(
+    posted = entry_append(
         wallet=wallet,
         operation=operation,
         amount=request.amount,
@@ -132,6 +139,10 @@ def _adjustment_post(
         approved_by=approved_by,
         metadata={"reason": request.reason},
     )
+    # A credit opens a lot of its own (`entry_post`); a debit spends the oldest lots.
+    if request.amount < 0:
+        Lot.objects.spend(entry=posted.entry, amount=-request.amount)
+    return posted
 
 
 def _adjustment_replay(

@@ -10,6 +10,7 @@ from cashback.errors import BelowMinimumPurchase
 from cashback.models import EntryType
 from cashback.serializers import EarnResultSerializer
 from cashback.services.ledger import (
+    ZERO,
     Operation,
     Posted,
     amount_check_places,
@@ -35,7 +36,9 @@ def cashback_earn(
     metadata: dict | None = None,
     idempotency_record: IdempotencyRecord | None = None,
 ) -> Posted:
-    """Credits `purchase_amount × percentage / 100` (half-up, capped) to the member's wallet.
+    """Credits `purchase_amount × percentage / 100` (half-up, capped) to the member's wallet:
+    to its spendable balance, or to its pending balance on a card that holds cashback. Either
+    way the earning opens a lot (`lot_open`).
 
     Creates the member when the email or phone is unknown. Nothing is written unless the whole
     earn succeeds; a retry (same key or reference, same inputs) replays the first entry. Raises
@@ -72,9 +75,13 @@ def cashback_earn(
     if replay is not None:
         return replay
 
+    # On a card that holds cashback the earning is pending: it moves the pending balance, and
+    # its lot is released `cashback_holding_days` later.
+    held = card.cashback_holding_days > 0
     entry: dict[str, Any] = {
         "operation": operation,
-        "amount": cashback,
+        "amount": ZERO if held else cashback,
+        "pending_amount": cashback if held else ZERO,
         "purchase_amount": purchase_amount,
         "cashback_percentage": card.cashback_percentage,
         "metadata": metadata or {},

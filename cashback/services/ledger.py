@@ -5,17 +5,19 @@ from dataclasses import dataclass
 from decimal import Decimal
 
 from django.db import IntegrityError, transaction
-from django.db.models import QuerySet
+from django.db.models import F, QuerySet
 
 from apps_auth.errors import IdempotencyKeyReused
 from apps_auth.models import App, IdempotencyRecord
 from cards.models import Card
 from cashback.errors import DuplicateReference
-from cashback.models import EVENTS, EntryType, LedgerEntry, Wallet
+from cashback.models import EVENTS, EntryType, LedgerEntry, Lot, LotMovement, Wallet
 from core import money
 from core.errors import InvalidInput
 from members.models import Member
 from members.services import MemberRef, member_resolve
+
+ZERO = Decimal(0)
 
 
 @dataclass(frozen=True)
@@ -113,9 +115,17 @@ def member_ref_digest(ref: MemberRef) -> list:
     return [ref.member_id, ref.email, ref.phone]
 
 
-def entry_post(*, member_id: int, operation: Operation, amount: Decimal, **fields) -> Posted | None:
-    """Moves the member's wallet on the operation's card by `amount` and appends its entry;
-    None when the member has no wallet on the card yet.
+def entry_post(
+    *,
+    member_id: int,
+    operation: Operation,
+    amount: Decimal,
+    pending_amount: Decimal = ZERO,
+    **fields,
+) -> Posted | None:
+    """Moves the member's wallet on the operation's card by `amount` (spendable) and
+    `pending_amount` and appends its entry (which opens a lot when it is a credit:
+    `_lot_days`); None when the member has no wallet on the card yet.
 
     The move locks the wallet until the transaction ends. Callers that must see the balance
     before they decide (a debit, a refund) lock the wallet first (`locked_wallets`). A
@@ -131,11 +141,16 @@ def entry_post(*, member_id: int, operation: Operation, amount: Decimal, **field
     try:
         with transaction.atomic() if may_collide else nullcontext():
             wallet = Wallet.objects.move(
-                app_id=card.app_id, card_id=card.pk, member_id=member_id, amount=amount
+                app_id=card.app_id,
+                card_id=card.pk,
+                member_id=member_id,
+                amount=amount,
+                pending_amount=pending_amount,
             )
             if wallet is None:
                 return None
             entry = LedgerEntry.objects.append(
+                lot_days=_lot_days(operation.entry_type, amount + pending_amount, card),
                 app_id=wallet.app_id,
                 wallet=wallet,
                 card=card,
@@ -143,6 +158,8 @@ def entry_post(*, member_id: int, operation: Operation, amount: Decimal, **field
                 event=EVENTS[operation.entry_type],
                 amount=amount,
                 balance_after=wallet.balance,
+                pending_amount=pending_amount,
+                pending_balance_after=wallet.pending_balance,
                 request_fingerprint=operation.request_fingerprint,
                 reference=operation.reference,
                 idempotency_record=operation.idempotency_record,
@@ -163,4 +180,30 @@ def entry_append(*, wallet: Wallet, operation: Operation, amount: Decimal, **fie
     posted = entry_post(member_id=wallet.member_id, operation=operation, amount=amount, **fields)
     if posted is None:  # wallets are never deleted, and this one is the caller's
         raise Wallet.DoesNotExist(f"Wallet {wallet.pk} is gone.")
+    # The caller goes on with the wallet as the entry left it.
+    wallet.balance, wallet.pending_balance = (
+        posted.entry.balance_after,
+        posted.entry.pending_balance_after,
+    )
     return posted
+
+
+def _lot_days(entry_type: str, amount: Decimal, card: Card) -> tuple[int, int | None] | None:
+    """The holding and expiry days of the lot an entry opens; None when it opens none. Each
+    earning and each positive adjustment is a lot: a held earning is spendable the card's
+    `cashback_holding_days` after it, anything else at once, and expires the card's
+    `cashback_expiry_days` after it becomes spendable."""
+    if entry_type == EntryType.EARNING or (entry_type == EntryType.ADJUSTMENT and amount > 0):
+        return card.cashback_holding_days, card.cashback_expiry_days
+    return None
+
+
+def lot_move(*, entry: LedgerEntry, lot: Lot, amount: Decimal, pending_amount: Decimal) -> None:
+    """Moves one lot by `amount` (spendable) and `pending_amount`, both signed, for `entry`,
+    and records the movement. The caller holds the lot's wallet locked."""
+    Lot.objects.filter(pk=lot.pk).update(
+        remaining=F("remaining") + amount, pending=F("pending") + pending_amount
+    )
+    lot.remaining += amount
+    lot.pending += pending_amount
+    LotMovement.objects.create(entry=entry, lot=lot, amount=amount, pending_amount=pending_amount)

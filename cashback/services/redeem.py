@@ -6,7 +6,7 @@ from apps_auth.models import App, IdempotencyRecord
 from cards.models import Card
 from cards.selectors import card_check_active
 from cashback.errors import InsufficientBalance, PinNotAllowed
-from cashback.models import EntryType
+from cashback.models import EntryType, Lot
 from cashback.services.ledger import (
     Operation,
     Posted,
@@ -31,7 +31,8 @@ def cashback_redeem(
     metadata: dict | None = None,
     idempotency_record: IdempotencyRecord | None = None,
 ) -> Posted:
-    """Debits `amount` from the member's wallet; the balance never goes below zero.
+    """Debits `amount` from the member's spendable balance, out of its oldest lots first; the
+    balance never goes below zero.
 
     A PIN, when given, is checked first and its misses are counted even though the request then
     fails. Raises `CardInactive`, `InvalidInput`, `PinNotAllowed`, `PinNotSet`, `PinLocked`,
@@ -69,4 +70,9 @@ def _redeem(*, app, member, operation: Operation, amount, metadata) -> Posted:
                 "amount": money.quantize(amount, currency),
             }
         )
-    return entry_append(wallet=wallet, operation=operation, amount=-amount, metadata=metadata or {})
+    posted = entry_append(
+        wallet=wallet, operation=operation, amount=-amount, metadata=metadata or {}
+    )
+    if not posted.replayed:
+        Lot.objects.spend(entry=posted.entry, amount=amount)
+    return posted

@@ -2,18 +2,20 @@ from decimal import Decimal
 from typing import cast
 
 from django.db import transaction
-from django.db.models import Sum
+from django.db.models import F, Sum
 
 from apps_auth.models import App, IdempotencyRecord
 from cards.models import Card
 from cards.selectors import card_check_active
 from cashback.errors import RefundExceedsPurchase
-from cashback.models import EntryType, LedgerEntry, Wallet
+from cashback.models import EntryType, LedgerEntry, Lot, Wallet
 from cashback.services.ledger import (
+    ZERO,
     Operation,
     Posted,
     amount_check_places,
     entry_append,
+    lot_move,
     member_ref_digest,
     member_wallet,
 )
@@ -21,8 +23,6 @@ from core import money
 from core.errors import NotFound
 from core.fingerprint import digest
 from members.services import MemberRef
-
-ZERO = Decimal(0)
 
 
 @transaction.atomic(durable=True)
@@ -44,9 +44,13 @@ def cashback_refund(
     (half-up, capped), or, against an original earning, its share of what that earning credited.
     Refunds of one earning never exceed its purchase nor take back more than it credited; the one
     that completes the purchase takes the exact remainder. What the balance cannot cover is
-    recorded as `unrecovered_amount`. Raises `CardInactive`, `InvalidInput`, `NotFound` (member,
-    original), `RefundExceedsPurchase`, `DuplicateReference` and `IdempotencyKeyReused`. Never
-    creates a member.
+    recorded as `unrecovered_amount`. Held cashback gives first: a held earning's refund comes
+    out of its pending part only, a refund naming none out of the wallet's held cashback
+    (newest first) before its spendable balance (oldest lots first).
+
+    Raises `CardInactive`, `InvalidInput`, `NotFound` (member, original),
+    `RefundExceedsPurchase`, `DuplicateReference` and `IdempotencyKeyReused`. Never creates a
+    member.
     """
     card_check_active(card)
     amount_check_places(field="refund_amount", amount=refund_amount, currency=card.currency)
@@ -91,23 +95,57 @@ def cashback_refund(
             currency=card.currency,
         )
 
-    deducted = min(to_deduct, wallet.balance)
-    return entry_append(
+    # Held cashback goes first: a named earning still held gives only from its own pending
+    # part; without a named earning the wallet's held cashback gives before its balance.
+    lot = None if original is None else original.lot
+    if lot is not None and lot.pending > 0:
+        from_pending, from_balance = min(to_deduct, lot.pending), ZERO
+    elif lot is not None:
+        from_pending, from_balance = ZERO, min(to_deduct, wallet.balance)
+    else:
+        from_pending = min(to_deduct, wallet.pending_balance)
+        from_balance = min(to_deduct - from_pending, wallet.balance)
+    posted = entry_append(
         wallet=wallet,
         operation=operation,
-        amount=-deducted,
+        amount=-from_balance,
+        pending_amount=-from_pending,
         refund_amount=refund_amount,
         cashback_percentage=card.cashback_percentage,
-        unrecovered_amount=to_deduct - deducted,
+        unrecovered_amount=to_deduct - from_pending - from_balance,
         original_entry=original,
         metadata=metadata or {},
     )
+    if not posted.replayed:
+        _lots_take(entry=posted.entry, named=lot, pending=from_pending, spendable=from_balance)
+    return posted
+
+
+def _lots_take(*, entry: LedgerEntry, named: Lot | None, pending: Decimal, spendable: Decimal):
+    """Takes a refund out of the lots: its pending part from the named earning's lot, else from
+    the wallet's held lots, newest earning first; its spendable part from the named lot first,
+    then the oldest."""
+    if pending > 0:
+        held = (
+            [named]
+            if named is not None
+            else Lot.objects.filter(wallet_id=entry.wallet_id, pending__gt=0).order_by("-source_id")
+        )
+        for lot in held:
+            take = min(pending, lot.pending)
+            lot_move(entry=entry, lot=lot, amount=ZERO, pending_amount=-take)
+            pending -= take
+            if pending == 0:
+                break
+    Lot.objects.spend(entry=entry, amount=spendable, first=named)
 
 
 def _original_earning(*, wallet: Wallet, entry_id: int) -> LedgerEntry:
-    original = LedgerEntry.objects.filter(
-        wallet=wallet, entry_type=EntryType.EARNING, pk=entry_id
-    ).first()
+    original = (
+        LedgerEntry.objects.select_related("lot")
+        .filter(wallet=wallet, entry_type=EntryType.EARNING, pk=entry_id)
+        .first()
+    )
     if original is None:
         raise NotFound("No earning with this original_transaction_id on this member's card.")
     return original
@@ -120,14 +158,16 @@ def _deduction_against(
 
     Runs under the wallet's lock, so the earlier refunds it sums cannot change meanwhile.
     """
-    earlier = original.refunds.aggregate(
-        refunded=Sum("refund_amount"), taken=Sum("amount"), unrecovered=Sum("unrecovered_amount")
+    earlier = original.followers.filter(entry_type=EntryType.REFUND).aggregate(
+        refunded=Sum("refund_amount"),
+        taken=Sum(F("amount") + F("pending_amount")),
+        unrecovered=Sum("unrecovered_amount"),
     )
     refunded = earlier["refunded"] or ZERO
     # What earlier refunds set out to take back: what they took plus what they could not.
     claimed = -(earlier["taken"] or ZERO) + (earlier["unrecovered"] or ZERO)
     # An earning always records its purchase.
-    purchase, credited = cast(Decimal, original.purchase_amount), original.amount
+    purchase, credited = cast(Decimal, original.purchase_amount), original.total_amount
     if refunded + refund_amount > purchase:
         raise RefundExceedsPurchase(
             details={"purchase_amount": purchase, "already_refunded": refunded}

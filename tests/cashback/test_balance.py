@@ -16,6 +16,8 @@ def test_balance_answers_the_reference_shape(api, merchant, card, member):
             "card_id": card.pk,
             "member_id": member.pk,
             "cashback_balance": 12.5,
+            "pending_balance": 0,
+            "next_expiry": None,
             "cashback_percentage": 5,
             "reward_system": "cashback",
             "currency": "TND",

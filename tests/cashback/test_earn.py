@@ -36,6 +36,9 @@ def test_earn_credits_the_percentage_and_answers_the_reference_shape(api, card, 
             "card_id": card.pk,
             "reference": "ORDER-12345",
             "earned_at": IsoTimestamp(),
+            "status": "available",
+            "available_at": response.json()["data"]["earned_at"],
+            "pending_balance": 0,
         },
     }
     assert b'"cashback_earned":2.500' in response.content  # exact decimals, 3 places for TND

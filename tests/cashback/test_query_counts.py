@@ -65,10 +65,10 @@ def test_history_takes_at_most_2_queries(warm, django_assert_max_num_queries):
         assert response.json()["data"]["pagination"]["total"] == 1
 
 
-def test_redeem_takes_at_most_7_queries(warm, merchant, django_assert_max_num_queries):
+def test_redeem_takes_at_most_8_queries(warm, merchant, django_assert_max_num_queries):
     client, card, member = warm
     token = member_token_issue(app=merchant.app, member_id=member.pk).token
-    with django_assert_max_num_queries(7):
+    with django_assert_max_num_queries(8):
         response = client.post(
             f"{API}/redeem",
             {"card_id": card.pk, "amount": Decimal(1)},

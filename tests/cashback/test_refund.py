@@ -42,6 +42,8 @@ def test_refund_deducts_the_rate_on_the_refund_amount(api, card, member, earning
             "original_transaction_id": None,
             "balance_warning": None,
             "refunded_at": IsoTimestamp(),
+            "pending_deducted": 0,
+            "pending_balance": 0,
         },
     }
     assert entry.amount == Decimal("-1.25")

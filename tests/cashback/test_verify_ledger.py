@@ -6,7 +6,7 @@ import pytest
 from django.core.management import call_command
 from django.db import connection
 
-from cashback.models import LedgerEntry, Wallet
+from cashback.models import LedgerEntry, Lot, Wallet
 from cashback.services import cashback_redeem, cashback_refund
 from members.services import MemberRef
 from tests.helpers import give_balance
@@ -67,7 +67,7 @@ def test_verify_ledger_catches_a_broken_balance_after(activity):
     code, report = verify()
     assert code == 1
     assert report["mismatches"][0]["problem"] == (
-        f"entry {entry.pk} has a balance_after that does not follow"
+        f"entry {entry.pk} has balances after it that do not follow"
     )
 
 
@@ -86,3 +86,39 @@ def test_verify_ledger_catches_a_wrong_entry_count(activity):
     assert report["mismatches"][0]["problem"] == (
         "entries_count differs from the number of its entries"
     )
+
+
+def test_verify_ledger_catches_a_broken_pending_balance(activity):
+    Wallet.objects.filter(pk=activity.pk).update(pending_balance=Decimal("1"))
+    code, report = verify()
+    assert code == 1
+    assert report["mismatches"][0]["problem"] == (
+        "pending_balance differs from the sum of its entries' pending amounts"
+    )
+
+
+@pytest.fixture
+def two_lots(merchant, card, member):
+    give_balance(app=merchant.app, card=card, member=member, purchase="100")
+    give_balance(app=merchant.app, card=card, member=member, purchase="60")
+    cashback_redeem(app=merchant.app, card=card, member=member, amount=Decimal("1"))
+    return Wallet.objects.get()
+
+
+def test_verify_ledger_catches_lots_that_do_not_add_up(two_lots):
+    lot = Lot.objects.filter(wallet=two_lots, remaining__gt=0)[0]
+    Lot.objects.filter(pk=lot.pk).update(remaining=lot.remaining + 1)
+    code, report = verify()
+    assert code == 1
+    assert report["mismatches"][0]["problem"] == "its lots do not add up to its balances"
+
+
+def test_verify_ledger_catches_a_lot_moved_without_its_movement(two_lots):
+    lots = list(Lot.objects.filter(wallet=two_lots, remaining__gt=0)[:2])
+    assert len(lots) == 2
+    # The wallet's total stays right; the lots no longer match their own entries.
+    Lot.objects.filter(pk=lots[0].pk).update(remaining=lots[0].remaining - Decimal("0.001"))
+    Lot.objects.filter(pk=lots[1].pk).update(remaining=lots[1].remaining + Decimal("0.001"))
+    code, report = verify()
+    assert code == 1
+    assert "differs from its entry and its movements" in report["mismatches"][0]["problem"]

@@ -14,7 +14,7 @@ from django.utils import timezone
 
 from apps_auth.models import IdempotencyRecord
 from cashback.ledger_check import ledger_verify
-from cashback.models import LedgerEntry, Wallet
+from cashback.models import LedgerEntry, Lot, Wallet
 from cashback.services import cashback_earn
 from members.models import Member, OtpChallenge
 from members.services import MemberRef
@@ -123,10 +123,18 @@ def test_a_database_of_the_old_layout_migrates_with_nothing_lost(old_layout):
 
     migrate_to_latest()
 
-    assert ledger_verify().mismatches == []
+    assert ledger_verify().mismatches == []  # lots included
     assert {w.member_id: w.balance for w in Wallet.objects.all()} == before["balances"]
     assert LedgerEntry.objects.count() == 6
     redemption = LedgerEntry.objects.get(entry_type="redemption")
+    # Each credit has its lot, and each debit took from them as the services do now: the
+    # redemption can be reversed into its lots, the refund came out of its earning's lot first.
+    assert Lot.objects.count() == LedgerEntry.objects.filter(amount__gt=0).count()
+    assert -sum(m.amount for m in redemption.movements.all()) == -redemption.amount
+    refund_movements = list(LedgerEntry.objects.get(entry_type="refund").movements.all())
+    assert refund_movements[0].lot.source_id == (
+        LedgerEntry.objects.get(entry_type="refund").original_entry_id
+    )
     assert redemption.idempotency_record_id == before["record"]
     assert IdempotencyRecord.objects.get(key="redeem-1").entry == redemption
     adjustment = LedgerEntry.objects.get(entry_type="adjustment")

@@ -89,6 +89,7 @@ def test_the_schema_documents_every_operation(api_schema):
         "POST /api/v1/cashback/cashback/earn",
         "POST /api/v1/cashback/cashback/redeem",
         "POST /api/v1/cashback/cashback/refund",
+        "POST /api/v1/cashback/cashback/reverse",
         "GET /api/v1/cashback/cashback/balance",
         "GET /api/v1/cashback/cashback/history",
         "GET /api/v1/cashback/cards",

@@ -11,7 +11,7 @@ from apps_auth.models import App
 from apps_auth.services import app_create
 from cards.models import Card
 from cards.services import card_create
-from cashback.models import LedgerEntry, Wallet
+from cashback.models import LedgerEntry, Lot, Wallet
 from core.commands import OperationsCommand
 from members.models import Member
 
@@ -24,6 +24,8 @@ COLUMNS = (
     "event",
     "amount",
     "balance_after",
+    "pending_amount",
+    "pending_balance_after",
     "purchase_amount",
     "cashback_percentage",
     "unrecovered_amount",
@@ -32,6 +34,12 @@ COLUMNS = (
     "created_at",
     "sequence",
     "type_sequence",
+)
+
+_LOTS_SQL = (
+    f"INSERT INTO {Lot._meta.db_table} (app_id, wallet_id, source_id, pending, remaining, "  # noqa: S608
+    f"available_at, created_at) SELECT app_id, wallet_id, id, 0, amount, created_at, created_at "
+    f"FROM {LedgerEntry._meta.db_table} WHERE wallet_id = %(wallet)s"
 )
 
 
@@ -67,22 +75,26 @@ class Command(OperationsCommand):
         with connection.cursor() as cursor:
             copy_sql = f"COPY {LedgerEntry._meta.db_table} ({', '.join(COLUMNS)}) FROM STDIN"
             for wallet, size in zip(wallets, sizes, strict=True):
-                with transaction.atomic(), cursor.copy(copy_sql) as copy:
-                    balance = Decimal(0)
-                    for i in range(size):
-                        balance += STEP
-                        copy.write_row(
-                            (
-                                target.pk, wallet.pk, card.pk, "earning", "cashback_earned",
-                                STEP, balance, Decimal(1), Decimal(5), Decimal(0), "{}", "",
-                                start_at + timedelta(seconds=i), i + 1, i + 1,
-                            )
-                        )  # fmt: skip
+                with transaction.atomic():
+                    with cursor.copy(copy_sql) as copy:
+                        balance = Decimal(0)
+                        for i in range(size):
+                            balance += STEP
+                            copy.write_row(
+                                (
+                                    target.pk, wallet.pk, card.pk, "earning", "cashback_earned",
+                                    STEP, balance, 0, 0, 1, 5, 0, "{}", "",
+                                    start_at + timedelta(seconds=i), i + 1, i + 1,
+                                )
+                            )  # fmt: skip
+                    # Each earning's lot, spendable since its entry and never expiring.
+                    cursor.execute(_LOTS_SQL, {"wallet": wallet.pk})
                 Wallet.objects.filter(pk=wallet.pk).update(balance=balance, entries_count=size)
                 written += size
                 self._progress(written, total, started)
             # Visibility map and statistics, as autovacuum would leave them on a live database.
             cursor.execute(f"VACUUM (ANALYZE) {LedgerEntry._meta.db_table}")
+            cursor.execute(f"VACUUM (ANALYZE) {Lot._meta.db_table}")
             cursor.execute(f"ANALYZE {Wallet._meta.db_table}")
             # The load's dirty pages written now, not by a checkpoint in the middle of a
             # measurement (needs a superuser or pg_checkpoint; skipped without).

@@ -1,0 +1,94 @@
+"""Spendable cashback expires: the unspent rest of each lot past `expires_at` is written off, and
+lots about to expire are announced once (`cashback.expiring`)."""
+
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from decimal import Decimal
+
+from django.conf import settings
+from django.db import transaction
+from django.utils import timezone
+
+from cards.models import Card
+from cashback.models import EntryType, LedgerEntry, Lot, Wallet
+from cashback.services.ledger import ZERO, Operation, entry_append, locked_wallets, lot_move
+
+BATCH = 500
+
+
+@dataclass(frozen=True)
+class Expired:
+    expired: int  # expiration entries written
+    amount: Decimal  # their total (positive), whatever the cards' currencies
+    warned: int  # lots announced as expiring
+
+
+def lot_expire(*, wallet: Wallet, card: Card, lot: Lot) -> LedgerEntry:
+    """Writes off what is left of `lot`: one `expiration` entry naming the lot's source. The
+    caller holds the wallet locked and the lot has something left."""
+    amount = lot.remaining
+    posted = entry_append(
+        wallet=wallet,
+        operation=Operation(card=card, entry_type=EntryType.EXPIRATION, request_fingerprint=""),
+        amount=-amount,
+        original_entry_id=lot.source_id,
+    )
+    lot_move(entry=posted.entry, lot=lot, amount=-amount, pending_amount=ZERO)
+    return posted.entry
+
+
+def cashback_expire_due(*, as_of: datetime | None = None) -> Expired:
+    """Writes off every lot expired at `as_of` (default now), one wallet per transaction, then
+    sends the `cashback.expiring` warning of each lot that expires within
+    `CASHBACK_EXPIRY_WARNING_DAYS` of `as_of`, once per lot.
+
+    Runs safely beside itself: a wallet's lots are read again under its lock, and a warning is
+    claimed with its lot's row (SKIP LOCKED) and marked in the same transaction as its event.
+    """
+    as_of = as_of or timezone.now()
+    expired, amount = 0, ZERO
+    while True:
+        due = (
+            Lot.objects.filter(remaining__gt=0, expires_at__lte=as_of)
+            .order_by()
+            .values_list("wallet_id", flat=True)
+            .distinct()[:BATCH]
+        )
+        wallet_ids = list(due)
+        if not wallet_ids:
+            break
+        for wallet_id in wallet_ids:
+            count, total = _expire_wallet(wallet_id=wallet_id, as_of=as_of)
+            expired, amount = expired + count, amount + total
+    warned = 0
+    while count := _warn_batch(as_of=as_of):
+        warned += count
+    return Expired(expired=expired, amount=amount, warned=warned)
+
+
+@transaction.atomic(durable=True)
+def _expire_wallet(*, wallet_id: int, as_of: datetime) -> tuple[int, Decimal]:
+    wallet = locked_wallets().select_related("card").get(pk=wallet_id)
+    lots = Lot.objects.filter(wallet=wallet, remaining__gt=0, expires_at__lte=as_of)
+    count, total = 0, ZERO
+    for lot in lots.order_by("expires_at", "id"):
+        total += lot.remaining
+        lot_expire(wallet=wallet, card=wallet.card, lot=lot)
+        count += 1
+    return count, total
+
+
+@transaction.atomic(durable=True)
+def _warn_batch(*, as_of: datetime) -> int:
+    horizon = as_of + timedelta(days=settings.CASHBACK_EXPIRY_WARNING_DAYS)
+    lots = list(
+        Lot.objects.select_for_update(of=("self",), skip_locked=True)
+        .select_related("wallet__card")
+        .filter(
+            remaining__gt=0, warned_at__isnull=True, expires_at__gt=as_of, expires_at__lte=horizon
+        )
+        .order_by("expires_at", "id")[:BATCH]
+    )
+    now = timezone.now()
+    Lot.objects.filter(pk__in=[lot.pk for lot in lots]).update(warned_at=now)
+    return len(lots)

@@ -1,0 +1,65 @@
+"""Held cashback becomes spendable: each held lot due is released, one entry each."""
+
+from dataclasses import dataclass
+from datetime import datetime
+from decimal import Decimal
+
+from django.db import transaction
+from django.utils import timezone
+
+from cashback.models import EntryType, Lot
+from cashback.services.ledger import ZERO, Operation, entry_append, locked_wallets, lot_move
+
+BATCH = 500
+
+
+@dataclass(frozen=True)
+class Released:
+    released: int  # entries written
+    amount: Decimal  # their total, whatever the cards' currencies
+
+
+def cashback_release_due(*, as_of: datetime | None = None) -> Released:
+    """Releases every held lot whose `available_at` is at or before `as_of` (default now), one
+    wallet per transaction.
+
+    Runs safely beside itself and beside refunds: each wallet's lots are read again under the
+    wallet's lock, so a lot is released once (the database refuses a second release of an
+    earning besides) and a refund that took the held cashback first leaves nothing to release.
+    """
+    as_of = as_of or timezone.now()
+    released, amount = 0, ZERO
+    while True:
+        due = (
+            Lot.objects.filter(pending__gt=0, available_at__lte=as_of)
+            .order_by()
+            .values_list("wallet_id", flat=True)
+            .distinct()[:BATCH]
+        )
+        wallet_ids = list(due)
+        if not wallet_ids:
+            return Released(released=released, amount=amount)
+        for wallet_id in wallet_ids:
+            count, total = _release_wallet(wallet_id=wallet_id, as_of=as_of)
+            released, amount = released + count, amount + total
+
+
+@transaction.atomic(durable=True)
+def _release_wallet(*, wallet_id: int, as_of: datetime) -> tuple[int, Decimal]:
+    wallet = locked_wallets().select_related("card").get(pk=wallet_id)
+    lots = Lot.objects.filter(wallet=wallet, pending__gt=0, available_at__lte=as_of)
+    count, total = 0, ZERO
+    for lot in lots.order_by("available_at", "id"):
+        amount = lot.pending
+        posted = entry_append(
+            wallet=wallet,
+            operation=Operation(
+                card=wallet.card, entry_type=EntryType.RELEASE, request_fingerprint=""
+            ),
+            amount=amount,
+            pending_amount=-amount,
+            original_entry_id=lot.source_id,
+        )
+        lot_move(entry=posted.entry, lot=lot, amount=amount, pending_amount=-amount)
+        count, total = count + 1, total + amount
+    return count, total

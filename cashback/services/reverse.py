@@ -1,0 +1,101 @@
+"""A redemption undone (the sale it paid for was cancelled): its amount goes back into the lots it
+came from."""
+
+from datetime import timedelta
+
+from django.conf import settings
+from django.db import transaction
+from django.utils import timezone
+
+from apps_auth.models import App, IdempotencyRecord
+from cards.models import Card
+from cashback.errors import AlreadyReversed, ReversalWindowClosed
+from cashback.models import EntryType, LedgerEntry
+from cashback.serializers import timestamp
+from cashback.services.expire import lot_expire
+from cashback.services.ledger import ZERO, Operation, Posted, entry_append, locked_wallets, lot_move
+from core.errors import NotFound
+from core.fingerprint import digest
+
+
+@transaction.atomic(durable=True)
+def cashback_reverse(
+    *,
+    app: App,
+    card: Card,
+    transaction_id: int,
+    reason: str | None = None,
+    reference: str | None = None,
+    idempotency_record: IdempotencyRecord | None = None,
+) -> Posted:
+    """Gives a redemption's amount back: one `reversal` entry, and each lot the redemption spent
+    gets back what it gave, with its own expiry date. A lot that expired meanwhile is written
+    off again at once (an `expiration` entry), and the reversal records what that took as its
+    `unrecovered_amount`.
+
+    Only a redemption of the app on `card`, at most once, within
+    `CASHBACK_REVERSAL_WINDOW_HOURS`. Raises `NotFound`, `AlreadyReversed`,
+    `ReversalWindowClosed`, `DuplicateReference` and `IdempotencyKeyReused`. A card made
+    inactive since still takes its reversals: they give back what is owed.
+    """
+    operation = Operation(
+        card=card,
+        entry_type=EntryType.REVERSAL,
+        reference=reference,
+        idempotency_record=idempotency_record,
+        request_fingerprint=digest({"transaction_id": transaction_id, "reason": reason}),
+    )
+    replay = operation.replay()
+    if replay is not None:
+        return replay
+    redemption = LedgerEntry.objects.filter(
+        pk=transaction_id, app=app, card=card, entry_type=EntryType.REDEMPTION
+    ).first()
+    if redemption is None:
+        raise NotFound("No redemption with this transaction_id on this card.")
+    wallet = locked_wallets().get(pk=redemption.wallet_id)
+    # Under the wallet's lock: a concurrent reversal of the same redemption has committed or
+    # waits behind this one.
+    earlier = (
+        LedgerEntry.objects.filter(original_entry=redemption, entry_type=EntryType.REVERSAL)
+        .values_list("pk", flat=True)
+        .first()
+    )
+    if earlier is not None:
+        raise AlreadyReversed(details={"reversal_transaction_id": earlier})
+    window = timedelta(hours=settings.CASHBACK_REVERSAL_WINDOW_HOURS)
+    now = timezone.now()
+    if redemption.created_at + window < now:
+        raise ReversalWindowClosed(
+            details={
+                "redeemed_at": timestamp(redemption.created_at),
+                "reversal_window_hours": settings.CASHBACK_REVERSAL_WINDOW_HOURS,
+            }
+        )
+
+    movements = list(redemption.movements.select_related("lot").order_by("id"))
+    expired_lots = {
+        m.lot_id: m.lot
+        for m in movements
+        if m.lot.expires_at is not None and m.lot.expires_at <= now
+    }
+    # Lots that expired meanwhile are written off again at once: what goes back into them and
+    # what they still hold (the worker may not have come by yet).
+    written_off = sum((-m.amount for m in movements if m.lot_id in expired_lots), start=ZERO) + sum(
+        (lot.remaining for lot in expired_lots.values()), start=ZERO
+    )
+    posted = entry_append(
+        wallet=wallet,
+        operation=operation,
+        amount=-redemption.amount,
+        original_entry=redemption,
+        unrecovered_amount=written_off,
+        metadata={"reason": reason} if reason else {},
+    )
+    if posted.replayed:
+        return posted
+    for movement in movements:
+        lot_move(entry=posted.entry, lot=movement.lot, amount=-movement.amount, pending_amount=ZERO)
+    for lot in expired_lots.values():
+        lot_expire(wallet=wallet, card=card, lot=lot)
+    return posted
