@@ -8,7 +8,6 @@ from cards.models import Card
 from cards.selectors import card_check_active
 from cashback.errors import BelowMinimumPurchase
 from cashback.models import EntryType
-from cashback.serializers import EarnResultSerializer
 from cashback.services.ledger import (
     ZERO,
     Operation,
@@ -22,7 +21,6 @@ from cashback.services.ledger import (
 from core import money
 from core.fingerprint import digest
 from members.services import MemberRef, member_resolve
-from webhooks.services import event_record
 
 
 @transaction.atomic(durable=True)
@@ -98,9 +96,4 @@ def cashback_earn(
     if posted is None:  # the member's first entry on this card
         member = member or member_resolve(app=app, ref=member_ref, create=True)
         posted = entry_append(wallet=wallet_open(app=app, card=card, member=member), **entry)
-    event_record(
-        app_id=card.app_id,
-        event_type="cashback.earned",
-        data=EarnResultSerializer(posted.entry, context={"card": card}).data,
-    )
     return posted

@@ -10,6 +10,7 @@ from django.db import transaction
 from django.utils import timezone
 
 from cards.models import Card
+from cashback.events import expiring_event_record
 from cashback.models import EntryType, LedgerEntry, Lot, Wallet
 from cashback.services.ledger import ZERO, Operation, entry_append, locked_wallets, lot_move
 
@@ -90,5 +91,7 @@ def _warn_batch(*, as_of: datetime) -> int:
         .order_by("expires_at", "id")[:BATCH]
     )
     now = timezone.now()
+    for lot in lots:
+        expiring_event_record(lot=lot, card=lot.wallet.card, member_id=lot.wallet.member_id)
     Lot.objects.filter(pk__in=[lot.pk for lot in lots]).update(warned_at=now)
     return len(lots)

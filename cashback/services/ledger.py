@@ -11,6 +11,7 @@ from apps_auth.errors import IdempotencyKeyReused
 from apps_auth.models import App, IdempotencyRecord
 from cards.models import Card
 from cashback.errors import DuplicateReference
+from cashback.events import entry_event_record
 from cashback.models import EVENTS, EntryType, LedgerEntry, Lot, LotMovement, Wallet
 from core import money
 from core.errors import InvalidInput
@@ -124,8 +125,9 @@ def entry_post(
     **fields,
 ) -> Posted | None:
     """Moves the member's wallet on the operation's card by `amount` (spendable) and
-    `pending_amount` and appends its entry (which opens a lot when it is a credit:
-    `_lot_days`); None when the member has no wallet on the card yet.
+    `pending_amount`, appends its entry (which opens a lot when it is a credit: `_lot_days`)
+    and records its webhook event (`cashback.events`); None when the member has no wallet on
+    the card yet.
 
     The move locks the wallet until the transaction ends. Callers that must see the balance
     before they decide (a debit, a refund) lock the wallet first (`locked_wallets`). A
@@ -172,6 +174,7 @@ def entry_post(
         if replay is None:
             raise
         return replay
+    entry_event_record(entry=entry, card=card)
     return Posted(entry=entry)
 
 

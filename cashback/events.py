@@ -1,0 +1,55 @@
+"""Each ledger entry's webhook event, recorded in the entry's own transaction (an outbox): the
+event exists if and only if the entry does, and the worker delivers it."""
+
+from decimal import Decimal
+
+from cards.models import Card
+from cashback.models import EntryType, LedgerEntry, Lot
+from cashback.serializers import (
+    EarnResultSerializer,
+    MovementEventSerializer,
+    RedeemResultSerializer,
+    RefundResultSerializer,
+    ReverseResultSerializer,
+    timestamp,
+)
+from core import money
+from webhooks.models import EventType
+from webhooks.services import event_record
+
+# Each entry type's event, and what renders its data: the operation's own answer where the API
+# has one.
+_EVENTS = {
+    EntryType.EARNING: (EventType.EARNED, EarnResultSerializer),
+    EntryType.REDEMPTION: (EventType.REDEEMED, RedeemResultSerializer),
+    EntryType.REFUND: (EventType.REFUNDED, RefundResultSerializer),
+    EntryType.REVERSAL: (EventType.REDEMPTION_REVERSED, ReverseResultSerializer),
+    EntryType.ADJUSTMENT: (EventType.ADJUSTED, MovementEventSerializer),
+    EntryType.RELEASE: (EventType.RELEASED, MovementEventSerializer),
+    EntryType.EXPIRATION: (EventType.EXPIRED, MovementEventSerializer),
+}
+
+
+def entry_event_record(*, entry: LedgerEntry, card: Card) -> None:
+    """Records the entry's event for the app's webhook endpoints; call it in the entry's
+    transaction, once the entry is complete."""
+    event_type, serializer = _EVENTS[EntryType(entry.entry_type)]
+    data = serializer(entry, context={"card": card}).data
+    event_record(app_id=entry.app_id, event_type=event_type, data=data)
+
+
+def expiring_event_record(*, lot: Lot, card: Card, member_id: int) -> None:
+    """Records the `cashback.expiring` warning of a lot; once per lot, by the caller."""
+    remaining: Decimal = lot.remaining
+    event_record(
+        app_id=lot.app_id,
+        event_type=EventType.EXPIRING,
+        data={
+            "card_id": card.pk,
+            "member_id": member_id,
+            "amount": money.quantize(remaining, card.currency),
+            "currency": card.currency,
+            "expires_at": timestamp(lot.expires_at) if lot.expires_at else None,
+            "original_transaction_id": lot.source_id,
+        },
+    )
