@@ -1,16 +1,28 @@
-"""Fault drill: retries, cut-off requests and a killed worker must neither lose nor double money.
+"""Fault drill: retries, cut-off requests, killed processes and a flaky webhook receiver must
+neither lose nor double money, nor lose an event.
 
-For a bounded time, several client processes send random earns, redeems and refunds to a real
-server (gunicorn, 2 workers, PostgreSQL), each operation under its own Idempotency-Key. Some
-requests are cut off by a client timeout mid-flight; every failure without an answer is retried
-with the same key and body until the server gives one. Meanwhile one server worker is killed
-with SIGKILL and gunicorn starts a new one. Afterwards the drill checks `verify_ledger`, and
-that the ledger holds exactly the operations the clients saw succeed, each once, and that every
-balance equals the sum of what the clients were told.
+For a bounded time, several client processes send random earns, redeems, refunds and reversals
+to a real server (gunicorn, 2 workers, PostgreSQL) on three cards: one plain, one that holds
+cashback a day, one whose cashback expires after a day. Each operation goes under its own
+Idempotency-Key; some requests are cut off by a client timeout mid-flight, and every failure
+without an answer is retried with the same key and body until the server gives one. Refunds
+name held earnings the client saw; reversals name redemptions it saw succeed. Meanwhile
+`release_cashback` and `expire_cashback` run over and over with `--as-of` in the future, so
+they have work; the background worker (`manage.py worker`) delivers every event to a receiver
+the drill runs, which verifies each signature and answers some requests 500 or too late. One
+gunicorn worker is killed with SIGKILL, and the background worker twice, each time while a
+delivery is in flight; a new one is started at once.
+
+Afterwards the drill lets the worker deliver what is left, then checks `verify_ledger`; that
+the ledger holds exactly the operations the clients saw succeed, each once, with the amounts
+they were told, and otherwise only releases and expirations of the earnings they saw; that
+every balance adds up; that every entry and every expiry warning has its event, each event
+was delivered, and the receiver acknowledged every event's `webhook-id` (duplicates from
+retries allowed and counted), saw none unknown and no bad signature.
 
     .venv/bin/python bench/fault_drill.py [--duration 30] [--clients 4] [--members 6]
 
-It prints one verdict line and exits 1 on any mismatch.
+It prints one verdict line and a summary, and exits 1 on any mismatch.
 """
 
 import argparse
@@ -19,17 +31,28 @@ import multiprocessing
 import os
 import random
 import signal
+import subprocess
 import sys
 import tempfile
+import threading
 import time
 import urllib.error
 import urllib.request
+from collections import Counter
+from datetime import UTC, datetime, timedelta
 from decimal import Decimal
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
+from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+from standardwebhooks import Webhook, WebhookVerificationError
+
 from bench.harness import (
+    PYTHON,
+    ROOT,
+    free_port,
     gunicorn,
     manage,
     production_env,
@@ -39,35 +62,177 @@ from bench.harness import (
 )
 
 DEFAULT_DB = "postgres://postgres@127.0.0.1:5432/cashback_drill"
+# The webhook settings of the drill's server: a short timeout and short backoffs, so that the
+# retries the receiver provokes happen within the drill; a worker silent for a few seconds is
+# taken for dead, so that the jobs a killed worker held are run again soon.
+WEBHOOK_TIMEOUT = 2.0
+SERVER_SETTINGS = {
+    "WEBHOOK_TIMEOUT_SECONDS": str(WEBHOOK_TIMEOUT),
+    "WEBHOOK_RETRY_BASE_SECONDS": "0.5",
+    "WEBHOOK_RETRY_MAX_SECONDS": "4",
+    "WORKER_CONCURRENCY": "8",
+    "WORKER_POLL_SECONDS": "0.5",
+    "WORKER_HEARTBEAT_SECONDS": "1",
+    "WORKER_STALLED_SECONDS": "4",
+    "WORKER_RECOVERY_SECONDS": "2",
+}
+FAIL_RATE = 0.05  # the receiver answers 500
+LATE_RATE = 0.003  # the receiver answers after the sender's timeout
+DRAIN_TIMEOUT = 90  # seconds for the worker to deliver what is left
 
 
-def prepare(members: int) -> dict:
-    """An app, a card and members with their tokens, made through the project's own services."""
+def default_database_url() -> str:
+    """DRILL_DATABASE_URL; else a database named after DATABASE_URL's with `_drill`, on its
+    server (drills of several checkouts on one server do not collide); else `cashback_drill`
+    on the local server."""
+    if os.environ.get("DRILL_DATABASE_URL"):
+        return os.environ["DRILL_DATABASE_URL"]
+    base = os.environ.get("DATABASE_URL", "")
+    if base.startswith(("postgres://", "postgresql://")) and "/" in base.split("://", 1)[1]:
+        server, name = base.split("?", 1)[0].rsplit("/", 1)
+        if name:
+            return f"{server}/{name}_drill"
+    return DEFAULT_DB
+
+
+def prepare(members: int, hook_url: str) -> dict:
+    """A test-mode app, its three cards, members with their tokens and a webhook endpoint for
+    every event, made through the project's own services."""
     from decimal import Decimal as D
 
     from apps_auth.services import app_create
     from cards.services import card_create
     from members.models import Member
     from members.tokens import member_token_issue
+    from webhooks.services import webhook_endpoint_create
 
     app, issued = app_create(
         name="Fault drill",
-        scopes=["cashback_read", "cashback_write", "card_read"],
+        scopes=["cashback_read", "cashback_write", "card_read", "webhooks"],
         rate_limit_per_minute=1_000_000,  # the drill is about money, not the rate limit
     )
-    card = card_create(
-        app=app,
-        name="Drill card",
-        cashback_percentage=D("7.5"),
-        cashback_min_amount=D(0),
-        cashback_max_amount=D(500),
-    )
+    card = {"percentage": D("7.5"), "min_amount": D(0), "max_amount": D(500)}
+    cards = {
+        "plain": card_create(app=app, name="Drill card", **_card(card)),
+        "held": card_create(
+            app=app,
+            name="Drill card, held",
+            cashback_holding_days=1,
+            cashback_expiry_days=2,
+            **_card(card),
+        ),
+        "expiring": card_create(
+            app=app, name="Drill card, expiring", cashback_expiry_days=1, **_card(card)
+        ),
+    }
     people = []
     for i in range(members):
         member = Member.objects.create(app=app, email=f"drill{i}@example.com", name=f"Drill {i}")
         token = member_token_issue(app=app, member_id=member.pk, ttl_seconds=3600).token
         people.append({"id": member.pk, "token": token})
-    return {"app_id": app.app_id, "api_key": issued.raw_key, "card_id": card.pk, "members": people}
+    endpoint = webhook_endpoint_create(app=app, url=hook_url)
+    return {
+        "app_id": app.app_id,
+        "api_key": issued.raw_key,
+        "cards": {name: c.pk for name, c in cards.items()},
+        "members": people,
+        "endpoint_id": endpoint.pk,
+        "secret": endpoint.secret,
+    }
+
+
+def _card(card: dict) -> dict:
+    return {
+        "cashback_percentage": card["percentage"],
+        "cashback_min_amount": card["min_amount"],
+        "cashback_max_amount": card["max_amount"],
+    }
+
+
+class Receiver:
+    """The endpoint's receiver: a local HTTP server that verifies each POST's signature with
+    `standardwebhooks` and counts its `webhook-id`. It answers some 500 and some after the
+    sender's timeout, at random; `hold()` makes it keep the next request past the timeout and
+    returns once one is held, so that the worker can be killed with a delivery in flight."""
+
+    def __init__(self, seed: int):
+        self.webhook: Webhook | None = None  # the endpoint's secret, once it is registered
+        self.random = random.Random(seed)
+        self.lock = threading.Lock()
+        self.received: Counter[str] = Counter()  # webhook-id → POSTs
+        self.acknowledged: set[str] = set()  # answered 2xx in time
+        self.types: dict[str, str] = {}
+        self.bad_signatures: list[str] = []
+        self.failed = self.late = 0
+        self.hold_wanted = threading.Event()
+        self.holding = threading.Event()
+        receiver = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_POST(self) -> None:
+                receiver.handle(self)
+
+            def log_message(self, format: str, *args: Any) -> None:
+                pass
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", free_port()), Handler)
+        self.server.daemon_threads = True
+        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.server.server_address[1]}/hooks/cashback"
+
+    def __enter__(self) -> "Receiver":
+        self.thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.server.shutdown()
+        self.server.server_close()
+
+    def hold(self, timeout: float) -> bool:
+        self.holding.clear()
+        self.hold_wanted.set()
+        held = self.holding.wait(timeout)
+        self.hold_wanted.clear()
+        return held
+
+    def handle(self, request: BaseHTTPRequestHandler) -> None:
+        body = request.rfile.read(int(request.headers.get("content-length") or 0))
+        headers = {k.lower(): v for k, v in request.headers.items()}
+        webhook_id = headers.get("webhook-id", "")
+        try:
+            if self.webhook is None:
+                raise WebhookVerificationError("no secret yet")
+            payload = self.webhook.verify(body, headers)
+        except WebhookVerificationError:
+            payload = None
+        with self.lock:
+            self.received[webhook_id] += 1
+            if payload is None:
+                self.bad_signatures.append(webhook_id)
+            else:
+                self.types[webhook_id] = payload["type"]
+            late = fail = False
+            if self.hold_wanted.is_set() and not self.holding.is_set():
+                self.holding.set()
+                late = True
+            else:
+                draw = self.random.random()
+                late, fail = draw < LATE_RATE, LATE_RATE <= draw < LATE_RATE + FAIL_RATE
+            self.late += late
+            self.failed += fail
+        if late:
+            time.sleep(WEBHOOK_TIMEOUT + 1)
+        try:
+            request.send_response(500 if fail else 204)
+            request.end_headers()
+        except OSError:
+            return  # the sender gave up (or died) first
+        if not (late or fail or payload is None):
+            with self.lock:
+                self.acknowledged.add(webhook_id)
 
 
 class Client:
@@ -81,6 +246,10 @@ class Client:
         self.sent = self.retried = self.cut_off = 0
         self.outcomes: list[dict] = []
         self.unresolved = 0
+        # What this till saw succeed and may name later.
+        self.redemptions: list[dict] = []
+        self.reversed: list[dict] = []
+        self.held_earnings: list[dict] = []
 
     def send(self, path: str, body: dict, key: str, token: str | None, timeout: float):
         headers = {
@@ -109,19 +278,56 @@ class Client:
         except (urllib.error.URLError, ConnectionError, OSError):
             return None, None  # the worker died under this request, or is restarting
 
+    def amount(self, high: int) -> str:
+        return str(Decimal(self.random.randint(1, high)) / 1000)
+
     def operation(self) -> tuple[str, dict, str | None]:
         member = self.random.choice(self.shop["members"])
-        card_id = self.shop["card_id"]
-        kind = self.random.choices(["earn", "redeem", "refund"], weights=[5, 3, 2])[0]
-        amount = str(Decimal(self.random.randint(1, 400_000)) / 1000)
-        if kind == "earn":
-            body = {"card_id": card_id, "member_id": member["id"], "purchase_amount": amount}
+        card_id = self.random.choice(list(self.shop["cards"].values()))
+        kind = self.random.choices(["earn", "redeem", "refund", "reverse"], weights=[6, 3, 2, 1.5])[
+            0
+        ]
+        if kind == "reverse" and self.reversed and self.random.random() < 0.05:
+            # A second reversal of one redemption, under a new key: 409 already_reversed.
+            return kind, dict(self.random.choice(self.reversed)), None
+        if kind == "reverse" and self.redemptions:
+            redemption = self.redemptions.pop(self.random.randrange(len(self.redemptions)))
+            self.reversed.append(redemption)
+            return kind, redemption, None
+        if kind == "refund" and self.held_earnings and self.random.random() < 0.5:
+            earning = self.random.choice(self.held_earnings)
+            share = Decimal(self.random.randint(1, 60)) / 100
+            refund = (Decimal(str(earning["purchase_amount"])) * share).quantize(Decimal("0.001"))
+            body = {
+                "card_id": earning["card_id"],
+                "member_id": earning["member_id"],
+                "refund_amount": str(max(refund, Decimal("0.001"))),
+                "original_transaction_id": earning["transaction_id"],
+            }
             return kind, body, None
         if kind == "redeem":
-            small = str(Decimal(self.random.randint(1, 20_000)) / 1000)
-            return kind, {"card_id": card_id, "amount": small}, member["token"]
-        body = {"card_id": card_id, "member_id": member["id"], "refund_amount": amount}
-        return kind, body, None
+            return kind, {"card_id": card_id, "amount": self.amount(20_000)}, member["token"]
+        if kind == "refund":
+            body = {
+                "card_id": card_id,
+                "member_id": member["id"],
+                "refund_amount": self.amount(400_000),
+            }
+            return kind, body, None
+        body = {
+            "card_id": card_id,
+            "member_id": member["id"],
+            "purchase_amount": self.amount(400_000),
+        }
+        return "earn", body, None
+
+    def seen(self, kind: str, data: dict) -> None:
+        if kind == "redeem":
+            self.redemptions.append(
+                {"card_id": data["card_id"], "transaction_id": data["transaction_id"]}
+            )
+        elif kind == "earn" and data["status"] == "pending":
+            self.held_earnings.append(data)
 
     def run(self) -> dict:
         n = 0
@@ -134,13 +340,17 @@ class Client:
                 # One request in ten is cut off by a timeout shorter than the server needs.
                 timeout = 0.002 if self.random.random() < 0.1 else 10.0
                 status, payload = self.send(kind, body, key, token, timeout)
-                if status in (200, 422):
+                code = (payload or {}).get("error", {}).get("code")
+                if status in (200, 422) or (kind == "reverse" and code == "already_reversed"):
+                    data = payload.get("data") if payload else None
                     self.outcomes.append(
-                        {"kind": kind, "status": status, "body": body, "data": payload.get("data")}
+                        {"kind": kind, "status": status, "body": body, "data": data}
                     )
+                    if status == 200:
+                        self.seen(kind, data or {})
                     break
                 if status not in (None, 409, 500, 502, 503) or (
-                    status == 409 and payload["error"]["code"] != "request_in_progress"
+                    status == 409 and code != "request_in_progress"
                 ):
                     raise RuntimeError(f"unexpected answer {status} {payload} to {kind} {body}")
                 if time.monotonic() > self.drain_until:
@@ -163,6 +373,81 @@ def client_process(args) -> dict:
     return Client(base, shop, seed, stop_at, drain_until).run()
 
 
+class Lifecycle(threading.Thread):
+    """Runs `release_cashback` and `expire_cashback` over and over, as an operator would, with
+    `--as-of` days ahead so that held cashback is released and lots expire during the drill;
+    every other expiry run is as of now, which sends the expiry warnings due."""
+
+    def __init__(self, env: dict):
+        super().__init__(daemon=True)
+        self.env = env
+        self.stopping = threading.Event()
+        self.totals: Counter[str] = Counter()
+        self.problems: list[str] = []
+
+    def command(self, name: str, as_of: datetime) -> None:
+        run = manage(self.env, name, "--as-of", as_of.isoformat(), "--json", capture=True)
+        self.totals[name] += 1
+        if run.returncode != 0:
+            self.problems.append(f"{name} exited {run.returncode}: {run.stderr.strip()[-500:]}")
+            return
+        for field, value in json.loads(run.stdout).items():
+            if field != "amount":  # the counts: released, expired, warned
+                self.totals[field] += int(value)
+
+    def run(self) -> None:
+        turn = 0
+        while not self.stopping.is_set():
+            now = datetime.now(UTC)
+            self.command("release_cashback", now + timedelta(days=3))
+            self.command("expire_cashback", now + timedelta(days=3) if turn % 2 else now)
+            turn += 1
+
+    def settle(self) -> datetime:
+        """Stops the runs, then releases and expires once more what is due by then."""
+        self.stopping.set()
+        self.join()
+        as_of = datetime.now(UTC) + timedelta(days=3)
+        self.command("release_cashback", as_of)
+        self.command("expire_cashback", as_of)
+        return as_of
+
+
+class Worker:
+    """`manage.py worker`, killed and started again."""
+
+    def __init__(self, env: dict, log: Path):
+        self.env, self.log = env, log
+        self.process: subprocess.Popen | None = None
+        self.killed: list[int] = []
+
+    def start(self) -> None:
+        with open(self.log, "a") as out:
+            self.process = subprocess.Popen(
+                [PYTHON, "manage.py", "worker"],
+                cwd=ROOT,
+                env={**os.environ, **self.env},
+                stdout=out,
+                stderr=out,
+            )
+
+    def kill(self) -> None:
+        if self.process is None:
+            raise RuntimeError("no worker to kill")
+        self.process.kill()  # SIGKILL
+        self.process.wait()
+        self.killed.append(self.process.pid)
+
+    def stop(self) -> None:
+        if self.process is not None and self.process.poll() is None:
+            self.process.terminate()
+            try:
+                self.process.wait(timeout=WEBHOOK_TIMEOUT + 15)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait()
+
+
 def verify_ledger(env: dict) -> tuple[list[str], int]:
     """Runs `manage.py verify_ledger --json`, as an operator would."""
     run = manage(env, "verify_ledger", "--json", capture=True)
@@ -173,48 +458,178 @@ def verify_ledger(env: dict) -> tuple[list[str], int]:
     return problems, report["wallets_checked"]
 
 
-def reconcile(outcomes: list[dict]) -> tuple[list[str], int]:
-    """Compares the ledger with what the clients were told; returns the mismatches."""
-    from cashback.models import LedgerEntry, Wallet
+def told_moves(kind: str, data: dict) -> tuple[Decimal, Decimal]:
+    """What a client was told an operation moved: (spendable, pending)."""
+    if kind == "earn":
+        earned = Decimal(str(data["cashback_earned"]))
+        return (Decimal(0), earned) if data["status"] == "pending" else (earned, Decimal(0))
+    if kind == "redeem":
+        return -Decimal(str(data["amount_redeemed"])), Decimal(0)
+    if kind == "refund":
+        pending = Decimal(str(data["pending_deducted"]))
+        return -(Decimal(str(data["cashback_deducted"])) - pending), -pending
+    return Decimal(str(data["amount"])), Decimal(0)  # reverse
+
+
+def reconcile(outcomes: list[dict], settled_as_of: datetime) -> tuple[list[str], Counter[str]]:
+    """Compares the ledger with what the clients were told; returns the mismatches and the
+    entries by type."""
+    from cashback.models import EntryType, LedgerEntry, Lot, Wallet
 
     problems = []
-
-    told: dict[int, Decimal] = {}
+    kinds = {
+        "earn": EntryType.EARNING,
+        "redeem": EntryType.REDEMPTION,
+        "refund": EntryType.REFUND,
+        "reverse": EntryType.REVERSAL,
+    }
+    told: dict[int, tuple[str, Decimal, Decimal]] = {}
     ids = []
-    expected_by_member: dict[int, Decimal] = {}
+    expected: dict[tuple[int, int], list[Decimal]] = {}
+    held_earnings = set()
     for outcome in outcomes:
         if outcome["status"] != 200:
             continue
         data = outcome["data"]
         ids.append(data["transaction_id"])
-        moved = {
-            "earn": Decimal(str(data.get("cashback_earned", 0))),
-            "redeem": -Decimal(str(data.get("amount_redeemed", 0))),
-            "refund": -Decimal(str(data.get("cashback_deducted", 0))),
-        }[outcome["kind"]]
-        told[data["transaction_id"]] = moved
-        member = data["member_id"]
-        expected_by_member[member] = expected_by_member.get(member, Decimal(0)) + moved
+        spendable, pending = told_moves(outcome["kind"], data)
+        told[data["transaction_id"]] = (kinds[outcome["kind"]], spendable, pending)
+        sums = expected.setdefault((data["member_id"], data["card_id"]), [Decimal(0)] * 2)
+        sums[0] += spendable
+        sums[1] += pending
+        if outcome["kind"] == "earn" and pending:
+            held_earnings.add(data["transaction_id"])
 
     if len(ids) != len(set(ids)):
         problems.append("one transaction_id was reported for two operations")
-    entries = dict(LedgerEntry.objects.values_list("id", "amount"))
+    entries = {
+        e["id"]: e
+        for e in LedgerEntry.objects.values(
+            "id",
+            "entry_type",
+            "amount",
+            "pending_amount",
+            "original_entry_id",
+            "wallet__member_id",
+            "card_id",
+        )
+    }
+    by_type = Counter(e["entry_type"] for e in entries.values())
+    posted_by_service = {EntryType.RELEASE, EntryType.EXPIRATION}
     for missing in set(told) - set(entries):
         problems.append(f"transaction {missing} was reported but is not in the ledger")
-    for unknown in set(entries) - set(told):
-        problems.append(f"ledger entry {unknown} matches no operation a client saw succeed")
-    for entry_id in set(told) & set(entries):
-        if entries[entry_id] != told[entry_id]:
-            problems.append(
-                f"entry {entry_id} moved {entries[entry_id]}, the client saw {told[entry_id]}"
+    for entry_id, entry in entries.items():
+        if entry["entry_type"] in posted_by_service:
+            # A release or expiration of an earning a client saw; it moves the wallet too.
+            source = entry["original_entry_id"]
+            if source not in told or told[source][0] != EntryType.EARNING:
+                problems.append(f"{entry['entry_type']} {entry_id} names no earning a client saw")
+            elif entry["entry_type"] == EntryType.RELEASE and source not in held_earnings:
+                problems.append(f"release {entry_id} of an earning that was not held")
+            sums = expected.setdefault(
+                (entry["wallet__member_id"], entry["card_id"]), [Decimal(0)] * 2
             )
+            sums[0] += entry["amount"]
+            sums[1] += entry["pending_amount"]
+            continue
+        if entry_id not in told:
+            problems.append(f"ledger entry {entry_id} matches no operation a client saw succeed")
+            continue
+        kind, spendable, pending = told[entry_id]
+        moved = (entry["entry_type"], entry["amount"], entry["pending_amount"])
+        if moved != (kind, spendable, pending):
+            problems.append(f"entry {entry_id} is {moved}, the client saw {told[entry_id]}")
+    releases = Counter(
+        e["original_entry_id"] for e in entries.values() if e["entry_type"] == EntryType.RELEASE
+    )
+    for earning, count in releases.items():
+        if count > 1:
+            problems.append(f"earning {earning} was released {count} times")
     for wallet in Wallet.objects.all():
-        expected = expected_by_member.get(wallet.member_id, Decimal(0))
-        if wallet.balance != expected:
+        spendable, pending = expected.get((wallet.member_id, wallet.card_id), [Decimal(0)] * 2)
+        if (wallet.balance, wallet.pending_balance) != (spendable, pending):
             problems.append(
-                f"wallet {wallet.pk}: balance {wallet.balance}, clients add up to {expected}"
+                f"wallet {wallet.pk}: balance {wallet.balance} (pending {wallet.pending_balance})"
+                f", the ledger as the clients saw it adds up to {spendable} (pending {pending})"
             )
-    return problems, len(entries)
+    due = Lot.objects.filter(pending__gt=0, available_at__lte=settled_as_of).count()
+    if due:
+        problems.append(f"{due} lots still held after the last release")
+    overdue = Lot.objects.filter(remaining__gt=0, expires_at__lte=settled_as_of).count()
+    if overdue:
+        problems.append(f"{overdue} lots still spendable after the last expiry")
+    return problems, by_type
+
+
+def drain(timeout: float) -> int:
+    """Waits until no delivery is pending; returns how many still are."""
+    from webhooks.models import DeliveryStatus, WebhookDelivery
+
+    deadline = time.monotonic() + timeout
+    while True:
+        pending = WebhookDelivery.objects.filter(status=DeliveryStatus.PENDING).count()
+        if not pending or time.monotonic() > deadline:
+            return pending
+        time.sleep(0.5)
+
+
+def check_webhooks(receiver: Receiver, endpoint_id: int) -> tuple[list[str], dict]:
+    """Every entry has its one event, and every expiry warning; each event has one delivery to
+    the endpoint, delivered; the receiver acknowledged every event's webhook-id and saw none
+    other, each signature valid."""
+    from cashback.models import LedgerEntry, Lot
+    from webhooks.models import DeliveryStatus, EventType, WebhookDelivery, WebhookEvent
+
+    problems = []
+    events = {e.public_id: e for e in WebhookEvent.objects.all()}
+    told_of: Counter[int] = Counter()
+    warnings = 0
+    for event in events.values():
+        data = json.loads(event.body)["data"]
+        if event.event_type == EventType.EXPIRING:
+            warnings += 1
+        else:
+            told_of[data["transaction_id"]] += 1
+    entry_ids = set(LedgerEntry.objects.values_list("id", flat=True))
+    for entry_id in entry_ids - set(told_of):
+        problems.append(f"ledger entry {entry_id} has no event")
+    for entry_id in set(told_of) - entry_ids:
+        problems.append(f"an event tells of entry {entry_id}, which is not in the ledger")
+    problems += [f"entry {e} has {n} events" for e, n in told_of.items() if n > 1]
+    warned = Lot.objects.filter(warned_at__isnull=False).count()
+    if warnings != warned:
+        problems.append(f"{warnings} expiry warnings recorded, {warned} lots warned")
+
+    deliveries = WebhookDelivery.objects.filter(endpoint_id=endpoint_id)
+    statuses = Counter(deliveries.values_list("status", flat=True))
+    if deliveries.count() != len(events):
+        problems.append(f"{deliveries.count()} deliveries for {len(events)} events")
+    for status, count in statuses.items():
+        if status != DeliveryStatus.DELIVERED:
+            problems.append(f"{count} deliveries {status}")
+    attempts = sum(deliveries.values_list("attempts", flat=True))
+
+    missing = set(events) - receiver.acknowledged
+    unknown = set(receiver.received) - set(events)
+    if missing:
+        problems.append(f"{len(missing)} events never acknowledged by the receiver")
+    if unknown:
+        problems.append(f"the receiver got {len(unknown)} webhook-ids of no event")
+    if receiver.bad_signatures:
+        problems.append(f"{len(receiver.bad_signatures)} POSTs with a bad signature")
+    wrong_type = [i for i, t in receiver.types.items() if i in events and events[i].event_type != t]
+    if wrong_type:
+        problems.append(f"{len(wrong_type)} events received with another type")
+    posts = sum(receiver.received.values())
+    return problems, {
+        "events": len(events),
+        "warnings": warnings,
+        "statuses": statuses,
+        "failed_attempts": attempts - statuses[DeliveryStatus.DELIVERED],
+        "posts": posts,
+        "distinct": len(receiver.received),
+        "duplicates": posts - len(receiver.received),
+    }
 
 
 def main() -> int:
@@ -222,41 +637,66 @@ def main() -> int:
     parser.add_argument("--duration", type=float, default=30, help="seconds of load")
     parser.add_argument("--clients", type=int, default=4)
     parser.add_argument("--members", type=int, default=6)
-    parser.add_argument("--database-url", default=os.environ.get("DRILL_DATABASE_URL", DEFAULT_DB))
+    parser.add_argument("--database-url", default=default_database_url())
     options = parser.parse_args()
 
+    database = options.database_url.rsplit("/", 1)[1]
     env = production_env(
         options.database_url,
-        "fault-drill",
+        f"fault-drill-{database}",
         IDEMPOTENCY_LEASE_SECONDS="3",
         SECURE_SSL_REDIRECT="false",
         LOG_LEVEL="ERROR",
+        **SERVER_SETTINGS,
     )
     recreate_database(options.database_url)
     manage(env, "migrate", "--noinput", "--verbosity", "0")
     setup_django(env)
-    shop = prepare(options.members)
 
-    log = Path(tempfile.gettempdir()) / "cashback-fault-drill.log"
-    with gunicorn("config.wsgi", env, workers=2, health="/healthz", log=log) as (base, server):
-        stop_at = time.monotonic() + options.duration
+    log = Path(tempfile.gettempdir()) / f"cashback-fault-drill-{database}.log"
+    receiver = Receiver(seed=0)
+    shop = prepare(options.members, receiver.url)
+    receiver.webhook = Webhook(shop["secret"])
+    worker = Worker(env, log)
+    lifecycle = Lifecycle(env)
+    in_flight = 0
+    with (
+        receiver,
+        gunicorn("config.wsgi", env, workers=2, health="/healthz", log=log) as (base, server),
+    ):
+        worker.start()
+        started = time.monotonic()
+        stop_at = started + options.duration
         drain_until = stop_at + 60
+        lifecycle.start()
         with multiprocessing.get_context("spawn").Pool(options.clients) as pool:
             jobs = pool.map_async(
                 client_process,
                 [(base, shop, seed, stop_at, drain_until) for seed in range(options.clients)],
             )
-            time.sleep(options.duration / 3)
+            time.sleep(options.duration * 0.3)
             victim = worker_pids(server.pid)[0]
             os.kill(victim, signal.SIGKILL)
-            time.sleep(1.5)
+            for at in (0.45, 0.75):
+                time.sleep(max(started + options.duration * at - time.monotonic(), 0))
+                in_flight += receiver.hold(timeout=10)  # a delivery is in flight: kill now
+                worker.kill()
+                worker.start()
             respawned = [pid for pid in worker_pids(server.pid) if pid != victim]
             results = jobs.get(timeout=options.duration + 120)
+        settled_as_of = lifecycle.settle()
+        drain_started = time.monotonic()
+        still_pending = drain(DRAIN_TIMEOUT)
+        drained_in = time.monotonic() - drain_started
+        worker.stop()
 
     outcomes = [o for r in results for o in r["outcomes"]]
     ledger_problems, wallets = verify_ledger(env)
-    mismatches, entries = reconcile(outcomes)
-    problems = ledger_problems + mismatches
+    mismatches, by_type = reconcile(outcomes, settled_as_of)
+    hook_problems, hooks = check_webhooks(receiver, shop["endpoint_id"])
+    problems = ledger_problems + mismatches + lifecycle.problems + hook_problems
+    if still_pending:
+        problems.append(f"{still_pending} deliveries still pending after {DRAIN_TIMEOUT}s")
     unresolved = sum(r["unresolved"] for r in results)
     if unresolved:
         problems.append(f"{unresolved} operations never got an answer")
@@ -264,16 +704,41 @@ def main() -> int:
     verdict = "PASS" if not problems else "FAIL"
     for problem in problems[:20]:
         print(f"  mismatch: {problem}")
+    totals = lifecycle.totals
     print(
         f"FAULT DRILL {verdict}: {options.duration:g}s, {options.clients} clients; "
-        f"requests sent {sum(r['sent'] for r in results)}, "
-        f"retried {sum(r['retried'] for r in results)}, "
-        f"cut off {sum(r['cut_off'] for r in results)}; "
-        f"worker killed 1 (pid {victim}, {len(respawned)} running after); "
-        f"operations {len(outcomes)} ({ok} succeeded, {len(outcomes) - ok} business errors); "
-        f"ledger entries {entries} in {wallets} wallets, "
-        f"verify_ledger mismatches {len(ledger_problems)}; "
+        f"operations {len(outcomes)}, ledger entries {sum(by_type.values())}, "
+        f"events {hooks['events']}, each delivered {hooks['statuses']['delivered']}; "
         f"mismatches {len(problems)}"
+    )
+    print(
+        f"  requests: sent {sum(r['sent'] for r in results)}, "
+        f"retried {sum(r['retried'] for r in results)}, "
+        f"cut off {sum(r['cut_off'] for r in results)}; operations {len(outcomes)} "
+        f"({ok} succeeded, {len(outcomes) - ok} business errors)"
+    )
+    print(
+        "  entries: "
+        + ", ".join(f"{kind} {by_type[kind]}" for kind in sorted(by_type))
+        + f" in {wallets} wallets; verify_ledger mismatches {len(ledger_problems)}"
+    )
+    print(
+        f"  lifecycle: release_cashback ran {totals['release_cashback']} times "
+        f"(released {totals['released']}), expire_cashback {totals['expire_cashback']} "
+        f"(expired {totals['expired']}, warned {totals['warned']})"
+    )
+    print(
+        f"  webhooks: events {hooks['events']} ({hooks['warnings']} expiry warnings), "
+        f"deliveries {dict(hooks['statuses'])}, failed attempts {hooks['failed_attempts']}; "
+        f"receiver got {hooks['posts']} POSTs for {hooks['distinct']} webhook-ids "
+        f"({hooks['duplicates']} duplicates), answered {receiver.failed} with 500 and "
+        f"{receiver.late} too late, bad signatures {len(receiver.bad_signatures)}; "
+        f"drained in {drained_in:.1f}s"
+    )
+    print(
+        f"  kills: gunicorn worker 1 (pid {victim}, {len(respawned)} running after); "
+        f"background worker {len(worker.killed)} (pids {', '.join(map(str, worker.killed))}; "
+        f"{in_flight} with a delivery in flight)"
     )
     return 0 if not problems else 1
 
