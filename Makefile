@@ -54,7 +54,8 @@ format: install
 	$(VENV)/bin/ruff check --fix .
 	$(VENV)/bin/ruff format .
 
-# Retries, cut-off requests and a killed worker against gunicorn on PostgreSQL (see README).
+# Retries, cut-off requests, holding, expiry, reversals and webhook deliveries, with killed
+# gunicorn and background workers, on PostgreSQL (see README).
 drill: install
 	$(PY) bench/fault_drill.py $(DRILL_ARGS)
 
