@@ -18,7 +18,8 @@ the ledger holds exactly the operations the clients saw succeed, each once, with
 they were told, and otherwise only releases and expirations of the earnings they saw; that
 every balance adds up; that every entry and every expiry warning has its event, each event
 was delivered, and the receiver acknowledged every event's `webhook-id` (duplicates from
-retries allowed and counted), saw none unknown and no bad signature.
+retries allowed and counted), saw none unknown and no bad signature; and that the server
+answered no request with a 5xx and neither it nor the worker logged an error.
 
     .venv/bin/python bench/fault_drill.py [--duration 30] [--clients 4] [--members 6]
 
@@ -243,7 +244,7 @@ class Client:
         self.random = random.Random(seed)
         self.stop_at, self.drain_until = stop_at, drain_until
         self.seed = seed
-        self.sent = self.retried = self.cut_off = 0
+        self.sent = self.retried = self.cut_off = self.server_errors = 0
         self.outcomes: list[dict] = []
         self.unresolved = 0
         # What this till saw succeed and may name later.
@@ -349,6 +350,7 @@ class Client:
                     if status == 200:
                         self.seen(kind, data or {})
                     break
+                self.server_errors += status is not None and status >= 500
                 if status not in (None, 409, 500, 502, 503) or (
                     status == 409 and code != "request_in_progress"
                 ):
@@ -363,6 +365,7 @@ class Client:
             "sent": self.sent,
             "retried": self.retried,
             "cut_off": self.cut_off,
+            "server_errors": self.server_errors,
             "unresolved": self.unresolved,
             "outcomes": self.outcomes,
         }
@@ -446,6 +449,16 @@ class Worker:
             except subprocess.TimeoutExpired:
                 self.process.kill()
                 self.process.wait()
+
+
+def logged_errors(log: Path) -> list[str]:
+    """The errors the server and the worker logged (one JSON object per line), tracebacks
+    included; gunicorn's own lines about the worker the drill killed are not among them."""
+    return [
+        line.strip()[:300]
+        for line in log.read_text(errors="replace").splitlines()
+        if '"level": "ERROR"' in line or '"level": "CRITICAL"' in line or "Traceback" in line
+    ]
 
 
 def verify_ledger(env: dict) -> tuple[list[str], int]:
@@ -654,6 +667,7 @@ def main() -> int:
     setup_django(env)
 
     log = Path(tempfile.gettempdir()) / f"cashback-fault-drill-{database}.log"
+    log.write_text("")
     receiver = Receiver(seed=0)
     shop = prepare(options.members, receiver.url)
     receiver.webhook = Webhook(shop["secret"])
@@ -697,6 +711,10 @@ def main() -> int:
     problems = ledger_problems + mismatches + lifecycle.problems + hook_problems
     if still_pending:
         problems.append(f"{still_pending} deliveries still pending after {DRAIN_TIMEOUT}s")
+    server_errors = sum(r["server_errors"] for r in results)
+    if server_errors:
+        problems.append(f"the server answered {server_errors} requests with a 5xx")
+    problems += [f"logged: {line}" for line in logged_errors(log)]
     unresolved = sum(r["unresolved"] for r in results)
     if unresolved:
         problems.append(f"{unresolved} operations never got an answer")
