@@ -18,7 +18,7 @@ from django.utils.functional import cached_property
 from django.utils.html import format_html
 
 from cashback.dashboard import daily_chart_svg, dashboard_card_totals, dashboard_daily
-from cashback.models import AdjustmentRequest, AdjustmentStatus, LedgerEntry, Wallet
+from cashback.models import AdjustmentRequest, AdjustmentStatus, LedgerEntry, Lot, Wallet
 from cashback.services.adjust import (
     Adjustment,
     adjustment_limit,
@@ -76,16 +76,36 @@ class AdjustmentForm(forms.Form):
 
 @admin.register(Wallet)
 class WalletAdmin(ReadOnlyAdmin):
-    list_display = ["id", "member", "card", "balance_shown", "history", "updated_at"]
+    list_display = [
+        "id",
+        "member",
+        "card",
+        "balance_shown",
+        "pending_shown",
+        "history",
+        "updated_at",
+    ]
     list_filter = ["card"]
     search_fields = ["=member__email", "=member__phone", "member__name"]
-    readonly_fields = ["app", "member", "card", "balance", "created_at", "updated_at"]
+    readonly_fields = [
+        "app",
+        "member",
+        "card",
+        "balance",
+        "pending_balance",
+        "created_at",
+        "updated_at",
+    ]
     list_select_related = ["member", "card"]
     show_full_result_count = False
 
     @admin.display(description="Balance", ordering="balance")
     def balance_shown(self, wallet):
         return f"{money.quantize(wallet.balance, wallet.card.currency)} {wallet.card.currency}"
+
+    @admin.display(description="Pending", ordering="pending_balance")
+    def pending_shown(self, wallet):
+        return money.quantize(wallet.pending_balance, wallet.card.currency)
 
     @admin.display(description="History")
     def history(self, wallet):
@@ -314,9 +334,19 @@ EXPORT_COLUMNS = [
     ("card__name", "card_name"),
     ("metadata", "metadata"),
     ("approved_by__username", "approved_by"),
+    ("pending_amount", "pending_amount"),
+    ("pending_balance_after", "pending_balance_after"),
+    ("original_entry_id", "original_transaction_id"),
 ]
 # Written in the card's currency, as numbers.
-EXPORT_MONEY = {"amount", "balance_after", "purchase_amount", "refund_amount"}
+EXPORT_MONEY = {
+    "amount",
+    "balance_after",
+    "purchase_amount",
+    "refund_amount",
+    "pending_amount",
+    "pending_balance_after",
+}
 _EXPORT_CURRENCY = [header for _, header in EXPORT_COLUMNS].index("currency")
 
 
@@ -349,6 +379,8 @@ class LedgerEntryAdmin(ReadOnlyAdmin):
         "entry_type",
         "amount_shown",
         "balance_after_shown",
+        "pending_amount_shown",
+        "original_entry_id",
         "wallet",
         "card",
         "reference",
@@ -371,6 +403,10 @@ class LedgerEntryAdmin(ReadOnlyAdmin):
     @admin.display(description="Balance after", ordering="balance_after")
     def balance_after_shown(self, entry):
         return money.quantize(entry.balance_after, entry.card.currency)
+
+    @admin.display(description="Pending moved", ordering="pending_amount")
+    def pending_amount_shown(self, entry):
+        return money.quantize(entry.pending_amount, entry.card.currency)
 
     def get_search_results(self, request, queryset, search_term):
         # Emails are stored lower-cased: an exact, indexed match instead of UPPER() = UPPER().
@@ -438,3 +474,23 @@ class LedgerEntryAdmin(ReadOnlyAdmin):
             "opts": self.model._meta,
         }
         return TemplateResponse(request, "admin/cashback/dashboard.html", context)
+
+
+@admin.register(Lot)
+class LotAdmin(ReadOnlyAdmin):
+    """Each credit and what is left of it: held, spendable, when it expires."""
+
+    list_display = [
+        "id",
+        "source",
+        "wallet",
+        "pending",
+        "remaining",
+        "available_at",
+        "expires_at",
+        "warned_at",
+    ]
+    list_filter = ["wallet__card"]
+    search_fields = ["=wallet__member__email", "=source__id"]
+    list_select_related = ["source", "wallet", "wallet__member", "wallet__card"]
+    show_full_result_count = False

@@ -5,7 +5,7 @@ from datetime import date, timedelta
 from decimal import Decimal
 from typing import Any
 
-from django.db.models import Count, Q, Sum
+from django.db.models import Count, F, Q, Sum
 from django.db.models.functions import TruncDate
 from django.utils import timezone
 from django.utils.html import format_html, format_html_join
@@ -25,16 +25,22 @@ class CardTotals:
     redeemed: Decimal
     refunded: Decimal
     adjusted: Decimal
+    reversed: Decimal
+    expired: Decimal
+    pending: Decimal
     liability: Decimal
 
 
 def _sum(entry_type: str) -> Sum:
-    return Sum("amount", filter=Q(entry_type=entry_type), default=ZERO)
+    """What entries of the type moved, spendable and pending together."""
+    return Sum(F("amount") + F("pending_amount"), filter=Q(entry_type=entry_type), default=ZERO)
 
 
 def dashboard_card_totals() -> list[CardTotals]:
-    """Cashback earned, redeemed, refunded and adjusted per card, and what is still owed, each
-    in the card's currency's minor unit."""
+    """Per card, each in the card's currency's minor unit: cashback earned (held or not),
+    redeemed, given back by reversals, refunded, adjusted and expired; what members hold
+    pending; and what is owed, their spendable balances. Liability and pending are what the
+    flows leave: earned − redeemed + reversed − refunded + adjusted − expired."""
     flows: dict[int, dict[str, Any]] = {
         row["card"]: dict(row)
         for row in LedgerEntry.objects.values("card").annotate(
@@ -42,12 +48,16 @@ def dashboard_card_totals() -> list[CardTotals]:
             redeemed=_sum(EntryType.REDEMPTION),
             refunded=_sum(EntryType.REFUND),
             adjusted=_sum(EntryType.ADJUSTMENT),
+            reversed=_sum(EntryType.REVERSAL),
+            expired=_sum(EntryType.EXPIRATION),
         )
     }
     wallets: dict[int, dict[str, Any]] = {
         row["card"]: dict(row)
         for row in Wallet.objects.values("card").annotate(
-            members=Count("member", distinct=True), liability=Sum("balance", default=ZERO)
+            members=Count("member", distinct=True),
+            liability=Sum("balance", default=ZERO),
+            pending=Sum("pending_balance", default=ZERO),
         )
     }
     totals = []
@@ -59,6 +69,9 @@ def dashboard_card_totals() -> list[CardTotals]:
             "redeemed": -flow.get("redeemed", ZERO),
             "refunded": -flow.get("refunded", ZERO),
             "adjusted": flow.get("adjusted", ZERO),
+            "reversed": flow.get("reversed", ZERO),
+            "expired": -flow.get("expired", ZERO),
+            "pending": held.get("pending", ZERO),
             "liability": held.get("liability", ZERO),
         }
         totals.append(
@@ -83,7 +96,7 @@ def dashboard_daily(*, currency: str, days: int = 30) -> list[tuple[date, Decima
         )
         .annotate(day=TruncDate("created_at"))
         .values("day", "entry_type")
-        .annotate(total=Sum("amount"))
+        .annotate(total=Sum(F("amount") + F("pending_amount")))
     )
     by_day = {
         (row["day"], row["entry_type"]): money.quantize(row["total"], currency) for row in rows

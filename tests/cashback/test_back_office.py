@@ -2,18 +2,22 @@
 
 import csv
 import io
+from datetime import timedelta
 from decimal import Decimal
 from uuid import uuid4
 
 import pytest
 from django.contrib.auth.models import Group
 from django.urls import reverse
+from django.utils import timezone
 
 from apps_auth.models import ApiKey, App
 from cards.models import Card
 from cashback.ledger_check import ledger_verify
 from cashback.models import LedgerEntry, Wallet
 from cashback.roles import roles_ensure
+from cashback.services import cashback_earn, cashback_expire_due, cashback_redeem, cashback_reverse
+from members.services import MemberRef
 from tests.factories import CardFactory, MemberFactory
 from tests.helpers import give_balance
 
@@ -173,6 +177,8 @@ def test_finance_sees_the_dashboard_with_totals_and_a_chart(staff, merchant, wal
     assert b"<svg" in response.content
     assert b"<rect" in response.content
     assert b"cdn" not in response.content.lower()
+    assert b"<th>Pending</th>" in response.content
+    assert b"<th>Expired</th>" in response.content
     assert len(response.context["daily"]) == 30
 
 
@@ -333,3 +339,27 @@ def test_ledger_entries_stay_read_only_even_for_superusers(staff, wallet):
     )
     assert delete.status_code == 403
     assert LedgerEntry.objects.filter(pk=entry.pk).exists()
+
+
+def test_the_dashboard_counts_held_expired_and_reversed_cashback(staff, merchant, member):
+    card = CardFactory.create(app=merchant.app, cashback_expiry_days=10, cashback_min_amount=0)
+    ref = MemberRef(member_id=member.pk)
+    cashback_earn(app=merchant.app, card=card, member_ref=ref, purchase_amount=Decimal(100))
+    redeemed = cashback_redeem(app=merchant.app, card=card, member=member, amount=Decimal(2))
+    cashback_reverse(app=merchant.app, card=card, transaction_id=redeemed.entry.pk)
+    cashback_redeem(app=merchant.app, card=card, member=member, amount=Decimal(1))
+    card.cashback_holding_days = 5
+    card.save()
+    cashback_earn(app=merchant.app, card=card, member_ref=ref, purchase_amount=Decimal(40))
+    cashback_expire_due(as_of=timezone.now() + timedelta(days=11))
+    client, _ = staff("Finance")
+    totals = client.get(reverse("admin:cashback_dashboard")).context["totals"]
+    [row] = [r for r in totals if r.card == card]
+    assert (row.earned, row.redeemed, row.reversed, row.expired, row.pending, row.liability) == (
+        Decimal(7),
+        Decimal(3),
+        Decimal(2),
+        Decimal(4),
+        Decimal(2),
+        Decimal(0),
+    )

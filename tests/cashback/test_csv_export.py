@@ -3,13 +3,20 @@ never as a formula, and amounts stay numbers."""
 
 import csv
 import io
+from datetime import timedelta
 from decimal import Decimal
 
 import pytest
 from django.contrib.auth.models import Group
 from django.urls import reverse
+from django.utils import timezone
 
-from cashback.services import cashback_earn, cashback_redeem
+from cashback.services import (
+    cashback_earn,
+    cashback_redeem,
+    cashback_release_due,
+    cashback_reverse,
+)
 from cashback.services.adjust import cashback_adjust
 from members.services import MemberRef
 from tests.factories import CardFactory, MemberFactory
@@ -104,3 +111,24 @@ def test_amounts_stay_plain_numbers_negative_ones_included(finance, hostile_ledg
     assert rows[adjustment.pk]["balance_after"] == "1.500"
     assert rows[adjustment.pk]["purchase_amount"] == ""
     assert sum(Decimal(row["amount"]) for row in rows.values()) == Decimal("1.5")
+
+
+def test_the_export_carries_the_lifecycle_entries_with_what_they_concern(finance, merchant):
+    card = CardFactory.create(app=merchant.app, cashback_holding_days=2, cashback_min_amount=0)
+    member = MemberFactory.create(app=merchant.app)
+    earning = cashback_earn(
+        app=merchant.app,
+        card=card,
+        member_ref=MemberRef(member_id=member.pk),
+        purchase_amount=Decimal(100),
+    ).entry
+    cashback_release_due(as_of=timezone.now() + timedelta(days=3))
+    redemption = cashback_redeem(app=merchant.app, card=card, member=member, amount=Decimal(1))
+    cashback_reverse(app=merchant.app, card=card, transaction_id=redemption.entry.pk)
+    rows = {row["type"]: row for row in export(finance)}
+    assert rows["earning"]["amount"] == "0.000"
+    assert rows["earning"]["pending_amount"] == "5.000"
+    assert (rows["release"]["amount"], rows["release"]["pending_amount"]) == ("5.000", "-5.000")
+    assert rows["release"]["original_transaction_id"] == str(earning.pk)
+    assert rows["reversal"]["original_transaction_id"] == str(redemption.entry.pk)
+    assert rows["reversal"]["event"] == "cashback_redemption_reversed"

@@ -170,3 +170,20 @@ def test_release_as_of_is_read_as_iso_8601(held_card, merchant):
 def test_balance_of_an_unknown_member_is_still_404(api, held_card):
     response = api.get(f"{API}/balance", {"card_id": held_card.pk, "member_id": 999999})
     assert response.json() == error("not_found")
+
+
+def test_history_shows_a_held_earning_and_its_release(api, held_card, member):
+    earned = earn(api, held_card, member, "100")
+    cashback_release_due(as_of=timezone.now() + timedelta(days=15))
+    history = api.get(f"{API}/history", {"card_id": held_card.pk, "member_id": member.pk}).json()[
+        "data"
+    ]["transactions"]
+    release, earning = history
+    assert (earning["type"], earning["amount"], earning["pending_amount"]) == ("earning", 0, 5)
+    assert (release["type"], release["amount"], release["pending_amount"]) == ("release", 5, -5)
+    assert (release["balance_after"], release["pending_balance_after"]) == (5, 0)
+    assert release["original_transaction_id"] == earned["transaction_id"]
+    only = api.get(
+        f"{API}/history", {"card_id": held_card.pk, "member_id": member.pk, "type": "release"}
+    ).json()["data"]
+    assert [t["id"] for t in only["transactions"]] == [release["id"]]

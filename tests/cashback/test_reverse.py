@@ -161,3 +161,19 @@ def test_reversed_at_is_the_entrys_time(api, spent):
     data = reverse(api, card, redemption["transaction_id"]).json()["data"]
     entry = LedgerEntry.objects.get(pk=data["transaction_id"])
     assert instant(data["reversed_at"]) == entry.created_at
+
+
+def test_history_filters_reversals_and_names_the_redemption(api, spent, member):
+    card, redemption = spent
+    reversal = reverse(api, card, redemption["transaction_id"]).json()["data"]
+    response = api.get(
+        f"{API}/history", {"card_id": card.pk, "member_id": member.pk, "type": "reversal"}
+    )
+    [item] = response.json()["data"]["transactions"]
+    assert (item["id"], item["type"], item["amount"], item["original_transaction_id"]) == (
+        reversal["transaction_id"],
+        "reversal",
+        6,
+        redemption["transaction_id"],
+    )
+    assert item["event"] == "cashback_redemption_reversed"
