@@ -1,29 +1,34 @@
-"""Periodic jobs of the cashback lifecycle, run by the worker every minute: pending cashback
-released when due, lots expired and their warnings sent."""
+"""Periodic jobs of the cashback lifecycle, run by the worker (every minute unless
+`CASHBACK_LIFECYCLE_CRON` says otherwise): held cashback released when due, lots expired and
+their warnings sent."""
 
-import importlib
 import logging
 
+from django.conf import settings
 from django.utils import timezone
 from procrastinate.contrib.django import app
+
+from cashback.services import cashback_expire_due, cashback_release_due
 
 logger = logging.getLogger(__name__)
 
 
-def _services():
-    # Imported when the job runs, not when the worker starts.
-    return importlib.import_module("cashback.services")
-
-
-@app.periodic(cron="* * * * *", periodic_id="every-minute")
+@app.periodic(cron=settings.CASHBACK_LIFECYCLE_CRON, periodic_id="lifecycle")
 @app.task(name="cashback_release_due", queueing_lock="cashback_release_due")
 def cashback_release(timestamp: int) -> None:
-    result = _services().cashback_release_due(as_of=timezone.now())
-    logger.info("cashback released: %s", result)
+    result = cashback_release_due(as_of=timezone.now())
+    if result.released:
+        logger.info("Released %s held earnings (%s).", result.released, result.amount)
 
 
-@app.periodic(cron="* * * * *", periodic_id="every-minute")
+@app.periodic(cron=settings.CASHBACK_LIFECYCLE_CRON, periodic_id="lifecycle")
 @app.task(name="cashback_expire_due", queueing_lock="cashback_expire_due")
 def cashback_expire(timestamp: int) -> None:
-    result = _services().cashback_expire_due(as_of=timezone.now())
-    logger.info("cashback expired: %s", result)
+    result = cashback_expire_due(as_of=timezone.now())
+    if result.expired or result.warned:
+        logger.info(
+            "Expired %s lots (%s); warned of %s expiring.",
+            result.expired,
+            result.amount,
+            result.warned,
+        )

