@@ -1,4 +1,5 @@
 from cashback.services import cashback_expire_due
+from core import money
 from core.commands import OperationsCommand, instant_arg
 
 
@@ -14,4 +15,8 @@ class Command(OperationsCommand):
 
     def run(self, **options):
         result = cashback_expire_due(as_of=options["as_of"])
-        return {"expired": result.expired, "amount": result.amount, "warned": result.warned}
+        return {
+            "expired": result.expired,
+            "amount": money.plain(result.amount),
+            "warned": result.warned,
+        }

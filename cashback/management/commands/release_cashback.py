@@ -1,4 +1,5 @@
 from cashback.services import cashback_release_due
+from core import money
 from core.commands import OperationsCommand, instant_arg
 
 
@@ -11,4 +12,4 @@ class Command(OperationsCommand):
 
     def run(self, **options):
         result = cashback_release_due(as_of=options["as_of"])
-        return {"released": result.released, "amount": result.amount}
+        return {"released": result.released, "amount": money.plain(result.amount)}
