@@ -1,17 +1,21 @@
 """The one place that turns an exception into the contract's error envelope."""
 
+import logging
 import math
 
 from django.conf import settings
 from django.core.exceptions import PermissionDenied as DjangoPermissionDenied
 from django.core.exceptions import RequestDataTooBig
-from django.http import Http404
+from django.db import InterfaceError, OperationalError
+from django.http import Http404, JsonResponse
 from rest_framework import exceptions
 from rest_framework import status as http
 from rest_framework.response import Response
 from rest_framework.views import set_rollback
 
 from core.errors import DomainError
+
+logger = logging.getLogger("cashback.request")
 
 # DRF's exceptions, by class, to the contract's (status, code). The first match wins.
 _DRF_CODES: list[tuple[type[Exception], int, str]] = [
@@ -32,6 +36,28 @@ def error_body(code: str, message: str, details: dict | None = None) -> dict:
     return {"success": False, "error": {"code": code, "message": message, "details": details or {}}}
 
 
+# The database unreachable, restarting, or its connection lost mid-request (a deadlock or a
+# cancelled statement too): nothing was committed that a retry would repeat, since every
+# operation is one transaction and replays by its key or reference.
+DATABASE_UNAVAILABLE = (OperationalError, InterfaceError)
+RETRY_AFTER_UNAVAILABLE = 1  # second
+
+
+def unavailable_response() -> JsonResponse:
+    """`503 service_unavailable` with `Retry-After`: safe to retry with the same
+    Idempotency-Key."""
+    response = JsonResponse(
+        error_body(
+            "service_unavailable",
+            "The service cannot reach its database right now; retry shortly with the same "
+            "Idempotency-Key.",
+        ),
+        status=503,
+    )
+    response["Retry-After"] = str(RETRY_AFTER_UNAVAILABLE)
+    return response
+
+
 def _message(detail) -> str:
     if isinstance(detail, str):
         return detail
@@ -39,6 +65,11 @@ def _message(detail) -> str:
 
 
 def api_exception_handler(exc, context):
+    if isinstance(exc, DATABASE_UNAVAILABLE):
+        set_rollback()
+        logger.warning("Database unavailable: %s", exc)
+        return unavailable_response()
+
     if isinstance(exc, DomainError):
         set_rollback()
         headers = {"Retry-After": str(exc.retry_after)} if exc.retry_after is not None else None

@@ -7,7 +7,7 @@ import uuid
 
 from django.http import JsonResponse
 
-from core.api.exceptions import error_body
+from core.api.exceptions import DATABASE_UNAVAILABLE, error_body, unavailable_response
 from core.api.request_id import request_id_var
 
 logger = logging.getLogger("cashback.request")
@@ -74,6 +74,11 @@ class ApiErrorMiddleware:
     def process_exception(self, request, exception):
         if not _is_api(request):
             return None
+        if isinstance(exception, DATABASE_UNAVAILABLE):
+            logger.warning(
+                "Database unavailable on %s %s: %s", request.method, request.path, exception
+            )
+            return unavailable_response()
         logger.exception("Unhandled error on %s %s", request.method, request.path)
         return JsonResponse(
             error_body("server_error", "An unexpected error occurred. It has been logged."),
