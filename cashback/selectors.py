@@ -3,7 +3,7 @@ from datetime import datetime
 from decimal import Decimal
 from functools import cache
 
-from django.db import connections, router
+from django.db import connections
 from django.http import QueryDict
 
 from apps_auth.models import App
@@ -11,8 +11,14 @@ from cards.models import Card
 from cashback.filters import LedgerEntryFilter
 from cashback.models import LedgerEntry, Lot, Wallet
 from core.errors import InvalidInput, NotFound
+from core.replicas import replica_read
 from core.rows import from_row, quote, select_list
 from members.models import Member
+
+
+def member_key(*, app_id: int, member_id: int) -> str:
+    """How the read-your-writes window names a member (`core.replicas`)."""
+    return f"{app_id}:{member_id}"
 
 
 @dataclass(frozen=True)
@@ -27,6 +33,8 @@ class MemberCard:
     entries_count: int
     # The soonest of the wallet's lots to expire, with something left: (amount, expires_at).
     next_expiry: tuple[Decimal, datetime] | None
+    # The database it was read on (a replica, or the primary): history reads on the same one.
+    using: str = "default"
 
 
 @dataclass(frozen=True)
@@ -66,14 +74,18 @@ def member_card(*, app: App, card_id: int, member_id: int) -> MemberCard:
     """The app's card with the app's member's wallet on it, in one round trip. Raises
     `NotFound` for a card or a member that is not the app's.
 
-    Balance and history start here. The statement is written out (`_member_card_sql`, on the
-    connection the router picks for reads) because composing it with the ORM costs a worker
-    more CPU than the rest of a balance request: see the README.
+    Balance and history start here, on a replica when one may serve the member
+    (`core.replicas`). The statement is written out (`_member_card_sql`) because composing it
+    with the ORM costs a worker more CPU than the rest of a balance request: see the README.
     """
-    using = router.db_for_read(Card)
-    with connections[using].cursor() as cursor:
-        cursor.execute(_member_card_sql(), {"card": card_id, "member": member_id, "app": app.pk})
-        row = cursor.fetchone()
+
+    def read(using: str) -> tuple[str, tuple | None]:
+        with connections[using].cursor() as cursor:
+            params = {"card": card_id, "member": member_id, "app": app.pk}
+            cursor.execute(_member_card_sql(), params)
+            return using, cursor.fetchone()
+
+    using, row = replica_read(read, member_key=member_key(app_id=app.pk, member_id=member_id))
     if row is None:
         raise NotFound("Card not found.")
     *card_columns, wallet_id, balance, pending, entries_count, expiring, expires_at, found = row
@@ -87,6 +99,7 @@ def member_card(*, app: App, card_id: int, member_id: int) -> MemberCard:
         pending_balance=Decimal(0) if wallet_id is None else pending,
         entries_count=0 if wallet_id is None else entries_count,
         next_expiry=None if expires_at is None else (expiring, expires_at),
+        using=using,
     )
 
 
@@ -105,13 +118,17 @@ def entry_history(
     if member_card.wallet_id is None:
         return HistoryPage(entries=[], total=0)
     narrowing = filterset.form.cleaned_data
-    entries, total = LedgerEntry.objects.history_page(
-        wallet_id=member_card.wallet_id,
-        entries_count=member_card.entries_count,
-        limit=limit,
-        offset=offset,
-        entry_type=narrowing.get("type") or None,
-        created_after=narrowing.get("created_after"),
-        created_before=narrowing.get("created_before"),
+    wallet_id = member_card.wallet_id
+    entries, total = replica_read(
+        lambda using: LedgerEntry.objects.db_manager(using).history_page(
+            wallet_id=wallet_id,
+            entries_count=member_card.entries_count,
+            limit=limit,
+            offset=offset,
+            entry_type=narrowing.get("type") or None,
+            created_after=narrowing.get("created_after"),
+            created_before=narrowing.get("created_before"),
+        ),
+        using=member_card.using,
     )
     return HistoryPage(entries=entries, total=total)

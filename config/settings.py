@@ -98,8 +98,20 @@ if DATABASES["default"]["ENGINE"] not in (
 ):
     raise ImproperlyConfigured("DATABASE_URL must point to PostgreSQL (postgres://…).")
 # Persistent connections: a request does not pay for a new PostgreSQL session.
-DATABASES["default"]["CONN_MAX_AGE"] = env.int("CONN_MAX_AGE", default=600)
-DATABASES["default"]["CONN_HEALTH_CHECKS"] = True
+# A streaming replica, when there is one: balance and history read from it unless the member
+# wrote within REPLICA_READ_YOUR_WRITES_SECONDS or it lags past REPLICA_MAX_LAG_SECONDS (checked
+# at most every REPLICA_CHECK_SECONDS per process); see core/replicas.py.
+if env.str("DATABASE_REPLICA_URL", default=""):
+    DATABASES["replica"] = env.db("DATABASE_REPLICA_URL")
+REPLICA_READS = "replica" in DATABASES
+REPLICA_READ_YOUR_WRITES_SECONDS = env.float("REPLICA_READ_YOUR_WRITES_SECONDS", default=5.0)
+REPLICA_MAX_LAG_SECONDS = env.float("REPLICA_MAX_LAG_SECONDS", default=1.0)
+REPLICA_CHECK_SECONDS = env.float("REPLICA_CHECK_SECONDS", default=1.0)
+DATABASE_ROUTERS = ["core.replicas.PrimaryReplicaRouter"]
+for _database in DATABASES.values():
+    # Persistent connections: a request does not pay for a new PostgreSQL session.
+    _database["CONN_MAX_AGE"] = env.int("CONN_MAX_AGE", default=600)
+    _database["CONN_HEALTH_CHECKS"] = True
 
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 

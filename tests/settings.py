@@ -10,3 +10,8 @@ os.environ["CASHBACK_SMS_BACKEND"] = "members.sms.FileSmsBackend"
 os.environ["CASHBACK_SMS_FILE_PATH"] = os.path.join(tempfile.gettempdir(), "cashback-test-sms")
 
 from config.settings import *  # noqa: F403
+
+# A replica alias on the test database itself, for the router's tests; reads use it only where
+# a test turns REPLICA_READS on.
+DATABASES["replica"] = {**DATABASES["default"], "TEST": {"MIRROR": "default"}}  # noqa: F405
+REPLICA_READS = False

@@ -13,8 +13,10 @@ from cards.models import Card
 from cashback.errors import DuplicateReference
 from cashback.events import entry_event_record
 from cashback.models import EVENTS, EntryType, LedgerEntry, Lot, LotMovement, Wallet
+from cashback.selectors import member_key
 from core import money
 from core.errors import InvalidInput
+from core.replicas import member_wrote
 from members.models import Member
 from members.services import MemberRef, member_resolve
 
@@ -175,6 +177,7 @@ def entry_post(
             raise
         return replay
     entry_event_record(entry=entry, card=card)
+    member_wrote(member_key(app_id=card.app_id, member_id=member_id))
     return Posted(entry=entry)
 
 
