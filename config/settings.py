@@ -97,7 +97,6 @@ if DATABASES["default"]["ENGINE"] not in (
     "config.embedded_postgres",
 ):
     raise ImproperlyConfigured("DATABASE_URL must point to PostgreSQL (postgres://…).")
-# Persistent connections: a request does not pay for a new PostgreSQL session.
 # A streaming replica, when there is one: balance and history read from it unless the member
 # wrote within REPLICA_READ_YOUR_WRITES_SECONDS or it lags past REPLICA_MAX_LAG_SECONDS (checked
 # at most every REPLICA_CHECK_SECONDS per process); see core/replicas.py.
@@ -108,10 +107,32 @@ REPLICA_READ_YOUR_WRITES_SECONDS = env.float("REPLICA_READ_YOUR_WRITES_SECONDS",
 REPLICA_MAX_LAG_SECONDS = env.float("REPLICA_MAX_LAG_SECONDS", default=1.0)
 REPLICA_CHECK_SECONDS = env.float("REPLICA_CHECK_SECONDS", default=1.0)
 DATABASE_ROUTERS = ["core.replicas.PrimaryReplicaRouter"]
+# DATABASE_POOLER=transaction: the URLs above lead to a transaction pooler (PgBouncer with
+# `pool_mode = transaction`), which hands each transaction to whichever server session is free.
+# Nothing may then outlive a transaction on the server: psycopg's automatic prepared statements
+# (PgBouncer before 1.21 cannot carry them) and server-side cursors are turned off. The service
+# holds no other session state: its advisory locks are transaction-level, and the session time
+# zone Django sets is UTC, which the servers must use too (PgBouncer re-sends it regardless).
+DATABASE_POOLER = env.str("DATABASE_POOLER", default="")
+if DATABASE_POOLER not in ("", "transaction"):
+    raise ImproperlyConfigured("DATABASE_POOLER must be empty or `transaction`.")
 for _database in DATABASES.values():
     # Persistent connections: a request does not pay for a new PostgreSQL session.
     _database["CONN_MAX_AGE"] = env.int("CONN_MAX_AGE", default=600)
     _database["CONN_HEALTH_CHECKS"] = True
+    if DATABASE_POOLER == "transaction":
+        _database.setdefault("OPTIONS", {})["prepare_threshold"] = None
+        _database["DISABLE_SERVER_SIDE_CURSORS"] = True
+# The background worker listens for new jobs (LISTEN/NOTIFY), which needs a session of its own:
+# WORKER_DATABASE_URL leads it straight to PostgreSQL when DATABASE_URL goes through a
+# transaction pooler. Only the worker's queue connections use it; its tasks' queries, like the
+# web side's, take DATABASE_URL.
+if env.str("WORKER_DATABASE_URL", default=""):
+    DATABASES["worker"] = {
+        **env.db("WORKER_DATABASE_URL"),
+        "CONN_MAX_AGE": 0,
+        "TEST": {"MIRROR": "default"},
+    }
 
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 

@@ -1,11 +1,15 @@
 from dataclasses import dataclass
 
+import psycopg
 import pytest
+from django.db import connection
 from rest_framework.test import APIClient
 
 from apps_auth.models import App
 from apps_auth.selectors import api_key_cache_clear
 from apps_auth.services import api_key_create
+from bench.harness import free_port
+from bench.postgres import pgbouncer, remove_folder, server_folder
 from core.api.throttling import BatchedAllowance
 from members.tokens import member_token_issue
 from tests.factories import AppFactory, CardFactory, MemberFactory
@@ -88,3 +92,36 @@ def shared_cache_off_the_database(settings):
     """Production counts throttles in Redis, off the database; an in-memory cache stands in
     for it where a test counts database queries."""
     settings.CACHES = {"default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"}}
+
+
+# PgBouncer in front of the test database: at most this many server sessions.
+POOL_SIZE = 2
+
+
+@pytest.fixture
+def bouncer(transactional_db):
+    """PgBouncer in transaction pooling in front of the test database, POOL_SIZE server
+    sessions at most; yields (bouncer, the test database's name, its direct URL)."""
+    params = connection.get_connection_params()
+    host, port = str(params.get("host") or "127.0.0.1"), int(params.get("port") or 5432)
+    name, user = params["dbname"], params["user"]
+    folder = server_folder("cashback-test-pgbouncer-")
+    try:
+        with pgbouncer(
+            folder,
+            free_port(),
+            {name: f"host={host} port={port} dbname={name}"},
+            user=user,
+            default_pool_size=str(POOL_SIZE),
+        ) as running:
+            yield running, name, f"postgres://{user}@{host}:{port}/{name}"
+    finally:
+        remove_folder(folder)
+
+
+def admin_show(bouncer, what: str, database: str) -> list[dict]:
+    with psycopg.connect(bouncer.admin_url(), autocommit=True) as admin:
+        cursor = admin.execute(f"SHOW {what}")
+        columns = [c.name for c in cursor.description or ()]
+        rows = (dict(zip(columns, row, strict=True)) for row in cursor)
+        return [row for row in rows if row["database"] == database]
