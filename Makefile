@@ -6,7 +6,7 @@ HOST ?= 127.0.0.1
 PORT ?= 8000
 HOOK_PORT ?= 8001
 
-.PHONY: install run test lint format drill bench db-stop
+.PHONY: install run test lint format drill scale-drill bench db-stop
 
 install: $(VENV)/.installed
 
@@ -58,6 +58,13 @@ format: install
 # gunicorn and background workers, on PostgreSQL (see README).
 drill: install
 	$(PY) bench/fault_drill.py $(DRILL_ARGS)
+
+# PgBouncer (transaction pooling) and a streaming replica, built from nothing on this machine
+# (pgbouncer and wrk installed with apt-get when missing) and removed afterwards: throughput
+# against a single server, replica lag, the replica stopped and the primary restarted under load
+# (see README).
+scale-drill: install
+	$(PY) bench/scale_drill.py $(SCALE_ARGS)
 
 # Throughput and latency against bare Django + DRF, memory, on PostgreSQL (needs wrk; see README).
 bench: install

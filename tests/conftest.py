@@ -120,7 +120,7 @@ def bouncer(transactional_db):
 
 
 def admin_show(bouncer, what: str, database: str) -> list[dict]:
-    with psycopg.connect(bouncer.admin_url(), autocommit=True) as admin:
+    with psycopg.connect(bouncer.admin_url(), autocommit=True, prepare_threshold=None) as admin:
         cursor = admin.execute(f"SHOW {what}")
         columns = [c.name for c in cursor.description or ()]
         rows = (dict(zip(columns, row, strict=True)) for row in cursor)

@@ -1,5 +1,6 @@
 from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError
+from procrastinate.connector import BaseAsyncConnector
 from procrastinate.contrib.django import app
 from procrastinate.contrib.django.django_connector import DjangoConnector
 from procrastinate.contrib.django.utils import connector_params
@@ -23,6 +24,7 @@ class Command(BaseCommand):
         connector = app.connector
         if not isinstance(connector, DjangoConnector):
             raise CommandError("The procrastinate app is expected on Django's connector.")
+        worker_connector: BaseAsyncConnector
         if WORKER_ALIAS in settings.DATABASES:
             worker_connector = PsycopgConnector(kwargs=connector_params(WORKER_ALIAS))
         else:
