@@ -180,6 +180,29 @@ def watch_lag(watch: Watch, primary: Cluster, replica: Cluster) -> None:
                 time.sleep(0.001)
 
 
+def many_clients(url: str, clients: int, transactions: int = 10) -> int:
+    """`clients` connections to PgBouncer at once, each running `transactions` short
+    transactions of the service's kind (a wallet read while the transaction is open); returns
+    how many were connected together."""
+    connected = threading.Barrier(clients + 1)
+
+    def one() -> None:
+        with psycopg.connect(url, prepare_threshold=None) as conn:
+            connected.wait()
+            for _ in range(transactions):
+                with conn.transaction():
+                    conn.execute("SELECT sum(balance) FROM cashback_wallet")
+                    conn.execute("SELECT pg_sleep(0.02)")
+
+    threads = [threading.Thread(target=one) for _ in range(clients)]
+    for thread in threads:
+        thread.start()
+    connected.wait()
+    for thread in threads:
+        thread.join()
+    return clients
+
+
 def replica_reads(replica: Cluster) -> dict[str, int]:
     """The service's queries the replica answered, by table (pg_stat_statements)."""
     with psycopg.connect(replica.url(DATABASE), autocommit=True) as conn:
@@ -409,6 +432,11 @@ def drill(options, folder: Path, clusters: list[Cluster]) -> int:
             )
             pooled = wrk(base, script, duration=options.duration, connections=options.connections)
             unwatch(watch, threads)
+            # Then as many clients at once as wrk had connections, each with its own session.
+            crowd = Watch()
+            threads = watched(crowd, (watch_pools, bouncer.admin_url()), (watch_sessions, primary))
+            many_clients(bouncer.url(DATABASE), options.connections)
+            unwatch(crowd, threads)
             load_reads = replica_reads(replica)
             print(
                 f"  through PgBouncer with the replica: {pooled.rps:.0f} rps, errors "
@@ -419,7 +447,14 @@ def drill(options, folder: Path, clusters: list[Cluster]) -> int:
 
     elapsed = time.monotonic() - started
     return report(
-        options, (single, single_watch), (pooled, watch), load_reads, faults, direct, elapsed
+        options,
+        (single, single_watch),
+        (pooled, watch),
+        crowd,
+        load_reads,
+        faults,
+        direct,
+        elapsed,
     )
 
 
@@ -476,7 +511,9 @@ def fault_phase(options, base, headers, shop, primary: Cluster, replica: Cluster
     return Faults(tally, reads, replica_stopped_at, primary_stopped_at, primary_back_at)
 
 
-def report(options, single_run, pooled_run, load_reads, faults: Faults, direct, elapsed) -> int:
+def report(
+    options, single_run, pooled_run, crowd: Watch, load_reads, faults: Faults, direct, elapsed
+) -> int:
     (single, single_watch), (pooled, watch) = single_run, pooled_run
     from django.db.models import Count
 
@@ -513,7 +550,10 @@ def report(options, single_run, pooled_run, load_reads, faults: Faults, direct, 
         "read-your-writes": not tally.ryw_mismatches and tally.ryw_checked > 0,
         "replica served reads": served["balance"] + served["history"] > 0,
         "reads after the replica stopped": tally.reads_after_replica_stop > 0,
-        f"server sessions <= {options.pool_size}": 0 < watch.servers <= options.pool_size,
+        f"server sessions <= {options.pool_size}": 0 < watch.servers <= options.pool_size
+        and crowd.clients >= options.connections
+        and 0 < crowd.servers <= options.pool_size
+        and crowd.primary_sessions <= options.pool_size,
     }
     failed = [name for name, ok in checks.items() if not ok]
     verdict = "PASS" if not failed else "FAIL (" + ", ".join(failed) + ")"
@@ -538,12 +578,15 @@ def report(options, single_run, pooled_run, load_reads, faults: Faults, direct, 
         )
     lines += [
         f"    ratio {pooled.rps / single.rps:.2f}",
-        f"  connections: {watch.clients} clients of PgBouncer on the primary's pool served by at "
-        f"most {watch.servers} server sessions (default_pool_size {options.pool_size}); the "
+        f"  connections: under wrk, the service's {watch.clients} connections to PgBouncer "
+        f"(one per gunicorn thread that served) on at most {watch.servers} server sessions, the "
         f"primary's pg_stat_activity at most {watch.primary_sessions} sessions on the database "
-        f"(against {single_watch.primary_sessions} straight); replica pool: "
-        f"{watch.replica_clients} "
-        f"clients, {watch.replica_servers} server sessions",
+        f"(straight to PostgreSQL: {single_watch.primary_sessions}); replica pool "
+        f"{watch.replica_clients} clients on {watch.replica_servers} server sessions",
+        f"  {options.connections} clients at once, each running 10 transactions: PgBouncer held "
+        f"{crowd.clients} clients (the service's included) on at most {crowd.servers} server "
+        f"sessions (default_pool_size {options.pool_size}); pg_stat_activity at most "
+        f"{crowd.primary_sessions}",
         f"  replica lag (until the replica replayed what the primary had written), {len(lag)} "
         f"samples under load: p50 {percentile(lag, 50):.1f} ms, p99 {percentile(lag, 99):.1f} ms",
         f"  reads served by the replica (pg_stat_statements): {served['balance']} balance and "
