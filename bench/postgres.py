@@ -49,15 +49,15 @@ def ensure_pgbouncer() -> str:
     return program
 
 
-def as_server_user(command: list[str]) -> list[str]:
-    return ["runuser", "-u", SERVER_USER, "--", *command] if os.geteuid() == 0 else command
+def as_server_user(command: list[str], user: str = SERVER_USER) -> list[str]:
+    return ["runuser", "-u", user, "--", *command] if os.geteuid() == 0 else command
 
 
-def server_folder(prefix: str) -> Path:
-    """An empty folder the server programs may write in."""
+def server_folder(prefix: str, user: str = SERVER_USER) -> Path:
+    """An empty folder the server programs (run as `user`, as root) may write in."""
     folder = Path(tempfile.mkdtemp(prefix=prefix))
     if os.geteuid() == 0:
-        shutil.chown(folder, SERVER_USER, SERVER_USER)
+        shutil.chown(folder, user, user)
     return folder
 
 
@@ -181,11 +181,18 @@ class Bouncer:
 
 @contextmanager
 def pgbouncer(
-    folder: Path, port: int, databases: dict[str, str], *, user: str = SERVER_USER, **settings
+    folder: Path,
+    port: int,
+    databases: dict[str, str],
+    *,
+    user: str = SERVER_USER,
+    run_as: str = SERVER_USER,
+    **settings,
 ):
     """PgBouncer on 127.0.0.1:`port`, transaction pooling, for `databases` (name: libpq
-    connection string, `*` for any other name), trusting `user` (also its admin); stopped on
-    exit. `settings` override the [pgbouncer] section's."""
+    connection string, `*` for any other name), trusting `user` (also its admin); run as
+    `run_as` when root (one who may reach the servers' sockets); stopped on exit. `settings`
+    override the [pgbouncer] section's."""
     program = ensure_pgbouncer()
     ini = folder / "pgbouncer.ini"
     users = folder / "userlist.txt"
@@ -218,9 +225,10 @@ def pgbouncer(
     ini.write_text("\n".join(lines) + "\n")
     if os.geteuid() == 0:
         for path in (ini, users):
-            shutil.chown(path, SERVER_USER, SERVER_USER)
+            shutil.chown(path, run_as, run_as)
     with open(folder / "pgbouncer.out", "w") as out:
-        process = subprocess.Popen(as_server_user([program, str(ini)]), stdout=out, stderr=out)
+        command = as_server_user([program, str(ini)], run_as)
+        process = subprocess.Popen(command, stdout=out, stderr=out)
     try:
         _wait_for_port(port, process, folder / "pgbouncer.out")
         yield Bouncer(port=port, user=user)

@@ -1,4 +1,5 @@
 from dataclasses import dataclass
+from pathlib import Path
 
 import psycopg
 import pytest
@@ -9,7 +10,7 @@ from apps_auth.models import App
 from apps_auth.selectors import api_key_cache_clear
 from apps_auth.services import api_key_create
 from bench.harness import free_port
-from bench.postgres import pgbouncer, remove_folder, server_folder
+from bench.postgres import SERVER_USER, pgbouncer, remove_folder, server_folder
 from core.api.throttling import BatchedAllowance
 from members.tokens import member_token_issue
 from tests.factories import AppFactory, CardFactory, MemberFactory
@@ -105,16 +106,19 @@ def bouncer(transactional_db):
     params = connection.get_connection_params()
     host, port = str(params.get("host") or "127.0.0.1"), int(params.get("port") or 5432)
     name, user = params["dbname"], params["user"]
-    folder = server_folder("cashback-test-pgbouncer-")
+    # On a Unix socket (the embedded server), PgBouncer runs as the owner of its folder.
+    run_as = Path(host).owner() if host.startswith("/") else SERVER_USER
+    folder = server_folder("cashback-test-pgbouncer-", run_as)
     try:
         with pgbouncer(
             folder,
             free_port(),
             {name: f"host={host} port={port} dbname={name}"},
             user=user,
+            run_as=run_as,
             default_pool_size=str(POOL_SIZE),
         ) as running:
-            yield running, name, f"postgres://{user}@{host}:{port}/{name}"
+            yield running, name, direct_url(user, host, port, name)
     finally:
         remove_folder(folder)
 
@@ -125,3 +129,9 @@ def admin_show(bouncer, what: str, database: str) -> list[dict]:
         columns = [c.name for c in cursor.description or ()]
         rows = (dict(zip(columns, row, strict=True)) for row in cursor)
         return [row for row in rows if row["database"] == database]
+
+
+def direct_url(user: str, host: str, port: int, name: str) -> str:
+    if host.startswith("/"):  # a Unix socket's folder: PGHOST and PGPORT name it
+        return f"postgres://{user}@/{name}"
+    return f"postgres://{user}@{host}:{port}/{name}"
