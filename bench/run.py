@@ -54,7 +54,8 @@ class Result:
 
 
 def prepare(members: int, entries_each: int) -> dict:
-    """An app, a card, and members each with a wallet and some history, through the services."""
+    """An app, a card, and members each with an email, a phone, a wallet with some history
+    (through the services) and a member token for redeem."""
     from decimal import Decimal
 
     from apps_auth.services import app_create
@@ -62,6 +63,7 @@ def prepare(members: int, entries_each: int) -> dict:
     from cashback.services import cashback_earn
     from members.models import Member
     from members.services import MemberRef
+    from members.tokens import member_token_issue
 
     app, issued = app_create(
         name="Benchmark",
@@ -69,10 +71,11 @@ def prepare(members: int, entries_each: int) -> dict:
         rate_limit_per_minute=2_000_000_000,
     )
     card = card_create(app=app, name="Bench card", cashback_percentage=Decimal(5))
-    ids = []
+    ids, tokens = [], []
     for i in range(members):
-        member = Member.objects.create(app=app, email=f"bench{i}@example.com")
+        member = Member.objects.create(app=app, email=f"bench{i}@example.com", phone=phone(i))
         ids.append(member.pk)
+        tokens.append(member_token_issue(app=app, member_id=member.pk, ttl_seconds=86_400).token)
         for _ in range(entries_each):
             cashback_earn(
                 app=app,
@@ -86,7 +89,13 @@ def prepare(members: int, entries_each: int) -> dict:
         "card_id": card.pk,
         "first_member": ids[0],
         "members": len(ids),
+        "tokens": tokens,
     }
+
+
+def phone(i: int) -> str:
+    """The i-th benchmark member's phone, in E.164 (a Tunisian mobile number)."""
+    return f"+2162{i:07d}"
 
 
 def analyze(url: str) -> None:
@@ -94,37 +103,78 @@ def analyze(url: str) -> None:
     subprocess.run(["psql", url, "-q", "-c", "VACUUM ANALYZE"], check=True)
 
 
-def lua_script(kind: str, shop: dict, headers: dict, paths: dict) -> str:
-    """A wrk script: each request names a random member of the benchmark's."""
+# What each measured request does, as merchants call it. `m` is a random benchmark member's
+# index (0-based) in the Lua script; redeem takes 0.01 from wallets that hold about 25.
+KINDS = {
+    "earn_id": "earn by member_id",
+    "earn_email": "earn by email",
+    "earn_phone": "earn by phone",
+    "earn_new": "earn, new member",
+    "redeem": "redeem, member token",
+    "balance": "balance",
+    "history": "history",
+}
+
+
+def lua_script(kind: str, shop: dict, headers: dict, paths: dict, *, token_header: bool) -> str:
+    """A wrk script: each request names a random member of the benchmark's (earn_new: a new
+    email each time, unique per run, thread and request; `__RUN__` is replaced per run).
+    Redeem names the member by its token (`token_header`) or, for the reference, in the body."""
     header_lines = "\n".join(f'wrk.headers["{k}"] = "{v}"' for k, v in headers.items())
     first, count, card = shop["first_member"], shop["members"], shop["card_id"]
-    if kind == "earn":
+    post = "POST"
+    prelude = ""
+    if kind in ("earn_id", "earn_email", "earn_phone", "earn_new"):
+        who = {
+            "earn_id": ('"member_id": %d', "first + m"),
+            "earn_email": ('"email": "bench%d@example.com"', "m"),
+            "earn_phone": ('"phone": "+2162%07d"', "m"),
+            "earn_new": ('"email": "new-__RUN__-%d-%d@example.com"', "tid, counter"),
+        }[kind]
         build = (
-            f'local body = string.format(\'{{"card_id": {card}, "member_id": %d, '
-            f'"purchase_amount": 50}}\', m)\n'
-            f'  return wrk.format("POST", "{paths["earn"]}", nil, body)'
+            f"local body = string.format('{{\"card_id\": {card}, {who[0]}, "
+            f"\"purchase_amount\": 50}}', {who[1]})\n"
+            f'  return wrk.format("{post}", "{paths["earn"]}", nil, body)'
         )
+    elif kind == "redeem":
+        if token_header:
+            tokens = ", ".join(f'"{t}"' for t in shop["tokens"])
+            prelude = f"local tokens = {{{tokens}}}\n"
+            build = (
+                'wrk.headers["X-Member-Token"] = tokens[m + 1]\n'
+                f"  local body = '{{\"card_id\": {card}, \"amount\": 0.01}}'\n"
+                f'  return wrk.format("POST", "{paths["redeem"]}", nil, body)'
+            )
+        else:
+            build = (
+                f"local body = string.format('{{\"card_id\": {card}, \"member_id\": %d, "
+                f"\"amount\": 0.01}}', first + m)\n"
+                f'  return wrk.format("POST", "{paths["redeem"]}", nil, body)'
+            )
     elif kind == "mixed":
         build = (
             "local pick = math.random(1, 3)\n"
             "  if pick == 1 then\n"
-            f'    local body = string.format(\'{{"card_id": {card}, "member_id": %d, '
-            f'"purchase_amount": 50}}\', m)\n'
+            f"    local body = string.format('{{\"card_id\": {card}, \"member_id\": %d, "
+            f"\"purchase_amount\": 50}}', first + m)\n"
             f'    return wrk.format("POST", "{paths["earn"]}", nil, body)\n'
             "  elseif pick == 2 then\n"
             f'    return wrk.format("GET", string.format("{paths["balance"]}'
-            f'?card_id={card}&member_id=%d", m))\n'
+            f'?card_id={card}&member_id=%d", first + m))\n'
             "  end\n"
             f'  return wrk.format("GET", string.format("{paths["history"]}'
-            f'?card_id={card}&member_id=%d&limit=20", m))'
+            f'?card_id={card}&member_id=%d&limit=20", first + m))'
         )
     else:
         query = f"?card_id={card}&member_id=%d" + ("&limit=20" if kind == "history" else "")
-        build = f'return wrk.format("GET", string.format("{paths[kind]}{query}", m))'
+        build = f'return wrk.format("GET", string.format("{paths[kind]}{query}", first + m))'
     return (
-        f'{header_lines}\nwrk.headers["Content-Type"] = "application/json"\n'
-        f"math.randomseed(os.time())\n"
-        f"request = function()\n  local m = {first} + math.random(0, {count - 1})\n  {build}\nend\n"
+        f'{header_lines}\nwrk.headers["Content-Type"] = "application/json"\n{prelude}'
+        f"local first = {first}\nlocal counter = 0\nlocal threads = 0\n"
+        "function setup(thread)\n  thread:set(\"tid\", threads)\n  threads = threads + 1\nend\n"
+        "math.randomseed(os.time())\n"
+        f"request = function()\n  counter = counter + 1\n  local m = math.random(0, {count - 1})\n"
+        f"  {build}\nend\n"
     )
 
 
@@ -141,7 +191,7 @@ def _ms(text: str) -> float:
 
 def wrk(base: str, script: str, *, duration: float, connections: int) -> Result:
     with tempfile.NamedTemporaryFile("w", suffix=".lua", delete=False) as file:
-        file.write(script)
+        file.write(script.replace("__RUN__", str(time.time_ns())))
     out = subprocess.run(
         [
             "wrk",
@@ -182,9 +232,6 @@ def wrk(base: str, script: str, *, duration: float, connections: int) -> Result:
     )
 
 
-KINDS = ("earn", "balance", "history")
-
-
 def combined(rounds: list[Result]) -> Result:
     """Several runs as one: requests and errors added up, the rate over the whole time, the
     median of the runs' latency percentiles."""
@@ -209,6 +256,12 @@ def main() -> int:
     parser.add_argument("--memory-requests", type=int, default=100_000, help="0: skip")
     parser.add_argument("--database-url", default=os.environ.get("BENCH_DATABASE_URL", DEFAULT_DB))
     parser.add_argument("--json", help="also write the results to this file")
+    parser.add_argument(
+        "--profile-requests",
+        type=int,
+        default=2000,
+        help="earns by email timed layer by layer in this process (0: skip)",
+    )
     parser.add_argument(
         "--scale",
         nargs=2,
@@ -242,20 +295,16 @@ def main() -> int:
         "X-Api-Key": shop["api_key"],
         "X-Forwarded-Proto": "https",  # as the TLS-terminating proxy would say
     }
+    paths = {kind: f"{API}/{kind}" for kind in ("earn", "redeem", "balance", "history")}
     targets = {
-        "service": (
-            "config.wsgi",
-            env,
-            "/healthz",
-            service_headers,
-            {"earn": f"{API}/earn", "balance": f"{API}/balance", "history": f"{API}/history"},
-        ),
+        "service": ("config.wsgi", env, "/healthz", service_headers, paths, True),
         "reference": (
             "bench.reference.wsgi:application",
             {**env, "DJANGO_SETTINGS_MODULE": "bench.reference.settings"},
             f"/balance?card_id={shop['card_id']}&member_id={shop['first_member']}",
             {},
-            {"earn": "/earn", "balance": "/balance", "history": "/history"},
+            {kind: f"/{kind}" for kind in paths},
+            False,
         ),
     }
     # Both servers run at once and take turns, round after round, so that whatever else the
@@ -268,12 +317,12 @@ def main() -> int:
             name: servers.enter_context(
                 gunicorn(wsgi, target_env, workers=options.workers, health=health, log=log)
             )[0]
-            for name, (wsgi, target_env, health, _, _) in targets.items()
+            for name, (wsgi, target_env, health, _, _, _) in targets.items()
         }
         for kind in KINDS:
             scripts = {
-                name: lua_script(kind, shop, headers, paths)
-                for name, (_, _, _, headers, paths) in targets.items()
+                name: lua_script(kind, shop, headers, target_paths, token_header=token_header)
+                for name, (_, _, _, headers, target_paths, token_header) in targets.items()
             }
             for name in targets:  # warm up
                 wrk(bases[name], scripts[name], duration=2, connections=options.connections)
@@ -295,22 +344,28 @@ def main() -> int:
             ]
 
     print()
-    print(f"{'endpoint':<9} {'service rps':>11} {'p50 ms':>7} {'p99 ms':>7} {'errors':>6}   "
+    print(f"{'path':<21} {'service rps':>11} {'p50 ms':>7} {'p99 ms':>7} {'errors':>6}   "
           f"{'bare rps':>8} {'p50 ms':>7} {'p99 ms':>7} {'errors':>6}   {'ratio':>5}")  # fmt: skip
-    for kind in KINDS:
+    for kind, label in KINDS.items():
         s, r = results["service"][kind], results["reference"][kind]
         print(
-            f"{kind:<9} {s.rps:>11.0f} {s.p50_ms:>7.2f} {s.p99_ms:>7.2f} {s.errors:>6}   "
+            f"{label:<21} {s.rps:>11.0f} {s.p50_ms:>7.2f} {s.p99_ms:>7.2f} {s.errors:>6}   "
             f"{r.rps:>8.0f} {r.p50_ms:>7.2f} {r.p99_ms:>7.2f} {r.errors:>6}   "
             f"{median(ratios[kind]):>5.2f}  ({', '.join(f'{x:.2f}' for x in ratios[kind])})"
         )
+    print(targets_report(results, ratios, connections=options.connections))
+
+    if options.profile_requests > 0:
+        from bench.layers import earn_layers
+
+        print(earn_layers(shop, requests=options.profile_requests))
 
     memory = None
     if options.memory_requests > 0:
-        memory = measure_memory(shop, env, log, options, service_headers, targets["service"][4])
+        memory = measure_memory(shop, env, log, options, service_headers, paths)
     scale = None
     if options.scale:
-        scale = measure_scale(shop, env, log, options, service_headers, results["service"]["earn"])
+        scale = measure_scale(shop, env, log, options, service_headers, results["service"]["earn_id"])
     ledger = manage(env, "verify_ledger", "--json", capture=True)
     report = json.loads(ledger.stdout)
     print(
@@ -334,6 +389,32 @@ def main() -> int:
             )
         )
     return 0 if not report["mismatches"] else 1
+
+
+# The targets on this machine: each path's least ratio to the reference, the most p99 at
+# the default 8 connections, and no errors.
+TARGET_RATIOS = {"earn_email": 0.75, "earn_id": 0.85}
+TARGET_RATIO_OTHERS = 0.7
+TARGET_P99_MS = 25.0
+
+
+def targets_report(results: dict, ratios: dict, *, connections: int) -> str:
+    """One line per target missed, or that all are met."""
+    missed = []
+    for kind, label in KINDS.items():
+        ratio = median(ratios[kind])
+        wanted = TARGET_RATIOS.get(kind, TARGET_RATIO_OTHERS)
+        service = results["service"][kind]
+        if ratio < wanted:
+            missed.append(f"{label}: ratio {ratio:.2f} < {wanted:.2f}")
+        if connections <= 8 and service.p99_ms > TARGET_P99_MS:
+            missed.append(f"{label}: p99 {service.p99_ms:.2f} ms > {TARGET_P99_MS:g} ms")
+        if service.errors:
+            missed.append(f"{label}: {service.errors} errors")
+    if not missed:
+        return "targets: all met (earn by email >= 0.75, earn by id >= 0.85, others >= 0.7; "\
+            "p99 <= 25 ms; no errors)"
+    return "targets missed:\n  " + "\n  ".join(missed)
 
 
 def measure_scale(shop, env, log, options, headers, empty_earn: Result) -> dict:
@@ -366,7 +447,7 @@ def measure_scale(shop, env, log, options, headers, empty_earn: Result) -> dict:
         f'&member_id={seeded["hot_member_id"]}&limit=20&offset=%d", math.random(0, 10000))\n'
         '  return wrk.format("GET", path)\nend\n'
     )
-    earn = lua_script("earn", shop, headers, {"earn": f"{API}/earn"})
+    earn = lua_script("earn_id", shop, headers, {"earn": f"{API}/earn"}, token_header=True)
     with gunicorn("config.wsgi", env, workers=options.workers, health="/healthz", log=log) as (
         base,
         _,
@@ -388,7 +469,7 @@ def measure_scale(shop, env, log, options, headers, empty_earn: Result) -> dict:
 
 def measure_memory(shop, env, log, options, headers, paths) -> dict:
     """A fresh service's worker memory after 1,000 requests and after `--memory-requests`."""
-    script = lua_script("mixed", shop, headers, paths)
+    script = lua_script("mixed", shop, headers, paths, token_header=True)
     with gunicorn("config.wsgi", env, workers=options.workers, health="/healthz", log=log) as (
         base,
         server,
