@@ -132,8 +132,8 @@ def lua_script(kind: str, shop: dict, headers: dict, paths: dict, *, token_heade
             "earn_new": ('"email": "new-__RUN__-%d-%d@example.com"', "tid, counter"),
         }[kind]
         build = (
-            f"local body = string.format('{{\"card_id\": {card}, {who[0]}, "
-            f"\"purchase_amount\": 50}}', {who[1]})\n"
+            f'local body = string.format(\'{{"card_id": {card}, {who[0]}, '
+            f'"purchase_amount": 50}}\', {who[1]})\n'
             f'  return wrk.format("{post}", "{paths["earn"]}", nil, body)'
         )
     elif kind == "redeem":
@@ -142,21 +142,21 @@ def lua_script(kind: str, shop: dict, headers: dict, paths: dict, *, token_heade
             prelude = f"local tokens = {{{tokens}}}\n"
             build = (
                 'wrk.headers["X-Member-Token"] = tokens[m + 1]\n'
-                f"  local body = '{{\"card_id\": {card}, \"amount\": 0.01}}'\n"
+                f'  local body = \'{{"card_id": {card}, "amount": 0.01}}\'\n'
                 f'  return wrk.format("POST", "{paths["redeem"]}", nil, body)'
             )
         else:
             build = (
-                f"local body = string.format('{{\"card_id\": {card}, \"member_id\": %d, "
-                f"\"amount\": 0.01}}', first + m)\n"
+                f'local body = string.format(\'{{"card_id": {card}, "member_id": %d, '
+                f'"amount": 0.01}}\', first + m)\n'
                 f'  return wrk.format("POST", "{paths["redeem"]}", nil, body)'
             )
     elif kind == "mixed":
         build = (
             "local pick = math.random(1, 3)\n"
             "  if pick == 1 then\n"
-            f"    local body = string.format('{{\"card_id\": {card}, \"member_id\": %d, "
-            f"\"purchase_amount\": 50}}', first + m)\n"
+            f'    local body = string.format(\'{{"card_id": {card}, "member_id": %d, '
+            f'"purchase_amount": 50}}\', first + m)\n'
             f'    return wrk.format("POST", "{paths["earn"]}", nil, body)\n'
             "  elseif pick == 2 then\n"
             f'    return wrk.format("GET", string.format("{paths["balance"]}'
@@ -171,7 +171,7 @@ def lua_script(kind: str, shop: dict, headers: dict, paths: dict, *, token_heade
     return (
         f'{header_lines}\nwrk.headers["Content-Type"] = "application/json"\n{prelude}'
         f"local first = {first}\nlocal counter = 0\nlocal threads = 0\n"
-        "function setup(thread)\n  thread:set(\"tid\", threads)\n  threads = threads + 1\nend\n"
+        'function setup(thread)\n  thread:set("tid", threads)\n  threads = threads + 1\nend\n'
         "math.randomseed(os.time())\n"
         f"request = function()\n  counter = counter + 1\n  local m = math.random(0, {count - 1})\n"
         f"  {build}\nend\n"
@@ -365,7 +365,8 @@ def main() -> int:
         memory = measure_memory(shop, env, log, options, service_headers, paths)
     scale = None
     if options.scale:
-        scale = measure_scale(shop, env, log, options, service_headers, results["service"]["earn_id"])
+        earn = results["service"]["earn_id"]
+        scale = measure_scale(shop, env, log, options, service_headers, earn)
     ledger = manage(env, "verify_ledger", "--json", capture=True)
     report = json.loads(ledger.stdout)
     print(
@@ -412,8 +413,10 @@ def targets_report(results: dict, ratios: dict, *, connections: int) -> str:
         if service.errors:
             missed.append(f"{label}: {service.errors} errors")
     if not missed:
-        return "targets: all met (earn by email >= 0.75, earn by id >= 0.85, others >= 0.7; "\
+        return (
+            "targets: all met (earn by email >= 0.75, earn by id >= 0.85, others >= 0.7; "
             "p99 <= 25 ms; no errors)"
+        )
     return "targets missed:\n  " + "\n  ".join(missed)
 
 

@@ -9,6 +9,7 @@ from django.db.models import F, Q
 from django.utils import timezone
 
 from core.rows import from_row, quote, select_list
+from members.models import Member, member_lookup
 
 
 class WalletManager(models.Manager["Wallet"]):
@@ -17,18 +18,27 @@ class WalletManager(models.Manager["Wallet"]):
         *,
         app_id: int,
         card_id: int,
-        member_id: int,
+        member_id: int | None = None,
+        email: str | None = None,
+        phone: str | None = None,
         amount: Decimal,
         pending_amount: Decimal = Decimal(0),
     ) -> "Wallet | None":
-        """Adds `amount` (signed) to the member's spendable balance on the card and
-        `pending_amount` (signed) to its pending balance, counts one more entry, and returns the
-        wallet as it is after the move; None when the member has no wallet on the card.
+        """Adds `amount` (signed) to the spendable balance on the card of the app's member with
+        this id, else this email, else this phone, and `pending_amount` (signed) to its pending
+        balance, counts one more entry, and returns the wallet as it is after the move; None
+        when there is no such member or it has no wallet on the card.
 
         One `UPDATE ... RETURNING` (`_move_sql`), which locks the row until the transaction
-        ends: the ORM's `update()` returns no row, and reading the balance back would cost a
-        second round trip on every operation. The check constraint refuses a balance below zero.
+        ends and, by email or phone, finds the member in the same statement: the ORM's
+        `update()` returns no row, and reading the balance back (or the member first) would
+        cost a round trip more on every operation. The check constraint refuses a balance below
+        zero.
         """
+        lookup = member_lookup(member_id=member_id, email=email, phone=phone)
+        if lookup is None:
+            raise ValueError("A member id, email or phone is needed.")
+        key, member = lookup
         using = self._db or router.db_for_write(self.model)
         params: dict[str, Any] = {
             "amount": amount,
@@ -36,10 +46,10 @@ class WalletManager(models.Manager["Wallet"]):
             "now": timezone.now(),
             "app": app_id,
             "card": card_id,
-            "member": member_id,
+            "member": member,
         }
         with connections[using].cursor() as cursor:
-            cursor.execute(_move_sql(), params)
+            cursor.execute(_move_sql(key), params)
             row = cursor.fetchone()
         return None if row is None else from_row(self.model, row, using)
 
@@ -514,18 +524,27 @@ class AdjustmentRequest(models.Model):
 
 
 @cache
-def _move_sql() -> str:
+def _move_sql(key: str) -> str:
+    """The move of the wallet of the member whose `key` field (id, email or phone) is
+    %(member)s; by email or phone, the member of the app %(app)s."""
     meta = Wallet._meta
     column = {field.name: quote(field.column) for field in meta.concrete_fields}
     balance, count = column["balance"], column["entries_count"]
     pending = column["pending_balance"]
+    member = "%(member)s"
+    if key != "id":
+        of_member = {f.name: quote(f.column) for f in Member._meta.concrete_fields}
+        member = (
+            f"(SELECT m.{of_member['id']} FROM {quote(Member._meta.db_table)} m "  # noqa: S608
+            f"WHERE m.{of_member['app']} = %(app)s AND m.{of_member[key]} = %(member)s)"
+        )
     return (
         f"UPDATE {quote(meta.db_table)} w SET "  # noqa: S608  names from _meta, values bound
         f"{balance} = {balance} + %(amount)s, {pending} = {pending} + %(pending)s, "
         f"{count} = {count} + 1, "
         f"{column['updated_at']} = %(now)s "
         f"WHERE w.{column['app']} = %(app)s AND w.{column['card']} = %(card)s "
-        f"AND w.{column['member']} = %(member)s "
+        f"AND w.{column['member']} = {member} "
         f"RETURNING {select_list(Wallet, 'w')}"
     )
 

@@ -5,7 +5,7 @@ from members.models import Member
 
 def member_get(*, app: App, member_id: int) -> Member:
     """The app's member. Raises `NotFound` for an unknown id or another app's member."""
-    member = Member.objects.filter(app=app, pk=member_id).first()
+    member = Member.objects.of_app(app_id=app.pk, member_id=member_id)
     if member is None:
         raise NotFound("Member not found.")
     return member
@@ -13,8 +13,4 @@ def member_get(*, app: App, member_id: int) -> Member:
 
 def member_find(*, app: App, email: str | None = None, phone: str | None = None) -> Member | None:
     """The app's member with this email (any case), else this phone (any format)."""
-    if email:
-        return Member.objects.filter(app=app, email=email).first()
-    if phone:
-        return Member.objects.filter(app=app, phone=phone).first()
-    return None
+    return Member.objects.of_app(app_id=app.pk, email=email, phone=phone)

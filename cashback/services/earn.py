@@ -84,16 +84,11 @@ def cashback_earn(
         "cashback_percentage": card.cashback_percentage,
         "metadata": metadata or {},
     }
-    # By id, a member with a wallet on the card is credited in one statement (the wallet's
-    # existence proves the member is the app's); otherwise the member is found, or created, first.
-    member = None
-    if member_ref.member_id is None:
+    # A member with a wallet on the card is found (by id, email or phone) and credited in one
+    # statement (the wallet's existence proves the member is the app's); otherwise the member
+    # is found, or created, first.
+    posted = entry_post(member_ref=member_ref, **entry)
+    if posted is None:  # the member's first entry on this card, or a new member
         member = member_resolve(app=app, ref=member_ref, create=True)
-        member_id = member.pk
-    else:
-        member_id = member_ref.member_id
-    posted = entry_post(member_id=member_id, **entry)
-    if posted is None:  # the member's first entry on this card
-        member = member or member_resolve(app=app, ref=member_ref, create=True)
         posted = entry_append(wallet=wallet_open(app=app, card=card, member=member), **entry)
     return posted

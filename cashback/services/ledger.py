@@ -120,7 +120,8 @@ def member_ref_digest(ref: MemberRef) -> list:
 
 def entry_post(
     *,
-    member_id: int,
+    member_id: int | None = None,
+    member_ref: MemberRef | None = None,
     operation: Operation,
     amount: Decimal,
     pending_amount: Decimal = ZERO,
@@ -129,7 +130,8 @@ def entry_post(
     """Moves the member's wallet on the operation's card by `amount` (spendable) and
     `pending_amount`, appends its entry (which opens a lot when it is a credit: `_lot_days`)
     and records its webhook event (`cashback.events`); None when the member has no wallet on
-    the card yet.
+    the card yet. The member is `member_id`, or the app's member `member_ref` names (found by
+    the statement that moves the wallet; None too when there is no such member).
 
     The move locks the wallet until the transaction ends. Callers that must see the balance
     before they decide (a debit, a refund) lock the wallet first (`locked_wallets`). A
@@ -147,7 +149,9 @@ def entry_post(
             wallet = Wallet.objects.move(
                 app_id=card.app_id,
                 card_id=card.pk,
-                member_id=member_id,
+                member_id=member_id if member_ref is None else member_ref.member_id,
+                email=None if member_ref is None else member_ref.email,
+                phone=None if member_ref is None else member_ref.phone,
                 amount=amount,
                 pending_amount=pending_amount,
             )
@@ -177,7 +181,7 @@ def entry_post(
             raise
         return replay
     entry_event_record(entry=entry, card=card)
-    member_wrote(member_key(app_id=card.app_id, member_id=member_id))
+    member_wrote(member_key(app_id=card.app_id, member_id=wallet.member_id))
     return Posted(entry=entry)
 
 
