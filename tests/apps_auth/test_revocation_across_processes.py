@@ -49,7 +49,7 @@ def two_workers(request, tmp_path, settings):
         settings.REDIS_URL = cache_url
         settings.CACHES = {
             "default": {
-                "BACKEND": "django.core.cache.backends.redis.RedisCache",
+                "BACKEND": "core.cache.RedisCache",
                 "LOCATION": cache_url,
             }
         }
