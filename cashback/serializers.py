@@ -7,7 +7,7 @@ from rest_framework import serializers
 from cashback.models import EntryType, LedgerEntry
 from core import money
 from core.api.fields import AmountField, IdField, MetadataField, NumberOutField, WholeNumberField
-from core.api.serializers import StrictSerializer
+from core.api.serializers import InputSerializer, StrictSerializer
 from members.serializers import MemberRefSerializer, PinField
 
 
@@ -60,7 +60,7 @@ class ReverseSerializer(StrictSerializer):
     )
 
 
-class BalanceQuerySerializer(serializers.Serializer):
+class BalanceQuerySerializer(InputSerializer):
     card_id = IdField()
     member_id = IdField()
 

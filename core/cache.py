@@ -14,6 +14,11 @@ from django.core.cache.backends.redis import RedisCacheClient
 
 
 class _SharedClients(RedisCacheClient):
+    # Django's private names, which django-stubs leaves out.
+    _get_connection_pool_index: Any
+    _get_connection_pool: Any
+    _client: Any
+
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self._clients: dict[int, Any] = {}
