@@ -30,7 +30,7 @@ LAYERS = [
     ("card read", "cashback.views", "card_get"),
     ("earn service (Python)", "cashback.views", "cashback_earn"),
     ("  member lookup (Python)", "cashback.services.earn", "member_resolve"),
-    ("  webhook event (Python)", "cashback.services.ledger", "entry_event_record"),
+    ("  webhook event (Python)", "cashback.events", "entry_event_draft"),
     ("result serializer", "cashback.views", "EarnResultSerializer.to_representation"),
     ("rendering (JSON)", "rest_framework.response", "Response.rendered_content"),
     ("database round trips", "django.db.backends.utils", "CursorWrapper._execute"),

@@ -14,8 +14,8 @@ from cashback.serializers import (
     timestamp,
 )
 from core import money
-from webhooks.models import EventType
-from webhooks.services import event_record
+from webhooks.models import EventDraft, EventType
+from webhooks.services import event_draft, event_record
 
 # Each entry type's event, and what renders its data: the operation's own answer where the API
 # has one.
@@ -30,12 +30,13 @@ _EVENTS = {
 }
 
 
-def entry_event_record(*, entry: LedgerEntry, card: Card) -> None:
-    """Records the entry's event for the app's webhook endpoints; call it in the entry's
-    transaction, once the entry is complete."""
+def entry_event_draft(*, entry: LedgerEntry, card: Card) -> EventDraft:
+    """The entry's event, for the app's webhook endpoints, made from the entry complete: saved,
+    or about to be saved by the statement that saves the event with it
+    (`LedgerEntry.objects.append`)."""
     event_type, serializer = _EVENTS[EntryType(entry.entry_type)]
     data = serializer(entry, context={"card": card}).data
-    event_record(app_id=entry.app_id, event_type=event_type, data=data)
+    return event_draft(app_id=entry.app_id, event_type=event_type, data=data)
 
 
 def expiring_event_record(*, lot: Lot, card: Card, member_id: int) -> None:

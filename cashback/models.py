@@ -1,4 +1,5 @@
-from datetime import datetime
+from collections.abc import Callable
+from datetime import datetime, timedelta
 from decimal import Decimal
 from functools import cache
 from typing import Any
@@ -10,6 +11,7 @@ from django.utils import timezone
 
 from core.rows import from_row, quote, select_list
 from members.models import Member, member_lookup
+from webhooks.models import EventDraft, WebhookEvent, event_endpoints_sql, event_insert_sql
 
 
 class WalletManager(models.Manager["Wallet"]):
@@ -27,7 +29,10 @@ class WalletManager(models.Manager["Wallet"]):
         """Adds `amount` (signed) to the spendable balance on the card of the app's member with
         this id, else this email, else this phone, and `pending_amount` (signed) to its pending
         balance, counts one more entry, and returns the wallet as it is after the move; None
-        when there is no such member or it has no wallet on the card.
+        when there is no such member or it has no wallet on the card. The wallet also carries
+        the id its next entry takes (`next_entry_id`, drawn from the entries' sequence) and the
+        time of its last entry (`last_entry_at`, None: none), read under its lock, so that the
+        caller knows its entry whole before it saves it (`LedgerEntry.objects.append`).
 
         One `UPDATE ... RETURNING` (`_move_sql`), which locks the row until the transaction
         ends and, by email or phone, finds the member in the same statement: the ORM's
@@ -51,7 +56,12 @@ class WalletManager(models.Manager["Wallet"]):
         with connections[using].cursor() as cursor:
             cursor.execute(_move_sql(key), params)
             row = cursor.fetchone()
-        return None if row is None else from_row(self.model, row, using)
+        if row is None:
+            return None
+        *columns, next_entry_id, last_entry_at = row
+        wallet = from_row(self.model, columns, using)
+        wallet.next_entry_id, wallet.last_entry_at = next_entry_id, last_entry_at
+        return wallet
 
 
 class Wallet(models.Model):
@@ -72,6 +82,10 @@ class Wallet(models.Model):
     updated_at = models.DateTimeField(auto_now=True)
 
     objects = WalletManager()
+
+    # Set by `Wallet.objects.move`, for the entry that follows the move.
+    next_entry_id: int | None = None
+    last_entry_at: datetime | None = None
 
     class Meta:
         ordering = ["id"]
@@ -110,7 +124,11 @@ EVENTS = {
 
 class LedgerEntryManager(models.Manager["LedgerEntry"]):
     def append(
-        self, *, lot_days: tuple[int, int | None] | None = None, **fields: Any
+        self,
+        *,
+        lot_days: tuple[int, int | None] | None = None,
+        webhook_event: Callable[["LedgerEntry"], EventDraft] | None = None,
+        **fields: Any,
     ) -> "LedgerEntry":
         """Saves a new entry in one `INSERT ... RETURNING` (`_append_sql`) and returns it.
 
@@ -118,6 +136,13 @@ class LedgerEntryManager(models.Manager["LedgerEntry"]):
         entry's lot (`entry.lot`): what the entry holds is pending until `created_at` plus the
         holding days, what it credits is spendable at once, and the lot expires the expiry days
         (None: never) after it becomes spendable.
+
+        With `webhook_event`, which makes the entry's webhook event from the entry, the same
+        statement saves the event too and reads the app's endpoints that take it
+        (`entry.webhook_event`, an `EventDraft`): then `fields` name the entry's `id` and its
+        `created_at` (no earlier than the wallet's last entry's), as `Wallet.objects.move` gives
+        them, so that the entry, and its lot, are whole before the statement and the event can
+        tell of them.
 
         The row holds what `create()` would write: each field's default, `auto_now_add`, each
         value as its field prepares it for the database. Besides, the statement numbers the entry
@@ -134,22 +159,37 @@ class LedgerEntryManager(models.Manager["LedgerEntry"]):
         entry = self.model(**fields)
         using = self._db or router.db_for_write(self.model)
         connection = connections[using]
-        sql, columns = _append_sql(with_lot=lot_days is not None)
-        params = [
-            field.get_db_prep_save(field.pre_save(entry, True), connection) for field in columns
-        ]
-        params += [entry.wallet_id, entry.entry_type]
+        with_event = webhook_event is not None
+        if with_event and (entry.pk is None or entry.created_at is None):
+            raise ValueError("An entry saved with its event needs its id and created_at.")
+        sql, columns = _append_sql(with_lot=lot_days is not None, with_event=with_event)
+        params: dict[str, Any] = {
+            f"c{i}": field.get_db_prep_save(
+                entry.created_at if field.name == "created_at" and with_event
+                else field.pre_save(entry, True),
+                connection,
+            )
+            for i, field in enumerate(columns)
+        }  # fmt: skip
+        params["wallet"], params["type"] = entry.wallet_id, entry.entry_type
         if lot_days is not None:
-            holding, expiry = lot_days
-            params += [expiry, holding]  # in the statement's order
+            params["holding"], params["expiry"] = lot_days
+            if with_event:  # the lot as the statement opens it
+                entry.lot = _lot_of(entry, *lot_days)
+        draft = None
+        if webhook_event is not None:
+            draft = webhook_event(entry)
+            params.update(draft.params())
         with connection.cursor() as cursor:
             cursor.execute(sql, params)
-            entry.pk, created_at, entry.sequence, entry.type_sequence, *lot = cursor.fetchone()
-        entry.created_at = created_at
+            pk, created_at, entry.sequence, entry.type_sequence, *more = cursor.fetchone()
+        if with_event and (pk, created_at) != (entry.pk, entry.created_at):
+            raise RuntimeError(f"Entry {entry.pk} was saved otherwise than its event tells.")
+        entry.pk, entry.created_at = pk, created_at
         entry._state.adding = False
         entry._state.db = using
         if lot_days is not None:
-            lot_id, available_at, expires_at = lot
+            lot_id, available_at, expires_at, *more = more
             entry.lot = from_row(
                 Lot,
                 [
@@ -158,6 +198,10 @@ class LedgerEntryManager(models.Manager["LedgerEntry"]):
                 ],
                 using,
             )  # fmt: skip
+        if draft is not None:
+            event_id, body, endpoint_ids = more
+            draft.saved(pk=event_id, body=body, endpoint_ids=endpoint_ids, using=using)
+            entry.webhook_event = draft
         return entry
 
     def history_page(
@@ -282,6 +326,9 @@ class LedgerEntry(models.Model):
     created_at = models.DateTimeField(auto_now_add=True)
 
     objects = LedgerEntryManager()
+
+    # Set by `LedgerEntry.objects.append` when it saved the entry's webhook event with it.
+    webhook_event: EventDraft | None = None
 
     class Meta:
         ordering = ["-created_at", "-id"]
@@ -545,70 +592,105 @@ def _move_sql(key: str) -> str:
         f"{column['updated_at']} = %(now)s "
         f"WHERE w.{column['app']} = %(app)s AND w.{column['card']} = %(card)s "
         f"AND w.{column['member']} = {member} "
-        f"RETURNING {select_list(Wallet, 'w')}"
+        f"RETURNING {select_list(Wallet, 'w')}, {_next_entry_sql('w')}"
+    )
+
+
+def _next_entry_sql(wallet: str) -> str:
+    """The id the next entry of the wallet `wallet` takes, and the time of its last entry."""
+    meta = LedgerEntry._meta
+    column = {f.name: quote(f.column) for f in meta.concrete_fields}
+    sequence_of = f"pg_get_serial_sequence('{quote(meta.db_table)}', '{meta.pk.column}')"
+    return (
+        f"nextval({sequence_of}), (SELECT {column['created_at']} "  # noqa: S608  names from _meta
+        f"FROM {quote(meta.db_table)} WHERE {column['wallet']} = "
+        f"{wallet}.{quote(Wallet._meta.pk.column)} "
+        f"ORDER BY {column['sequence']} DESC LIMIT 1)"
+    )
+
+
+def _lot_of(entry: "LedgerEntry", holding_days: int, expiry_days: int | None) -> "Lot":
+    """The lot `_append_sql` opens for the entry, before it does (no id yet)."""
+    available_at = entry.created_at + timedelta(
+        days=holding_days if entry.pending_amount > 0 else 0
+    )
+    return Lot(
+        app_id=entry.app_id,
+        wallet_id=entry.wallet_id,
+        source_id=entry.pk,
+        pending=entry.pending_amount,
+        remaining=entry.amount,
+        available_at=available_at,
+        expires_at=None if expiry_days is None else available_at + timedelta(days=expiry_days),
+        created_at=entry.created_at,
     )
 
 
 @cache
-def _append_sql(*, with_lot: bool) -> tuple[str, list[models.Field]]:
-    """The INSERT, and the fields whose prepared values it takes, in its column order, followed
-    by the wallet's id and the entry's type (and, `with_lot`, the holding and expiry days); it
+def _append_sql(*, with_lot: bool, with_event: bool = False) -> tuple[str, list[models.Field]]:
+    """The INSERT, and the fields whose prepared values it takes as %(c0)s, %(c1)s, ... in its
+    column order (the id among them `with_event`), besides %(wallet)s and %(type)s (and,
+    `with_lot`, %(holding)s and %(expiry)s, and `with_event` an `EventDraft`'s parameters); it
     returns the id, `created_at`, `sequence` and `type_sequence` (and the lot's id,
-    `available_at` and `expires_at`)."""
+    `available_at` and `expires_at`; and the event's id, its body and its endpoints' ids)."""
     meta = LedgerEntry._meta
     numbered = {"sequence", "type_sequence"}
-    fields = [f for f in meta.concrete_fields if not f.primary_key and f.name not in numbered]
+    fields = [
+        f
+        for f in meta.concrete_fields
+        if (with_event or not f.primary_key) and f.name not in numbered
+    ]
     column = {f.name: quote(f.column) for f in meta.concrete_fields}
     table = quote(meta.db_table)
     values = [
-        f"GREATEST(%s, last.{column['created_at']})" if f.name == "created_at" else "%s"
-        for f in fields
+        f"GREATEST(%(c{i})s, last.{column['created_at']})"
+        if f.name == "created_at"
+        else f"%(c{i})s"
+        for i, f in enumerate(fields)
     ]
-    sql = (
+    insert = (
         f"INSERT INTO {table} ({', '.join(column[f.name] for f in fields)}, "  # noqa: S608
         f"{column['sequence']}, {column['type_sequence']}) "
         f"SELECT {', '.join(values)}, COALESCE(last.{column['sequence']}, 0) + 1, "
         f"COALESCE(last_of_type.{column['type_sequence']}, 0) + 1 "
-        f"FROM (SELECT %s::bigint AS wallet_id) w "
+        f"FROM (SELECT %(wallet)s::bigint AS wallet_id) w "
         f"LEFT JOIN LATERAL (SELECT {column['created_at']}, {column['sequence']} FROM {table} "
         f"WHERE {column['wallet']} = w.wallet_id ORDER BY {column['sequence']} DESC LIMIT 1) last "
         f"ON true LEFT JOIN LATERAL (SELECT {column['type_sequence']} FROM {table} "
-        f"WHERE {column['wallet']} = w.wallet_id AND {column['entry_type']} = %s "
+        f"WHERE {column['wallet']} = w.wallet_id AND {column['entry_type']} = %(type)s "
         f"ORDER BY {column['type_sequence']} DESC LIMIT 1) last_of_type ON true "
-        f"RETURNING {quote(meta.pk.column)}, {column['created_at']}, {column['sequence']}, "
-        f"{column['type_sequence']}"
     )
-    if not with_lot:
-        return sql, fields
-    lot = {f.name: quote(f.column) for f in Lot._meta.concrete_fields}
-    returned = ", ".join(
-        column[name]
-        for name in (
-            "id",
-            "app",
-            "wallet",
-            "amount",
-            "pending_amount",
-            "created_at",
-            "sequence",
-            "type_sequence",
+    returned = [column[name] for name in ("id", "created_at", "sequence", "type_sequence")]
+    if not with_lot and not with_event:
+        return f"{insert}RETURNING {', '.join(returned)}", fields
+    kept = ("id", "app", "wallet", "amount", "pending_amount", "created_at", "sequence")
+    ctes = [f"e AS ({insert}RETURNING {', '.join(column[n] for n in (*kept, 'type_sequence'))})"]
+    selected = [f"e.{name}" for name in returned]
+    sources = ["e"]
+    if with_lot:
+        lot = {f.name: quote(f.column) for f in Lot._meta.concrete_fields}
+        ctes.append(
+            f"lot AS (INSERT INTO {quote(Lot._meta.db_table)} ({lot['app']}, {lot['wallet']}, "  # noqa: S608
+            f"{lot['source']}, {lot['pending']}, {lot['remaining']}, {lot['available_at']}, "
+            f"{lot['expires_at']}, {lot['created_at']}) "
+            f"SELECT e.{column['app']}, e.{column['wallet']}, e.{column['id']}, "
+            f"e.{column['pending_amount']}, e.{column['amount']}, a.at, "
+            f"a.at + make_interval(days => %(expiry)s::int), e.{column['created_at']} FROM e, "
+            f"LATERAL (SELECT e.{column['created_at']} + CASE WHEN e.{column['pending_amount']} "
+            f"> 0 THEN make_interval(days => %(holding)s::int) ELSE interval '0' END AS at) a "
+            f"RETURNING {lot['id']}, {lot['available_at']}, {lot['expires_at']})"
         )
+        selected.append("lot.*")
+        sources.append("lot")
+    if with_event:
+        event = {f.name: quote(f.column) for f in WebhookEvent._meta.concrete_fields}
+        ctes.append(event_insert_sql("ev"))
+        selected += [f"ev.{event['id']}", f"ev.{event['body']}", event_endpoints_sql()]
+        sources.append("ev")
+    return (
+        f"WITH {', '.join(ctes)} SELECT {', '.join(selected)} FROM {', '.join(sources)}",  # noqa: S608
+        fields,
     )
-    sql = (
-        f"WITH e AS ({sql.rsplit(' RETURNING ', 1)[0]} RETURNING {returned}), "  # noqa: S608  names from _meta
-        f"lot AS (INSERT INTO {quote(Lot._meta.db_table)} ({lot['app']}, {lot['wallet']}, "
-        f"{lot['source']}, {lot['pending']}, {lot['remaining']}, {lot['available_at']}, "
-        f"{lot['expires_at']}, {lot['created_at']}) "
-        f"SELECT e.{column['app']}, e.{column['wallet']}, e.{column['id']}, "
-        f"e.{column['pending_amount']}, e.{column['amount']}, a.at, "
-        f"a.at + make_interval(days => %s::int), e.{column['created_at']} FROM e, LATERAL "
-        f"(SELECT e.{column['created_at']} + CASE WHEN e.{column['pending_amount']} > 0 "
-        f"THEN make_interval(days => %s::int) ELSE interval '0' END AS at) a "
-        f"RETURNING {lot['id']}, {lot['available_at']}, {lot['expires_at']}) "
-        f"SELECT e.{column['id']}, e.{column['created_at']}, e.{column['sequence']}, "
-        f"e.{column['type_sequence']}, lot.* FROM e, lot"
-    )
-    return sql, fields
 
 
 def _history_scope(typed: bool) -> tuple[str, str, dict[str, str]]:

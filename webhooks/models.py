@@ -1,5 +1,6 @@
 import json
 import secrets
+from dataclasses import dataclass
 from functools import cache
 from typing import Any
 
@@ -50,31 +51,53 @@ def _event_public_id() -> str:
     return f"evt_{secrets.token_hex(12)}"
 
 
-class WebhookEventManager(models.Manager["WebhookEvent"]):
-    def insert_for_endpoints(self, event: "WebhookEvent", *, head: str, tail: str) -> list[int]:
-        """Saves the new `event`, its body being `head`, its app's public id as a JSON string,
-        and `tail`; returns the ids of the app's endpoints that take its type (not deleted,
-        with no `events` or with its type among them).
+@dataclass
+class EventDraft:
+    """A new event as the statement that saves it needs it: its body is `head`, its app's
+    public id as a JSON string (read by the statement) and `tail`. Once saved, `endpoint_ids`
+    are the app's endpoints that take its type."""
 
-        One statement (`_insert_for_endpoints_sql`): it runs in the transaction of every
-        operation of the ledger, and the ORM would take three (the app's public id, the insert,
-        the endpoints).
+    event: "WebhookEvent"
+    head: str
+    tail: str
+    endpoint_ids: list[int] | None = None
+
+    def params(self) -> dict[str, Any]:
+        """The named parameters of `event_insert_sql` and `event_endpoints_sql`."""
+        event = self.event
+        return {
+            "event_public_id": event.public_id,
+            "event_app": event.app_id,
+            "event_type": event.event_type,
+            "event_head": self.head,
+            "event_tail": self.tail,
+            "event_created_at": event.created_at,
+            "event_types": json.dumps([event.event_type]),
+        }
+
+    def saved(self, *, pk: int, body: str, endpoint_ids: list[int], using: str) -> None:
+        """Records what the statement that saved the event returned."""
+        self.event.pk, self.event.body = pk, body
+        self.event._state.adding = False
+        self.event._state.db = using
+        self.endpoint_ids = list(endpoint_ids)
+
+
+class WebhookEventManager(models.Manager["WebhookEvent"]):
+    def insert_for_endpoints(self, draft: EventDraft) -> list[int]:
+        """Saves the new event of `draft`; returns the ids of the app's endpoints that take its
+        type (not deleted, with no `events` or with its type among them).
+
+        One statement (`event_insert_sql`, `event_endpoints_sql`): it runs in the transaction
+        of every operation of the ledger, and the ORM would take three (the app's public id,
+        the insert, the endpoints). The ledger's own entries save their event in the statement
+        that saves the entry (`LedgerEntry.objects.append`).
         """
         using = self._db or router.db_for_write(self.model)
-        params: dict[str, Any] = {
-            "public_id": event.public_id,
-            "app": event.app_id,
-            "event_type": event.event_type,
-            "head": head,
-            "tail": tail,
-            "created_at": event.created_at,
-            "types": json.dumps([event.event_type]),
-        }
         with connections[using].cursor() as cursor:
-            cursor.execute(_insert_for_endpoints_sql(), params)
-            event.pk, event.body, endpoint_ids = cursor.fetchone()
-        event._state.adding = False
-        event._state.db = using
+            cursor.execute(_insert_for_endpoints_sql(), draft.params())
+            pk, body, endpoint_ids = cursor.fetchone()
+        draft.saved(pk=pk, body=body, endpoint_ids=endpoint_ids, using=using)
         return list(endpoint_ids)
 
 
@@ -152,21 +175,40 @@ class WebhookDelivery(models.Model):
 
 
 @cache
-def _insert_for_endpoints_sql() -> str:
-    event, endpoint, app = WebhookEvent._meta, WebhookEndpoint._meta, App._meta
+def event_insert_sql(name: str) -> str:
+    """A common table expression `name` that saves an `EventDraft` (its `params`) and returns
+    the event's id and body."""
+    event, app = WebhookEvent._meta, App._meta
     ev = {f.name: quote(f.column) for f in event.concrete_fields}
-    ep = {f.name: quote(f.column) for f in endpoint.concrete_fields}
     app_pk, app_public_id = quote(app.pk.column), quote(app.get_field("app_id").column)
     return (
-        f"WITH inserted AS (INSERT INTO {quote(event.db_table)} "  # noqa: S608  names from _meta
+        f"{name} AS (INSERT INTO {quote(event.db_table)} "  # noqa: S608  names from _meta
         f"({ev['public_id']}, {ev['app']}, {ev['event_type']}, {ev['body']}, {ev['created_at']}) "
-        f"SELECT %(public_id)s, a.{app_pk}, %(event_type)s, "
-        f"%(head)s || to_json(a.{app_public_id})::text || %(tail)s, %(created_at)s "
-        f"FROM {quote(app.db_table)} a WHERE a.{app_pk} = %(app)s "
-        f"RETURNING {ev['id']}, {ev['body']}) "
-        f"SELECT inserted.{ev['id']}, inserted.{ev['body']}, ARRAY("
-        f"SELECT e.{ep['id']} FROM {quote(endpoint.db_table)} e "
-        f"WHERE e.{ep['app']} = %(app)s AND e.{ep['deleted_at']} IS NULL "
-        f"AND (e.{ep['events']} = '[]'::jsonb OR e.{ep['events']} @> %(types)s::jsonb) "
-        f"ORDER BY e.{ep['id']}) FROM inserted"
+        f"SELECT %(event_public_id)s, a.{app_pk}, %(event_type)s, "
+        f"%(event_head)s || to_json(a.{app_public_id})::text || %(event_tail)s, "
+        f"%(event_created_at)s FROM {quote(app.db_table)} a WHERE a.{app_pk} = %(event_app)s "
+        f"RETURNING {ev['id']}, {ev['body']})"
+    )
+
+
+@cache
+def event_endpoints_sql() -> str:
+    """The ids of the endpoints of an `EventDraft`'s app that take its type, as an array."""
+    endpoint = WebhookEndpoint._meta
+    ep = {f.name: quote(f.column) for f in endpoint.concrete_fields}
+    return (
+        f"ARRAY(SELECT e.{ep['id']} FROM {quote(endpoint.db_table)} e "  # noqa: S608  _meta
+        f"WHERE e.{ep['app']} = %(event_app)s AND e.{ep['deleted_at']} IS NULL "
+        f"AND (e.{ep['events']} = '[]'::jsonb OR e.{ep['events']} @> %(event_types)s::jsonb) "
+        f"ORDER BY e.{ep['id']})"
+    )
+
+
+@cache
+def _insert_for_endpoints_sql() -> str:
+    event = {f.name: quote(f.column) for f in WebhookEvent._meta.concrete_fields}
+    pk, body = event["id"], event["body"]
+    return (
+        f"WITH {event_insert_sql('inserted')} "  # noqa: S608  names from _meta
+        f"SELECT inserted.{pk}, inserted.{body}, {event_endpoints_sql()} FROM inserted"
     )

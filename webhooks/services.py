@@ -19,6 +19,7 @@ from core.errors import InvalidInput
 from webhooks.destinations import destination_check
 from webhooks.models import (
     DeliveryStatus,
+    EventDraft,
     EventType,
     WebhookDelivery,
     WebhookEndpoint,
@@ -120,34 +121,48 @@ def _deliveries_queue(deliveries: Iterable[WebhookDelivery], *, at: datetime | N
         delivery.job_id = job.id
 
 
+def event_draft(*, app_id: int, event_type: str, data: dict) -> EventDraft:
+    """A new event of the app, its body rendered once, as the API renders (amounts as exact
+    JSON numbers), so that every endpoint is sent exactly that text:
+    {"id", "type", "created_at", "app_id", "data"}, the app's public id being put in by the
+    statement that saves the event, which reads it."""
+    event = WebhookEvent(app_id=app_id, event_type=event_type)
+    head = {"id": event.public_id, "type": event_type, "created_at": event.created_at}
+    return EventDraft(
+        event=event,
+        head=_render.render(head).decode().removesuffix("}") + ',"app_id":',
+        tail=',"data":' + _render.render(data).decode() + "}",
+    )
+
+
+def event_deliveries_create(draft: EventDraft) -> None:
+    """Queues the delivery of a saved event to each of the endpoints that take it, in the
+    transaction that saved it."""
+    event = draft.event
+    if draft.endpoint_ids:
+        deliveries = WebhookDelivery.objects.bulk_create(
+            [
+                WebhookDelivery(event=event, endpoint_id=pk, next_attempt_at=event.created_at)
+                for pk in draft.endpoint_ids
+            ]
+        )
+        _deliveries_queue(deliveries, at=None)
+        WebhookDelivery.objects.bulk_update(deliveries, ["job_id"])
+
+
 @transaction.atomic(savepoint=False)
 def event_record(*, app_id: int, event_type: str, data: dict) -> WebhookEvent:
     """Records an event of the app and queues its delivery to each of the app's endpoints that
     takes this type; called inside the transaction that writes what the event tells of, so
     that the event, its deliveries and their jobs exist if and only if that commits.
 
-    The body is rendered once, as the API renders (amounts as exact JSON numbers), and every
-    endpoint is sent exactly that text. Without endpoints it writes the event alone.
+    Without endpoints it writes the event alone. (A ledger entry's event is saved by the
+    statement that saves the entry: `cashback.events`.)
     """
-    event = WebhookEvent(app_id=app_id, event_type=event_type)
-    head = {"id": event.public_id, "type": event_type, "created_at": event.created_at}
-    # {"id", "type", "created_at", "app_id", "data"}: the app's public id is put in by the
-    # statement that saves the event, which reads it.
-    endpoint_ids = WebhookEvent.objects.insert_for_endpoints(
-        event,
-        head=_render.render(head).decode().removesuffix("}") + ',"app_id":',
-        tail=',"data":' + _render.render(data).decode() + "}",
-    )
-    if endpoint_ids:
-        deliveries = WebhookDelivery.objects.bulk_create(
-            [
-                WebhookDelivery(event=event, endpoint_id=pk, next_attempt_at=event.created_at)
-                for pk in endpoint_ids
-            ]
-        )
-        _deliveries_queue(deliveries, at=None)
-        WebhookDelivery.objects.bulk_update(deliveries, ["job_id"])
-    return event
+    draft = event_draft(app_id=app_id, event_type=event_type, data=data)
+    WebhookEvent.objects.insert_for_endpoints(draft)
+    event_deliveries_create(draft)
+    return draft.event
 
 
 def _backoff(attempts: int) -> timedelta:

@@ -6,12 +6,13 @@ from decimal import Decimal
 
 from django.db import IntegrityError, transaction
 from django.db.models import F, QuerySet
+from django.utils import timezone
 
 from apps_auth.errors import IdempotencyKeyReused
 from apps_auth.models import App, IdempotencyRecord
 from cards.models import Card
 from cashback.errors import DuplicateReference
-from cashback.events import entry_event_record
+from cashback.events import entry_event_draft
 from cashback.models import EVENTS, EntryType, LedgerEntry, Lot, LotMovement, Wallet
 from cashback.selectors import member_key
 from core import money
@@ -19,6 +20,7 @@ from core.errors import InvalidInput
 from core.replicas import member_wrote
 from members.models import Member
 from members.services import MemberRef, member_resolve
+from webhooks.services import event_deliveries_create
 
 ZERO = Decimal(0)
 
@@ -157,8 +159,14 @@ def entry_post(
             )
             if wallet is None:
                 return None
+            now = timezone.now()
+            # The entry is whole before it is saved, so that one statement saves it with its lot
+            # and its webhook event, which tells of it (`LedgerEntry.objects.append`).
             entry = LedgerEntry.objects.append(
                 lot_days=_lot_days(operation.entry_type, amount + pending_amount, card),
+                webhook_event=lambda entry: entry_event_draft(entry=entry, card=card),
+                id=wallet.next_entry_id,
+                created_at=now if wallet.last_entry_at is None else max(now, wallet.last_entry_at),
                 app_id=wallet.app_id,
                 wallet=wallet,
                 card=card,
@@ -180,7 +188,8 @@ def entry_post(
         if replay is None:
             raise
         return replay
-    entry_event_record(entry=entry, card=card)
+    if entry.webhook_event is not None:
+        event_deliveries_create(entry.webhook_event)
     member_wrote(member_key(app_id=card.app_id, member_id=wallet.member_id))
     return Posted(entry=entry)
 
