@@ -25,11 +25,13 @@ class WalletManager(models.Manager["Wallet"]):
         phone: str | None = None,
         amount: Decimal,
         pending_amount: Decimal = Decimal(0),
+        covered: bool = False,
     ) -> "Wallet | None":
         """Adds `amount` (signed) to the spendable balance on the card of the app's member with
         this id, else this email, else this phone, and `pending_amount` (signed) to its pending
         balance, counts one more entry, and returns the wallet as it is after the move; None
-        when there is no such member or it has no wallet on the card. The wallet also carries
+        when there is no such member or it has no wallet on the card, and, `covered`, when the
+        spendable balance does not cover a debit (it would go below zero). The wallet also carries
         the id its next entry takes (`next_entry_id`, drawn from the entries' sequence) and the
         time of its last entry (`last_entry_at`, None: none), read under its lock, so that the
         caller knows its entry whole before it saves it (`LedgerEntry.objects.append`).
@@ -54,7 +56,7 @@ class WalletManager(models.Manager["Wallet"]):
             "member": member,
         }
         with connections[using].cursor() as cursor:
-            cursor.execute(_move_sql(key), params)
+            cursor.execute(_move_sql(key, covered=covered), params)
             row = cursor.fetchone()
         if row is None:
             return None
@@ -571,9 +573,10 @@ class AdjustmentRequest(models.Model):
 
 
 @cache
-def _move_sql(key: str) -> str:
+def _move_sql(key: str, *, covered: bool = False) -> str:
     """The move of the wallet of the member whose `key` field (id, email or phone) is
-    %(member)s; by email or phone, the member of the app %(app)s."""
+    %(member)s; by email or phone, the member of the app %(app)s; `covered`, only when the
+    spendable balance stays at or above zero."""
     meta = Wallet._meta
     column = {field.name: quote(field.column) for field in meta.concrete_fields}
     balance, count = column["balance"], column["entries_count"]
@@ -592,7 +595,8 @@ def _move_sql(key: str) -> str:
         f"{column['updated_at']} = %(now)s "
         f"WHERE w.{column['app']} = %(app)s AND w.{column['card']} = %(card)s "
         f"AND w.{column['member']} = {member} "
-        f"RETURNING {select_list(Wallet, 'w')}, {_next_entry_sql('w')}"
+        + (f"AND w.{balance} + %(amount)s >= 0 " if covered else "")
+        + f"RETURNING {select_list(Wallet, 'w')}, {_next_entry_sql('w')}"
     )
 
 

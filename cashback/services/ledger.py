@@ -127,13 +127,15 @@ def entry_post(
     operation: Operation,
     amount: Decimal,
     pending_amount: Decimal = ZERO,
+    covered: bool = False,
     **fields,
 ) -> Posted | None:
     """Moves the member's wallet on the operation's card by `amount` (spendable) and
     `pending_amount`, appends its entry (which opens a lot when it is a credit: `_lot_days`)
     and records its webhook event (`cashback.events`); None when the member has no wallet on
     the card yet. The member is `member_id`, or the app's member `member_ref` names (found by
-    the statement that moves the wallet; None too when there is no such member).
+    the statement that moves the wallet; None too when there is no such member). `covered`: None
+    too when the spendable balance does not cover the debit, and nothing changes.
 
     The move locks the wallet until the transaction ends. Callers that must see the balance
     before they decide (a debit, a refund) lock the wallet first (`locked_wallets`). A
@@ -156,6 +158,7 @@ def entry_post(
                 phone=None if member_ref is None else member_ref.phone,
                 amount=amount,
                 pending_amount=pending_amount,
+                covered=covered,
             )
             if wallet is None:
                 return None

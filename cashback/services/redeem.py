@@ -12,6 +12,7 @@ from cashback.services.ledger import (
     Posted,
     amount_check_places,
     entry_append,
+    entry_post,
     wallet_open,
 )
 from core import money
@@ -61,18 +62,21 @@ def _redeem(*, app, member, operation: Operation, amount, metadata) -> Posted:
     replay = operation.replay()
     if replay is not None:
         return replay
-    wallet = wallet_open(app=app, card=operation.card, member=member)
-    if amount > wallet.balance:
-        currency = operation.card.currency
-        raise InsufficientBalance(
-            details={
-                "balance": money.quantize(wallet.balance, currency),
-                "amount": money.quantize(amount, currency),
-            }
-        )
-    posted = entry_append(
-        wallet=wallet, operation=operation, amount=-amount, metadata=metadata or {}
-    )
+    # The wallet is debited in one statement when its balance covers the amount; otherwise it
+    # is locked (opened, if need be) and read to say why, or debited if a credit came meanwhile.
+    entry = {"operation": operation, "amount": -amount, "metadata": metadata or {}}
+    posted = entry_post(member_id=member.pk, covered=True, **entry)
+    if posted is None:
+        wallet = wallet_open(app=app, card=operation.card, member=member)
+        if amount > wallet.balance:
+            currency = operation.card.currency
+            raise InsufficientBalance(
+                details={
+                    "balance": money.quantize(wallet.balance, currency),
+                    "amount": money.quantize(amount, currency),
+                }
+            )
+        posted = entry_append(wallet=wallet, **entry)
     if not posted.replayed:
         Lot.objects.spend(entry=posted.entry, amount=amount)
     return posted
