@@ -190,7 +190,12 @@ class LedgerEntryManager(models.Manager["LedgerEntry"]):
         entry.pk, entry.created_at = pk, created_at
         entry._state.adding = False
         entry._state.db = using
-        if lot_days is not None:
+        if lot_days is not None and with_event:  # made before the statement, as it saved it
+            lot_id, _, _, *more = more
+            entry.lot.pk = lot_id
+            entry.lot._state.adding = False
+            entry.lot._state.db = using
+        elif lot_days is not None:
             lot_id, available_at, expires_at, *more = more
             entry.lot = from_row(
                 Lot,
