@@ -39,14 +39,13 @@ def member_resolve(*, app: App, ref: MemberRef, create: bool) -> Member:
     if not create:
         raise NotFound("Member not found.")
     fields = {"email": ref.email} if ref.email else {"phone": ref.phone}
-    try:
-        with transaction.atomic():
-            return Member.objects.create(app=app, name=ref.name, **fields)
-    except IntegrityError:
-        member = member_find(app=app, email=ref.email, phone=ref.phone)
-        if member is None:
-            raise
-        return member
+    created = Member.objects.insert_new(app=app, name=ref.name, **fields)
+    if created is not None:
+        return created
+    member = member_find(app=app, email=ref.email, phone=ref.phone)
+    if member is None:
+        raise IntegrityError(f"A member of app {app.pk} with {fields} is and is not there.")
+    return member
 
 
 def member_pin_change(*, member: Member, pin: str, current_pin: str | None = None) -> Member:

@@ -7,16 +7,15 @@ from apps_auth.models import App, IdempotencyRecord
 from cards.models import Card
 from cards.selectors import card_check_active
 from cashback.errors import BelowMinimumPurchase
-from cashback.models import EntryType
+from cashback.models import EntryType, Wallet
 from cashback.services.ledger import (
     ZERO,
     Operation,
     Posted,
     amount_check_places,
-    entry_append,
     entry_post,
     member_ref_digest,
-    wallet_open,
+    wallet_create,
 )
 from core import money
 from core.fingerprint import digest
@@ -90,5 +89,8 @@ def cashback_earn(
     posted = entry_post(member_ref=member_ref, **entry)
     if posted is None:  # the member's first entry on this card, or a new member
         member = member_resolve(app=app, ref=member_ref, create=True)
-        posted = entry_append(wallet=wallet_open(app=app, card=card, member=member), **entry)
+        wallet_create(app=app, card=card, member=member)
+        posted = entry_post(member_id=member.pk, **entry)
+        if posted is None:  # wallets are never deleted
+            raise Wallet.DoesNotExist(f"The wallet of member {member.pk} is gone.")
     return posted

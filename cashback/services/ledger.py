@@ -98,10 +98,15 @@ def wallet_open(*, app: App, card: Card, member: Member) -> Wallet:
     wallet = locked_wallets().filter(app=app, card=card, member=member).first()
     if wallet is not None:
         return wallet
-    # INSERT ... ON CONFLICT DO NOTHING: a wallet created meanwhile by a concurrent request is
-    # kept, without a savepoint around a failing insert.
-    Wallet.objects.bulk_create([Wallet(app=app, member=member, card=card)], ignore_conflicts=True)
+    wallet_create(app=app, card=card, member=member)
     return locked_wallets().get(app=app, card=card, member=member)
+
+
+def wallet_create(*, app: App, card: Card, member: Member) -> None:
+    """Creates the member's wallet on the card, empty, unless it exists: `INSERT ... ON
+    CONFLICT DO NOTHING`, so that a wallet created meanwhile by a concurrent request is kept,
+    without a savepoint around a failing insert. The caller moves it next, which locks it."""
+    Wallet.objects.bulk_create([Wallet(app=app, member=member, card=card)], ignore_conflicts=True)
 
 
 def member_wallet(*, app: App, card: Card, ref: MemberRef, create_member: bool) -> Wallet:
