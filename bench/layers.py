@@ -4,8 +4,10 @@ The service's WSGI application serves `requests` earns by email (existing member
 would hand them over, without a network in between; each layer's function is wrapped with a
 clock, and each layer is charged its own time (its time less that of the layers it calls), so
 that the layers add up to the whole request. The database is the time spent in round trips to
-PostgreSQL (statements, BEGIN and COMMIT), wherever they happen; Redis is the shared cache's
-(the credentials' generation, the throttle's counter).
+PostgreSQL (statements, BEGIN with the first of a transaction, COMMIT, and the check Django
+makes of a persistent connection at a request's first query), wherever they happen; Redis is
+the shared cache's (the credentials' generation, the throttle's counter). Own times under the
+wrapped layers are wall-clock time, so a busy machine inflates the round trips most.
 """
 
 import io
@@ -27,14 +29,20 @@ LAYERS = [
     ("throttle", "core.api.throttling", "AppRateThrottle.allow_request"),
     ("JSON parsing", "core.api.parsers", "DecimalJSONParser.parse"),
     ("validation (EarnSerializer)", "cashback.views", "validated"),
-    ("card read", "cashback.views", "card_get"),
+    ("card read (Python)", "cashback.views", "card_get"),
     ("earn service (Python)", "cashback.views", "cashback_earn"),
-    ("  member lookup (Python)", "cashback.services.earn", "member_resolve"),
-    ("  webhook event (Python)", "cashback.events", "entry_event_draft"),
+    ("  wallet move (Python)", "cashback.models", "WalletManager.move"),
+    ("  entry, lot and event save (Python)", "cashback.models", "LedgerEntryManager.append"),
+    ("  webhook event rendering", "cashback.services.ledger", "entry_event_draft"),
     ("result serializer", "cashback.views", "EarnResultSerializer.to_representation"),
     ("rendering (JSON)", "rest_framework.response", "Response.rendered_content"),
-    ("database round trips", "django.db.backends.utils", "CursorWrapper._execute"),
-    ("database: BEGIN/COMMIT", "django.db.backends.base.base", "BaseDatabaseWrapper._commit"),
+    ("database: statements", "django.db.backends.utils", "CursorWrapper._execute"),
+    ("database: COMMIT", "django.db.backends.base.base", "BaseDatabaseWrapper._commit"),
+    (
+        "database: connection check (SELECT 1)",
+        "django.db.backends.postgresql.base",
+        "DatabaseWrapper.is_usable",
+    ),
     ("Redis round trips", "redis.client", "Pipeline.execute"),
     ("Redis round trips", "django.core.cache.backends.redis", "RedisCacheClient.get"),
 ]
