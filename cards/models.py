@@ -4,11 +4,11 @@ from functools import cache
 from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.core.validators import MaxValueValidator, MinValueValidator
-from django.db import connections, models, router
+from django.db import models, router
 from django.db.models import Q
 
 from core import money
-from core.rows import from_row, quote, select_list
+from core.rows import from_row, prepared_cursor, quote, select_list
 
 
 def default_currency() -> str:
@@ -32,7 +32,7 @@ class CardManager(models.Manager["Card"]):
         than the rest of an earn's reads (see the README's benchmark).
         """
         using = self._db or router.db_for_read(self.model)
-        with connections[using].cursor() as cursor:
+        with prepared_cursor(using) as cursor:
             cursor.execute(_card_of_app_sql(), {"card": card_id, "app": app_id})
             row = cursor.fetchone()
         return None if row is None else from_row(self.model, row, using)

@@ -5,11 +5,11 @@ from functools import cache
 from typing import Any
 
 from django.conf import settings
-from django.db import connections, models, router
+from django.db import connection, connections, models, router
 from django.db.models import F, Q
 from django.utils import timezone
 
-from core.rows import from_row, quote, select_list
+from core.rows import from_row, prepared_cursor, quote, select_list
 from members.models import Member, member_lookup
 from webhooks.models import EventDraft, WebhookEvent, event_endpoints_sql, event_insert_sql
 
@@ -55,7 +55,7 @@ class WalletManager(models.Manager["Wallet"]):
             "card": card_id,
             "member": member,
         }
-        with connections[using].cursor() as cursor:
+        with prepared_cursor(using) as cursor:
             cursor.execute(_move_sql(key, covered=covered), params)
             row = cursor.fetchone()
         if row is None:
@@ -182,7 +182,7 @@ class LedgerEntryManager(models.Manager["LedgerEntry"]):
         if webhook_event is not None:
             draft = webhook_event(entry)
             params.update(draft.params())
-        with connection.cursor() as cursor:
+        with prepared_cursor(using) as cursor:
             cursor.execute(sql, params)
             pk, created_at, entry.sequence, entry.type_sequence, *more = cursor.fetchone()
         if with_event and (pk, created_at) != (entry.pk, entry.created_at):
@@ -241,7 +241,7 @@ class LedgerEntryManager(models.Manager["LedgerEntry"]):
             "after": created_after,
             "before": created_before,
         }
-        with connections[using].cursor() as cursor:
+        with prepared_cursor(using) as cursor:
             if typed or created_after is not None or created_before is not None:
                 ends = _history_ends_sql(
                     typed=typed, after=created_after is not None, before=created_before is not None
@@ -422,7 +422,7 @@ class LotManager(models.Manager["Lot"]):
             "amount": amount,
             "first": first.pk if first is not None else None,
         }
-        with connections[using].cursor() as cursor:
+        with prepared_cursor(using) as cursor:
             cursor.execute(_spend_sql(), params)
 
 
@@ -651,11 +651,12 @@ def _append_sql(*, with_lot: bool, with_event: bool = False) -> tuple[str, list[
     ]
     column = {f.name: quote(f.column) for f in meta.concrete_fields}
     table = quote(meta.db_table)
+    # Cast, as the server binds the parameters (`prepared_cursor`) and cannot infer a type
+    # from a SELECT list.
+    values = [f"%(c{i})s::{f.cast_db_type(connection)}" for i, f in enumerate(fields)]
     values = [
-        f"GREATEST(%(c{i})s, last.{column['created_at']})"
-        if f.name == "created_at"
-        else f"%(c{i})s"
-        for i, f in enumerate(fields)
+        f"GREATEST({value}, last.{column['created_at']})" if f.name == "created_at" else value
+        for value, f in zip(values, fields, strict=True)
     ]
     insert = (
         f"INSERT INTO {table} ({', '.join(column[f.name] for f in fields)}, "  # noqa: S608

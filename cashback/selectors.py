@@ -3,7 +3,6 @@ from datetime import datetime
 from decimal import Decimal
 from functools import cache
 
-from django.db import connections
 from django.http import QueryDict
 
 from apps_auth.models import App
@@ -12,7 +11,7 @@ from cashback.filters import LedgerEntryFilter
 from cashback.models import LedgerEntry, Lot, Wallet
 from core.errors import InvalidInput, NotFound
 from core.replicas import replica_read
-from core.rows import from_row, quote, select_list
+from core.rows import from_row, prepared_cursor, quote, select_list
 from members.models import Member
 
 
@@ -80,7 +79,7 @@ def member_card(*, app: App, card_id: int, member_id: int) -> MemberCard:
     """
 
     def read(using: str) -> tuple[str, tuple | None]:
-        with connections[using].cursor() as cursor:
+        with prepared_cursor(using) as cursor:
             params = {"card": card_id, "member": member_id, "app": app.pk}
             cursor.execute(_member_card_sql(), params)
             return using, cursor.fetchone()

@@ -109,19 +109,26 @@ REPLICA_CHECK_SECONDS = env.float("REPLICA_CHECK_SECONDS", default=1.0)
 DATABASE_ROUTERS = ["core.replicas.PrimaryReplicaRouter"]
 # DATABASE_POOLER=transaction: the URLs above lead to a transaction pooler (PgBouncer with
 # `pool_mode = transaction`), which hands each transaction to whichever server session is free.
-# Nothing may then outlive a transaction on the server: psycopg's automatic prepared statements
-# (PgBouncer before 1.21 cannot carry them) and server-side cursors are turned off. The service
-# holds no other session state: its advisory locks are transaction-level, and the session time
-# zone Django sets is UTC, which the servers must use too (PgBouncer re-sends it regardless).
+# Nothing may then outlive a transaction on the server: prepared statements (PgBouncer before
+# 1.21 cannot carry them) and server-side cursors are turned off. The service holds no other
+# session state: its advisory locks are transaction-level, and the session time zone Django sets
+# is UTC, which the servers must use too (PgBouncer re-sends it regardless).
 DATABASE_POOLER = env.str("DATABASE_POOLER", default="")
 if DATABASE_POOLER not in ("", "transaction"):
     raise ImproperlyConfigured("DATABASE_POOLER must be empty or `transaction`.")
+# The hot path's hand-written statements are prepared once per connection (core.rows
+# `prepared_cursor`; the ORM's never are), unless a transaction pooler is in front.
+DATABASE_PREPARED_STATEMENTS = env.bool(
+    "DATABASE_PREPARED_STATEMENTS", default=DATABASE_POOLER != "transaction"
+)
 for _database in DATABASES.values():
     # Persistent connections: a request does not pay for a new PostgreSQL session.
     _database["CONN_MAX_AGE"] = env.int("CONN_MAX_AGE", default=600)
     _database["CONN_HEALTH_CHECKS"] = True
+    _database.setdefault("OPTIONS", {})["prepare_threshold"] = (
+        5 if DATABASE_PREPARED_STATEMENTS else None
+    )
     if DATABASE_POOLER == "transaction":
-        _database.setdefault("OPTIONS", {})["prepare_threshold"] = None
         _database["DISABLE_SERVER_SIDE_CURSORS"] = True
 # The background worker listens for new jobs (LISTEN/NOTIFY), which needs a session of its own:
 # WORKER_DATABASE_URL leads it straight to PostgreSQL when DATABASE_URL goes through a

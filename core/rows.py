@@ -12,6 +12,8 @@ from functools import cache
 from typing import Any, TypeVar
 
 from django.db import connections
+from django.db.backends.postgresql import base as postgresql
+from django.db.backends.utils import CursorWrapper
 from django.db.models import Model
 from psycopg import sql
 
@@ -52,3 +54,38 @@ def from_row(model: type[M], row: Sequence, using: str) -> M:
             value = converter(value, col, connection)
         values.append(value)
     return model.from_db(using, names, values)
+
+
+# Django defines it for psycopg 3 only, which its stubs do not say.
+_ServerBindingCursor: Any = postgresql.ServerBindingCursor
+
+
+class _PreparingCursor(_ServerBindingCursor):
+    """psycopg's server-side binding cursor (with Django's additions), whose every statement is
+    prepared: PostgreSQL parses and plans it once per connection, then only executes it."""
+
+    def execute(self, query: Any, params: Any = None, *, prepare: Any = None, binary: Any = None):
+        return super().execute(query, params, prepare=True, binary=binary)
+
+    def _convert_query(self, query: Any, params: Any = None) -> Any:
+        # psycopg keeps the statement it ran (which Django's query log reads) only when it does
+        # not prepare it; this cursor always does.
+        self._query = super()._convert_query(query, params)
+        return self._query
+
+
+def prepared_cursor(using: str) -> CursorWrapper:
+    """A cursor on `using`'s connection, as `connection.cursor()` makes it (the connection
+    checked, errors wrapped, queries logged when they are), whose statements are prepared.
+
+    For the statements written out on the hot path, executed on every request with the same
+    text: planning them cost PostgreSQL more than executing them (the INSERT of an entry with
+    its lot and event, 0.3 ms against 0.25), and the parameters are bound by the server, so each
+    statement casts whatever PostgreSQL could not infer. psycopg keeps a connection's prepared
+    statements (at most 100) and drops them with it.
+    """
+    connection: Any = connections[using]  # Django's PostgreSQL wrapper, private names included
+    connection.close_if_health_check_failed()
+    connection.ensure_connection()
+    with connection.wrap_database_errors:
+        return connection._prepare_cursor(_PreparingCursor(connection.connection))

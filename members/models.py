@@ -9,7 +9,7 @@ from django.db.models import Q
 from django.db.models.functions import Lower
 from phonenumber_field.modelfields import PhoneNumberField
 
-from core.rows import from_row, quote, select_list
+from core.rows import from_row, prepared_cursor, quote, select_list
 
 
 class LowercaseEmailField(models.EmailField):
@@ -51,7 +51,7 @@ class MemberManager(models.Manager["Member"]):
             return None
         key, value = found
         using = self._db or router.db_for_read(self.model)
-        with connections[using].cursor() as cursor:
+        with prepared_cursor(using) as cursor:
             cursor.execute(member_of_app_sql(key), {"app": app_id, "member": value})
             row = cursor.fetchone()
         return None if row is None else from_row(self.model, row, using)

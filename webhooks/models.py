@@ -184,9 +184,10 @@ def event_insert_sql(name: str) -> str:
     return (
         f"{name} AS (INSERT INTO {quote(event.db_table)} "  # noqa: S608  names from _meta
         f"({ev['public_id']}, {ev['app']}, {ev['event_type']}, {ev['body']}, {ev['created_at']}) "
-        f"SELECT %(event_public_id)s, a.{app_pk}, %(event_type)s, "
-        f"%(event_head)s || to_json(a.{app_public_id})::text || %(event_tail)s, "
-        f"%(event_created_at)s FROM {quote(app.db_table)} a WHERE a.{app_pk} = %(event_app)s "
+        f"SELECT %(event_public_id)s::text, a.{app_pk}, %(event_type)s::text, "
+        f"%(event_head)s::text || to_json(a.{app_public_id})::text || %(event_tail)s::text, "
+        f"%(event_created_at)s::timestamptz FROM {quote(app.db_table)} a "
+        f"WHERE a.{app_pk} = %(event_app)s "
         f"RETURNING {ev['id']}, {ev['body']})"
     )
 
