@@ -3,14 +3,17 @@
     make bench            # or: .venv/bin/python bench/run.py [--duration 10] [--connections 8]
 
 It recreates a `cashback_bench` database (BENCH_DATABASE_URL to choose another), loads members
-with wallets and history, and serves two applications with the same gunicorn settings: the
-service (config.wsgi: authentication, throttling in Redis, validation, idempotency, JSON access
-logs) and a reference (bench/reference: the same rows' SQL and nothing else). Both run at once and
-wrk drives them in turns (--rounds of --duration seconds each) on earn, balance and history over
-loopback; the script prints, for each: requests per second, p50, p99, errors and the service's
-ratio to the reference (the median of the rounds' ratios, each round's in brackets). Then it
-measures a service worker's resident memory after 1,000 and after 100,000 requests
-(--memory-requests), and checks the ledger.
+with an email, a phone, a wallet with history and a member token, and serves two applications
+with the same gunicorn settings: the service (config.wsgi: authentication, throttling in Redis,
+validation, idempotency, JSON access logs) and a reference (bench/reference: the same request's
+essential SQL, the member lookup and the rows it writes included, and nothing else). Both run at
+once and wrk drives them in turns (--rounds of --duration seconds each) over loopback on what
+merchants call: earn by member_id, by email and by phone, earn creating a member, redeem with a
+member token, balance and history. The script prints, for each: requests per second, p50, p99,
+errors and the service's ratio to the reference (the median of the rounds' ratios, each round's
+in brackets), and which targets are missed; then where an earn by email spends its time, layer
+by layer (bench/layers.py), a service worker's resident memory after 1,000 and after 100,000
+requests (--memory-requests), and checks the ledger.
 """
 
 import argparse
