@@ -11,6 +11,7 @@ from collections.abc import Sequence
 from functools import cache
 from typing import Any, TypeVar
 
+from django.conf import settings
 from django.db import connections
 from django.db.backends.postgresql import base as postgresql
 from django.db.backends.utils import CursorWrapper
@@ -82,8 +83,11 @@ def prepared_cursor(using: str) -> CursorWrapper:
     text: planning them cost PostgreSQL more than executing them (the INSERT of an entry with
     its lot and event, 0.3 ms against 0.25), and the parameters are bound by the server, so each
     statement casts whatever PostgreSQL could not infer. psycopg keeps a connection's prepared
-    statements (at most 100) and drops them with it.
+    statements (at most 100) and drops them with it. With `DATABASE_PREPARED_STATEMENTS` off (a
+    transaction pooler in front), a plain cursor: nothing outlives the transaction.
     """
+    if not settings.DATABASE_PREPARED_STATEMENTS:
+        return connections[using].cursor()
     connection: Any = connections[using]  # Django's PostgreSQL wrapper, private names included
     connection.close_if_health_check_failed()
     connection.ensure_connection()
