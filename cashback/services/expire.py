@@ -12,7 +12,14 @@ from django.utils import timezone
 from cards.models import Card
 from cashback.events import expiring_event_record
 from cashback.models import EntryType, LedgerEntry, Lot, Wallet
-from cashback.services.ledger import ZERO, Operation, entry_append, locked_wallets, lot_move
+from cashback.services.ledger import (
+    ZERO,
+    Operation,
+    entry_append,
+    locked_wallets,
+    lot_move,
+    wallets_of,
+)
 
 BATCH = 500
 
@@ -48,19 +55,9 @@ def cashback_expire_due(*, as_of: datetime | None = None) -> Expired:
     """
     as_of = as_of or timezone.now()
     expired, amount = 0, ZERO
-    while True:
-        due = (
-            Lot.objects.filter(remaining__gt=0, expires_at__lte=as_of)
-            .order_by()
-            .values_list("wallet_id", flat=True)
-            .distinct()[:BATCH]
-        )
-        wallet_ids = list(due)
-        if not wallet_ids:
-            break
-        for wallet_id in wallet_ids:
-            count, total = _expire_wallet(wallet_id=wallet_id, as_of=as_of)
-            expired, amount = expired + count, amount + total
+    for wallet_id in wallets_of(Lot.objects.filter(remaining__gt=0, expires_at__lte=as_of)):
+        count, total = _expire_wallet(wallet_id=wallet_id, as_of=as_of)
+        expired, amount = expired + count, amount + total
     warned = 0
     while count := _warn_batch(as_of=as_of):
         warned += count

@@ -1,5 +1,6 @@
 """The ledger's write primitives, shared by every operation: lock a wallet, post one entry."""
 
+from collections.abc import Iterator
 from contextlib import nullcontext
 from dataclasses import dataclass
 from decimal import Decimal
@@ -234,3 +235,12 @@ def lot_move(*, entry: LedgerEntry, lot: Lot, amount: Decimal, pending_amount: D
     lot.remaining += amount
     lot.pending += pending_amount
     LotMovement.objects.create(entry=entry, lot=lot, amount=amount, pending_amount=pending_amount)
+
+
+def wallets_of(lots: QuerySet[Lot], batch: int = 500) -> Iterator[int]:
+    """The wallets `lots` belong to, a batch at a time, asking again after each batch until none
+    is left: the caller handles each wallet so that its lots leave `lots` (released, expired)."""
+    while wallet_ids := list(
+        lots.order_by().values_list("wallet_id", flat=True).distinct()[:batch]
+    ):
+        yield from wallet_ids

@@ -8,9 +8,14 @@ from django.db import transaction
 from django.utils import timezone
 
 from cashback.models import EntryType, Lot
-from cashback.services.ledger import ZERO, Operation, entry_append, locked_wallets, lot_move
-
-BATCH = 500
+from cashback.services.ledger import (
+    ZERO,
+    Operation,
+    entry_append,
+    locked_wallets,
+    lot_move,
+    wallets_of,
+)
 
 
 @dataclass(frozen=True)
@@ -29,19 +34,10 @@ def cashback_release_due(*, as_of: datetime | None = None) -> Released:
     """
     as_of = as_of or timezone.now()
     released, amount = 0, ZERO
-    while True:
-        due = (
-            Lot.objects.filter(pending__gt=0, available_at__lte=as_of)
-            .order_by()
-            .values_list("wallet_id", flat=True)
-            .distinct()[:BATCH]
-        )
-        wallet_ids = list(due)
-        if not wallet_ids:
-            return Released(released=released, amount=amount)
-        for wallet_id in wallet_ids:
-            count, total = _release_wallet(wallet_id=wallet_id, as_of=as_of)
-            released, amount = released + count, amount + total
+    for wallet_id in wallets_of(Lot.objects.filter(pending__gt=0, available_at__lte=as_of)):
+        count, total = _release_wallet(wallet_id=wallet_id, as_of=as_of)
+        released, amount = released + count, amount + total
+    return Released(released=released, amount=amount)
 
 
 @transaction.atomic(durable=True)
