@@ -30,19 +30,24 @@ def pgbouncer_program() -> str | None:
     )
 
 
+def apt_install(package: str) -> None:
+    """Installs one of Debian's packages with apt-get."""
+    print(f"installing {package} (apt-get)", flush=True)
+    env = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
+    subprocess.run(["apt-get", "update", "-qq"], check=True, env=env)
+    subprocess.run(
+        ["apt-get", "install", "-y", "-qq", package],
+        check=True,
+        env=env,
+        stdout=subprocess.DEVNULL,
+    )
+
+
 def ensure_pgbouncer() -> str:
     """PgBouncer's program, installed with apt-get (Debian's package) when it is missing."""
     program = pgbouncer_program()
     if program is None:
-        print("installing pgbouncer (apt-get)", flush=True)
-        env = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
-        subprocess.run(["apt-get", "update", "-qq"], check=True, env=env)
-        subprocess.run(
-            ["apt-get", "install", "-y", "-qq", "pgbouncer"],
-            check=True,
-            env=env,
-            stdout=subprocess.DEVNULL,
-        )
+        apt_install("pgbouncer")
         program = pgbouncer_program()
     if program is None:
         raise RuntimeError("pgbouncer could not be installed")

@@ -55,6 +55,7 @@ from django.db import connections
 from bench.harness import free_port, gunicorn, manage, production_env, setup_django
 from bench.postgres import (
     Cluster,
+    apt_install,
     basebackup,
     ensure_pgbouncer,
     initdb,
@@ -73,15 +74,7 @@ WORKERS = 2
 
 def ensure_wrk() -> None:
     if subprocess.run(["sh", "-c", "command -v wrk"], capture_output=True).returncode != 0:
-        print("installing wrk (apt-get)", flush=True)
-        env = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
-        subprocess.run(["apt-get", "update", "-qq"], check=True, env=env)
-        subprocess.run(
-            ["apt-get", "install", "-y", "-qq", "wrk"],
-            check=True,
-            env=env,
-            stdout=subprocess.DEVNULL,
-        )
+        apt_install("wrk")
 
 
 def redis_url() -> dict:
