@@ -2,6 +2,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from decimal import Decimal
 from functools import cache
+from typing import Any
 
 from django.http import QueryDict
 
@@ -109,14 +110,17 @@ def entry_history(
     all, narrowed by `type`, `created_after` and `created_before`: a few index lookups whatever
     the filters and the offset (`LedgerEntry.objects.history_page`). Raises `InvalidInput` for a
     filter it cannot read."""
-    filterset = LedgerEntryFilter(data=filters, queryset=LedgerEntry.objects.none())
-    if not filterset.is_valid():
-        raise InvalidInput(
-            details={field: list(messages) for field, messages in filterset.errors.items()}
-        )
+    narrowing: dict[str, Any] = {}
+    # Most pages are not narrowed; the filter set (a form, its fields copied) reads those that are.
+    if any(name in filters for name in LedgerEntryFilter.base_filters):
+        filterset = LedgerEntryFilter(data=filters, queryset=LedgerEntry.objects.none())
+        if not filterset.is_valid():
+            raise InvalidInput(
+                details={field: list(messages) for field, messages in filterset.errors.items()}
+            )
+        narrowing = filterset.form.cleaned_data
     if member_card.wallet_id is None:
         return HistoryPage(entries=[], total=0)
-    narrowing = filterset.form.cleaned_data
     wallet_id = member_card.wallet_id
     entries, total = replica_read(
         lambda using: LedgerEntry.objects.db_manager(using).history_page(

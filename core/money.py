@@ -1,6 +1,7 @@
 """Money has one home: minor units from the currency, half-up rounding, the amount rules."""
 
 from decimal import ROUND_HALF_UP, Decimal
+from functools import lru_cache
 
 from babel.numbers import get_currency_precision, is_currency
 
@@ -12,11 +13,13 @@ def is_known_currency(code: str) -> bool:
     return len(code) == 3 and code.isupper() and is_currency(code)
 
 
+@lru_cache(maxsize=256)  # bounded: whatever the code, the cache stays small
 def minor_digits(currency: str) -> int:
     """Digits after the decimal point of the ISO 4217 currency (TND 3, EUR 2, JPY 0)."""
     return get_currency_precision(currency)
 
 
+@lru_cache(maxsize=256)  # a Decimal is immutable; a history page quantizes a hundred amounts
 def quantum(currency: str) -> Decimal:
     return Decimal(1).scaleb(-minor_digits(currency))
 
