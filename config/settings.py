@@ -64,6 +64,14 @@ MIDDLEWARE = [
     # Last, as django-axes asks: it turns a locked-out login into the lockout page.
     "axes.middleware.AxesMiddleware",
 ]
+# What requests under /api/ go through (config/wsgi.py), in MIDDLEWARE's order: the API needs
+# its request ids and error envelope, HTTPS and the security headers, and nothing of a browser's.
+API_MIDDLEWARE = [
+    "core.api.middleware.RequestIdMiddleware",
+    "core.api.middleware.ApiErrorMiddleware",
+    "django.middleware.security.SecurityMiddleware",
+    "django.middleware.clickjacking.XFrameOptionsMiddleware",
+]
 
 ROOT_URLCONF = "config.urls"
 

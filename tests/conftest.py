@@ -4,13 +4,14 @@ from pathlib import Path
 import psycopg
 import pytest
 from django.db import connection
-from rest_framework.test import APIClient
+from rest_framework.test import APIClient, ForceAuthClientHandler
 
 from apps_auth.models import App
 from apps_auth.selectors import api_key_cache_clear
 from apps_auth.services import api_key_create
 from bench.harness import free_port
 from bench.postgres import SERVER_USER, pgbouncer, remove_folder, server_folder
+from config.wsgi import api_middleware
 from core.api.throttling import BatchedAllowance
 from members.tokens import member_token_issue
 from tests.factories import AppFactory, CardFactory, MemberFactory
@@ -23,10 +24,19 @@ class Merchant:
     client: APIClient
 
 
+class _ApiClientHandler(ForceAuthClientHandler):
+    """The test client's handler, through the API's middleware as config.wsgi serves the API."""
+
+    def load_middleware(self, is_async=False):
+        with api_middleware():
+            super().load_middleware(is_async)
+
+
 def _merchant(**app_fields) -> Merchant:
     app = AppFactory.create(**app_fields)
     raw_key = api_key_create(app=app).raw_key
     client = APIClient(headers={"X-App-Id": app.app_id, "X-Api-Key": raw_key})
+    client.handler = _ApiClientHandler(enforce_csrf_checks=False)
     client.default_format = "json"
     return Merchant(app=app, api_key=raw_key, client=client)
 
