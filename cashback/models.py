@@ -9,12 +9,17 @@ from django.db import connection, connections, models, router
 from django.db.models import F, Q
 from django.utils import timezone
 
-from core.rows import from_row, prepared_cursor, quote, select_list
+from core.rows import from_row, insert_new, prepared_cursor, quote, select_list
 from members.models import Member, member_lookup
 from webhooks.models import EventDraft, WebhookEvent, event_endpoints_sql, event_insert_sql
 
 
 class WalletManager(models.Manager["Wallet"]):
+    def insert_new(self, **fields: Any) -> "Wallet | None":
+        """Saves a new wallet with these fields and returns it; None when the member has one on
+        the card already, and nothing is written (`core.rows.insert_new`)."""
+        return insert_new(self.model(**fields), self._db or router.db_for_write(self.model))
+
     def move(
         self,
         *,
@@ -130,6 +135,7 @@ class LedgerEntryManager(models.Manager["LedgerEntry"]):
         *,
         lot_days: tuple[int, int | None] | None = None,
         webhook_event: Callable[["LedgerEntry"], EventDraft] | None = None,
+        spend: Decimal | None = None,
         **fields: Any,
     ) -> "LedgerEntry":
         """Saves a new entry in one `INSERT ... RETURNING` (`_append_sql`) and returns it.
@@ -145,6 +151,10 @@ class LedgerEntryManager(models.Manager["LedgerEntry"]):
         `created_at` (no earlier than the wallet's last entry's), as `Wallet.objects.move` gives
         them, so that the entry, and its lot, are whole before the statement and the event can
         tell of them.
+
+        With `spend` (and `webhook_event`, which gives the entry its id first), the same
+        statement takes that much out of the wallet's lots, the oldest first, and records the
+        entry's movements, as `Lot.objects.spend` does.
 
         The row holds what `create()` would write: each field's default, `auto_now_add`, each
         value as its field prepares it for the database. Besides, the statement numbers the entry
@@ -164,7 +174,11 @@ class LedgerEntryManager(models.Manager["LedgerEntry"]):
         with_event = webhook_event is not None
         if with_event and (entry.pk is None or entry.created_at is None):
             raise ValueError("An entry saved with its event needs its id and created_at.")
-        sql, columns = _append_sql(with_lot=lot_days is not None, with_event=with_event)
+        if spend is not None and not with_event:
+            raise ValueError("An entry spends its lots in its statement with its event only.")
+        sql, columns = _append_sql(
+            with_lot=lot_days is not None, with_event=with_event, with_spend=spend is not None
+        )
         params: dict[str, Any] = {
             f"c{i}": field.get_db_prep_save(
                 entry.created_at if field.name == "created_at" and with_event
@@ -174,6 +188,8 @@ class LedgerEntryManager(models.Manager["LedgerEntry"]):
             for i, field in enumerate(columns)
         }  # fmt: skip
         params["wallet"], params["type"] = entry.wallet_id, entry.entry_type
+        if spend is not None:
+            params.update(entry=entry.pk, amount=spend, first=None)
         if lot_days is not None:
             params["holding"], params["expiry"] = lot_days
             if with_event:  # the lot as the statement opens it
@@ -636,12 +652,15 @@ def _lot_of(entry: "LedgerEntry", holding_days: int, expiry_days: int | None) ->
 
 
 @cache
-def _append_sql(*, with_lot: bool, with_event: bool = False) -> tuple[str, list[models.Field]]:
+def _append_sql(
+    *, with_lot: bool, with_event: bool = False, with_spend: bool = False
+) -> tuple[str, list[models.Field]]:
     """The INSERT, and the fields whose prepared values it takes as %(c0)s, %(c1)s, ... in its
     column order (the id among them `with_event`), besides %(wallet)s and %(type)s (and,
-    `with_lot`, %(holding)s and %(expiry)s, and `with_event` an `EventDraft`'s parameters); it
-    returns the id, `created_at`, `sequence` and `type_sequence` (and the lot's id,
-    `available_at` and `expires_at`; and the event's id, its body and its endpoints' ids)."""
+    `with_lot`, %(holding)s and %(expiry)s, `with_event` an `EventDraft`'s parameters, and
+    `with_spend` `_spend_ctes`'); it returns the id, `created_at`, `sequence` and
+    `type_sequence` (and the lot's id, `available_at` and `expires_at`; and the event's id, its
+    body and its endpoints' ids)."""
     meta = LedgerEntry._meta
     numbered = {"sequence", "type_sequence"}
     fields = [
@@ -671,7 +690,7 @@ def _append_sql(*, with_lot: bool, with_event: bool = False) -> tuple[str, list[
         f"ORDER BY {column['type_sequence']} DESC LIMIT 1) last_of_type ON true "
     )
     returned = [column[name] for name in ("id", "created_at", "sequence", "type_sequence")]
-    if not with_lot and not with_event:
+    if not with_lot and not with_event and not with_spend:
         return f"{insert}RETURNING {', '.join(returned)}", fields
     kept = ("id", "app", "wallet", "amount", "pending_amount", "created_at", "sequence")
     ctes = [f"e AS ({insert}RETURNING {', '.join(column[n] for n in (*kept, 'type_sequence'))})"]
@@ -697,6 +716,8 @@ def _append_sql(*, with_lot: bool, with_event: bool = False) -> tuple[str, list[
         ctes.append(event_insert_sql("ev"))
         selected += [f"ev.{event['id']}", f"ev.{event['body']}", event_endpoints_sql()]
         sources.append("ev")
+    if with_spend:  # a data-modifying WITH runs to its end, read or not
+        ctes.append(_spend_ctes())
     return (
         f"WITH {', '.join(ctes)} SELECT {', '.join(selected)} FROM {', '.join(sources)}",  # noqa: S608
         fields,
@@ -753,21 +774,29 @@ def _history_range_sql(*, typed: bool) -> str:
 def _spend_sql() -> str:
     """Takes %(amount)s out of the lots of %(wallet)s (%(first)s first, then the oldest) and
     records the movements of %(entry)s."""
+    return f"WITH {_spend_ctes()} SELECT 1"
+
+
+def _spend_ctes() -> str:
+    """The common table expressions of a spend (`_spend_sql`): a running total over the
+    wallet's lots with something left picks them, an UPDATE takes from each, an INSERT records
+    each movement."""
     lot, movement = (
         {f.name: quote(f.column) for f in model._meta.concrete_fields}
         for model in (Lot, LotMovement)
     )
     lots, movements = quote(Lot._meta.db_table), quote(LotMovement._meta.db_table)
     pk, remaining = lot["id"], lot["remaining"]
-    order = f"COALESCE({pk} = %(first)s, false) DESC, {lot['available_at']}, {pk}"
+    order = f"COALESCE({pk} = %(first)s::bigint, false) DESC, {lot['available_at']}, {pk}"
     return (
-        f"WITH ordered AS (SELECT {pk} AS id, {remaining} AS remaining, "  # noqa: S608  _meta
+        f"ordered AS (SELECT {pk} AS id, {remaining} AS remaining, "  # noqa: S608  _meta
         f"SUM({remaining}) OVER (ORDER BY {order}) - {remaining} AS before "
         f"FROM {lots} WHERE {lot['wallet']} = %(wallet)s AND {remaining} > 0), "
         f"taken AS (SELECT id, LEAST(remaining, %(amount)s - before) AS amount FROM ordered "
         f"WHERE before < %(amount)s), "
         f"spent AS (UPDATE {lots} l SET {remaining} = l.{remaining} - taken.amount FROM taken "
-        f"WHERE l.{pk} = taken.id RETURNING l.{pk} AS id, taken.amount) "
-        f"INSERT INTO {movements} ({movement['entry']}, {movement['lot']}, {movement['amount']}, "
-        f"{movement['pending_amount']}) SELECT %(entry)s, id, -amount, 0 FROM spent"
+        f"WHERE l.{pk} = taken.id RETURNING l.{pk} AS id, taken.amount), "
+        f"moved AS (INSERT INTO {movements} ({movement['entry']}, {movement['lot']}, "
+        f"{movement['amount']}, {movement['pending_amount']}) "
+        f"SELECT %(entry)s, id, -amount, 0 FROM spent)"
     )

@@ -30,7 +30,7 @@ from cashback.services import cashback_earn, cashback_redeem, cashback_refund, c
 from core import money
 from core.api.responses import ok
 from core.api.serializers import envelope, error_responses, validated
-from members.authentication import token_member, token_member_id
+from members.authentication import token_member_id
 from members.errors import MemberMismatch
 
 
@@ -81,15 +81,15 @@ class CashbackViewSet(viewsets.ViewSet):
     @action(detail=False, methods=["post"], permission_classes=[HasCashbackWrite])
     @idempotent(subject=token_member_id)
     def redeem(self, request):
-        member = token_member(request)
+        member_id = token_member_id(request)
         data = validated(RedeemSerializer, request.data).validated_data
-        if data.get("member_id", member.pk) != member.pk:
+        if data.get("member_id", member_id) != member_id:
             raise MemberMismatch()
         card = card_get(app=request.auth, card_id=data["card_id"])
         posted = cashback_redeem(
             app=request.auth,
             card=card,
-            member=member,
+            member_id=member_id,
             amount=data["amount"],
             pin=data.get("pin"),
             reference=data.get("reference"),

@@ -47,6 +47,44 @@ def _readers(model: type[Model], using: str) -> tuple[list[str], list[tuple[Any,
     return [field.attname for field in fields], readers
 
 
+@cache
+def _insert_sql(model: type[Model]) -> tuple[str, list]:
+    meta = model._meta
+    columns = [f for f in meta.concrete_fields if not f.primary_key]
+    return (
+        f"INSERT INTO {quote(meta.db_table)} "  # noqa: S608  names from _meta, values bound
+        f"({', '.join(quote(f.column) for f in columns)}) "
+        f"VALUES ({', '.join('%s' for _ in columns)}) "
+        f"ON CONFLICT DO NOTHING RETURNING {quote(meta.pk.column)}",
+        columns,
+    )
+
+
+def insert_new(instance: M, using: str) -> M | None:
+    """Saves the new `instance` as `save()` would insert it and returns it; None when a unique
+    constraint says it is there already, and nothing is written.
+
+    One `INSERT ... ON CONFLICT DO NOTHING RETURNING`, which the ORM cannot say (`bulk_create`'s
+    `ignore_conflicts` returns no key, and composing it cost more than its round trip): a row
+    created by a concurrent request is found afterwards, without a savepoint around an insert
+    that fails (two round trips more).
+    """
+    connection = connections[using]
+    sql, columns = _insert_sql(type(instance))
+    params = [
+        field.get_db_prep_save(field.pre_save(instance, True), connection) for field in columns
+    ]
+    with connection.cursor() as cursor:
+        cursor.execute(sql, params)
+        row = cursor.fetchone()
+    if row is None:
+        return None
+    instance.pk = row[0]
+    instance._state.adding = False
+    instance._state.db = using
+    return instance
+
+
 def from_row(model: type[M], row: Sequence, using: str) -> M:
     """The instance whose columns (in `select_list` order) `row` holds, read on `using`.
 

@@ -14,13 +14,16 @@ def token_member(request) -> Member:
     cached = getattr(request, "_token_member", None)
     if cached is not None:
         return cached
-    member_id = member_token_member_id(
-        app=request.auth, token=request.headers.get("X-Member-Token", "")
-    )
-    request._token_member = member_get(app=request.auth, member_id=member_id)
+    request._token_member = member_get(app=request.auth, member_id=token_member_id(request))
     return request._token_member
 
 
 def token_member_id(request) -> int:
-    """The id of the request's token member (authenticating the token); see `token_member`."""
-    return token_member(request).pk
+    """The member id of the request's `X-Member-Token`, the token authenticated (it is signed
+    for the request's app) but the member not read. Raises `MemberTokenInvalid` (401)."""
+    cached = getattr(request, "_token_member_id", None)
+    if cached is None:
+        cached = request._token_member_id = member_token_member_id(
+            app=request.auth, token=request.headers.get("X-Member-Token", "")
+        )
+    return cached

@@ -9,7 +9,7 @@ from django.db.models import Q
 from django.db.models.functions import Lower
 from phonenumber_field.modelfields import PhoneNumberField
 
-from core.rows import from_row, prepared_cursor, quote, select_list
+from core.rows import from_row, insert_new, prepared_cursor, quote, select_list
 
 
 class LowercaseEmailField(models.EmailField):
@@ -59,41 +59,8 @@ class MemberManager(models.Manager["Member"]):
     def insert_new(self, **fields: Any) -> "Member | None":
         """Saves a new member with these fields, as `create()` writes it, and returns it; None
         when its email or phone is the app's already (the database's unique constraints say
-        so), and nothing is written.
-
-        One `INSERT ... ON CONFLICT DO NOTHING RETURNING` (`_insert_new_sql`), which the ORM
-        cannot say: a member created by a concurrent request is found afterwards, without a
-        savepoint around an insert that fails (two round trips more on every new member).
-        """
-        member = self.model(**fields)
-        using = self._db or router.db_for_write(self.model)
-        connection = connections[using]
-        sql, columns = _insert_new_sql()
-        params = [
-            field.get_db_prep_save(field.pre_save(member, True), connection) for field in columns
-        ]
-        with connection.cursor() as cursor:
-            cursor.execute(sql, params)
-            row = cursor.fetchone()
-        if row is None:
-            return None
-        member.pk = row[0]
-        member._state.adding = False
-        member._state.db = using
-        return member
-
-
-@cache
-def _insert_new_sql() -> tuple[str, list[models.Field]]:
-    meta = Member._meta
-    columns = [f for f in meta.concrete_fields if not f.primary_key]
-    return (
-        f"INSERT INTO {quote(meta.db_table)} "  # noqa: S608  names from _meta, values bound
-        f"({', '.join(quote(f.column) for f in columns)}) "
-        f"VALUES ({', '.join('%s' for _ in columns)}) "
-        f"ON CONFLICT DO NOTHING RETURNING {quote(meta.pk.column)}",
-        columns,
-    )
+        so), and nothing is written (`core.rows.insert_new`)."""
+        return insert_new(self.model(**fields), self._db or router.db_for_write(self.model))
 
 
 def member_lookup(

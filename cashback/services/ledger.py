@@ -104,10 +104,10 @@ def wallet_open(*, app: App, card: Card, member: Member) -> Wallet:
 
 
 def wallet_create(*, app: App, card: Card, member: Member) -> None:
-    """Creates the member's wallet on the card, empty, unless it exists: `INSERT ... ON
-    CONFLICT DO NOTHING`, so that a wallet created meanwhile by a concurrent request is kept,
-    without a savepoint around a failing insert. The caller moves it next, which locks it."""
-    Wallet.objects.bulk_create([Wallet(app=app, member=member, card=card)], ignore_conflicts=True)
+    """Creates the member's wallet on the card, empty, unless it exists (`insert_new`), so that
+    a wallet created meanwhile by a concurrent request is kept. The caller moves it next, which
+    locks it."""
+    Wallet.objects.insert_new(app=app, member=member, card=card)
 
 
 def member_wallet(*, app: App, card: Card, ref: MemberRef, create_member: bool) -> Wallet:
@@ -134,6 +134,7 @@ def entry_post(
     amount: Decimal,
     pending_amount: Decimal = ZERO,
     covered: bool = False,
+    spend: Decimal | None = None,
     **fields,
 ) -> Posted | None:
     """Moves the member's wallet on the operation's card by `amount` (spendable) and
@@ -141,7 +142,8 @@ def entry_post(
     and records its webhook event (`cashback.events`); None when the member has no wallet on
     the card yet. The member is `member_id`, or the app's member `member_ref` names (found by
     the statement that moves the wallet; None too when there is no such member). `covered`: None
-    too when the spendable balance does not cover the debit, and nothing changes.
+    too when the spendable balance does not cover the debit, and nothing changes. `spend`: the
+    entry takes that much out of the wallet's lots, the oldest first, in its own statement.
 
     The move locks the wallet until the transaction ends. Callers that must see the balance
     before they decide (a debit, a refund) lock the wallet first (`locked_wallets`). A
@@ -174,6 +176,7 @@ def entry_post(
             entry = LedgerEntry.objects.append(
                 lot_days=_lot_days(operation.entry_type, amount + pending_amount, card),
                 webhook_event=lambda entry: entry_event_draft(entry=entry, card=card),
+                spend=spend,
                 id=wallet.next_entry_id,
                 created_at=now if wallet.last_entry_at is None else max(now, wallet.last_entry_at),
                 app_id=wallet.app_id,

@@ -6,7 +6,7 @@ from apps_auth.models import App, IdempotencyRecord
 from cards.models import Card
 from cards.selectors import card_check_active
 from cashback.errors import InsufficientBalance, PinNotAllowed
-from cashback.models import EntryType, Lot
+from cashback.models import EntryType
 from cashback.services.ledger import (
     Operation,
     Posted,
@@ -17,7 +17,7 @@ from cashback.services.ledger import (
 )
 from core import money
 from core.fingerprint import digest
-from members.models import Member
+from members.selectors import member_get
 from members.services import member_pin_verify
 
 
@@ -25,48 +25,54 @@ def cashback_redeem(
     *,
     app: App,
     card: Card,
-    member: Member,
+    member_id: int,
     amount: Decimal,
     pin: str | None = None,
     reference: str | None = None,
     metadata: dict | None = None,
     idempotency_record: IdempotencyRecord | None = None,
 ) -> Posted:
-    """Debits `amount` from the member's spendable balance, out of its oldest lots first; the
-    balance never goes below zero.
+    """Debits `amount` from the spendable balance of the app's member `member_id`, out of its
+    oldest lots first; the balance never goes below zero.
 
     A PIN, when given, is checked first and its misses are counted even though the request then
-    fails. Raises `CardInactive`, `InvalidInput`, `PinNotAllowed`, `PinNotSet`, `PinLocked`,
-    `InvalidPin`, `InsufficientBalance`, `DuplicateReference` and `IdempotencyKeyReused`.
+    fails. Raises `CardInactive`, `InvalidInput`, `PinNotAllowed`, `NotFound` (not the app's
+    member), `PinNotSet`, `PinLocked`, `InvalidPin`, `InsufficientBalance`,
+    `DuplicateReference` and `IdempotencyKeyReused`.
     """
     card_check_active(card)
     amount_check_places(field="amount", amount=amount, currency=card.currency)
     if pin is not None:
         if not card.allows_pin_redemption:
             raise PinNotAllowed()
-        member_pin_verify(member=member, pin=pin)
+        member_pin_verify(member=member_get(app=app, member_id=member_id), pin=pin)
     operation = Operation(
         card=card,
         entry_type=EntryType.REDEMPTION,
         reference=reference,
         idempotency_record=idempotency_record,
         request_fingerprint=digest(
-            {"member": member.pk, "amount": amount, "metadata": metadata or {}}
+            {"member": member_id, "amount": amount, "metadata": metadata or {}}
         ),
     )
-    return _redeem(app=app, member=member, operation=operation, amount=amount, metadata=metadata)
+    return _redeem(
+        app=app, member_id=member_id, operation=operation, amount=amount, metadata=metadata
+    )
 
 
 @transaction.atomic(durable=True)
-def _redeem(*, app, member, operation: Operation, amount, metadata) -> Posted:
+def _redeem(*, app, member_id: int, operation: Operation, amount, metadata) -> Posted:
     replay = operation.replay()
     if replay is not None:
         return replay
-    # The wallet is debited in one statement when its balance covers the amount; otherwise it
-    # is locked (opened, if need be) and read to say why, or debited if a credit came meanwhile.
-    entry = {"operation": operation, "amount": -amount, "metadata": metadata or {}}
-    posted = entry_post(member_id=member.pk, covered=True, **entry)
+    # The wallet is debited at once when its balance covers the amount (the wallet, the app's,
+    # proves the member is), and the entry's statement spends the lots; otherwise the member is
+    # read, its wallet locked (opened, if need be) and read to say why, or debited if a credit
+    # came meanwhile.
+    entry = {"operation": operation, "amount": -amount, "metadata": metadata or {}, "spend": amount}
+    posted = entry_post(member_id=member_id, covered=True, **entry)
     if posted is None:
+        member = member_get(app=app, member_id=member_id)
         wallet = wallet_open(app=app, card=operation.card, member=member)
         if amount > wallet.balance:
             currency = operation.card.currency
@@ -77,6 +83,4 @@ def _redeem(*, app, member, operation: Operation, amount, metadata) -> Posted:
                 }
             )
         posted = entry_append(wallet=wallet, **entry)
-    if not posted.replayed:
-        Lot.objects.spend(entry=posted.entry, amount=amount)
     return posted

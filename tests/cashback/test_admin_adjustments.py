@@ -268,7 +268,7 @@ def test_approval_checks_the_balance_as_it_is_then(support, wallet):
     adjust(requester_client, wallet, "-150")
     pending = AdjustmentRequest.objects.get()
     cashback_redeem(
-        app=wallet.app, card=wallet.card, member=wallet.member, amount=Decimal("60")
+        app=wallet.app, card=wallet.card, member_id=wallet.member.pk, amount=Decimal("60")
     )  # 140 left
     response = approver_client.post(approve_url(pending))
     assert "below zero" in " ".join(messages_of(response))

@@ -163,7 +163,9 @@ def test_only_finance_may_export(staff, wallet, role):
 def test_finance_sees_the_dashboard_with_totals_and_a_chart(staff, merchant, wallet):
     from cashback.services import cashback_redeem
 
-    cashback_redeem(app=merchant.app, card=wallet.card, member=wallet.member, amount=Decimal(1))
+    cashback_redeem(
+        app=merchant.app, card=wallet.card, member_id=wallet.member.pk, amount=Decimal(1)
+    )
     client, _ = staff("Finance")
     response = client.get(reverse("admin:cashback_dashboard"))
     assert response.status_code == 200
@@ -345,9 +347,9 @@ def test_the_dashboard_counts_held_expired_and_reversed_cashback(staff, merchant
     card = CardFactory.create(app=merchant.app, cashback_expiry_days=10, cashback_min_amount=0)
     ref = MemberRef(member_id=member.pk)
     cashback_earn(app=merchant.app, card=card, member_ref=ref, purchase_amount=Decimal(100))
-    redeemed = cashback_redeem(app=merchant.app, card=card, member=member, amount=Decimal(2))
+    redeemed = cashback_redeem(app=merchant.app, card=card, member_id=member.pk, amount=Decimal(2))
     cashback_reverse(app=merchant.app, card=card, transaction_id=redeemed.entry.pk)
-    cashback_redeem(app=merchant.app, card=card, member=member, amount=Decimal(1))
+    cashback_redeem(app=merchant.app, card=card, member_id=member.pk, amount=Decimal(1))
     card.cashback_holding_days = 5
     card.save()
     cashback_earn(app=merchant.app, card=card, member_ref=ref, purchase_amount=Decimal(40))

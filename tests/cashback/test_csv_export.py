@@ -62,7 +62,7 @@ def hostile_ledger(merchant, django_user_model):
     redemption = cashback_redeem(
         app=merchant.app,
         card=card,
-        member=member,
+        member_id=member.pk,
         amount=Decimal("2.5"),
         reference="-2+3+cmd|' /C calc'!A0",
     ).entry
@@ -123,7 +123,9 @@ def test_the_export_carries_the_lifecycle_entries_with_what_they_concern(finance
         purchase_amount=Decimal(100),
     ).entry
     cashback_release_due(as_of=timezone.now() + timedelta(days=3))
-    redemption = cashback_redeem(app=merchant.app, card=card, member=member, amount=Decimal(1))
+    redemption = cashback_redeem(
+        app=merchant.app, card=card, member_id=member.pk, amount=Decimal(1)
+    )
     cashback_reverse(app=merchant.app, card=card, transaction_id=redemption.entry.pk)
     rows = {row["type"]: row for row in export(finance)}
     assert rows["earning"]["amount"] == "0.000"

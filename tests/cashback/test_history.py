@@ -15,7 +15,7 @@ HISTORY = "/api/v1/cashback/cashback/history"
 def entries(merchant, card, member):
     earning = give_balance(app=merchant.app, card=card, member=member, purchase="50")
     redemption = cashback_redeem(
-        app=merchant.app, card=card, member=member, amount=Decimal("1"), reference="R-9"
+        app=merchant.app, card=card, member_id=member.pk, amount=Decimal("1"), reference="R-9"
     ).entry
     return earning, redemption
 

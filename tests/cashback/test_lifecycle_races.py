@@ -63,7 +63,9 @@ def test_two_reversals_of_one_redemption_at_once_make_one_reversal(app):
     for _ in range(ROUNDS):
         member = MemberFactory.create(app=app)
         give_balance(app=app, card=card, member=member, purchase="200")  # 10
-        redemption = cashback_redeem(app=app, card=card, member=member, amount=Decimal(7)).entry
+        redemption = cashback_redeem(
+            app=app, card=card, member_id=member.pk, amount=Decimal(7)
+        ).entry
 
         reverse = partial(cashback_reverse, app=app, card=card, transaction_id=redemption.pk)
 
@@ -91,10 +93,12 @@ def test_a_reversal_and_a_redemption_at_once_on_one_wallet_agree(app):
         member = MemberFactory.create(app=app)
         give_balance(app=app, card=card, member=member, purchase="100")  # 5, the oldest lot
         give_balance(app=app, card=card, member=member, purchase="100")  # 5
-        redemption = cashback_redeem(app=app, card=card, member=member, amount=Decimal(7)).entry
+        redemption = cashback_redeem(
+            app=app, card=card, member_id=member.pk, amount=Decimal(7)
+        ).entry
         calls = [
             partial(cashback_reverse, app=app, card=card, transaction_id=redemption.pk),
-            partial(cashback_redeem, app=app, card=card, member=member, amount=Decimal(6)),
+            partial(cashback_redeem, app=app, card=card, member_id=member.pk, amount=Decimal(6)),
         ]
 
         reversal, redeem = concurrently(2, lambda i, calls=calls: outcome(calls[i]))

@@ -80,7 +80,7 @@ def test_redeem_refuses_more_than_the_balance(merchant, card, member):
         purchase_amount=Decimal(100),
     )
     with pytest.raises(InsufficientBalance):
-        cashback_redeem(app=merchant.app, card=card, member=member, amount=Decimal("5.001"))
+        cashback_redeem(app=merchant.app, card=card, member_id=member.pk, amount=Decimal("5.001"))
     assert Wallet.objects.get().balance == Decimal(5)
 
 
@@ -128,7 +128,7 @@ def test_any_sequence_of_operations_keeps_the_ledger_equal_to_the_balance(mercha
                 ).entry
             elif operation == "redeem":
                 entry = cashback_redeem(
-                    app=merchant.app, card=card, member=member, amount=amount
+                    app=merchant.app, card=card, member_id=member.pk, amount=amount
                 ).entry
             else:
                 entry = cashback_refund(

@@ -26,7 +26,7 @@ def verify() -> tuple[str | int | None, dict]:
 def activity(merchant, card, member):
     give_balance(app=merchant.app, card=card, member=member, purchase="100")
     give_balance(app=merchant.app, card=card, member=member, purchase="60")
-    cashback_redeem(app=merchant.app, card=card, member=member, amount=Decimal("2"))
+    cashback_redeem(app=merchant.app, card=card, member_id=member.pk, amount=Decimal("2"))
     cashback_refund(
         app=merchant.app,
         card=card,
@@ -101,7 +101,7 @@ def test_verify_ledger_catches_a_broken_pending_balance(activity):
 def two_lots(merchant, card, member):
     give_balance(app=merchant.app, card=card, member=member, purchase="100")
     give_balance(app=merchant.app, card=card, member=member, purchase="60")
-    cashback_redeem(app=merchant.app, card=card, member=member, amount=Decimal("1"))
+    cashback_redeem(app=merchant.app, card=card, member_id=member.pk, amount=Decimal("1"))
     return Wallet.objects.get()
 
 
