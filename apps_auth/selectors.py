@@ -3,25 +3,22 @@ from dataclasses import dataclass
 
 from cachetools import TTLCache
 from django.conf import settings
-from django.core.cache import cache
 from django.utils import timezone
 
 from apps_auth.keys import PREFIX_LENGTH, key_matches, key_prefix
 from apps_auth.models import ApiKey, App
+from core.generations import configuration_generation
 
 # How often, at most, a key's last_used_at is written (per key, per server process).
 LAST_USED_RESOLUTION = 60
 # Keys held per process; unknown prefixes are cached too (as misses), so this bounds them.
 KEY_CACHE_SIZE = 10_000
-# The credentials' generation, in the cache every server process shares: a new value, written
-# once a change to a key or an app is committed, makes every key a process holds stale.
-CREDENTIALS_GENERATION = "apps_auth:credentials-generation"
 
 
 @dataclass(frozen=True)
 class LiveKey:
     """A key as authentication needs it; `app` None: no live key has this prefix. `generation`:
-    the credentials' generation read before the key was read from the database."""
+    the configuration generation read before the key was read from the database."""
 
     key_id: int | None
     key_hash: str
@@ -35,14 +32,15 @@ _last_used_written: TTLCache[int, bool] = TTLCache(KEY_CACHE_SIZE, ttl=LAST_USED
 
 
 def _live_key(prefix: str) -> LiveKey:
-    """The live key with this prefix: from this process's cache while the credentials'
-    generation is the one it was read under (and for at most `API_KEY_CACHE_SECONDS`), else
-    from the database. A revocation is in force for the very next request, in every process.
+    """The live key with this prefix: from this process's cache while the configuration
+    generation (`core.generations`) is the one it was read under (and for at most
+    `API_KEY_CACHE_SECONDS`), else from the database. A revocation is in force for the very next
+    request, in every process.
 
     The generation is read first: a key read from the database after it holds every change
     committed before it, and a change committed later writes a new generation.
     """
-    generation = cache.get(CREDENTIALS_GENERATION)
+    generation = configuration_generation()
     with _lock:
         cached = _keys.get(prefix)
     if cached is not None and cached.generation == generation:
@@ -65,8 +63,8 @@ def app_authenticate(*, app_id: str, api_key: str) -> App | None:
     """The active app whose unrevoked key this is, or None.
 
     The key's digest is compared in constant time on every request; the key's record comes
-    from an in-process cache checked against the shared credentials' generation (one read of
-    the shared cache per request).
+    from an in-process cache checked against the configuration generation (one read of the
+    shared cache per request).
     """
     if len(api_key) <= PREFIX_LENGTH or len(api_key) > 128 or len(app_id) > 40:
         return None

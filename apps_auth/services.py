@@ -1,7 +1,5 @@
-import uuid
 from dataclasses import dataclass
 
-from django.core.cache import cache
 from django.db import IntegrityError, transaction
 from django.db.models.signals import post_delete, post_save
 from django.dispatch import receiver
@@ -9,8 +7,8 @@ from django.utils import timezone
 
 from apps_auth.keys import generate_key, hash_key, key_matches, key_prefix
 from apps_auth.models import ApiKey, App, Mode, Scope
-from apps_auth.selectors import CREDENTIALS_GENERATION
 from core.errors import InvalidInput, NotFound
+from core.generations import configuration_changed
 
 
 @dataclass(frozen=True)
@@ -97,10 +95,7 @@ def api_key_revoke(*, app: App, raw_key: str) -> ApiKey:
 @receiver(post_delete, sender=ApiKey)
 def credentials_changed(**kwargs) -> None:
     """A key or an app changed (revoked, deactivated, new scopes, a new key), by any way in:
-    once the change is committed, a new credentials generation makes every server process
+    once the change is committed, a new configuration generation makes every server process
     read keys from the database again before its next request. (`last_used_at` is written with
     `update()`, which changes nothing that authentication decides on, and sends no signal.)"""
-    transaction.on_commit(
-        lambda: cache.set(CREDENTIALS_GENERATION, uuid.uuid4().hex, timeout=None),
-        robust=True,
-    )
+    configuration_changed()

@@ -6,7 +6,7 @@ clock, and each layer is charged its own time (its time less that of the layers 
 that the layers add up to the whole request. The database is the time spent in round trips to
 PostgreSQL (statements, BEGIN with the first of a transaction, COMMIT, and the check Django
 makes of a persistent connection at a request's first query), wherever they happen; Redis is
-the shared cache's (the credentials' generation, the throttle's counter). Own times under the
+the shared cache's (the configuration generation, the throttle's counter). Own times under the
 wrapped layers are wall-clock time, so a busy machine inflates the round trips most.
 """
 

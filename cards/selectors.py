@@ -1,9 +1,15 @@
+import copy
+import threading
+
+from cachetools import TTLCache
+from django.conf import settings
 from django.db.models import QuerySet
 
 from apps_auth.models import App
 from cards.errors import CardInactive
 from cards.models import Card
 from core.errors import NotFound
+from core.generations import configuration_generation
 
 
 def card_list(*, app: App) -> QuerySet[Card]:
@@ -11,12 +17,41 @@ def card_list(*, app: App) -> QuerySet[Card]:
     return Card.objects.filter(app=app, is_active=True).order_by("id")
 
 
+# Cards held per process, unknown ids too (as misses), so this bounds them.
+CARD_CACHE_SIZE = 10_000
+_lock = threading.Lock()
+_cards: TTLCache[tuple[int, int], tuple[str | None, Card | None]] = TTLCache(
+    CARD_CACHE_SIZE, ttl=settings.API_KEY_CACHE_SECONDS
+)
+
+
 def card_get(*, app: App, card_id: int) -> Card:
-    """The app's card, active or not. Raises `NotFound` for an unknown id or another app's card."""
-    card = Card.objects.get_of_app(app_id=app.pk, card_id=card_id)
+    """The app's card, active or not. Raises `NotFound` for an unknown id or another app's card.
+
+    From this process's cache while the configuration generation (`core.generations`, which
+    the request's authentication has read already) is the one the card was read under, and
+    for at most `API_KEY_CACHE_SECONDS`; else from the database. A change to a card (its rate,
+    its caps, its holding, deactivated) writes a new generation once committed, so every
+    process answers the very next request with the card as it now is (`card_changed`).
+    """
+    generation = configuration_generation()  # before the card is read: see apps_auth.selectors
+    with _lock:
+        cached = _cards.get((app.pk, card_id))
+    if cached is not None and cached[0] == generation:
+        card = cached[1]
+    else:
+        card = Card.objects.get_of_app(app_id=app.pk, card_id=card_id)
+        with _lock:
+            _cards[(app.pk, card_id)] = (generation, card)
     if card is None:
         raise NotFound("Card not found.")
-    return card
+    return copy.copy(card)  # the caller's own: what it sets on it stays in its request
+
+
+def card_cache_clear() -> None:
+    """Forgets every card this process holds."""
+    with _lock:
+        _cards.clear()
 
 
 def card_check_active(card: Card) -> None:

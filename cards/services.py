@@ -1,11 +1,15 @@
 from decimal import Decimal
 
 from django.core.exceptions import ValidationError
+from django.db.models.signals import post_delete, post_save
+from django.dispatch import receiver
 
 from apps_auth.models import App
 from cards.models import Card
+from cards.selectors import card_cache_clear
 from core import money
 from core.errors import InvalidInput
+from core.generations import configuration_changed
 
 
 def card_create(
@@ -55,3 +59,13 @@ def card_create(
             )
     card.save()
     return card
+
+
+@receiver(post_save, sender=Card)
+@receiver(post_delete, sender=Card)
+def card_changed(**kwargs) -> None:
+    """A card changed, by any way in that saves it (the back office, `create_card`, a service):
+    this process forgets its cards at once, and every process once the change is committed.
+    (A bulk `update()` sends no signal: `API_KEY_CACHE_SECONDS` bounds how long it goes unseen.)"""
+    card_cache_clear()
+    configuration_changed()

@@ -2,7 +2,7 @@
 
 Django's `RedisCacheClient` makes a new `redis.Redis` for every cache operation, and a new
 client copies Redis's table of response callbacks: on the API's hot path, which reads the
-credentials' generation on every request, that costs more CPU than the round trip itself. A
+configuration generation on every request, that costs more CPU than the round trip itself. A
 client over a pool holds no connection of its own and is safe to share between threads; the
 pool, as before, reconnects in a forked process.
 """

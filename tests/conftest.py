@@ -11,6 +11,7 @@ from apps_auth.selectors import api_key_cache_clear
 from apps_auth.services import api_key_create
 from bench.harness import free_port
 from bench.postgres import SERVER_USER, pgbouncer, remove_folder, server_folder
+from cards.selectors import card_cache_clear
 from config.wsgi import api_middleware
 from core.api.throttling import BatchedAllowance
 from members.tokens import member_token_issue
@@ -90,12 +91,14 @@ def _plain_http(settings):
 
 @pytest.fixture(autouse=True)
 def _fresh_key_cache(monkeypatch):
-    # Each test starts from the database: keys, apps and revocations of earlier tests are gone,
-    # and so are the requests this process held of their rate windows.
+    # Each test starts from the database: keys, apps, cards and revocations of earlier tests
+    # are gone, and so are the requests this process held of their rate windows.
     api_key_cache_clear()
+    card_cache_clear()
     monkeypatch.setattr("core.api.throttling.allowance", BatchedAllowance())
     yield
     api_key_cache_clear()
+    card_cache_clear()
 
 
 @pytest.fixture

@@ -9,6 +9,7 @@ from django.http import JsonResponse
 
 from core.api.exceptions import DATABASE_UNAVAILABLE, error_body, unavailable_response
 from core.api.request_id import request_id_var
+from core.generations import request_scope
 
 logger = logging.getLogger("cashback.request")
 access_logger = logging.getLogger("cashback.access")
@@ -17,7 +18,9 @@ _VALID_REQUEST_ID = re.compile(r"^[A-Za-z0-9._:-]{1,128}$")
 
 
 class RequestIdMiddleware:
-    """Takes the caller's `X-Request-Id` when it is sane, else makes one; echoes it back."""
+    """Takes the caller's `X-Request-Id` when it is sane, else makes one; echoes it back. Opens
+    the request's scope: its id for the log lines, the configuration generation it reads once
+    (`core.generations`)."""
 
     def __init__(self, get_response):
         self.get_response = get_response
@@ -29,7 +32,8 @@ class RequestIdMiddleware:
         started = time.perf_counter()
         try:
             request.request_id = request_id
-            response = self.get_response(request)
+            with request_scope():
+                response = self.get_response(request)
             response["X-Request-Id"] = request_id
             if _is_api(request):
                 access_logger.info(

@@ -1,6 +1,9 @@
-"""A revocation is in force for the very next request in every server process: gunicorn with
-two workers, each holding the key in its cache, refuses it as soon as `revoke_api_key` returns."""
+"""A revocation, or a card's change, is in force for the very next request in every server
+process: gunicorn with two workers, each holding the key (and the card) in its cache, refuses
+the key as soon as `revoke_api_key` returns, and earns at the card's new rate as soon as the
+card is saved."""
 
+import json
 import os
 import re
 import subprocess
@@ -9,6 +12,7 @@ import time
 import urllib.error
 import urllib.request
 from concurrent.futures import ThreadPoolExecutor
+from decimal import Decimal
 from pathlib import Path
 
 import pytest
@@ -17,11 +21,13 @@ from django.db import connection
 
 from apps_auth.services import app_create
 from bench.harness import gunicorn
+from cards.services import card_create
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
 ROOT = Path(__file__).resolve().parents[2]
 CARDS = "/api/v1/cashback/cards"
+EARN = "/api/v1/cashback/cashback/earn"
 
 
 def _server_env(cache_url: str) -> dict:
@@ -148,3 +154,43 @@ def test_a_deactivated_app_is_refused_by_every_worker_at_once(two_workers):
     app.save()  # as the back office does; committed at once here (autocommit)
 
     assert _statuses(base, headers, 20) == [401] * 20
+
+
+def _earned(base: str, headers: dict, card_id: int, n: int) -> list[str]:
+    """`n` earns of 100 (a new member each), eight at a time; each one's cashback_earned."""
+
+    def one(i):
+        body = {"card_id": card_id, "email": f"m{time.time_ns()}-{i}@example.com"}
+        request = urllib.request.Request(
+            base + EARN,
+            data=json.dumps({**body, "purchase_amount": "100"}).encode(),
+            headers={**headers, "Content-Type": "application/json"},
+        )
+        with urllib.request.urlopen(request, timeout=10) as response:
+            return str(json.loads(response.read())["data"]["cashback_earned"])
+
+    with ThreadPoolExecutor(8) as pool:
+        return list(pool.map(one, range(n)))
+
+
+def test_a_card_s_new_rate_is_earned_by_every_worker_as_soon_as_it_is_saved(two_workers):
+    base, env, access_log = two_workers
+    app, issued = app_create(name="Till", scopes=["cashback_write"], rate_limit_per_minute=100_000)
+    card = card_create(app=app, name="Card", cashback_percentage=Decimal(5))
+    headers = {"X-App-Id": app.app_id, "X-Api-Key": issued.raw_key}
+    for _ in range(10):  # until both workers have earned on the card, and so hold it
+        start = _log_lines(access_log)
+        assert set(_earned(base, headers, card.pk, 40)) == {"5.0"}
+        time.sleep(0.2)
+        if len(_workers_by_status(access_log, start).get("200", set())) == 2:
+            break
+    else:
+        pytest.fail("the earns never reached both workers")
+
+    card.cashback_percentage = Decimal(8)
+    card.save()  # as the back office does; committed at once here (autocommit)
+    start = _log_lines(access_log)
+
+    assert _earned(base, headers, card.pk, 20) == ["8.0"] * 20
+    time.sleep(0.2)
+    assert len(_workers_by_status(access_log, start)["200"]) == 2, "both workers earned"

@@ -1,3 +1,5 @@
+import uuid
+
 import pytest
 from django.core.cache import cache
 
@@ -198,9 +200,9 @@ def test_keys_are_checked_without_a_database_query_and_changes_elsewhere_land_at
     merchant, django_assert_num_queries, shared_cache_off_the_database
 ):
     """Another server process revokes the key: what this one learns of it is the shared
-    credentials' generation, read on every request."""
+    configuration generation, read on every request."""
     from apps_auth.models import ApiKey
-    from apps_auth.selectors import CREDENTIALS_GENERATION
+    from core.generations import GENERATION_KEY
 
     assert merchant.client.get(f"{API}/cards").status_code == 200
     with django_assert_num_queries(1):  # the cards; not the key
@@ -208,7 +210,7 @@ def test_keys_are_checked_without_a_database_query_and_changes_elsewhere_land_at
     # As another process's revocation does: the row, then, once committed, a new generation.
     ApiKey.objects.update(revoked_at="2026-01-01T00:00:00Z")
     assert merchant.client.get(f"{API}/cards").status_code == 200  # no word of it yet
-    cache.set(CREDENTIALS_GENERATION, "another-process", timeout=None)
+    cache.set(GENERATION_KEY, uuid.uuid4().hex, timeout=None)  # another process
     assert merchant.client.get(f"{API}/cards").status_code == 401
 
 

@@ -1,0 +1,47 @@
+"""The configuration generation: a value in the shared cache that changes, once the change is
+committed, whenever an app, an API key or a card changes (`configuration_changed`), so that a
+server process may keep the keys and cards it read while the generation is the one it read them
+under, and reads them again from the database as soon as it moves.
+
+A request reads it once, the first time it is asked for (`request_scope`, opened by the
+request-id middleware): authentication asks first, before it reads a key, and the card read later
+in the request is checked against the same value. Outside a request each call reads it.
+"""
+
+import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
+from contextvars import ContextVar
+
+from django.core.cache import cache
+from django.db import transaction
+
+GENERATION_KEY = "configuration-generation"
+
+# The value this request read, once it has read it; None outside a request.
+_request_value: ContextVar[list[str | None] | None] = ContextVar("generation", default=None)
+
+
+def configuration_generation() -> str | None:
+    read = _request_value.get()
+    if read is None:
+        return cache.get(GENERATION_KEY)
+    if not read:
+        read.append(cache.get(GENERATION_KEY))
+    return read[0]
+
+
+@contextmanager
+def request_scope() -> Iterator[None]:
+    token = _request_value.set([])
+    try:
+        yield
+    finally:
+        _request_value.reset(token)
+
+
+def configuration_changed() -> None:
+    """Once the current transaction commits (at once outside one), a new generation."""
+    transaction.on_commit(
+        lambda: cache.set(GENERATION_KEY, uuid.uuid4().hex, timeout=None), robust=True
+    )
