@@ -295,18 +295,24 @@ class HistoryItemSerializer(_PostedSerializer):
     )
 
     def to_representation(self, entry: LedgerEntry) -> dict:
+        # Written out, the currency read once: a page renders twenty entries.
+        currency = self.context["card"].currency
+
+        def amount(value: Decimal | None) -> Decimal | None:
+            return None if value is None else money.quantize(value, currency)
+
         return {
             "id": entry.pk,
             "type": entry.entry_type,
-            "amount": self.in_currency(entry.amount),
-            "pending_amount": self.in_currency(entry.pending_amount),
-            "pending_balance_after": self.in_currency(entry.pending_balance_after),
+            "amount": amount(entry.amount),
+            "pending_amount": amount(entry.pending_amount),
+            "pending_balance_after": amount(entry.pending_balance_after),
             "original_transaction_id": entry.original_entry_id,
             "points": 0,
             "event": entry.event,
-            "balance_after": self.in_currency(entry.balance_after),
-            "purchase_amount": self.in_currency(entry.purchase_amount),
-            "refund_amount": self.in_currency(entry.refund_amount),
+            "balance_after": amount(entry.balance_after),
+            "purchase_amount": amount(entry.purchase_amount),
+            "refund_amount": amount(entry.refund_amount),
             "reference": entry.reference,
             "metadata": entry.metadata,
             "created_at": timestamp(entry.created_at),

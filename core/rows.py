@@ -34,16 +34,17 @@ def select_list(model: type[Model], alias: str) -> str:
 
 
 @cache
-def _readers(model: type[Model], using: str) -> tuple[list[str], list[tuple[Any, list]]]:
-    """The model's attribute names, and per column its expression and converters (the
-    backend's, then the field's), in field order."""
+def _readers(model: type[Model], using: str) -> tuple[list[str], list[tuple[int, Any, list]]]:
+    """The model's attribute names in field order, and for each column that has converters
+    (the backend's, then the field's) its position, its expression and its converters."""
     connection = connections[using]
     fields = model._meta.concrete_fields
     readers = []
-    for field in fields:
+    for position, field in enumerate(fields):
         col = field.get_col(model._meta.db_table)
         converters = connection.ops.get_db_converters(col) + col.get_db_converters(connection)
-        readers.append((col, converters))
+        if converters:
+            readers.append((position, col, converters))
     return [field.attname for field in fields], readers
 
 
@@ -95,11 +96,12 @@ def from_row(model: type[M], row: Sequence, using: str) -> M:
     """
     connection = connections[using]
     names, readers = _readers(model, using)
-    values = []
-    for value, (col, converters) in zip(row, readers, strict=True):
+    if len(row) != len(names):
+        raise ValueError(f"{len(row)} columns for the {len(names)} of {model.__name__}.")
+    values = list(row)
+    for position, col, converters in readers:
         for converter in converters:
-            value = converter(value, col, connection)
-        values.append(value)
+            values[position] = converter(values[position], col, connection)
     if post_init.has_listeners(model):
         return model.from_db(using, names, values)
     instance = model.__new__(model)
