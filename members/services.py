@@ -27,25 +27,25 @@ class MemberRef:
 def member_resolve(*, app: App, ref: MemberRef, create: bool) -> Member:
     """The member `ref` names; with `create`, a new one when the email or phone is unknown.
 
-    Safe under concurrency: two requests creating one email race on the unique constraint, and the
-    loser reads the winner's row. Raises `NotFound` for an unknown id, or an unknown email or phone
-    without `create`.
+    With `create` the member is inserted first (`insert_new`), and read only when its email or
+    phone is the app's already: an earn asks for it once it knows the member has no wallet on
+    the card, which mostly means a new member. Safe under concurrency: two requests creating one
+    email race on the unique constraint, and the loser reads the winner's row. Raises `NotFound`
+    for an unknown id, or an unknown email or phone without `create`.
     """
     if ref.member_id is not None:
         return member_get(app=app, member_id=ref.member_id)
+    fields = {"email": ref.email} if ref.email else {"phone": ref.phone}
+    if create:
+        created = Member.objects.insert_new(app=app, name=ref.name, **fields)
+        if created is not None:
+            return created
     member = member_find(app=app, email=ref.email, phone=ref.phone)
     if member is not None:
         return member
-    if not create:
-        raise NotFound("Member not found.")
-    fields = {"email": ref.email} if ref.email else {"phone": ref.phone}
-    created = Member.objects.insert_new(app=app, name=ref.name, **fields)
-    if created is not None:
-        return created
-    member = member_find(app=app, email=ref.email, phone=ref.phone)
-    if member is None:
+    if create:
         raise IntegrityError(f"A member of app {app.pk} with {fields} is and is not there.")
-    return member
+    raise NotFound("Member not found.")
 
 
 def member_pin_change(*, member: Member, pin: str, current_pin: str | None = None) -> Member:
