@@ -9,7 +9,7 @@ from django.db import connection, connections, models, router
 from django.db.models import F, Q
 from django.utils import timezone
 
-from core.rows import from_row, insert_new, prepared_cursor, quote, select_list
+from core.rows import from_row, from_rows, insert_new, prepared_cursor, quote, select_list
 from members.models import Member, member_lookup
 from webhooks.models import EventDraft, WebhookEvent, event_endpoints_sql, event_insert_sql
 
@@ -274,7 +274,7 @@ class LedgerEntryManager(models.Manager["LedgerEntry"]):
                 return [], newest - oldest + 1
             cursor.execute(_history_range_sql(typed=typed), {**params, "low": low, "high": high})
             rows = cursor.fetchall()
-        return [from_row(self.model, row, using) for row in rows], newest - oldest + 1
+        return from_rows(self.model, rows, using), newest - oldest + 1
 
 
 class LedgerEntry(models.Model):

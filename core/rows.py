@@ -7,7 +7,7 @@ benchmark shows). They select `select_list(Model, alias)` and turn each row into
 with `from_row`, which applies the same conversions the ORM applies.
 """
 
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from functools import cache
 from typing import Any, TypeVar
 
@@ -87,7 +87,12 @@ def insert_new(instance: M, using: str) -> M | None:
 
 
 def from_row(model: type[M], row: Sequence, using: str) -> M:
-    """The instance whose columns (in `select_list` order) `row` holds, read on `using`.
+    """The instance whose columns (in `select_list` order) `row` holds, read on `using`."""
+    return from_rows(model, [row], using)[0]
+
+
+def from_rows(model: type[M], rows: Iterable[Sequence], using: str) -> list[M]:
+    """The instances whose columns (in `select_list` order) `rows` hold, read on `using`.
 
     What `Model.from_db` makes, without `Model.__init__`'s walk through the fields' descriptors
     (the attributes go straight into the instance's `__dict__`, where the descriptors read
@@ -96,19 +101,24 @@ def from_row(model: type[M], row: Sequence, using: str) -> M:
     """
     connection = connections[using]
     names, readers = _readers(model, using)
-    if len(row) != len(names):
-        raise ValueError(f"{len(row)} columns for the {len(names)} of {model.__name__}.")
-    values = list(row)
-    for position, col, converters in readers:
-        for converter in converters:
-            values[position] = converter(values[position], col, connection)
-    if post_init.has_listeners(model):
-        return model.from_db(using, names, values)
-    instance = model.__new__(model)
-    instance.__dict__.update(zip(names, values, strict=True))
-    state = instance._state = ModelState()
-    state.adding, state.db = False, using
-    return instance
+    through_init = post_init.has_listeners(model)
+    instances = []
+    for row in rows:
+        if len(row) != len(names):
+            raise ValueError(f"{len(row)} columns for the {len(names)} of {model.__name__}.")
+        values = list(row)
+        for position, col, converters in readers:
+            for converter in converters:
+                values[position] = converter(values[position], col, connection)
+        if through_init:
+            instances.append(model.from_db(using, names, values))
+            continue
+        instance = model.__new__(model)
+        instance.__dict__.update(zip(names, values, strict=True))
+        state = instance._state = ModelState()
+        state.adding, state.db = False, using
+        instances.append(instance)
+    return instances
 
 
 # Django defines it for psycopg 3 only, which its stubs do not say.
