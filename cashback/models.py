@@ -9,7 +9,15 @@ from django.db import connection, connections, models, router
 from django.db.models import F, Q
 from django.utils import timezone
 
-from core.rows import from_row, from_rows, insert_new, prepared_cursor, quote, select_list
+from core.rows import (
+    from_row,
+    from_rows,
+    insert_new,
+    insert_new_with,
+    prepared_cursor,
+    quote,
+    select_list,
+)
 from members.models import Member, member_lookup
 from webhooks.models import EventDraft, WebhookEvent, event_endpoints_sql, event_insert_sql
 
@@ -19,6 +27,14 @@ class WalletManager(models.Manager["Wallet"]):
         """Saves a new wallet with these fields and returns it; None when the member has one on
         the card already, and nothing is written (`core.rows.insert_new`)."""
         return insert_new(self.model(**fields), self._db or router.db_for_write(self.model))
+
+    def insert_new_with_member(self, member: Member, **fields: Any) -> Member | None:
+        """Saves the new `member` and its new wallet with these fields in one statement, and
+        returns the member; None when the member's email or phone is its app's already, and
+        nothing is written (`core.rows.insert_new_with`)."""
+        using = self._db or router.db_for_write(self.model)
+        wallet = self.model(**fields)
+        return insert_new_with(member, wallet, link="member", using=using)
 
     def move(
         self,

@@ -61,6 +61,50 @@ def _insert_sql(model: type[Model]) -> tuple[str, list]:
     )
 
 
+@cache
+def _insert_with_sql(parent: type[Model], child: type[Model], link: str, using: str) -> str:
+    connection = connections[using]
+    parent_meta, child_meta = parent._meta, child._meta
+    parent_columns, child_columns = _insert_sql(parent)[1], _insert_sql(child)[1]
+    link_column = quote(next(f.column for f in child_columns if f.name == link))
+    # Cast, as a SELECT list gives the columns no type to infer from.
+    selected = [
+        "parent.id" if f.name == link else f"%s::{f.cast_db_type(connection)}"
+        for f in child_columns
+    ]
+    return (
+        f"WITH parent AS (INSERT INTO {quote(parent_meta.db_table)} "  # noqa: S608  _meta
+        f"({', '.join(quote(f.column) for f in parent_columns)}) "
+        f"VALUES ({', '.join('%s' for _ in parent_columns)}) "
+        f"ON CONFLICT DO NOTHING RETURNING {quote(parent_meta.pk.column)} AS id) "
+        f"INSERT INTO {quote(child_meta.db_table)} "
+        f"({', '.join(quote(f.column) for f in child_columns)}) "
+        f"SELECT {', '.join(selected)} FROM parent RETURNING {link_column}"
+    )
+
+
+def insert_new_with(parent: M, child: Model, *, link: str, using: str) -> M | None:
+    """Saves the new `parent` and the new `child` whose foreign key `link` is the parent, in one
+    statement, and returns the parent; None when a unique constraint says the parent is there
+    already, and nothing is written (as `insert_new`)."""
+    connection = connections[using]
+    params = [
+        field.get_db_prep_save(field.pre_save(instance, True), connection)
+        for instance in (parent, child)
+        for field in _insert_sql(type(instance))[1]
+        if instance is parent or field.name != link
+    ]
+    with connection.cursor() as cursor:
+        cursor.execute(_insert_with_sql(type(parent), type(child), link, using), params)
+        row = cursor.fetchone()
+    if row is None:
+        return None
+    parent.pk = row[0]
+    parent._state.adding = False
+    parent._state.db = using
+    return parent
+
+
 def insert_new(instance: M, using: str) -> M | None:
     """Saves the new `instance` as `save()` would insert it and returns it; None when a unique
     constraint says it is there already, and nothing is written.

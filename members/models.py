@@ -1,7 +1,6 @@
 import hashlib
 import secrets
 from functools import cache
-from typing import Any
 
 from django.contrib.auth.hashers import check_password, make_password
 from django.db import connections, models, router
@@ -9,7 +8,7 @@ from django.db.models import Q
 from django.db.models.functions import Lower
 from phonenumber_field.modelfields import PhoneNumberField
 
-from core.rows import from_row, insert_new, prepared_cursor, quote, select_list
+from core.rows import from_row, prepared_cursor, quote, select_list
 
 
 class LowercaseEmailField(models.EmailField):
@@ -55,12 +54,6 @@ class MemberManager(models.Manager["Member"]):
             cursor.execute(member_of_app_sql(key), {"app": app_id, "member": value})
             row = cursor.fetchone()
         return None if row is None else from_row(self.model, row, using)
-
-    def insert_new(self, **fields: Any) -> "Member | None":
-        """Saves a new member with these fields, as `create()` writes it, and returns it; None
-        when its email or phone is the app's already (the database's unique constraints say
-        so), and nothing is written (`core.rows.insert_new`)."""
-        return insert_new(self.model(**fields), self._db or router.db_for_write(self.model))
 
 
 def member_lookup(

@@ -1,7 +1,7 @@
 from dataclasses import dataclass
 from datetime import timedelta
 
-from django.db import IntegrityError, transaction
+from django.db import transaction
 from django.utils import timezone
 
 from apps_auth.models import App
@@ -24,28 +24,21 @@ class MemberRef:
     name: str = ""
 
 
-def member_resolve(*, app: App, ref: MemberRef, create: bool) -> Member:
-    """The member `ref` names; with `create`, a new one when the email or phone is unknown.
-
-    With `create` the member is inserted first (`insert_new`), and read only when its email or
-    phone is the app's already: an earn asks for it once it knows the member has no wallet on
-    the card, which mostly means a new member. Safe under concurrency: two requests creating one
-    email race on the unique constraint, and the loser reads the winner's row. Raises `NotFound`
-    for an unknown id, or an unknown email or phone without `create`.
-    """
+def member_resolve(*, app: App, ref: MemberRef) -> Member:
+    """The app's member `ref` names: by id, else email, else phone. Raises `NotFound`."""
     if ref.member_id is not None:
         return member_get(app=app, member_id=ref.member_id)
-    fields = {"email": ref.email} if ref.email else {"phone": ref.phone}
-    if create:
-        created = Member.objects.insert_new(app=app, name=ref.name, **fields)
-        if created is not None:
-            return created
     member = member_find(app=app, email=ref.email, phone=ref.phone)
-    if member is not None:
-        return member
-    if create:
-        raise IntegrityError(f"A member of app {app.pk} with {fields} is and is not there.")
-    raise NotFound("Member not found.")
+    if member is None:
+        raise NotFound("Member not found.")
+    return member
+
+
+def member_new_fields(*, app: App, ref: MemberRef) -> dict:
+    """The fields of the member an earn creates for an unknown email or phone: that email, else
+    that phone, and the name given."""
+    named = {"email": ref.email} if ref.email else {"phone": ref.phone}
+    return {"app": app, "name": ref.name, **named}
 
 
 def member_pin_change(*, member: Member, pin: str, current_pin: str | None = None) -> Member:

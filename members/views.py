@@ -77,7 +77,7 @@ class OtpViewSet(viewsets.ViewSet):
     @idempotent
     def otp_request(self, request):
         params = validated(OtpRequestSerializer, request.data)
-        member = member_resolve(app=request.auth, ref=params.member_ref(), create=False)
+        member = member_resolve(app=request.auth, ref=params.member_ref())
         challenge = otp_request(
             app=request.auth, member=member, channel=params.validated_data.get("channel")
         )

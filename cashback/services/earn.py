@@ -15,11 +15,11 @@ from cashback.services.ledger import (
     amount_check_places,
     entry_post,
     member_ref_digest,
-    wallet_create,
+    member_wallet_create,
 )
 from core import money
 from core.fingerprint import digest
-from members.services import MemberRef, member_resolve
+from members.services import MemberRef
 
 
 @transaction.atomic(durable=True)
@@ -88,8 +88,7 @@ def cashback_earn(
     # is found, or created, first.
     posted = entry_post(member_ref=member_ref, **entry)
     if posted is None:  # the member's first entry on this card, or a new member
-        member = member_resolve(app=app, ref=member_ref, create=True)
-        wallet_create(app=app, card=card, member=member)
+        member = member_wallet_create(app=app, card=card, ref=member_ref)
         posted = entry_post(member_id=member.pk, **entry)
         if posted is None:  # wallets are never deleted
             raise Wallet.DoesNotExist(f"The wallet of member {member.pk} is gone.")

@@ -20,7 +20,7 @@ from core import money
 from core.errors import InvalidInput
 from core.replicas import member_wrote
 from members.models import Member
-from members.services import MemberRef, member_resolve
+from members.services import MemberRef, member_new_fields, member_resolve
 from webhooks.services import event_deliveries_create
 
 ZERO = Decimal(0)
@@ -110,15 +110,32 @@ def wallet_create(*, app: App, card: Card, member: Member) -> None:
     Wallet.objects.insert_new(app=app, member=member, card=card)
 
 
-def member_wallet(*, app: App, card: Card, ref: MemberRef, create_member: bool) -> Wallet:
+def member_wallet_create(*, app: App, card: Card, ref: MemberRef) -> Member:
+    """The member `ref` names, created when its email or phone is unknown, with an empty wallet
+    on the card (unless it has one). A new member and its wallet are saved by one statement
+    (`Wallet.objects.insert_new_with_member`); a known member is read, then given its wallet.
+    Raises `NotFound` for an unknown member id."""
+    if ref.member_id is None:
+        new = Member(**member_new_fields(app=app, ref=ref))
+        created = Wallet.objects.insert_new_with_member(new, app=app, card=card)
+        if created is not None:
+            return created
+    # A known member: its id given, or its email or phone the app's already (maybe just now,
+    # by a concurrent earn, whose insert this one's waited for).
+    member = member_resolve(app=app, ref=ref)
+    wallet_create(app=app, card=card, member=member)
+    return member
+
+
+def member_wallet(*, app: App, card: Card, ref: MemberRef) -> Wallet:
     """The locked wallet of the member `ref` names. By id, an existing wallet answers in one
-    query (it proves the member is the app's); otherwise the member is found, or created, first.
+    query (it proves the member is the app's); otherwise the member is found first.
     Raises `NotFound` for an unknown member."""
     if ref.member_id is not None:
         wallet = locked_wallets().filter(app=app, card=card, member_id=ref.member_id).first()
         if wallet is not None:
             return wallet
-    member = member_resolve(app=app, ref=ref, create=create_member)
+    member = member_resolve(app=app, ref=ref)
     return wallet_open(app=app, card=card, member=member)
 
 

@@ -78,7 +78,7 @@ def cashback_refund(
     if replay is not None:
         return replay
 
-    wallet = member_wallet(app=app, card=card, ref=member_ref, create_member=False)
+    wallet = member_wallet(app=app, card=card, ref=member_ref)
     original = None
     if original_transaction_id is None:
         to_deduct = cashback_to_deduct

@@ -90,6 +90,24 @@ def test_earn_by_email_creates_the_member_once(api, card):
     assert second["new_balance"] == 10
 
 
+def test_a_known_member_s_first_earn_on_another_card_opens_a_wallet_for_that_member(
+    api, merchant, card
+):
+    other_card = CardFactory.create(app=merchant.app)
+    first = api.post(EARN, {"card_id": card.pk, "email": "a@example.com", "purchase_amount": 100})
+    second = api.post(
+        EARN, {"card_id": other_card.pk, "email": "A@example.com", "purchase_amount": 100}
+    )
+    assert first.status_code == second.status_code == 200
+    member = Member.objects.get()
+    assert first.json()["data"]["member_id"] == second.json()["data"]["member_id"] == member.pk
+    assert sorted(Wallet.objects.filter(member=member).values_list("card_id", flat=True)) == [
+        card.pk,
+        other_card.pk,
+    ]
+    assert balance_of(member, other_card) == 5
+
+
 def test_earn_by_phone_finds_the_member_in_e164(api, merchant, card):
     member = Member.objects.create(app=merchant.app, phone="+21620123456")
     response = api.post(EARN, {"card_id": card.pk, "phone": "20 123 456", "purchase_amount": 40})
