@@ -417,6 +417,7 @@ class LotManager(models.Manager["Lot"]):
             return
         using = self._db or router.db_for_write(self.model)
         params: dict[str, Any] = {
+            "app": entry.app_id,
             "wallet": entry.wallet_id,
             "entry": entry.pk,
             "amount": amount,
@@ -487,6 +488,8 @@ class LotMovement(models.Model):
     """What one entry took out of, or put back into, one lot (signed, like the entry): a
     redemption's spends, which its reversal puts back; a refund's; a release; an expiration."""
 
+    # The app of the entry and of the lot.
+    app = models.ForeignKey("apps_auth.App", on_delete=models.PROTECT, related_name="+")
     entry = models.ForeignKey(LedgerEntry, on_delete=models.PROTECT, related_name="movements")
     lot = models.ForeignKey(Lot, on_delete=models.PROTECT, related_name="movements")
     amount = models.DecimalField(max_digits=20, decimal_places=4, default=Decimal(0))
@@ -520,6 +523,8 @@ class AdjustmentRequest(models.Model):
     until another staff user approves it; its `entry` is the ledger entry it posted.
     """
 
+    # The wallet's app.
+    app = models.ForeignKey("apps_auth.App", on_delete=models.PROTECT, related_name="+")
     wallet = models.ForeignKey(Wallet, on_delete=models.PROTECT, related_name="adjustment_requests")
     amount = models.DecimalField(max_digits=20, decimal_places=4)
     reason = models.CharField(max_length=500)
@@ -751,8 +756,8 @@ def _history_range_sql(*, typed: bool) -> str:
 
 @cache
 def _spend_sql() -> str:
-    """Takes %(amount)s out of the lots of %(wallet)s (%(first)s first, then the oldest) and
-    records the movements of %(entry)s."""
+    """Takes %(amount)s out of the lots of %(wallet)s of the app %(app)s (%(first)s first, then
+    the oldest) and records the movements of %(entry)s."""
     lot, movement = (
         {f.name: quote(f.column) for f in model._meta.concrete_fields}
         for model in (Lot, LotMovement)
@@ -763,11 +768,14 @@ def _spend_sql() -> str:
     return (
         f"WITH ordered AS (SELECT {pk} AS id, {remaining} AS remaining, "  # noqa: S608  _meta
         f"SUM({remaining}) OVER (ORDER BY {order}) - {remaining} AS before "
-        f"FROM {lots} WHERE {lot['wallet']} = %(wallet)s AND {remaining} > 0), "
+        f"FROM {lots} WHERE {lot['app']} = %(app)s AND {lot['wallet']} = %(wallet)s "
+        f"AND {remaining} > 0), "
         f"taken AS (SELECT id, LEAST(remaining, %(amount)s - before) AS amount FROM ordered "
         f"WHERE before < %(amount)s), "
         f"spent AS (UPDATE {lots} l SET {remaining} = l.{remaining} - taken.amount FROM taken "
-        f"WHERE l.{pk} = taken.id RETURNING l.{pk} AS id, taken.amount) "
-        f"INSERT INTO {movements} ({movement['entry']}, {movement['lot']}, {movement['amount']}, "
-        f"{movement['pending_amount']}) SELECT %(entry)s, id, -amount, 0 FROM spent"
+        f"WHERE l.{lot['app']} = %(app)s AND l.{pk} = taken.id "
+        f"RETURNING l.{pk} AS id, taken.amount) "
+        f"INSERT INTO {movements} ({movement['app']}, {movement['entry']}, {movement['lot']}, "
+        f"{movement['amount']}, {movement['pending_amount']}) "
+        f"SELECT %(app)s, %(entry)s, id, -amount, 0 FROM spent"
     )

@@ -133,6 +133,8 @@ class WebhookDelivery(models.Model):
     is `WEBHOOK_RETRY_FOR_HOURS` old. `next_attempt_at` is when the worker tries next (none
     once delivered or failed)."""
 
+    # The app of the event and of the endpoint.
+    app = models.ForeignKey(App, on_delete=models.PROTECT, related_name="+")
     event = models.ForeignKey(WebhookEvent, on_delete=models.PROTECT, related_name="deliveries")
     endpoint = models.ForeignKey(
         WebhookEndpoint, on_delete=models.PROTECT, related_name="deliveries"

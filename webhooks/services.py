@@ -142,7 +142,12 @@ def event_deliveries_create(draft: EventDraft) -> None:
     if draft.endpoint_ids:
         deliveries = WebhookDelivery.objects.bulk_create(
             [
-                WebhookDelivery(event=event, endpoint_id=pk, next_attempt_at=event.created_at)
+                WebhookDelivery(
+                    app_id=event.app_id,
+                    event=event,
+                    endpoint_id=pk,
+                    next_attempt_at=event.created_at,
+                )
                 for pk in draft.endpoint_ids
             ]
         )

@@ -206,6 +206,7 @@ def cashback_adjust(
     try:
         with transaction.atomic():
             request = AdjustmentRequest.objects.create(
+                app_id=wallet.app_id,
                 wallet=wallet,
                 amount=amount,
                 reason=reason,

@@ -234,7 +234,9 @@ def lot_move(*, entry: LedgerEntry, lot: Lot, amount: Decimal, pending_amount: D
     )
     lot.remaining += amount
     lot.pending += pending_amount
-    LotMovement.objects.create(entry=entry, lot=lot, amount=amount, pending_amount=pending_amount)
+    LotMovement.objects.create(
+        app_id=entry.app_id, entry=entry, lot=lot, amount=amount, pending_amount=pending_amount
+    )
 
 
 def wallets_of(lots: QuerySet[Lot], batch: int = 500) -> Iterator[int]:
