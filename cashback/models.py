@@ -73,9 +73,14 @@ class Wallet(models.Model):
     holds cashback and is not yet released (or refunded).
     """
 
+    # The member's and the card's keys are served by the indexes below, led by the app.
     app = models.ForeignKey("apps_auth.App", on_delete=models.PROTECT, related_name="wallets")
-    member = models.ForeignKey("members.Member", on_delete=models.PROTECT, related_name="wallets")
-    card = models.ForeignKey("cards.Card", on_delete=models.PROTECT, related_name="wallets")
+    member = models.ForeignKey(
+        "members.Member", on_delete=models.PROTECT, related_name="wallets", db_index=False
+    )
+    card = models.ForeignKey(
+        "cards.Card", on_delete=models.PROTECT, related_name="wallets", db_index=False
+    )
     balance = models.DecimalField(max_digits=20, decimal_places=4, default=Decimal(0))
     pending_balance = models.DecimalField(max_digits=20, decimal_places=4, default=Decimal(0))
     # How many entries the wallet has: history's total without counting a million rows.
@@ -92,12 +97,14 @@ class Wallet(models.Model):
     class Meta:
         ordering = ["id"]
         constraints = [
-            models.UniqueConstraint(fields=["member", "card"], name="wallet_member_card"),
+            models.UniqueConstraint(fields=["app", "member", "card"], name="wallet_member_card"),
             models.CheckConstraint(condition=Q(balance__gte=0), name="wallet_balance_gte_0"),
             models.CheckConstraint(
                 condition=Q(pending_balance__gte=0), name="wallet_pending_balance_gte_0"
             ),
         ]
+        # A card's wallets (whether its currency may change).
+        indexes = [models.Index(fields=["app", "card"], name="wallet_card")]
 
     def __str__(self) -> str:
         return f"Wallet {self.pk}: member {self.member_id}, card {self.card_id}"
@@ -173,7 +180,8 @@ class LedgerEntryManager(models.Manager["LedgerEntry"]):
             )
             for i, field in enumerate(columns)
         }  # fmt: skip
-        params["wallet"], params["type"] = entry.wallet_id, entry.entry_type
+        params["app"], params["wallet"] = entry.app_id, entry.wallet_id
+        params["type"] = entry.entry_type
         if lot_days is not None:
             params["holding"], params["expiry"] = lot_days
             if with_event:  # the lot as the statement opens it
@@ -216,6 +224,7 @@ class LedgerEntryManager(models.Manager["LedgerEntry"]):
         *,
         wallet_id: int,
         entries_count: int,
+        app_id: int | None = None,
         limit: int,
         offset: int,
         entry_type: str | None = None,
@@ -223,7 +232,8 @@ class LedgerEntryManager(models.Manager["LedgerEntry"]):
         created_before: datetime | None = None,
     ) -> tuple[list["LedgerEntry"], int]:
         """One page of a wallet's entries, newest first, narrowed by type and time; and how many
-        entries the narrowing holds in all. `entries_count` is the wallet's.
+        entries the narrowing holds in all. `entries_count` is the wallet's, `app_id` its app (read
+        from the wallet, one query more, when not given).
 
         Whatever the narrowing and the offset, a few index lookups: the wallet's entries in time
         order are its entries in `sequence` order (and those of one type in `type_sequence`
@@ -234,8 +244,13 @@ class LedgerEntryManager(models.Manager["LedgerEntry"]):
         the router picks for reads.
         """
         using = self._db or router.db_for_read(self.model)
+        if app_id is None:
+            app_id = (
+                Wallet.objects.db_manager(using).values_list("app_id", flat=True).get(pk=wallet_id)
+            )
         typed = entry_type is not None
         params: dict[str, Any] = {
+            "app": app_id,
             "wallet": wallet_id,
             "type": entry_type,
             "after": created_after,
@@ -271,7 +286,7 @@ class LedgerEntry(models.Model):
     earning's cashback is `amount + pending_amount`: one of them is 0.
     """
 
-    # Each foreign key is the first column of one of the indexes below, which serve it.
+    # Each foreign key is served by one of the indexes below, each led by the app.
     app = models.ForeignKey(
         "apps_auth.App", on_delete=models.PROTECT, related_name="+", db_index=False
     )
@@ -296,19 +311,27 @@ class LedgerEntry(models.Model):
     # The earning a refund, release or expiration concerns (an expiration's may be the positive
     # adjustment that made its lot); the redemption a reversal undoes.
     original_entry = models.ForeignKey(
-        "self", on_delete=models.PROTECT, null=True, blank=True, related_name="followers"
+        "self",
+        on_delete=models.PROTECT,
+        null=True,
+        blank=True,
+        related_name="followers",
+        db_index=False,
     )
     reference = models.CharField(max_length=255, null=True, blank=True)
     metadata = models.JSONField(default=dict, blank=True)
     # A digest of the request that made the entry, to tell a replay from a reused reference.
     request_fingerprint = models.CharField(max_length=64, blank=True, default="")
     # The staff user who made an adjustment; reason and other context stay in `metadata`.
+    # Not indexed: every index of the ledger leads with the app, and a staff user, who works
+    # across apps, is looked up by neither (only the rare deletion of a user scans for them).
     created_by = models.ForeignKey(
         settings.AUTH_USER_MODEL,
         on_delete=models.PROTECT,
         null=True,
         blank=True,
         related_name="+",
+        db_index=False,
     )
     # The second staff user who approved an adjustment past the approval threshold.
     approved_by = models.ForeignKey(
@@ -317,6 +340,7 @@ class LedgerEntry(models.Model):
         null=True,
         blank=True,
         related_name="+",
+        db_index=False,
     )
     # The Idempotency-Key that made it: at most one entry per key, whatever crashes in between.
     idempotency_record = models.OneToOneField(
@@ -342,7 +366,7 @@ class LedgerEntry(models.Model):
         verbose_name_plural = "ledger entries"
         constraints = [
             models.UniqueConstraint(
-                fields=["card", "entry_type", "reference"],
+                fields=["app", "card", "entry_type", "reference"],
                 condition=Q(reference__isnull=False),
                 name="entry_reference_per_card_and_type",
             ),
@@ -358,29 +382,35 @@ class LedgerEntry(models.Model):
             ),
             # One reversal per redemption, one release per earning, whatever runs at once.
             models.UniqueConstraint(
-                fields=["original_entry"],
+                fields=["app", "original_entry"],
                 condition=Q(entry_type__in=["reversal", "release"]),
                 name="entry_reversed_or_released_once",
             ),
             # History's pages are ranges of these numbers.
-            models.UniqueConstraint(fields=["wallet", "sequence"], name="entry_wallet_sequence"),
             models.UniqueConstraint(
-                fields=["wallet", "entry_type", "type_sequence"], name="entry_wallet_type_sequence"
+                fields=["app", "wallet", "sequence"], name="entry_wallet_sequence"
+            ),
+            models.UniqueConstraint(
+                fields=["app", "wallet", "entry_type", "type_sequence"],
+                name="entry_wallet_type_sequence",
             ),
         ]
         indexes = [
             # History's time ranges: all entries, and those of one type.
-            models.Index(fields=["wallet", "-created_at", "-id"], name="entry_wallet_history"),
             models.Index(
-                fields=["wallet", "entry_type", "-created_at", "-id"],
+                fields=["app", "wallet", "-created_at", "-id"], name="entry_wallet_history"
+            ),
+            models.Index(
+                fields=["app", "wallet", "entry_type", "-created_at", "-id"],
                 name="entry_wallet_type_history",
             ),
+            # The entries that concern an earning or a redemption (its refunds, its reversal).
+            models.Index(fields=["app", "original_entry"], name="entry_original"),
             # The back office lists, filters and exports by these, newest first.
-            models.Index(fields=["-created_at", "-id"], name="entry_newest"),
-            models.Index(fields=["card", "-created_at"], name="entry_card_newest"),
-            models.Index(fields=["app", "-created_at"], name="entry_app_newest"),
-            models.Index(fields=["entry_type", "-created_at"], name="entry_type_newest"),
-            models.Index(fields=["reference"], name="entry_reference"),
+            models.Index(fields=["app", "-created_at", "-id"], name="entry_newest"),
+            models.Index(fields=["app", "card", "-created_at"], name="entry_card_newest"),
+            models.Index(fields=["app", "entry_type", "-created_at"], name="entry_type_newest"),
+            models.Index(fields=["app", "reference"], name="entry_reference"),
         ]
         permissions = [
             ("adjust_wallet", "Can credit or debit a wallet by hand"),
@@ -441,7 +471,9 @@ class Lot(models.Model):
     app = models.ForeignKey(
         "apps_auth.App", on_delete=models.PROTECT, related_name="+", db_index=False
     )
-    wallet = models.ForeignKey(Wallet, on_delete=models.PROTECT, related_name="lots")
+    wallet = models.ForeignKey(
+        Wallet, on_delete=models.PROTECT, related_name="lots", db_index=False
+    )
     source = models.OneToOneField(LedgerEntry, on_delete=models.PROTECT, related_name="lot")
     pending = models.DecimalField(max_digits=20, decimal_places=4, default=Decimal(0))
     remaining = models.DecimalField(max_digits=20, decimal_places=4, default=Decimal(0))
@@ -461,20 +493,25 @@ class Lot(models.Model):
         ]
         indexes = [
             # What a debit spends first, and what the worker releases, expires and warns of.
+            # The wallet's lots, whatever is left of them.
+            models.Index(fields=["app", "wallet"], name="lot_wallet"),
             models.Index(
-                fields=["wallet", "available_at", "id"],
+                fields=["app", "wallet", "available_at", "id"],
                 condition=Q(remaining__gt=0),
                 name="lot_spendable",
             ),
-            models.Index(fields=["available_at"], condition=Q(pending__gt=0), name="lot_held"),
+            # The sweeps go app by app (`cashback.services.release`, `.expire`).
             models.Index(
-                fields=["expires_at"],
+                fields=["app", "available_at"], condition=Q(pending__gt=0), name="lot_held"
+            ),
+            models.Index(
+                fields=["app", "expires_at"],
                 condition=Q(remaining__gt=0, expires_at__isnull=False),
                 name="lot_expiring",
             ),
             # A balance's next expiry.
             models.Index(
-                fields=["wallet", "expires_at"],
+                fields=["app", "wallet", "expires_at"],
                 condition=Q(remaining__gt=0, expires_at__isnull=False),
                 name="lot_wallet_expiring",
             ),
@@ -488,10 +525,12 @@ class LotMovement(models.Model):
     """What one entry took out of, or put back into, one lot (signed, like the entry): a
     redemption's spends, which its reversal puts back; a refund's; a release; an expiration."""
 
-    # The app of the entry and of the lot.
+    # The app of the entry and of the lot; each key is served by an index led by it.
     app = models.ForeignKey("apps_auth.App", on_delete=models.PROTECT, related_name="+")
-    entry = models.ForeignKey(LedgerEntry, on_delete=models.PROTECT, related_name="movements")
-    lot = models.ForeignKey(Lot, on_delete=models.PROTECT, related_name="movements")
+    entry = models.ForeignKey(
+        LedgerEntry, on_delete=models.PROTECT, related_name="movements", db_index=False
+    )
+    lot = models.ForeignKey(Lot, on_delete=models.PROTECT, related_name="movements", db_index=False)
     amount = models.DecimalField(max_digits=20, decimal_places=4, default=Decimal(0))
     pending_amount = models.DecimalField(max_digits=20, decimal_places=4, default=Decimal(0))
 
@@ -501,6 +540,10 @@ class LotMovement(models.Model):
             models.CheckConstraint(
                 condition=~Q(amount=0) | ~Q(pending_amount=0), name="lot_movement_nonzero"
             ),
+        ]
+        indexes = [
+            models.Index(fields=["app", "entry"], name="lot_movement_entry"),
+            models.Index(fields=["app", "lot"], name="lot_movement_lot"),
         ]
 
     def __str__(self) -> str:
@@ -523,17 +566,21 @@ class AdjustmentRequest(models.Model):
     until another staff user approves it; its `entry` is the ledger entry it posted.
     """
 
-    # The wallet's app.
+    # The wallet's app; the wallet's key is served by an index led by it.
     app = models.ForeignKey("apps_auth.App", on_delete=models.PROTECT, related_name="+")
-    wallet = models.ForeignKey(Wallet, on_delete=models.PROTECT, related_name="adjustment_requests")
+    wallet = models.ForeignKey(
+        Wallet, on_delete=models.PROTECT, related_name="adjustment_requests", db_index=False
+    )
     amount = models.DecimalField(max_digits=20, decimal_places=4)
     reason = models.CharField(max_length=500)
-    token = models.UUIDField(unique=True)
+    # Unique in the app (`adjustment_token_per_app`): a form is for one wallet.
+    token = models.UUIDField()
     status = models.CharField(
         max_length=8, choices=AdjustmentStatus.choices, default=AdjustmentStatus.PENDING
     )
+    # Staff users, across apps: not indexed (see `LedgerEntry.created_by`).
     requested_by = models.ForeignKey(
-        settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="+"
+        settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="+", db_index=False
     )
     # Who approved or rejected it; nobody for one applied at once.
     decided_by = models.ForeignKey(
@@ -542,6 +589,7 @@ class AdjustmentRequest(models.Model):
         null=True,
         blank=True,
         related_name="+",
+        db_index=False,
     )
     decided_at = models.DateTimeField(null=True, blank=True)
     entry = models.OneToOneField(
@@ -556,6 +604,7 @@ class AdjustmentRequest(models.Model):
     class Meta:
         ordering = ["-created_at", "-id"]
         constraints = [
+            models.UniqueConstraint(fields=["app", "token"], name="adjustment_token_per_app"),
             models.CheckConstraint(
                 condition=~Q(amount=0), name="adjustment_request_amount_nonzero"
             ),
@@ -575,7 +624,8 @@ class AdjustmentRequest(models.Model):
             ),
         ]
         indexes = [
-            models.Index(fields=["status", "-created_at"], name="adjustment_request_status"),
+            models.Index(fields=["app", "status", "-created_at"], name="adjustment_request_status"),
+            models.Index(fields=["app", "wallet"], name="adjustment_request_wallet"),
         ]
 
     def __str__(self) -> str:
@@ -611,13 +661,14 @@ def _move_sql(key: str, *, covered: bool = False) -> str:
 
 
 def _next_entry_sql(wallet: str) -> str:
-    """The id the next entry of the wallet `wallet` takes, and the time of its last entry."""
+    """The id the next entry of the wallet `wallet` (of the app %(app)s) takes, and the time of
+    its last entry."""
     meta = LedgerEntry._meta
     column = {f.name: quote(f.column) for f in meta.concrete_fields}
     sequence_of = f"pg_get_serial_sequence('{quote(meta.db_table)}', '{meta.pk.column}')"
     return (
         f"nextval({sequence_of}), (SELECT {column['created_at']} "  # noqa: S608  names from _meta
-        f"FROM {quote(meta.db_table)} WHERE {column['wallet']} = "
+        f"FROM {quote(meta.db_table)} WHERE {column['app']} = %(app)s AND {column['wallet']} = "
         f"{wallet}.{quote(Wallet._meta.pk.column)} "
         f"ORDER BY {column['sequence']} DESC LIMIT 1)"
     )
@@ -643,7 +694,7 @@ def _lot_of(entry: "LedgerEntry", holding_days: int, expiry_days: int | None) ->
 @cache
 def _append_sql(*, with_lot: bool, with_event: bool = False) -> tuple[str, list[models.Field]]:
     """The INSERT, and the fields whose prepared values it takes as %(c0)s, %(c1)s, ... in its
-    column order (the id among them `with_event`), besides %(wallet)s and %(type)s (and,
+    column order (the id among them `with_event`), besides %(app)s, %(wallet)s and %(type)s (and,
     `with_lot`, %(holding)s and %(expiry)s, and `with_event` an `EventDraft`'s parameters); it
     returns the id, `created_at`, `sequence` and `type_sequence` (and the lot's id,
     `available_at` and `expires_at`; and the event's id, its body and its endpoints' ids)."""
@@ -670,9 +721,11 @@ def _append_sql(*, with_lot: bool, with_event: bool = False) -> tuple[str, list[
         f"COALESCE(last_of_type.{column['type_sequence']}, 0) + 1 "
         f"FROM (SELECT %(wallet)s::bigint AS wallet_id) w "
         f"LEFT JOIN LATERAL (SELECT {column['created_at']}, {column['sequence']} FROM {table} "
-        f"WHERE {column['wallet']} = w.wallet_id ORDER BY {column['sequence']} DESC LIMIT 1) last "
+        f"WHERE {column['app']} = %(app)s AND {column['wallet']} = w.wallet_id "
+        f"ORDER BY {column['sequence']} DESC LIMIT 1) last "
         f"ON true LEFT JOIN LATERAL (SELECT {column['type_sequence']} FROM {table} "
-        f"WHERE {column['wallet']} = w.wallet_id AND {column['entry_type']} = %(type)s "
+        f"WHERE {column['app']} = %(app)s AND {column['wallet']} = w.wallet_id "
+        f"AND {column['entry_type']} = %(type)s "
         f"ORDER BY {column['type_sequence']} DESC LIMIT 1) last_of_type ON true "
     )
     returned = [column[name] for name in ("id", "created_at", "sequence", "type_sequence")]
@@ -713,7 +766,7 @@ def _history_scope(typed: bool) -> tuple[str, str, dict[str, str]]:
     the columns by field name."""
     meta = LedgerEntry._meta
     column = {f.name: quote(f.column) for f in meta.concrete_fields}
-    scope = f"{column['wallet']} = %(wallet)s" + (
+    scope = f"{column['app']} = %(app)s AND {column['wallet']} = %(wallet)s" + (
         f" AND {column['entry_type']} = %(type)s" if typed else ""
     )
     return quote(meta.db_table), scope, column

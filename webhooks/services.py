@@ -152,7 +152,7 @@ def event_deliveries_create(draft: EventDraft) -> None:
             ]
         )
         _deliveries_queue(deliveries, at=None)
-        WebhookDelivery.objects.bulk_update(deliveries, ["job_id"])
+        WebhookDelivery.objects.filter(app_id=event.app_id).bulk_update(deliveries, ["job_id"])
 
 
 @transaction.atomic(savepoint=False)

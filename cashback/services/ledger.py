@@ -55,6 +55,7 @@ class Operation:
         if record is not None and not record.claimed_new:  # a new key has no entry yet
             entry = (
                 LedgerEntry.objects.select_related("wallet")
+                .filter(app_id=record.app_id, wallet__app_id=record.app_id)
                 .filter(idempotency_record=record)
                 .first()
             )
@@ -65,6 +66,7 @@ class Operation:
         if self.reference is not None:
             entry = (
                 LedgerEntry.objects.select_related("wallet")
+                .filter(app_id=self.card.app_id, wallet__app_id=self.card.app_id)
                 .filter(card=self.card, entry_type=self.entry_type, reference=self.reference)
                 .first()
             )
@@ -229,7 +231,7 @@ def _lot_days(entry_type: str, amount: Decimal, card: Card) -> tuple[int, int | 
 def lot_move(*, entry: LedgerEntry, lot: Lot, amount: Decimal, pending_amount: Decimal) -> None:
     """Moves one lot by `amount` (spendable) and `pending_amount`, both signed, for `entry`,
     and records the movement. The caller holds the lot's wallet locked."""
-    Lot.objects.filter(pk=lot.pk).update(
+    Lot.objects.filter(app_id=lot.app_id, pk=lot.pk).update(
         remaining=F("remaining") + amount, pending=F("pending") + pending_amount
     )
     lot.remaining += amount
