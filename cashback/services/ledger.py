@@ -241,10 +241,17 @@ def lot_move(*, entry: LedgerEntry, lot: Lot, amount: Decimal, pending_amount: D
     )
 
 
-def wallets_of(lots: QuerySet[Lot], batch: int = 500) -> Iterator[int]:
-    """The wallets `lots` belong to, a batch at a time, asking again after each batch until none
-    is left: the caller handles each wallet so that its lots leave `lots` (released, expired)."""
-    while wallet_ids := list(
-        lots.order_by().values_list("wallet_id", flat=True).distinct()[:batch]
-    ):
-        yield from wallet_ids
+def app_ids() -> Iterator[int]:
+    """Every app's key: the background sweeps go app by app, each query within one app (on its
+    index led by the app, and on one node where the apps are distributed)."""
+    yield from App.objects.order_by("pk").values_list("pk", flat=True)
+
+
+def wallets_of(lots: QuerySet[Lot], batch: int = 500) -> Iterator[tuple[int, int]]:
+    """The wallets `lots` belong to, as (app, wallet), app by app and a batch at a time, asking
+    again after each batch until none is left: the caller handles each wallet so that its lots
+    leave `lots` (released, expired)."""
+    for app_id in app_ids():
+        of_app = lots.filter(app_id=app_id).order_by()
+        while wallet_ids := list(of_app.values_list("wallet_id", flat=True).distinct()[:batch]):
+            yield from ((app_id, wallet_id) for wallet_id in wallet_ids)
