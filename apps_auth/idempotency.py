@@ -168,14 +168,14 @@ def idempotency_claim(*, app: App, key: str, request_fingerprint: str) -> Idempo
         if record is None:
             continue  # purged in between: claim again
         if record.created_at < now - RETENTION:
-            IdempotencyRecord.objects.filter(pk=record.pk).delete()
+            IdempotencyRecord.objects.filter(app=app, pk=record.pk).delete()
             continue
         if record.request_fingerprint != request_fingerprint:
             raise IdempotencyKeyReused()
         if record.state == IdempotencyRecord.COMPLETED:
             return record
         taken_over = IdempotencyRecord.objects.filter(
-            pk=record.pk, state=IdempotencyRecord.IN_PROGRESS, lease_until__lt=now
+            app=app, pk=record.pk, state=IdempotencyRecord.IN_PROGRESS, lease_until__lt=now
         ).update(lease_until=lease_until)
         if taken_over:
             record.lease_until = lease_until
@@ -199,7 +199,7 @@ def _insert(**fields) -> IdempotencyRecord | None:
 
 def idempotency_complete(*, record: IdempotencyRecord, status: int, body: str) -> None:
     """Keeps the response of a request that ran, for replays."""
-    IdempotencyRecord.objects.filter(pk=record.pk).update(
+    IdempotencyRecord.objects.filter(app_id=record.app_id, pk=record.pk).update(
         state=IdempotencyRecord.COMPLETED, response_status=status, response_body=body
     )
 
@@ -218,13 +218,17 @@ def idempotency_abandon(*, record: IdempotencyRecord) -> None:
     The record is kept: if the operation had committed, its entry is linked to the record and
     the retry replays it instead of running it again.
     """
-    IdempotencyRecord.objects.filter(pk=record.pk, state=IdempotencyRecord.IN_PROGRESS).update(
-        lease_until=timezone.now() - timedelta(seconds=1)
-    )
+    IdempotencyRecord.objects.filter(
+        app_id=record.app_id, pk=record.pk, state=IdempotencyRecord.IN_PROGRESS
+    ).update(lease_until=timezone.now() - timedelta(seconds=1))
 
 
 def idempotency_purge(*, older_than: timedelta = RETENTION) -> int:
-    """Deletes the keys created before `older_than` ago; returns how many."""
+    """Deletes the keys created before `older_than` ago, app by app (each on the app's index by
+    time, `idempotency_created`); returns how many."""
     cutoff = timezone.now() - older_than
-    deleted, _ = IdempotencyRecord.objects.filter(created_at__lt=cutoff).delete()
+    deleted = 0
+    for app_id in App.objects.order_by("pk").values_list("pk", flat=True):
+        records = IdempotencyRecord.objects.filter(app_id=app_id, created_at__lt=cutoff)
+        deleted += records.delete()[0]
     return deleted

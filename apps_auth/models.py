@@ -112,7 +112,8 @@ class IdempotencyRecord(models.Model):
         constraints = [
             models.UniqueConstraint(fields=["app", "key"], name="idempotency_key_per_app"),
         ]
-        indexes = [models.Index(fields=["created_at"], name="idempotency_created")]
+        # The purge goes app by app (`idempotency_purge`).
+        indexes = [models.Index(fields=["app", "created_at"], name="idempotency_created")]
 
     # Set by the claim: True when this request created the record (no entry can exist yet).
     claimed_new = False

@@ -94,9 +94,14 @@ class Wallet(models.Model):
     holds cashback and is not yet released (or refunded).
     """
 
+    # The member's and the card's keys are served by the indexes below, led by the app.
     app = models.ForeignKey("apps_auth.App", on_delete=models.PROTECT, related_name="wallets")
-    member = models.ForeignKey("members.Member", on_delete=models.PROTECT, related_name="wallets")
-    card = models.ForeignKey("cards.Card", on_delete=models.PROTECT, related_name="wallets")
+    member = models.ForeignKey(
+        "members.Member", on_delete=models.PROTECT, related_name="wallets", db_index=False
+    )
+    card = models.ForeignKey(
+        "cards.Card", on_delete=models.PROTECT, related_name="wallets", db_index=False
+    )
     balance = models.DecimalField(max_digits=20, decimal_places=4, default=Decimal(0))
     pending_balance = models.DecimalField(max_digits=20, decimal_places=4, default=Decimal(0))
     # How many entries the wallet has: history's total without counting a million rows.
@@ -113,12 +118,14 @@ class Wallet(models.Model):
     class Meta:
         ordering = ["id"]
         constraints = [
-            models.UniqueConstraint(fields=["member", "card"], name="wallet_member_card"),
+            models.UniqueConstraint(fields=["app", "member", "card"], name="wallet_member_card"),
             models.CheckConstraint(condition=Q(balance__gte=0), name="wallet_balance_gte_0"),
             models.CheckConstraint(
                 condition=Q(pending_balance__gte=0), name="wallet_pending_balance_gte_0"
             ),
         ]
+        # A card's wallets (whether its currency may change).
+        indexes = [models.Index(fields=["app", "card"], name="wallet_card")]
 
     def __str__(self) -> str:
         return f"Wallet {self.pk}: member {self.member_id}, card {self.card_id}"
@@ -203,7 +210,8 @@ class LedgerEntryManager(models.Manager["LedgerEntry"]):
             )
             for i, field in enumerate(columns)
         }  # fmt: skip
-        params["wallet"], params["type"] = entry.wallet_id, entry.entry_type
+        params["app"], params["wallet"] = entry.app_id, entry.wallet_id
+        params["type"] = entry.entry_type
         if spend is not None:
             params.update(entry=entry.pk, amount=spend, first=None)
         if lot_days is not None:
@@ -248,6 +256,7 @@ class LedgerEntryManager(models.Manager["LedgerEntry"]):
         *,
         wallet_id: int,
         entries_count: int,
+        app_id: int | None = None,
         limit: int,
         offset: int,
         entry_type: str | None = None,
@@ -255,7 +264,8 @@ class LedgerEntryManager(models.Manager["LedgerEntry"]):
         created_before: datetime | None = None,
     ) -> tuple[list["LedgerEntry"], int]:
         """One page of a wallet's entries, newest first, narrowed by type and time; and how many
-        entries the narrowing holds in all. `entries_count` is the wallet's.
+        entries the narrowing holds in all. `entries_count` is the wallet's, `app_id` its app (read
+        from the wallet, one query more, when not given).
 
         Whatever the narrowing and the offset, a few index lookups: the wallet's entries in time
         order are its entries in `sequence` order (and those of one type in `type_sequence`
@@ -266,8 +276,13 @@ class LedgerEntryManager(models.Manager["LedgerEntry"]):
         the router picks for reads.
         """
         using = self._db or router.db_for_read(self.model)
+        if app_id is None:
+            app_id = (
+                Wallet.objects.db_manager(using).values_list("app_id", flat=True).get(pk=wallet_id)
+            )
         typed = entry_type is not None
         params: dict[str, Any] = {
+            "app": app_id,
             "wallet": wallet_id,
             "type": entry_type,
             "after": created_after,
@@ -303,7 +318,7 @@ class LedgerEntry(models.Model):
     earning's cashback is `amount + pending_amount`: one of them is 0.
     """
 
-    # Each foreign key is the first column of one of the indexes below, which serve it.
+    # Each foreign key is served by one of the indexes below, each led by the app.
     app = models.ForeignKey(
         "apps_auth.App", on_delete=models.PROTECT, related_name="+", db_index=False
     )
@@ -328,19 +343,27 @@ class LedgerEntry(models.Model):
     # The earning a refund, release or expiration concerns (an expiration's may be the positive
     # adjustment that made its lot); the redemption a reversal undoes.
     original_entry = models.ForeignKey(
-        "self", on_delete=models.PROTECT, null=True, blank=True, related_name="followers"
+        "self",
+        on_delete=models.PROTECT,
+        null=True,
+        blank=True,
+        related_name="followers",
+        db_index=False,
     )
     reference = models.CharField(max_length=255, null=True, blank=True)
     metadata = models.JSONField(default=dict, blank=True)
     # A digest of the request that made the entry, to tell a replay from a reused reference.
     request_fingerprint = models.CharField(max_length=64, blank=True, default="")
     # The staff user who made an adjustment; reason and other context stay in `metadata`.
+    # Not indexed: every index of the ledger leads with the app, and a staff user, who works
+    # across apps, is looked up by neither (only the rare deletion of a user scans for them).
     created_by = models.ForeignKey(
         settings.AUTH_USER_MODEL,
         on_delete=models.PROTECT,
         null=True,
         blank=True,
         related_name="+",
+        db_index=False,
     )
     # The second staff user who approved an adjustment past the approval threshold.
     approved_by = models.ForeignKey(
@@ -349,6 +372,7 @@ class LedgerEntry(models.Model):
         null=True,
         blank=True,
         related_name="+",
+        db_index=False,
     )
     # The Idempotency-Key that made it: at most one entry per key, whatever crashes in between.
     idempotency_record = models.OneToOneField(
@@ -374,7 +398,7 @@ class LedgerEntry(models.Model):
         verbose_name_plural = "ledger entries"
         constraints = [
             models.UniqueConstraint(
-                fields=["card", "entry_type", "reference"],
+                fields=["app", "card", "entry_type", "reference"],
                 condition=Q(reference__isnull=False),
                 name="entry_reference_per_card_and_type",
             ),
@@ -390,29 +414,35 @@ class LedgerEntry(models.Model):
             ),
             # One reversal per redemption, one release per earning, whatever runs at once.
             models.UniqueConstraint(
-                fields=["original_entry"],
+                fields=["app", "original_entry"],
                 condition=Q(entry_type__in=["reversal", "release"]),
                 name="entry_reversed_or_released_once",
             ),
             # History's pages are ranges of these numbers.
-            models.UniqueConstraint(fields=["wallet", "sequence"], name="entry_wallet_sequence"),
             models.UniqueConstraint(
-                fields=["wallet", "entry_type", "type_sequence"], name="entry_wallet_type_sequence"
+                fields=["app", "wallet", "sequence"], name="entry_wallet_sequence"
+            ),
+            models.UniqueConstraint(
+                fields=["app", "wallet", "entry_type", "type_sequence"],
+                name="entry_wallet_type_sequence",
             ),
         ]
         indexes = [
             # History's time ranges: all entries, and those of one type.
-            models.Index(fields=["wallet", "-created_at", "-id"], name="entry_wallet_history"),
             models.Index(
-                fields=["wallet", "entry_type", "-created_at", "-id"],
+                fields=["app", "wallet", "-created_at", "-id"], name="entry_wallet_history"
+            ),
+            models.Index(
+                fields=["app", "wallet", "entry_type", "-created_at", "-id"],
                 name="entry_wallet_type_history",
             ),
+            # The entries that concern an earning or a redemption (its refunds, its reversal).
+            models.Index(fields=["app", "original_entry"], name="entry_original"),
             # The back office lists, filters and exports by these, newest first.
-            models.Index(fields=["-created_at", "-id"], name="entry_newest"),
-            models.Index(fields=["card", "-created_at"], name="entry_card_newest"),
-            models.Index(fields=["app", "-created_at"], name="entry_app_newest"),
-            models.Index(fields=["entry_type", "-created_at"], name="entry_type_newest"),
-            models.Index(fields=["reference"], name="entry_reference"),
+            models.Index(fields=["app", "-created_at", "-id"], name="entry_newest"),
+            models.Index(fields=["app", "card", "-created_at"], name="entry_card_newest"),
+            models.Index(fields=["app", "entry_type", "-created_at"], name="entry_type_newest"),
+            models.Index(fields=["app", "reference"], name="entry_reference"),
         ]
         permissions = [
             ("adjust_wallet", "Can credit or debit a wallet by hand"),
@@ -449,6 +479,7 @@ class LotManager(models.Manager["Lot"]):
             return
         using = self._db or router.db_for_write(self.model)
         params: dict[str, Any] = {
+            "app": entry.app_id,
             "wallet": entry.wallet_id,
             "entry": entry.pk,
             "amount": amount,
@@ -472,7 +503,9 @@ class Lot(models.Model):
     app = models.ForeignKey(
         "apps_auth.App", on_delete=models.PROTECT, related_name="+", db_index=False
     )
-    wallet = models.ForeignKey(Wallet, on_delete=models.PROTECT, related_name="lots")
+    wallet = models.ForeignKey(
+        Wallet, on_delete=models.PROTECT, related_name="lots", db_index=False
+    )
     source = models.OneToOneField(LedgerEntry, on_delete=models.PROTECT, related_name="lot")
     pending = models.DecimalField(max_digits=20, decimal_places=4, default=Decimal(0))
     remaining = models.DecimalField(max_digits=20, decimal_places=4, default=Decimal(0))
@@ -492,20 +525,25 @@ class Lot(models.Model):
         ]
         indexes = [
             # What a debit spends first, and what the worker releases, expires and warns of.
+            # The wallet's lots, whatever is left of them.
+            models.Index(fields=["app", "wallet"], name="lot_wallet"),
             models.Index(
-                fields=["wallet", "available_at", "id"],
+                fields=["app", "wallet", "available_at", "id"],
                 condition=Q(remaining__gt=0),
                 name="lot_spendable",
             ),
-            models.Index(fields=["available_at"], condition=Q(pending__gt=0), name="lot_held"),
+            # The sweeps go app by app (`cashback.services.release`, `.expire`).
             models.Index(
-                fields=["expires_at"],
+                fields=["app", "available_at"], condition=Q(pending__gt=0), name="lot_held"
+            ),
+            models.Index(
+                fields=["app", "expires_at"],
                 condition=Q(remaining__gt=0, expires_at__isnull=False),
                 name="lot_expiring",
             ),
             # A balance's next expiry.
             models.Index(
-                fields=["wallet", "expires_at"],
+                fields=["app", "wallet", "expires_at"],
                 condition=Q(remaining__gt=0, expires_at__isnull=False),
                 name="lot_wallet_expiring",
             ),
@@ -519,8 +557,12 @@ class LotMovement(models.Model):
     """What one entry took out of, or put back into, one lot (signed, like the entry): a
     redemption's spends, which its reversal puts back; a refund's; a release; an expiration."""
 
-    entry = models.ForeignKey(LedgerEntry, on_delete=models.PROTECT, related_name="movements")
-    lot = models.ForeignKey(Lot, on_delete=models.PROTECT, related_name="movements")
+    # The app of the entry and of the lot; each key is served by an index led by it.
+    app = models.ForeignKey("apps_auth.App", on_delete=models.PROTECT, related_name="+")
+    entry = models.ForeignKey(
+        LedgerEntry, on_delete=models.PROTECT, related_name="movements", db_index=False
+    )
+    lot = models.ForeignKey(Lot, on_delete=models.PROTECT, related_name="movements", db_index=False)
     amount = models.DecimalField(max_digits=20, decimal_places=4, default=Decimal(0))
     pending_amount = models.DecimalField(max_digits=20, decimal_places=4, default=Decimal(0))
 
@@ -530,6 +572,10 @@ class LotMovement(models.Model):
             models.CheckConstraint(
                 condition=~Q(amount=0) | ~Q(pending_amount=0), name="lot_movement_nonzero"
             ),
+        ]
+        indexes = [
+            models.Index(fields=["app", "entry"], name="lot_movement_entry"),
+            models.Index(fields=["app", "lot"], name="lot_movement_lot"),
         ]
 
     def __str__(self) -> str:
@@ -552,15 +598,21 @@ class AdjustmentRequest(models.Model):
     until another staff user approves it; its `entry` is the ledger entry it posted.
     """
 
-    wallet = models.ForeignKey(Wallet, on_delete=models.PROTECT, related_name="adjustment_requests")
+    # The wallet's app; the wallet's key is served by an index led by it.
+    app = models.ForeignKey("apps_auth.App", on_delete=models.PROTECT, related_name="+")
+    wallet = models.ForeignKey(
+        Wallet, on_delete=models.PROTECT, related_name="adjustment_requests", db_index=False
+    )
     amount = models.DecimalField(max_digits=20, decimal_places=4)
     reason = models.CharField(max_length=500)
-    token = models.UUIDField(unique=True)
+    # Unique in the app (`adjustment_token_per_app`): a form is for one wallet.
+    token = models.UUIDField()
     status = models.CharField(
         max_length=8, choices=AdjustmentStatus.choices, default=AdjustmentStatus.PENDING
     )
+    # Staff users, across apps: not indexed (see `LedgerEntry.created_by`).
     requested_by = models.ForeignKey(
-        settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="+"
+        settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="+", db_index=False
     )
     # Who approved or rejected it; nobody for one applied at once.
     decided_by = models.ForeignKey(
@@ -569,6 +621,7 @@ class AdjustmentRequest(models.Model):
         null=True,
         blank=True,
         related_name="+",
+        db_index=False,
     )
     decided_at = models.DateTimeField(null=True, blank=True)
     entry = models.OneToOneField(
@@ -583,6 +636,7 @@ class AdjustmentRequest(models.Model):
     class Meta:
         ordering = ["-created_at", "-id"]
         constraints = [
+            models.UniqueConstraint(fields=["app", "token"], name="adjustment_token_per_app"),
             models.CheckConstraint(
                 condition=~Q(amount=0), name="adjustment_request_amount_nonzero"
             ),
@@ -602,7 +656,8 @@ class AdjustmentRequest(models.Model):
             ),
         ]
         indexes = [
-            models.Index(fields=["status", "-created_at"], name="adjustment_request_status"),
+            models.Index(fields=["app", "status", "-created_at"], name="adjustment_request_status"),
+            models.Index(fields=["app", "wallet"], name="adjustment_request_wallet"),
         ]
 
     def __str__(self) -> str:
@@ -638,13 +693,14 @@ def _move_sql(key: str, *, covered: bool = False) -> str:
 
 
 def _next_entry_sql(wallet: str) -> str:
-    """The id the next entry of the wallet `wallet` takes, and the time of its last entry."""
+    """The id the next entry of the wallet `wallet` (of the app %(app)s) takes, and the time of
+    its last entry."""
     meta = LedgerEntry._meta
     column = {f.name: quote(f.column) for f in meta.concrete_fields}
     sequence_of = f"pg_get_serial_sequence('{quote(meta.db_table)}', '{meta.pk.column}')"
     return (
         f"nextval({sequence_of}), (SELECT {column['created_at']} "  # noqa: S608  names from _meta
-        f"FROM {quote(meta.db_table)} WHERE {column['wallet']} = "
+        f"FROM {quote(meta.db_table)} WHERE {column['app']} = %(app)s AND {column['wallet']} = "
         f"{wallet}.{quote(Wallet._meta.pk.column)} "
         f"ORDER BY {column['sequence']} DESC LIMIT 1)"
     )
@@ -672,7 +728,7 @@ def _append_sql(
     *, with_lot: bool, with_event: bool = False, with_spend: bool = False
 ) -> tuple[str, list[models.Field]]:
     """The INSERT, and the fields whose prepared values it takes as %(c0)s, %(c1)s, ... in its
-    column order (the id among them `with_event`), besides %(wallet)s and %(type)s (and,
+    column order (the id among them `with_event`), besides %(app)s, %(wallet)s and %(type)s (and,
     `with_lot`, %(holding)s and %(expiry)s, `with_event` an `EventDraft`'s parameters, and
     `with_spend` `_spend_ctes`'); it returns the id, `created_at`, `sequence` and
     `type_sequence` (and the lot's id, `available_at` and `expires_at`; and the event's id, its
@@ -700,9 +756,11 @@ def _append_sql(
         f"COALESCE(last_of_type.{column['type_sequence']}, 0) + 1 "
         f"FROM (SELECT %(wallet)s::bigint AS wallet_id) w "
         f"LEFT JOIN LATERAL (SELECT {column['created_at']}, {column['sequence']} FROM {table} "
-        f"WHERE {column['wallet']} = w.wallet_id ORDER BY {column['sequence']} DESC LIMIT 1) last "
+        f"WHERE {column['app']} = %(app)s AND {column['wallet']} = w.wallet_id "
+        f"ORDER BY {column['sequence']} DESC LIMIT 1) last "
         f"ON true LEFT JOIN LATERAL (SELECT {column['type_sequence']} FROM {table} "
-        f"WHERE {column['wallet']} = w.wallet_id AND {column['entry_type']} = %(type)s "
+        f"WHERE {column['app']} = %(app)s AND {column['wallet']} = w.wallet_id "
+        f"AND {column['entry_type']} = %(type)s "
         f"ORDER BY {column['type_sequence']} DESC LIMIT 1) last_of_type ON true "
     )
     returned = [column[name] for name in ("id", "created_at", "sequence", "type_sequence")]
@@ -745,7 +803,7 @@ def _history_scope(typed: bool) -> tuple[str, str, dict[str, str]]:
     the columns by field name."""
     meta = LedgerEntry._meta
     column = {f.name: quote(f.column) for f in meta.concrete_fields}
-    scope = f"{column['wallet']} = %(wallet)s" + (
+    scope = f"{column['app']} = %(app)s AND {column['wallet']} = %(wallet)s" + (
         f" AND {column['entry_type']} = %(type)s" if typed else ""
     )
     return quote(meta.db_table), scope, column
@@ -788,8 +846,8 @@ def _history_range_sql(*, typed: bool) -> str:
 
 @cache
 def _spend_sql() -> str:
-    """Takes %(amount)s out of the lots of %(wallet)s (%(first)s first, then the oldest) and
-    records the movements of %(entry)s."""
+    """Takes %(amount)s out of the lots of %(wallet)s of the app %(app)s (%(first)s first, then
+    the oldest) and records the movements of %(entry)s."""
     return f"WITH {_spend_ctes()} SELECT 1"
 
 
@@ -807,12 +865,14 @@ def _spend_ctes() -> str:
     return (
         f"ordered AS (SELECT {pk} AS id, {remaining} AS remaining, "  # noqa: S608  _meta
         f"SUM({remaining}) OVER (ORDER BY {order}) - {remaining} AS before "
-        f"FROM {lots} WHERE {lot['wallet']} = %(wallet)s AND {remaining} > 0), "
+        f"FROM {lots} WHERE {lot['app']} = %(app)s AND {lot['wallet']} = %(wallet)s "
+        f"AND {remaining} > 0), "
         f"taken AS (SELECT id, LEAST(remaining, %(amount)s - before) AS amount FROM ordered "
         f"WHERE before < %(amount)s), "
         f"spent AS (UPDATE {lots} l SET {remaining} = l.{remaining} - taken.amount FROM taken "
-        f"WHERE l.{pk} = taken.id RETURNING l.{pk} AS id, taken.amount), "
-        f"moved AS (INSERT INTO {movements} ({movement['entry']}, {movement['lot']}, "
-        f"{movement['amount']}, {movement['pending_amount']}) "
-        f"SELECT %(entry)s, id, -amount, 0 FROM spent)"
+        f"WHERE l.{lot['app']} = %(app)s AND l.{pk} = taken.id "
+        f"RETURNING l.{pk} AS id, taken.amount), "
+        f"moved AS (INSERT INTO {movements} ({movement['app']}, {movement['entry']}, "
+        f"{movement['lot']}, {movement['amount']}, {movement['pending_amount']}) "
+        f"SELECT %(app)s, %(entry)s, id, -amount, 0 FROM spent)"
     )

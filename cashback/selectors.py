@@ -63,7 +63,8 @@ def _member_card_sql() -> str:
         f"ON w.{wallet['card']} = c.{card['id']} AND w.{wallet['member']} = %(member)s "
         f"AND w.{wallet['app']} = %(app)s "
         f"LEFT JOIN LATERAL (SELECT {lot['remaining']}, {lot['expires_at']} FROM {lot_table} "
-        f"WHERE {lot['wallet']} = w.{wallet['id']} AND {lot['remaining']} > 0 "
+        f"WHERE {lot['app']} = %(app)s AND {lot['wallet']} = w.{wallet['id']} "
+        f"AND {lot['remaining']} > 0 "
         f"AND {lot['expires_at']} IS NOT NULL ORDER BY {lot['expires_at']}, {lot['id']} LIMIT 1"
         f") x ON true "
         f"WHERE c.{card['id']} = %(card)s AND c.{card['app']} = %(app)s"
@@ -124,6 +125,7 @@ def entry_history(
     wallet_id = member_card.wallet_id
     entries, total = replica_read(
         lambda using: LedgerEntry.objects.db_manager(using).history_page(
+            app_id=member_card.card.app_id,
             wallet_id=wallet_id,
             entries_count=member_card.entries_count,
             limit=limit,

@@ -165,6 +165,16 @@ def from_rows(model: type[M], rows: Iterable[Sequence], using: str) -> list[M]:
     return instances
 
 
+def fields_save(instance: Any, *names: str) -> None:
+    """Saves these fields of a saved tenant row, as `save(update_fields=names)` writes them, by
+    its app and its key: the UPDATE names the row's app, as every statement on a tenant table
+    does (a statement a database distributed by app runs on one node)."""
+    model = type(instance)
+    model._default_manager.filter(app_id=instance.app_id, pk=instance.pk).update(
+        **{name: getattr(instance, name) for name in names}
+    )
+
+
 # Django defines it for psycopg 3 only, which its stubs do not say.
 _ServerBindingCursor: Any = postgresql.ServerBindingCursor
 

@@ -118,11 +118,9 @@ class Member(models.Model):
                 condition=Q(phone__regex=r"^\+[1-9][0-9]{6,14}$"), name="member_phone_e164"
             ),
         ]
-        # Support looks members up by email or phone across apps.
-        indexes = [
-            models.Index(fields=["email"], name="member_email"),
-            models.Index(fields=["phone"], name="member_phone"),
-        ]
+        # The app's member by email, as the column holds it (`member_of_app_sql`); by phone,
+        # `member_phone_per_app` serves.
+        indexes = [models.Index(fields=["app", "email"], name="member_email")]
 
     def __str__(self) -> str:
         return self.name or self.email or str(self.phone or "") or f"Member {self.pk}"
@@ -169,9 +167,12 @@ class OtpChallenge(models.Model):
     address it went to (`destination_digest`, by which codes are counted per destination across
     members and apps)."""
 
-    challenge_id = models.CharField(max_length=40, unique=True, default=new_challenge_id)
+    challenge_id = models.CharField(max_length=40, default=new_challenge_id)
     app = models.ForeignKey("apps_auth.App", on_delete=models.CASCADE, related_name="+")
-    member = models.ForeignKey(Member, on_delete=models.CASCADE, related_name="otp_challenges")
+    # Served by `otp_member_recent`, which leads with the app as every index of the table does.
+    member = models.ForeignKey(
+        Member, on_delete=models.CASCADE, related_name="otp_challenges", db_index=False
+    )
     channel = models.CharField(max_length=5, choices=OtpChannel.choices)
     destination_masked = models.CharField(max_length=254)
     destination_digest = models.CharField(max_length=64, blank=True, default="")
@@ -187,8 +188,14 @@ class OtpChallenge(models.Model):
         db_table = "apps_auth_otpchallenge"  # its table since before it moved here
         ordering = ["-created_at", "-id"]
         verbose_name = "OTP challenge"
+        constraints = [
+            # A code is verified by the app that asked for it (its API key names the app).
+            models.UniqueConstraint(fields=["app", "challenge_id"], name="otp_challenge_per_app"),
+        ]
         indexes = [
-            models.Index(fields=["member", "created_at"], name="otp_member_recent"),
+            models.Index(fields=["app", "member", "created_at"], name="otp_member_recent"),
+            # The one index that does not lead with the app: the ceiling of codes to one address
+            # counts them across all apps (`members.otp`).
             models.Index(
                 fields=["destination_digest", "created_at"], name="otp_destination_recent"
             ),

@@ -23,6 +23,7 @@ from django.utils import timezone
 
 from apps_auth.models import App
 from core.errors import InvalidInput, NotFound, Throttled
+from core.rows import fields_save
 from members.errors import InvalidOtp, TooManyAttempts
 from members.models import Member, OtpChallenge, OtpChannel
 from members.sms import sms_backend
@@ -139,19 +140,20 @@ def otp_request(*, app: App, member: Member, channel: str | None = None) -> OtpC
 def _create_challenge(*, app, member, channel, address, code) -> OtpChallenge:
     # One request at a time per member, then per app and per destination (always in this
     # order), so that each count below holds until this challenge is committed.
-    Member.objects.select_for_update().filter(pk=member.pk).first()
+    Member.objects.select_for_update().filter(app=app, pk=member.pk).first()
     digest = destination_digest(channel, address)
     OtpChallenge.objects.lock_counts(app_pk=app.pk, destination_digest=digest)
     now = timezone.now()
     limits = [
         (
-            OtpChallenge.objects.filter(member=member),
+            OtpChallenge.objects.filter(app=app, member=member),
             REQUESTS_PER_WINDOW,
             REQUEST_WINDOW,
             "Too many codes requested; retry later.",
         ),
         # Per app, so that one app cannot use up an address's codes for the others; and a
-        # ceiling across all apps.
+        # ceiling across all apps (the one statement of the API that reads across apps: a
+        # multi-node read where the apps are distributed).
         (
             OtpChallenge.objects.filter(app=app, destination_digest=digest),
             settings.CASHBACK_OTP_DESTINATION_LIMIT,
@@ -208,7 +210,7 @@ def _check_and_count(*, app, challenge_id, code) -> Member | Exception:
     challenge = (
         OtpChallenge.objects.select_for_update()
         .select_related("member")
-        .filter(app=app, challenge_id=challenge_id)
+        .filter(app=app, challenge_id=challenge_id, member__app=app)
         .first()
     )
     if challenge is None:
@@ -223,8 +225,8 @@ def _check_and_count(*, app, challenge_id, code) -> Member | Exception:
         return InvalidOtp("This code has expired; request a new one.")
     if hmac.compare_digest(challenge.code_hash, _code_digest(challenge.challenge_id, code)):
         challenge.used_at = now
-        challenge.save(update_fields=["used_at"])
+        fields_save(challenge, "used_at")
         return challenge.member
     challenge.failed_attempts += 1
-    challenge.save(update_fields=["failed_attempts"])
+    fields_save(challenge, "failed_attempts")
     return InvalidOtp(details={"attempts_left": MAX_ATTEMPTS - challenge.failed_attempts})

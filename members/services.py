@@ -6,6 +6,7 @@ from django.utils import timezone
 
 from apps_auth.models import App
 from core.errors import InvalidInput, NotFound
+from core.rows import fields_save
 from members.errors import InvalidPin, PinLocked, PinNotSet
 from members.models import Member
 from members.selectors import member_find, member_get
@@ -57,7 +58,7 @@ def member_pin_set(*, member: Member, pin: str) -> Member:
     member.set_pin(pin)
     member.pin_failed_attempts = 0
     member.pin_locked_until = None
-    member.save(update_fields=["pin_hash", "pin_failed_attempts", "pin_locked_until"])
+    fields_save(member, "pin_hash", "pin_failed_attempts", "pin_locked_until")
     return member
 
 
@@ -74,7 +75,7 @@ def member_pin_verify(*, member: Member, pin: str) -> None:
 
 @transaction.atomic(durable=True)
 def _pin_check_and_count(*, member: Member, pin: str) -> Exception | None:
-    locked = Member.objects.select_for_update().get(pk=member.pk)
+    locked = Member.objects.select_for_update().get(app_id=member.app_id, pk=member.pk)
     if not locked.has_pin:
         return PinNotSet()
     now = timezone.now()
@@ -84,12 +85,12 @@ def _pin_check_and_count(*, member: Member, pin: str) -> Exception | None:
         if locked.pin_failed_attempts or locked.pin_locked_until:
             locked.pin_failed_attempts = 0
             locked.pin_locked_until = None
-            locked.save(update_fields=["pin_failed_attempts", "pin_locked_until"])
+            fields_save(locked, "pin_failed_attempts", "pin_locked_until")
         return None
     locked.pin_failed_attempts += 1
     attempts_left = PIN_MAX_ATTEMPTS - locked.pin_failed_attempts
     if attempts_left == 0:
         locked.pin_failed_attempts = 0
         locked.pin_locked_until = now + PIN_LOCK
-    locked.save(update_fields=["pin_failed_attempts", "pin_locked_until"])
+    fields_save(locked, "pin_failed_attempts", "pin_locked_until")
     return InvalidPin(details={"attempts_left": attempts_left})

@@ -106,7 +106,7 @@ class WebhookEvent(models.Model):
     it exists if and only if the entry does. `body` is the exact JSON text every endpoint is
     sent; `public_id` is its `id` and the `webhook-id` header, by which receivers dedupe."""
 
-    public_id = models.CharField(max_length=40, unique=True, default=_event_public_id)
+    public_id = models.CharField(max_length=40, default=_event_public_id)
     app = models.ForeignKey(App, on_delete=models.PROTECT, related_name="webhook_events")
     event_type = models.CharField(max_length=40, choices=EventType.choices)
     body = models.TextField()
@@ -116,6 +116,9 @@ class WebhookEvent(models.Model):
 
     class Meta:
         ordering = ["-created_at", "-id"]
+        constraints = [
+            models.UniqueConstraint(fields=["app", "public_id"], name="webhook_event_public_id")
+        ]
         indexes = [models.Index(fields=["app", "-created_at"], name="webhook_event_app")]
 
     def __str__(self) -> str:
@@ -133,9 +136,13 @@ class WebhookDelivery(models.Model):
     is `WEBHOOK_RETRY_FOR_HOURS` old. `next_attempt_at` is when the worker tries next (none
     once delivered or failed)."""
 
-    event = models.ForeignKey(WebhookEvent, on_delete=models.PROTECT, related_name="deliveries")
+    # The app of the event and of the endpoint; each key is served by an index led by it.
+    app = models.ForeignKey(App, on_delete=models.PROTECT, related_name="+")
+    event = models.ForeignKey(
+        WebhookEvent, on_delete=models.PROTECT, related_name="deliveries", db_index=False
+    )
     endpoint = models.ForeignKey(
-        WebhookEndpoint, on_delete=models.PROTECT, related_name="deliveries"
+        WebhookEndpoint, on_delete=models.PROTECT, related_name="deliveries", db_index=False
     )
     status = models.CharField(
         max_length=10, choices=DeliveryStatus.choices, default=DeliveryStatus.PENDING
@@ -155,15 +162,20 @@ class WebhookDelivery(models.Model):
     class Meta:
         ordering = ["-created_at", "-id"]
         constraints = [
-            models.UniqueConstraint(fields=["event", "endpoint"], name="webhook_delivery_once")
+            models.UniqueConstraint(
+                fields=["app", "event", "endpoint"], name="webhook_delivery_once"
+            )
         ]
         indexes = [
             # The back office: newest first, by status.
-            models.Index(fields=["status", "-created_at"], name="webhook_delivery_status"),
-            models.Index(fields=["endpoint", "-created_at"], name="webhook_delivery_endpoint"),
-            # The sweep for deliveries whose job was lost: the pending ones, by when they are due.
+            models.Index(fields=["app", "status", "-created_at"], name="webhook_delivery_status"),
             models.Index(
-                fields=["next_attempt_at"],
+                fields=["app", "endpoint", "-created_at"], name="webhook_delivery_endpoint"
+            ),
+            # The sweep for deliveries whose job was lost: the pending ones, by when they are due
+            # (a scan of the whole of this small index, across apps).
+            models.Index(
+                fields=["app", "next_attempt_at"],
                 condition=models.Q(status="pending"),
                 name="webhook_delivery_due",
             ),
@@ -184,7 +196,7 @@ def event_insert_sql(name: str) -> str:
     return (
         f"{name} AS (INSERT INTO {quote(event.db_table)} "  # noqa: S608  names from _meta
         f"({ev['public_id']}, {ev['app']}, {ev['event_type']}, {ev['body']}, {ev['created_at']}) "
-        f"SELECT %(event_public_id)s::text, a.{app_pk}, %(event_type)s::text, "
+        f"SELECT %(event_public_id)s::text, %(event_app)s::bigint, %(event_type)s::text, "
         f"%(event_head)s::text || to_json(a.{app_public_id})::text || %(event_tail)s::text, "
         f"%(event_created_at)s::timestamptz FROM {quote(app.db_table)} a "
         f"WHERE a.{app_pk} = %(event_app)s "

@@ -142,12 +142,17 @@ def event_deliveries_create(draft: EventDraft) -> None:
     if draft.endpoint_ids:
         deliveries = WebhookDelivery.objects.bulk_create(
             [
-                WebhookDelivery(event=event, endpoint_id=pk, next_attempt_at=event.created_at)
+                WebhookDelivery(
+                    app_id=event.app_id,
+                    event=event,
+                    endpoint_id=pk,
+                    next_attempt_at=event.created_at,
+                )
                 for pk in draft.endpoint_ids
             ]
         )
         _deliveries_queue(deliveries, at=None)
-        WebhookDelivery.objects.bulk_update(deliveries, ["job_id"])
+        WebhookDelivery.objects.filter(app_id=event.app_id).bulk_update(deliveries, ["job_id"])
 
 
 @transaction.atomic(savepoint=False)

@@ -159,9 +159,9 @@ class Redeem(APIView):
                     [amount, lot_id],
                 )
                 cursor.execute(
-                    "INSERT INTO cashback_lotmovement (entry_id, lot_id, amount, pending_amount) "
-                    "VALUES (%s, %s, %s, 0)",
-                    [entry_id, lot_id, -amount],
+                    "INSERT INTO cashback_lotmovement (app_id, entry_id, lot_id, amount, "
+                    "pending_amount) VALUES (%s, %s, %s, %s, 0)",
+                    [app_id, entry_id, lot_id, -amount],
                 )
                 result = {
                     "transaction_id": entry_id,

@@ -150,7 +150,7 @@ def _adjustment_replay(
 ) -> Adjustment | None:
     request = (
         AdjustmentRequest.objects.select_related("entry", "wallet__card")
-        .filter(token=token)
+        .filter(app_id=wallet.app_id, token=token)
         .first()
     )
     if request is None:
@@ -206,6 +206,7 @@ def cashback_adjust(
     try:
         with transaction.atomic():
             request = AdjustmentRequest.objects.create(
+                app_id=wallet.app_id,
                 wallet=wallet,
                 amount=amount,
                 reason=reason,

@@ -15,6 +15,7 @@ from cashback.models import EntryType, LedgerEntry, Lot, Wallet
 from cashback.services.ledger import (
     ZERO,
     Operation,
+    app_ids,
     entry_append,
     locked_wallets,
     lot_move,
@@ -46,7 +47,8 @@ def lot_expire(*, wallet: Wallet, card: Card, lot: Lot) -> LedgerEntry:
 
 
 def cashback_expire_due(*, as_of: datetime | None = None) -> Expired:
-    """Writes off every lot expired at `as_of` (default now), one wallet per transaction, then
+    """Writes off every lot expired at `as_of` (default now), app by app, one wallet per
+    transaction, then
     sends the `cashback.expiring` warning of each lot that expires within
     `CASHBACK_EXPIRY_WARNING_DAYS` of `as_of`, once per lot.
 
@@ -55,19 +57,20 @@ def cashback_expire_due(*, as_of: datetime | None = None) -> Expired:
     """
     as_of = as_of or timezone.now()
     expired, amount = 0, ZERO
-    for wallet_id in wallets_of(Lot.objects.filter(remaining__gt=0, expires_at__lte=as_of)):
-        count, total = _expire_wallet(wallet_id=wallet_id, as_of=as_of)
+    for app_id, wallet_id in wallets_of(Lot.objects.filter(remaining__gt=0, expires_at__lte=as_of)):
+        count, total = _expire_wallet(app_id=app_id, wallet_id=wallet_id, as_of=as_of)
         expired, amount = expired + count, amount + total
     warned = 0
-    while count := _warn_batch(as_of=as_of):
-        warned += count
+    for app_id in app_ids():
+        while count := _warn_batch(app_id=app_id, as_of=as_of):
+            warned += count
     return Expired(expired=expired, amount=amount, warned=warned)
 
 
 @transaction.atomic(durable=True)
-def _expire_wallet(*, wallet_id: int, as_of: datetime) -> tuple[int, Decimal]:
-    wallet = locked_wallets().select_related("card").get(pk=wallet_id)
-    lots = Lot.objects.filter(wallet=wallet, remaining__gt=0, expires_at__lte=as_of)
+def _expire_wallet(*, app_id: int, wallet_id: int, as_of: datetime) -> tuple[int, Decimal]:
+    wallet = locked_wallets().select_related("card").get(app_id=app_id, pk=wallet_id)
+    lots = Lot.objects.filter(app_id=app_id, wallet=wallet, remaining__gt=0, expires_at__lte=as_of)
     count, total = 0, ZERO
     for lot in lots.order_by("expires_at", "id"):
         total += lot.remaining
@@ -77,11 +80,12 @@ def _expire_wallet(*, wallet_id: int, as_of: datetime) -> tuple[int, Decimal]:
 
 
 @transaction.atomic(durable=True)
-def _warn_batch(*, as_of: datetime) -> int:
+def _warn_batch(*, app_id: int, as_of: datetime) -> int:
     horizon = as_of + timedelta(days=settings.CASHBACK_EXPIRY_WARNING_DAYS)
     lots = list(
         Lot.objects.select_for_update(of=("self",), skip_locked=True)
         .select_related("wallet__card")
+        .filter(app_id=app_id, wallet__app_id=app_id, wallet__card__app_id=app_id)
         .filter(
             remaining__gt=0, warned_at__isnull=True, expires_at__gt=as_of, expires_at__lte=horizon
         )
@@ -90,5 +94,5 @@ def _warn_batch(*, as_of: datetime) -> int:
     now = timezone.now()
     for lot in lots:
         expiring_event_record(lot=lot, card=lot.wallet.card, member_id=lot.wallet.member_id)
-    Lot.objects.filter(pk__in=[lot.pk for lot in lots]).update(warned_at=now)
+    Lot.objects.filter(app_id=app_id, pk__in=[lot.pk for lot in lots]).update(warned_at=now)
     return len(lots)

@@ -55,6 +55,7 @@ class Operation:
         if record is not None and not record.claimed_new:  # a new key has no entry yet
             entry = (
                 LedgerEntry.objects.select_related("wallet")
+                .filter(app_id=record.app_id, wallet__app_id=record.app_id)
                 .filter(idempotency_record=record)
                 .first()
             )
@@ -65,6 +66,7 @@ class Operation:
         if self.reference is not None:
             entry = (
                 LedgerEntry.objects.select_related("wallet")
+                .filter(app_id=self.card.app_id, wallet__app_id=self.card.app_id)
                 .filter(card=self.card, entry_type=self.entry_type, reference=self.reference)
                 .first()
             )
@@ -249,18 +251,27 @@ def _lot_days(entry_type: str, amount: Decimal, card: Card) -> tuple[int, int | 
 def lot_move(*, entry: LedgerEntry, lot: Lot, amount: Decimal, pending_amount: Decimal) -> None:
     """Moves one lot by `amount` (spendable) and `pending_amount`, both signed, for `entry`,
     and records the movement. The caller holds the lot's wallet locked."""
-    Lot.objects.filter(pk=lot.pk).update(
+    Lot.objects.filter(app_id=lot.app_id, pk=lot.pk).update(
         remaining=F("remaining") + amount, pending=F("pending") + pending_amount
     )
     lot.remaining += amount
     lot.pending += pending_amount
-    LotMovement.objects.create(entry=entry, lot=lot, amount=amount, pending_amount=pending_amount)
+    LotMovement.objects.create(
+        app_id=entry.app_id, entry=entry, lot=lot, amount=amount, pending_amount=pending_amount
+    )
 
 
-def wallets_of(lots: QuerySet[Lot], batch: int = 500) -> Iterator[int]:
-    """The wallets `lots` belong to, a batch at a time, asking again after each batch until none
-    is left: the caller handles each wallet so that its lots leave `lots` (released, expired)."""
-    while wallet_ids := list(
-        lots.order_by().values_list("wallet_id", flat=True).distinct()[:batch]
-    ):
-        yield from wallet_ids
+def app_ids() -> Iterator[int]:
+    """Every app's key: the background sweeps go app by app, each query within one app (on its
+    index led by the app, and on one node where the apps are distributed)."""
+    yield from App.objects.order_by("pk").values_list("pk", flat=True)
+
+
+def wallets_of(lots: QuerySet[Lot], batch: int = 500) -> Iterator[tuple[int, int]]:
+    """The wallets `lots` belong to, as (app, wallet), app by app and a batch at a time, asking
+    again after each batch until none is left: the caller handles each wallet so that its lots
+    leave `lots` (released, expired)."""
+    for app_id in app_ids():
+        of_app = lots.filter(app_id=app_id).order_by()
+        while wallet_ids := list(of_app.values_list("wallet_id", flat=True).distinct()[:batch]):
+            yield from ((app_id, wallet_id) for wallet_id in wallet_ids)

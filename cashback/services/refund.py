@@ -129,7 +129,9 @@ def _lots_take(*, entry: LedgerEntry, named: Lot | None, pending: Decimal, spend
         held = (
             [named]
             if named is not None
-            else Lot.objects.filter(wallet_id=entry.wallet_id, pending__gt=0).order_by("-source_id")
+            else Lot.objects.filter(
+                app_id=entry.app_id, wallet_id=entry.wallet_id, pending__gt=0
+            ).order_by("-source_id")
         )
         for lot in held:
             take = min(pending, lot.pending)
@@ -143,6 +145,7 @@ def _lots_take(*, entry: LedgerEntry, named: Lot | None, pending: Decimal, spend
 def _original_earning(*, wallet: Wallet, entry_id: int) -> LedgerEntry:
     original = (
         LedgerEntry.objects.select_related("lot")
+        .filter(app_id=wallet.app_id, lot__app_id=wallet.app_id)  # an earning has its lot
         .filter(wallet=wallet, entry_type=EntryType.EARNING, pk=entry_id)
         .first()
     )
@@ -158,7 +161,9 @@ def _deduction_against(
 
     Runs under the wallet's lock, so the earlier refunds it sums cannot change meanwhile.
     """
-    earlier = original.followers.filter(entry_type=EntryType.REFUND).aggregate(
+    earlier = original.followers.filter(
+        app_id=original.app_id, entry_type=EntryType.REFUND
+    ).aggregate(
         refunded=Sum("refund_amount"),
         taken=Sum(F("amount") + F("pending_amount")),
         unrecovered=Sum("unrecovered_amount"),

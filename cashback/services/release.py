@@ -25,8 +25,8 @@ class Released:
 
 
 def cashback_release_due(*, as_of: datetime | None = None) -> Released:
-    """Releases every held lot whose `available_at` is at or before `as_of` (default now), one
-    wallet per transaction.
+    """Releases every held lot whose `available_at` is at or before `as_of` (default now), app by
+    app, one wallet per transaction.
 
     Runs safely beside itself and beside refunds: each wallet's lots are read again under the
     wallet's lock, so a lot is released once (the database refuses a second release of an
@@ -34,16 +34,16 @@ def cashback_release_due(*, as_of: datetime | None = None) -> Released:
     """
     as_of = as_of or timezone.now()
     released, amount = 0, ZERO
-    for wallet_id in wallets_of(Lot.objects.filter(pending__gt=0, available_at__lte=as_of)):
-        count, total = _release_wallet(wallet_id=wallet_id, as_of=as_of)
+    for app_id, wallet_id in wallets_of(Lot.objects.filter(pending__gt=0, available_at__lte=as_of)):
+        count, total = _release_wallet(app_id=app_id, wallet_id=wallet_id, as_of=as_of)
         released, amount = released + count, amount + total
     return Released(released=released, amount=amount)
 
 
 @transaction.atomic(durable=True)
-def _release_wallet(*, wallet_id: int, as_of: datetime) -> tuple[int, Decimal]:
-    wallet = locked_wallets().select_related("card").get(pk=wallet_id)
-    lots = Lot.objects.filter(wallet=wallet, pending__gt=0, available_at__lte=as_of)
+def _release_wallet(*, app_id: int, wallet_id: int, as_of: datetime) -> tuple[int, Decimal]:
+    wallet = locked_wallets().select_related("card").get(app_id=app_id, pk=wallet_id)
+    lots = Lot.objects.filter(app_id=app_id, wallet=wallet, pending__gt=0, available_at__lte=as_of)
     count, total = 0, ZERO
     for lot in lots.order_by("available_at", "id"):
         amount = lot.pending

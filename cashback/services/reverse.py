@@ -10,7 +10,7 @@ from django.utils import timezone
 from apps_auth.models import App, IdempotencyRecord
 from cards.models import Card
 from cashback.errors import AlreadyReversed, ReversalWindowClosed
-from cashback.models import EntryType, LedgerEntry
+from cashback.models import EntryType, LedgerEntry, LotMovement
 from cashback.serializers import timestamp
 from cashback.services.expire import lot_expire
 from cashback.services.ledger import ZERO, Operation, Posted, entry_append, locked_wallets, lot_move
@@ -53,11 +53,13 @@ def cashback_reverse(
     ).first()
     if redemption is None:
         raise NotFound("No redemption with this transaction_id on this card.")
-    wallet = locked_wallets().get(pk=redemption.wallet_id)
+    wallet = locked_wallets().get(app=app, pk=redemption.wallet_id)
     # Under the wallet's lock: a concurrent reversal of the same redemption has committed or
     # waits behind this one.
     earlier = (
-        LedgerEntry.objects.filter(original_entry=redemption, entry_type=EntryType.REVERSAL)
+        LedgerEntry.objects.filter(
+            app=app, original_entry=redemption, entry_type=EntryType.REVERSAL
+        )
         .values_list("pk", flat=True)
         .first()
     )
@@ -73,7 +75,11 @@ def cashback_reverse(
             }
         )
 
-    movements = list(redemption.movements.select_related("lot").order_by("id"))
+    movements = list(
+        LotMovement.objects.filter(app=app, entry=redemption, lot__app=app)
+        .select_related("lot")
+        .order_by("id")
+    )
     expired_lots = {
         m.lot_id: m.lot
         for m in movements

@@ -1,10 +1,12 @@
 """An existing database migrates in place: a database at the layout before the layered packages
 (idempotency records in cashback, one-time codes in apps_auth, members' identity kept by the API
-alone), filled with every kind of entry, migrates forward with nothing lost."""
+alone), filled with every kind of entry, migrates forward with nothing lost; so does one whose
+lot movements, adjustment requests and webhook deliveries did not carry their app yet."""
 
 from datetime import timedelta
 from decimal import Decimal
 from importlib import import_module
+from uuid import uuid4
 
 import pytest
 from django.contrib.contenttypes.models import ContentType
@@ -14,10 +16,11 @@ from django.utils import timezone
 
 from apps_auth.models import IdempotencyRecord
 from cashback.ledger_check import ledger_verify
-from cashback.models import LedgerEntry, Lot, Wallet
+from cashback.models import AdjustmentRequest, LedgerEntry, Lot, LotMovement, Wallet
 from cashback.services import cashback_earn
 from members.models import Member, OtpChallenge
 from members.services import MemberRef
+from webhooks.models import WebhookDelivery
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -200,3 +203,89 @@ def test_members_who_would_merge_stop_the_migration_and_are_named(old_layout):
         assert OldMember.objects.get(pk=bob.pk).phone == "20 123 456"
     finally:  # an operator's fix, so that the database can migrate again
         OldMember.objects.filter(pk__in=[twin.pk, phone_twin.pk, unreadable.pk]).delete()
+
+
+# The last migrations before lot movements, adjustment requests and deliveries carried their app.
+BEFORE_APP_COLUMNS = [
+    ("apps_auth", "0006_app_otp_hourly_quota"),
+    ("cashback", "0009_lifecycle"),
+    ("webhooks", "0002_events_and_deliveries"),
+]
+
+
+@pytest.fixture
+def before_app_columns():
+    executor = MigrationExecutor(connection)
+    executor.migrate(BEFORE_APP_COLUMNS)
+    try:
+        yield executor.loader.project_state(BEFORE_APP_COLUMNS).apps
+    finally:
+        migrate_to_latest()
+
+
+def fill_without_app_columns(apps) -> dict:
+    """Two apps' movements, adjustment requests and deliveries, as the release before wrote them;
+    returns each row's parent's app by table and id."""
+    App = apps.get_model("apps_auth", "App")
+    Card = apps.get_model("cards", "Card")
+    OldMember = apps.get_model("members", "Member")
+    OldWallet = apps.get_model("cashback", "Wallet")
+    OldEntry = apps.get_model("cashback", "LedgerEntry")
+    OldLot = apps.get_model("cashback", "Lot")
+    OldMovement = apps.get_model("cashback", "LotMovement")
+    OldRequest = apps.get_model("cashback", "AdjustmentRequest")
+    Endpoint = apps.get_model("webhooks", "WebhookEndpoint")
+    Event = apps.get_model("webhooks", "WebhookEvent")
+    Delivery = apps.get_model("webhooks", "WebhookDelivery")
+    User = apps.get_model("auth", "User")
+    staff = User.objects.create(username="support")
+    now = timezone.now()
+    expected: dict = {"movement": {}, "request": {}, "delivery": {}}
+    for n in range(2):
+        app = App.objects.create(app_id=f"app_before_{n}", name=f"Merchant {n}", scopes=[])
+        card = Card.objects.create(app=app, name="Card", cashback_percentage=Decimal(5))
+        member = OldMember.objects.create(app=app, email=f"m{n}@example.com")
+        wallet = OldWallet.objects.create(app=app, member=member, card=card, balance=Decimal(3))
+        common = {"app": app, "wallet": wallet, "card": card}
+        earning = OldEntry.objects.create(
+            **common, entry_type="earning", event="cashback_earned", amount=Decimal(5),
+            balance_after=Decimal(5), sequence=1, type_sequence=1,
+        )  # fmt: skip
+        redemption = OldEntry.objects.create(
+            **common, entry_type="redemption", event="cashback_redeemed", amount=Decimal(-2),
+            balance_after=Decimal(3), sequence=2, type_sequence=1,
+        )  # fmt: skip
+        lot = OldLot.objects.create(
+            app=app, wallet=wallet, source=earning, remaining=Decimal(3), available_at=now
+        )
+        movement = OldMovement.objects.create(entry=redemption, lot=lot, amount=Decimal(-2))
+        request = OldRequest.objects.create(
+            wallet=wallet, amount=Decimal(50), reason="Goodwill", token=uuid4(),
+            requested_by=staff,
+        )  # fmt: skip
+        endpoint = Endpoint.objects.create(app=app, url="https://example.com/hook", secret="s")
+        event = Event.objects.create(app=app, event_type="cashback.earned", body="{}")
+        delivery = Delivery.objects.create(event=event, endpoint=endpoint)
+        expected["movement"][movement.pk] = app.pk
+        expected["request"][request.pk] = app.pk
+        expected["delivery"][delivery.pk] = app.pk
+    return expected
+
+
+def test_movements_requests_and_deliveries_take_their_parents_app_with_nothing_lost(
+    before_app_columns,
+):
+    expected = fill_without_app_columns(before_app_columns)
+
+    migrate_to_latest()
+
+    assert dict(LotMovement.objects.values_list("pk", "app_id")) == expected["movement"]
+    assert dict(AdjustmentRequest.objects.values_list("pk", "app_id")) == expected["request"]
+    assert dict(WebhookDelivery.objects.values_list("pk", "app_id")) == expected["delivery"]
+    # Each row's app is its parent's.
+    for movement in LotMovement.objects.select_related("entry", "lot"):
+        assert movement.app_id == movement.lot.app_id == movement.entry.app_id
+    for request in AdjustmentRequest.objects.select_related("wallet"):
+        assert request.app_id == request.wallet.app_id
+    for delivery in WebhookDelivery.objects.select_related("event", "endpoint"):
+        assert delivery.app_id == delivery.event.app_id == delivery.endpoint.app_id
