@@ -17,7 +17,7 @@ from rest_framework.views import APIView
 CARD = "SELECT id, app_id, cashback_percentage FROM cards_card WHERE id = %s"
 MOVE = (
     "UPDATE cashback_wallet SET balance = balance + %s, entries_count = entries_count + 1, "
-    "updated_at = now() WHERE card_id = %s AND member_id = %s "
+    "updated_at = now() WHERE app_id = %s AND card_id = %s AND member_id = %s "
     "RETURNING id, balance, pending_balance, entries_count"
 )
 # Numbered in the wallet and among its entries of the type, as the service numbers entries.
@@ -27,7 +27,7 @@ ENTRY = (
     "unrecovered_amount, metadata, request_fingerprint, created_at, sequence, type_sequence) "
     "VALUES (%s, %s, %s, %s, %s, %s, %s, 0, %s, %s, %s, 0, '{}', '', now(), %s, "
     "(SELECT COALESCE(MAX(type_sequence), 0) + 1 FROM cashback_ledgerentry "
-    "WHERE wallet_id = %s AND entry_type = %s)) RETURNING id, created_at"
+    "WHERE app_id = %s AND wallet_id = %s AND entry_type = %s)) RETURNING id, created_at"
 )
 LOT = (
     "INSERT INTO cashback_lot (app_id, wallet_id, source_id, pending, remaining, available_at, "
@@ -91,13 +91,13 @@ class Earn(APIView):
                         [app_id, member_id, card_id, cashback],
                     )
                 else:
-                    cursor.execute(MOVE, [cashback, card_id, member_id])
+                    cursor.execute(MOVE, [cashback, app_id, card_id, member_id])
                 wallet_id, balance, pending, entries = cursor.fetchone()
                 cursor.execute(
                     ENTRY,
                     [
                         app_id, wallet_id, card_id, "earning", "cashback_earned", cashback,
-                        balance, pending, amount, percentage, entries, wallet_id, "earning",
+                        balance, pending, amount, percentage, entries, app_id, wallet_id, "earning",
                     ],
                 )  # fmt: skip
                 entry_id, created_at = cursor.fetchone()
@@ -135,23 +135,24 @@ class Redeem(APIView):
                 cursor.execute(
                     "UPDATE cashback_wallet SET balance = balance - %s, "
                     "entries_count = entries_count + 1, updated_at = now() "
-                    "WHERE card_id = %s AND member_id = %s AND balance >= %s "
+                    "WHERE app_id = %s AND card_id = %s AND member_id = %s AND balance >= %s "
                     "RETURNING id, balance, pending_balance, entries_count",
-                    [amount, card_id, member_id, amount],
+                    [amount, app_id, card_id, member_id, amount],
                 )
                 wallet_id, balance, pending, entries = cursor.fetchone()
                 cursor.execute(
                     ENTRY,
                     [
                         app_id, wallet_id, card_id, "redemption", "cashback_redeemed", -amount,
-                        balance, pending, None, None, entries, wallet_id, "redemption",
+                        balance, pending, None, None, entries, app_id, wallet_id, "redemption",
                     ],
                 )  # fmt: skip
                 entry_id, created_at = cursor.fetchone()
                 cursor.execute(
-                    "SELECT id FROM cashback_lot WHERE wallet_id = %s AND remaining >= %s "
+                    "SELECT id FROM cashback_lot WHERE app_id = %s AND wallet_id = %s "
+                    "AND remaining >= %s "
                     "ORDER BY available_at, id LIMIT 1",
-                    [wallet_id, amount],
+                    [app_id, wallet_id, amount],
                 )
                 (lot_id,) = cursor.fetchone()
                 cursor.execute(
@@ -176,12 +177,13 @@ class Redeem(APIView):
         return Response({"success": True, "data": result})
 
 
-# The card, whether the member is the card's app's, and the member's wallet on it.
+# The card, whether the member is the card's app's, the member's wallet on it, and the app. Every
+# statement names the app of each table it reads, as the service's do: the indexes lead with it.
 MEMBER_CARD = (
     "SELECT c.id, c.cashback_percentage, c.currency, w.id, w.balance, w.pending_balance, "
     "w.entries_count, EXISTS (SELECT 1 FROM members_member m WHERE m.id = %s "
-    "AND m.app_id = c.app_id) FROM cards_card c LEFT JOIN cashback_wallet w "
-    "ON w.card_id = c.id AND w.member_id = %s WHERE c.id = %s"
+    "AND m.app_id = c.app_id), c.app_id FROM cards_card c LEFT JOIN cashback_wallet w "
+    "ON w.app_id = c.app_id AND w.card_id = c.id AND w.member_id = %s WHERE c.id = %s"
 )
 
 
@@ -194,7 +196,8 @@ class Balance(APIView):
             cursor.execute(
                 MEMBER_CARD.replace(
                     " FROM cards_card c",
-                    ", (SELECT expires_at FROM cashback_lot WHERE wallet_id = w.id "
+                    ", (SELECT expires_at FROM cashback_lot WHERE app_id = w.app_id "
+                    "AND wallet_id = w.id "
                     "AND remaining > 0 AND expires_at IS NOT NULL ORDER BY expires_at LIMIT 1) "
                     "FROM cards_card c",
                 ),
@@ -209,7 +212,7 @@ class Balance(APIView):
                     "member_id": member_id,
                     "cashback_balance": row[4],
                     "pending_balance": row[5],
-                    "next_expiry": row[8],
+                    "next_expiry": row[9],
                     "cashback_percentage": row[1],
                     "currency": row[2],
                     "queried_at": _timestamp(datetime.now(UTC)),
@@ -227,12 +230,12 @@ class History(APIView):
         with connection.cursor() as cursor:
             cursor.execute(MEMBER_CARD, [member_id, member_id, card_id])
             row = cursor.fetchone()
-            wallet_id, total = row[3], row[6]
+            wallet_id, total, app_id = row[3], row[6], row[8]
             cursor.execute(
                 "SELECT id, entry_type, amount, balance_after, reference, metadata, created_at "
-                "FROM cashback_ledgerentry WHERE wallet_id = %s "
+                "FROM cashback_ledgerentry WHERE app_id = %s AND wallet_id = %s "
                 "ORDER BY created_at DESC, id DESC LIMIT %s OFFSET %s",
-                [wallet_id, limit, offset],
+                [app_id, wallet_id, limit, offset],
             )
             rows = [
                 {"id": r[0], "type": r[1], "amount": r[2], "balance_after": r[3],
