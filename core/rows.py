@@ -94,15 +94,8 @@ def insert_new_with(parent: M, child: Model, *, link: str, using: str) -> M | No
         for field in _insert_sql(type(instance))[1]
         if instance is parent or field.name != link
     ]
-    with connection.cursor() as cursor:
-        cursor.execute(_insert_with_sql(type(parent), type(child), link, using), params)
-        row = cursor.fetchone()
-    if row is None:
-        return None
-    parent.pk = row[0]
-    parent._state.adding = False
-    parent._state.db = using
-    return parent
+    sql = _insert_with_sql(type(parent), type(child), link, using)
+    return _inserted(parent, sql, params, using)
 
 
 def insert_new(instance: M, using: str) -> M | None:
@@ -119,7 +112,13 @@ def insert_new(instance: M, using: str) -> M | None:
     params = [
         field.get_db_prep_save(field.pre_save(instance, True), connection) for field in columns
     ]
-    with connection.cursor() as cursor:
+    return _inserted(instance, sql, params, using)
+
+
+def _inserted(instance: M, sql: str, params: list, using: str) -> M | None:
+    """Runs an insert that returns the new key of `instance` (no row: nothing was written) and
+    marks the instance saved."""
+    with connections[using].cursor() as cursor:
         cursor.execute(sql, params)
         row = cursor.fetchone()
     if row is None:
