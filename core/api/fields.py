@@ -4,7 +4,6 @@ import json
 import re
 from decimal import Decimal, InvalidOperation
 
-from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
@@ -38,16 +37,34 @@ class IdField(WholeNumberField):
         super().__init__(**kwargs)
 
 
-@extend_schema_field(
-    {
-        "type": "number",
-        "minimum": 0,
-        "exclusiveMinimum": True,
-        "maximum": 1_000_000_000,
-        "description": 'A JSON number (read as a decimal) or a numeric string such as "50.00"; '
-        "no more decimal places than the card's currency has.",
-    }
-)
+# An amount in a request: an exact decimal number, or the same as a string, so that a client
+# whose numbers are binary floats can still send an exact value ("10.100").
+AMOUNT_IN_SCHEMA = {
+    "oneOf": [
+        {
+            "type": "number",
+            "format": "decimal",
+            "minimum": 0,
+            "exclusiveMinimum": True,
+            "maximum": int(MAX_AMOUNT),
+            "description": "A JSON number, read as an exact decimal: greater than 0, at most "
+            "1000000000, with no more decimal places than the card's currency has (TND 3, "
+            "EUR 2, JPY 0).",
+        },
+        {
+            "type": "string",
+            "format": "decimal",
+            "pattern": r"^[0-9]+(\.[0-9]+)?$",
+            "description": 'The same amount as a string of digits, e.g. "50.00": exact in '
+            "any client, whatever its numbers.",
+        },
+    ],
+}
+# An amount or a rate in a response: an exact JSON number (`12.500`), for a decimal type.
+NUMBER_OUT_SCHEMA = {"type": "number", "format": "decimal"}
+
+
+@extend_schema_field(AMOUNT_IN_SCHEMA)
 class AmountField(serializers.Field):
     """An amount of money: a JSON number or a numeric string, > 0 and ≤ 1,000,000,000.
 
@@ -84,7 +101,7 @@ class AmountField(serializers.Field):
         return value
 
 
-@extend_schema_field(OpenApiTypes.NUMBER)
+@extend_schema_field(NUMBER_OUT_SCHEMA)
 class NumberOutField(serializers.ReadOnlyField):
     """A `Decimal` rendered as an exact JSON number (amounts, rates)."""
 
