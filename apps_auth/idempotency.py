@@ -25,15 +25,19 @@ from apps_auth.errors import IdempotencyKeyReused, RequestInProgress
 from apps_auth.models import App, IdempotencyRecord
 from core.api.renderers import DecimalJSONRenderer
 from core.api.responses import REPLAYED
+from core.api.schema import PARSE_ERROR, VALIDATION_ERROR, ParameterWithErrors
 from core.fingerprint import digest
 
 HEADER = "Idempotency-Key"
-IDEMPOTENCY_KEY = OpenApiParameter(
+IDEMPOTENCY_KEY = ParameterWithErrors(
     HEADER,
     {"type": "string", "minLength": 1, "maxLength": 255},
     OpenApiParameter.HEADER,
-    description="1 to 255 characters. A retry with the same key and body replays the first "
-    "response (with `Idempotent-Replayed: true`); another body is 409 idempotency_key_reused.",
+    description="Any 1 to 255 characters you choose per operation, e.g. a UUID; send the same "
+    "again when you retry it (a timeout, a 503). For 24 hours, a retry with the same key and "
+    "body answers the first response again, with `Idempotent-Replayed: true`, and does nothing "
+    "more; the same key with another body is 409 idempotency_key_reused.",
+    errors=(IdempotencyKeyReused, RequestInProgress, VALIDATION_ERROR, PARSE_ERROR),
 )
 # Refused before the operation ran: nothing is kept, so a corrected retry runs.
 NOT_KEPT = {400, 401, 403, 429}

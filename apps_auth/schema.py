@@ -6,12 +6,14 @@ from drf_spectacular.extensions import OpenApiAuthenticationExtension
 
 # Security requirement objects, for `extend_schema(auth=[...])` (typed there as names only).
 APP_CREDENTIALS: Any = {"AppId": [], "ApiKey": []}
+# The member token goes in X-Member-Token or, as clients send a bearer token, in Authorization.
 MEMBER_CREDENTIALS: Any = {**APP_CREDENTIALS, "MemberToken": []}
+MEMBER_BEARER_CREDENTIALS: Any = {**APP_CREDENTIALS, "MemberBearer": []}
 
 
 class AppKeyAuthenticationScheme(OpenApiAuthenticationExtension):
     target_class = "apps_auth.authentication.AppKeyAuthentication"
-    name = ["AppId", "ApiKey", "MemberToken"]
+    name = ["AppId", "ApiKey", "MemberToken", "MemberBearer"]
 
     def get_security_definition(self, auto_schema):
         return [
@@ -31,7 +33,15 @@ class AppKeyAuthenticationScheme(OpenApiAuthenticationExtension):
                 "type": "apiKey",
                 "in": "header",
                 "name": "X-Member-Token",
-                "description": "The member's token (a JWT), for redeem.",
+                "description": "The member's token from Verify a one-time code, for the "
+                "operations a member authorises (redeem, PIN).",
+            },
+            {
+                "type": "http",
+                "scheme": "bearer",
+                "bearerFormat": "JWT",
+                "description": "The same member token as `Authorization: Bearer …`, instead of "
+                "X-Member-Token (both, differing, are refused).",
             },
         ]
 

@@ -1,4 +1,6 @@
-from drf_spectacular.utils import extend_schema
+from decimal import Decimal
+
+from drf_spectacular.utils import OpenApiParameter, extend_schema
 from rest_framework import viewsets
 
 from apps_auth.permissions import HasCardRead
@@ -6,8 +8,33 @@ from cards.selectors import card_get, card_list
 from cards.serializers import CardListSerializer, CardSerializer
 from core.api.fields import MAX_ID
 from core.api.responses import ok
-from core.api.serializers import envelope, error_responses
+from core.api.schema import documented
+from core.api.serializers import envelope, error_responses, examples
 from core.errors import NotFound
+
+CARD_ID = OpenApiParameter(
+    "id",
+    {"type": "integer", "minimum": 1, "maximum": MAX_ID, "format": "int64"},
+    OpenApiParameter.PATH,
+    description="The card's id.",
+)
+CARD_EXAMPLE = {
+    "id": 10,
+    "unique_identifier": "CASH-001",
+    "name": "Premium Cashback Card",
+    "description": "5% cashback on all purchases",
+    "reward_system": "cashback",
+    "cashback_config": {
+        "cashback_percentage": 5,
+        "cashback_min_amount": Decimal("10.000"),
+        "cashback_max_amount": Decimal("1000.000"),
+        "allows_pin_redemption": True,
+        "cashback_holding_days": 0,
+        "cashback_expiry_days": None,
+    },
+    "currency": "TND",
+    "is_active": True,
+}
 
 
 @extend_schema(tags=["Cards"])
@@ -17,9 +44,10 @@ class CardViewSet(viewsets.ViewSet):
 
     @extend_schema(
         summary="List cards",
-        operation_id="cards_list",
-        description="The app's active cashback cards.",
-        responses={200: envelope(CardListSerializer), **error_responses(401, 403)},
+        operation_id="list_cards",
+        description="The app's active cashback cards, with their rates and rules.",
+        responses={200: envelope(CardListSerializer), **error_responses()},
+        examples=examples(response={"cards": [CARD_EXAMPLE], "total": 1}),
     )
     def list(self, request):
         cards = list(card_list(app=request.auth))
@@ -28,8 +56,14 @@ class CardViewSet(viewsets.ViewSet):
 
     @extend_schema(
         summary="Get a card",
-        description="One of the app's cards, in the list's item shape.",
-        responses={200: envelope(CardSerializer), **error_responses(401, 403, 404)},
+        operation_id="get_card",
+        description="One of the app's cards, active or not, in the list's item shape.",
+        parameters=[CARD_ID],
+        responses={
+            200: envelope(CardSerializer),
+            **error_responses(documented(NotFound, "The app has no card with this id.")),
+        },
+        examples=examples(response=CARD_EXAMPLE),
     )
     def retrieve(self, request, pk: str):
         card_id = int(pk)

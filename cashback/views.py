@@ -1,3 +1,5 @@
+from decimal import Decimal
+
 from django.utils import timezone
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, extend_schema
@@ -6,8 +8,18 @@ from rest_framework.decorators import action
 
 from apps_auth.idempotency import IDEMPOTENCY_KEY, idempotency_record, idempotent
 from apps_auth.permissions import HasCashbackRead, HasCashbackWrite
-from apps_auth.schema import MEMBER_CREDENTIALS
+from apps_auth.schema import MEMBER_BEARER_CREDENTIALS, MEMBER_CREDENTIALS
+from cards.errors import CardInactive
 from cards.selectors import card_get
+from cashback.errors import (
+    AlreadyReversed,
+    BelowMinimumPurchase,
+    DuplicateReference,
+    InsufficientBalance,
+    PinNotAllowed,
+    RefundExceedsPurchase,
+    ReversalWindowClosed,
+)
 from cashback.models import EntryType
 from cashback.selectors import entry_history, member_card
 from cashback.serializers import (
@@ -29,9 +41,12 @@ from cashback.serializers import (
 from cashback.services import cashback_earn, cashback_redeem, cashback_refund, cashback_reverse
 from core import money
 from core.api.responses import ok
-from core.api.serializers import envelope, error_responses, validated
+from core.api.schema import documented
+from core.api.serializers import envelope, error_responses, examples, validated
+from core.errors import NotFound
 from members.authentication import token_member_id
-from members.errors import MemberMismatch
+from members.errors import InvalidPin, MemberMismatch, PinLocked, PinNotSet
+from members.schema import MEMBER_TOKEN
 
 
 @extend_schema(tags=["Cashback"])
@@ -40,14 +55,50 @@ class CashbackViewSet(viewsets.ViewSet):
 
     @extend_schema(
         summary="Earn cashback",
-        description="Credits the card's percentage of a purchase to the member's wallet. "
-        "The member is found by member_id, else email, else phone, and created when unknown.",
+        operation_id="earn_cashback",
+        description="Credits the card's percentage of a purchase to the member's wallet, "
+        "rounded half-up to the currency's minor unit and capped at the card's "
+        "cashback_max_amount. The member is found by member_id, else email, else phone, and "
+        "created when neither the email nor the phone is known. On a card that holds cashback, "
+        "the cashback is pending until available_at. Send an Idempotency-Key, or a reference, "
+        "so that a retry never credits twice.",
         parameters=[IDEMPOTENCY_KEY],
         request=EarnSerializer,
         responses={
             200: envelope(EarnResultSerializer),
-            **error_responses(400, 401, 403, 404, 409, 422),
+            **error_responses(
+                documented(
+                    NotFound, "The card, or the member named by member_id, is not the app's."
+                ),
+                DuplicateReference,
+                CardInactive,
+                BelowMinimumPurchase,
+            ),
         },
+        examples=examples(
+            request={
+                "card_id": 10,
+                "member_id": 123,
+                "purchase_amount": Decimal("50.00"),
+                "reference": "ORDER-12345",
+                "metadata": {"store_location": "Downtown", "cashier_id": "EMP-001"},
+            },
+            response={
+                "transaction_id": 456,
+                "purchase_amount": Decimal("50.000"),
+                "cashback_percentage": 5,
+                "cashback_earned": Decimal("2.500"),
+                "new_balance": Decimal("12.500"),
+                "currency": "TND",
+                "member_id": 123,
+                "card_id": 10,
+                "reference": "ORDER-12345",
+                "earned_at": "2025-01-15T10:30:00Z",
+                "status": "available",
+                "available_at": "2025-01-15T10:30:00Z",
+                "pending_balance": 0,
+            },
+        ),
     )
     @action(detail=False, methods=["post"], permission_classes=[HasCashbackWrite])
     @idempotent
@@ -69,14 +120,48 @@ class CashbackViewSet(viewsets.ViewSet):
 
     @extend_schema(
         summary="Redeem cashback",
-        description="Debits the member's wallet. The member is the one of X-Member-Token.",
-        auth=[MEMBER_CREDENTIALS],
-        parameters=[IDEMPOTENCY_KEY],
+        operation_id="redeem_cashback",
+        description="Debits the member's spendable cashback, oldest first, for a discount. The "
+        "member is the one of the member token (X-Member-Token or Authorization: Bearer), "
+        "which the member got by a one-time code. A pin is checked when the card allows PIN "
+        "redemption; after 5 wrong PINs in a row the member's redeems are locked for 15 "
+        "minutes.",
+        auth=[MEMBER_CREDENTIALS, MEMBER_BEARER_CREDENTIALS],
+        parameters=[IDEMPOTENCY_KEY, MEMBER_TOKEN],
         request=RedeemSerializer,
         responses={
             200: envelope(RedeemResultSerializer),
-            **error_responses(400, 401, 403, 404, 409, 422, 423),
+            **error_responses(
+                PinNotAllowed,
+                PinNotSet,
+                InvalidPin,
+                documented(MemberMismatch, "member_id is not the member of the token."),
+                documented(NotFound, "The card, or the token's member, is not the app's."),
+                DuplicateReference,
+                CardInactive,
+                InsufficientBalance,
+                PinLocked,
+            ),
         },
+        examples=examples(
+            request={
+                "card_id": 10,
+                "amount": Decimal("5.00"),
+                "pin": "1234",
+                "reference": "REDEEM-ORDER-12346",
+            },
+            response={
+                "transaction_id": 457,
+                "amount_redeemed": Decimal("5.000"),
+                "previous_balance": Decimal("12.500"),
+                "new_balance": Decimal("7.500"),
+                "currency": "TND",
+                "member_id": 123,
+                "card_id": 10,
+                "reference": "REDEEM-ORDER-12346",
+                "redeemed_at": "2025-01-15T11:00:00Z",
+            },
+        ),
     )
     @action(detail=False, methods=["post"], permission_classes=[HasCashbackWrite])
     @idempotent(subject=token_member_id)
@@ -101,15 +186,52 @@ class CashbackViewSet(viewsets.ViewSet):
 
     @extend_schema(
         summary="Refund cashback",
+        operation_id="refund_cashback",
         description="Takes back the cashback of a refunded purchase: the card's rate on "
-        "refund_amount, its share of original_transaction_id, or cashback_to_deduct. The balance "
-        "never goes below zero; balance_warning says what could not be recovered.",
+        "refund_amount, or that earning's share when original_transaction_id names it, or "
+        "cashback_to_deduct. Cashback still pending is taken first. The balance never goes "
+        "below zero: balance_warning then says what could not be recovered. Never creates a "
+        "member.",
         parameters=[IDEMPOTENCY_KEY],
         request=RefundSerializer,
         responses={
             200: envelope(RefundResultSerializer),
-            **error_responses(400, 401, 403, 404, 409, 422),
+            **error_responses(
+                documented(
+                    NotFound,
+                    "The card, the member, or the earning named by original_transaction_id "
+                    "is not the app's.",
+                ),
+                DuplicateReference,
+                CardInactive,
+                RefundExceedsPurchase,
+            ),
         },
+        examples=examples(
+            request={
+                "card_id": 10,
+                "member_id": 123,
+                "refund_amount": Decimal("25.00"),
+                "reference": "REFUND-ORDER-12345",
+            },
+            response={
+                "transaction_id": 459,
+                "cashback_deducted": Decimal("1.250"),
+                "cashback_not_recovered": 0,
+                "refund_amount": Decimal("25.000"),
+                "previous_balance": Decimal("12.500"),
+                "new_balance": Decimal("11.250"),
+                "currency": "TND",
+                "member_id": 123,
+                "card_id": 10,
+                "reference": "REFUND-ORDER-12345",
+                "original_transaction_id": None,
+                "balance_warning": None,
+                "refunded_at": "2025-01-15T12:00:00Z",
+                "pending_deducted": 0,
+                "pending_balance": 0,
+            },
+        ),
     )
     @action(detail=False, methods=["post"], permission_classes=[HasCashbackWrite])
     @idempotent
@@ -133,6 +255,7 @@ class CashbackViewSet(viewsets.ViewSet):
 
     @extend_schema(
         summary="Reverse a redemption",
+        operation_id="reverse_redemption",
         description="Gives back what a redemption took, when the sale it paid for is "
         "cancelled: into the cashback it came from, with that cashback's own expiry date. Once "
         "per redemption, within the reversal window (72 hours by default). No member token: "
@@ -141,8 +264,35 @@ class CashbackViewSet(viewsets.ViewSet):
         request=ReverseSerializer,
         responses={
             200: envelope(ReverseResultSerializer),
-            **error_responses(400, 401, 403, 404, 409, 422),
+            **error_responses(
+                documented(
+                    NotFound, "The card is not the app's, or transaction_id is no redemption on it."
+                ),
+                DuplicateReference,
+                AlreadyReversed,
+                ReversalWindowClosed,
+            ),
         },
+        examples=examples(
+            request={
+                "card_id": 10,
+                "transaction_id": 457,
+                "reason": "Sale cancelled",
+                "reference": "CANCEL-ORDER-12346",
+            },
+            response={
+                "transaction_id": 460,
+                "reversed_transaction_id": 457,
+                "amount": Decimal("5.000"),
+                "new_balance": Decimal("12.500"),
+                "currency": "TND",
+                "member_id": 123,
+                "card_id": 10,
+                "reference": "CANCEL-ORDER-12346",
+                "reversed_at": "2025-01-15T13:00:00Z",
+                "expired_amount": 0,
+            },
+        ),
     )
     @action(detail=False, methods=["post"], permission_classes=[HasCashbackWrite])
     @idempotent
@@ -162,8 +312,27 @@ class CashbackViewSet(viewsets.ViewSet):
 
     @extend_schema(
         summary="Get balance",
+        operation_id="get_balance",
+        description="The member's cashback on the card: what can be spent now, what is "
+        "pending, and the soonest to expire. A member without activity on the card has 0.",
         parameters=[BalanceQuerySerializer],
-        responses={200: envelope(BalanceSerializer), **error_responses(400, 401, 403, 404)},
+        responses={
+            200: envelope(BalanceSerializer),
+            **error_responses(documented(NotFound, "The card or the member is not the app's.")),
+        },
+        examples=examples(
+            response={
+                "card_id": 10,
+                "member_id": 123,
+                "cashback_balance": Decimal("12.500"),
+                "pending_balance": 0,
+                "next_expiry": None,
+                "cashback_percentage": 5,
+                "reward_system": "cashback",
+                "currency": "TND",
+                "queried_at": "2025-01-15T10:30:00Z",
+            }
+        ),
     )
     @action(detail=False, methods=["get"], permission_classes=[HasCashbackRead])
     def balance(self, request):
@@ -192,15 +361,69 @@ class CashbackViewSet(viewsets.ViewSet):
 
     @extend_schema(
         summary="Transaction history",
-        description="The member's entries on the card, newest first.",
+        operation_id="get_history",
+        description="The member's entries on the card, newest first, a page at a time.",
         parameters=[
-            HistoryItemSerializer,
             HistoryQuerySerializer,
-            OpenApiParameter("type", str, enum=EntryType.values),
-            OpenApiParameter("created_after", OpenApiTypes.DATETIME),
-            OpenApiParameter("created_before", OpenApiTypes.DATETIME),
+            OpenApiParameter(
+                "type", str, enum=EntryType.values, description="Only entries of this type."
+            ),
+            OpenApiParameter(
+                "created_after",
+                OpenApiTypes.DATETIME,
+                description="Only entries created at or after this instant (ISO 8601).",
+            ),
+            OpenApiParameter(
+                "created_before",
+                OpenApiTypes.DATETIME,
+                description="Only entries created at or before this instant (ISO 8601).",
+            ),
         ],
-        responses={200: envelope(HistorySerializer), **error_responses(400, 401, 403, 404)},
+        responses={
+            200: envelope(HistorySerializer),
+            **error_responses(documented(NotFound, "The card or the member is not the app's.")),
+        },
+        examples=examples(
+            response={
+                "card_id": 10,
+                "member_id": 123,
+                "transactions": [
+                    {
+                        "id": 457,
+                        "type": "redemption",
+                        "amount": Decimal("-5.000"),
+                        "points": 0,
+                        "event": "cashback_redeemed",
+                        "balance_after": Decimal("7.500"),
+                        "purchase_amount": None,
+                        "refund_amount": None,
+                        "reference": "REDEEM-ORDER-12346",
+                        "metadata": {},
+                        "created_at": "2025-01-15T11:00:00Z",
+                        "pending_amount": 0,
+                        "pending_balance_after": 0,
+                        "original_transaction_id": None,
+                    },
+                    {
+                        "id": 456,
+                        "type": "earning",
+                        "amount": Decimal("2.500"),
+                        "points": 0,
+                        "event": "cashback_earned",
+                        "balance_after": Decimal("12.500"),
+                        "purchase_amount": Decimal("50.000"),
+                        "refund_amount": None,
+                        "reference": "ORDER-12345",
+                        "metadata": {"store_location": "Downtown"},
+                        "created_at": "2025-01-15T10:30:00Z",
+                        "pending_amount": 0,
+                        "pending_balance_after": 0,
+                        "original_transaction_id": None,
+                    },
+                ],
+                "pagination": {"limit": 20, "offset": 0, "total": 2, "has_more": False},
+            }
+        ),
     )
     @action(detail=False, methods=["get"], permission_classes=[HasCashbackRead])
     def history(self, request):

@@ -252,8 +252,12 @@ SPECTACULAR_SETTINGS = {
     "TITLE": "Cashback API",
     "DESCRIPTION": (
         "Credit cashback on purchases, let members spend it, take it back on refunds. "
-        "Every call carries `X-App-Id` and `X-Api-Key`; redeem also carries the member's "
-        "`X-Member-Token`."
+        "Every call carries `X-App-Id` and `X-Api-Key`; redeem and PIN also carry the member's "
+        "token, as `X-Member-Token` or `Authorization: Bearer`. Amounts are exact decimals: "
+        'send them as JSON numbers or as strings ("10.100"), read them as decimals, never '
+        "as binary floats. Every POST takes an `Idempotency-Key`: retry with the same one. "
+        "Every answer is `{success, data}` or `{success, error: {code, message, details}}`; "
+        "switch on `error.code`."
     ),
     "VERSION": "1.0.0",
     "SERVE_INCLUDE_SCHEMA": False,
@@ -265,6 +269,7 @@ SPECTACULAR_SETTINGS = {
     "POSTPROCESSING_HOOKS": [
         "drf_spectacular.hooks.postprocess_schema_enums",
         "core.api.schema.refuse_unknown_request_fields",
+        "core.api.schema.require_request_bodies",
     ],
 }
 

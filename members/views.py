@@ -5,11 +5,15 @@ from rest_framework.decorators import action
 
 from apps_auth.idempotency import IDEMPOTENCY_KEY, idempotent
 from apps_auth.permissions import HasCashbackWrite
-from apps_auth.schema import MEMBER_CREDENTIALS
+from apps_auth.schema import MEMBER_BEARER_CREDENTIALS, MEMBER_CREDENTIALS
 from core.api.responses import ok
-from core.api.serializers import envelope, error_responses, validated
+from core.api.schema import documented
+from core.api.serializers import envelope, error_responses, examples, validated
+from core.errors import InvalidInput, NotFound, Throttled
 from members.authentication import token_member, token_member_id
+from members.errors import InvalidOtp, InvalidPin, PinLocked, TooManyAttempts
 from members.otp import otp_request, otp_verify
+from members.schema import MEMBER_TOKEN
 from members.serializers import (
     MemberTokenSerializer,
     OtpChallengeSerializer,
@@ -26,15 +30,26 @@ from members.tokens import MEMBER_TOKEN_WITHHELD
 class MemberViewSet(viewsets.ViewSet):
     @extend_schema(
         summary="Set or change the member's PIN",
-        description="The member is the one of X-Member-Token. Changing a PIN in force needs "
-        "current_pin; 5 wrong ones in a row lock the PIN for 15 minutes.",
-        auth=[MEMBER_CREDENTIALS],
-        parameters=[IDEMPOTENCY_KEY],
+        operation_id="set_pin",
+        description="The member is the one of the member token (X-Member-Token or "
+        "Authorization: Bearer). Changing a PIN in force needs current_pin; 5 wrong ones in a "
+        "row lock the PIN for 15 minutes.",
+        auth=[MEMBER_CREDENTIALS, MEMBER_BEARER_CREDENTIALS],
+        parameters=[IDEMPOTENCY_KEY, MEMBER_TOKEN],
         request=PinSerializer,
         responses={
             200: envelope(PinResultSerializer),
-            **error_responses(400, 401, 403, 404, 409, 423, 429),
+            **error_responses(
+                documented(InvalidInput, "current_pin is missing: the member has a PIN."),
+                documented(InvalidPin, "current_pin is wrong."),
+                documented(NotFound, "The token's member no longer exists."),
+                PinLocked,
+            ),
         },
+        examples=examples(
+            request={"pin": "2468", "current_pin": "1234"},
+            response={"member_id": 123, "pin_set": True, "changed_at": "2025-01-15T10:45:00Z"},
+        ),
     )
     @action(detail=False, methods=["post"], permission_classes=[HasCashbackWrite])
     @idempotent(subject=token_member_id)
@@ -56,8 +71,10 @@ class OtpViewSet(viewsets.ViewSet):
 
     @extend_schema(
         summary="Send a one-time code",
-        description="Sends a 6-digit code to the member by email or SMS, valid 5 minutes. "
-        "At most 3 requests per member per 10 minutes, a few codes per address and hour "
+        operation_id="request_otp",
+        description="Sends a 6-digit code to the member by email or SMS, valid 5 minutes; the "
+        "member reads it to the till, which trades it for a member token (Verify a one-time "
+        "code). At most 3 requests per member per 10 minutes, a few codes per address and hour "
         "across all members and apps, and the app's hourly quota of codes; past any of them, "
         "429 throttled with Retry-After and nothing sent. SMS goes to mobile numbers only: "
         "premium-rate, toll-free, fixed-line and other numbers are 400 validation_error.",
@@ -65,8 +82,23 @@ class OtpViewSet(viewsets.ViewSet):
         request=OtpRequestSerializer,
         responses={
             200: envelope(OtpChallengeSerializer),
-            **error_responses(400, 401, 403, 404, 409, 429),
+            **error_responses(
+                documented(NotFound, "No member of the app has this id, email or phone."),
+                documented(
+                    Throttled,
+                    "Too many codes for this member, address or app for now; nothing was sent.",
+                ),
+            ),
         },
+        examples=examples(
+            request={"phone": "+21620123456", "channel": "sms"},
+            response={
+                "challenge_id": "otp_8f2c1d7e9a",
+                "channel": "sms",
+                "destination": "+216•••••456",
+                "expires_at": "2025-01-15T10:35:00Z",
+            },
+        ),
     )
     @action(
         detail=False,
@@ -85,14 +117,29 @@ class OtpViewSet(viewsets.ViewSet):
 
     @extend_schema(
         summary="Verify a one-time code",
-        description="Trades the code for a member token. A code works once; after 5 wrong "
-        "codes the challenge answers 429 too_many_attempts, even to the right code.",
+        operation_id="verify_otp",
+        description="Trades the code for a member token, valid 15 minutes by default, for "
+        "redeem and PIN. A code works once; after 5 wrong codes the challenge answers 429 "
+        "too_many_attempts, even to the right code.",
         parameters=[IDEMPOTENCY_KEY],
         request=OtpVerifySerializer,
         responses={
             200: envelope(MemberTokenSerializer),
-            **error_responses(400, 401, 403, 404, 409, 429),
+            **error_responses(
+                InvalidOtp,
+                documented(NotFound, "No challenge of the app has this challenge_id."),
+                TooManyAttempts,
+            ),
         },
+        examples=examples(
+            request={"challenge_id": "otp_8f2c1d7e9a", "code": "482913"},
+            response={
+                "member_token": "eyJhbGciOiJIUzI1NiIsInR5cCI6IkpXVCJ9.eyJzdWIiOiIxMjMifQ.c2ln",
+                "token_type": "Bearer",
+                "expires_at": "2025-01-15T10:50:00Z",
+                "member_id": 123,
+            },
+        ),
     )
     @action(
         detail=False,

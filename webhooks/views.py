@@ -1,11 +1,14 @@
-from drf_spectacular.utils import extend_schema
+from drf_spectacular.utils import OpenApiParameter, extend_schema
 from rest_framework import viewsets
 from rest_framework.decorators import action
 
 from apps_auth.idempotency import IDEMPOTENCY_KEY, Withheld, idempotent
 from apps_auth.permissions import HasWebhooks
+from core.api.fields import MAX_ID
 from core.api.responses import ok
-from core.api.serializers import envelope, error_responses, validated
+from core.api.schema import documented
+from core.api.serializers import envelope, error_responses, examples, validated
+from core.errors import NotFound
 from webhooks.models import WebhookEndpoint
 from webhooks.selectors import webhook_endpoint_get, webhook_endpoint_list
 from webhooks.serializers import (
@@ -32,6 +35,14 @@ def _secret_restore(data: dict) -> dict:
     return {**data, "secret": secret}
 
 
+WEBHOOK_ID = OpenApiParameter(
+    "id",
+    {"type": "integer", "minimum": 1, "maximum": MAX_ID, "format": "int64"},
+    OpenApiParameter.PATH,
+    description="The endpoint's id.",
+)
+WEBHOOK_NOT_FOUND = documented(NotFound, "The app has no webhook endpoint with this id.")
+
 # A replayed registration or rotation answers the secret without a copy in the kept answer.
 SECRET_WITHHELD = Withheld(keep=_secret_withhold, restore=_secret_restore)
 
@@ -45,12 +56,22 @@ class WebhookViewSet(viewsets.ViewSet):
 
     @extend_schema(
         summary="List webhook endpoints",
-        operation_id="webhooks_list",
+        operation_id="list_webhooks",
         description="The app's endpoints, newest first, without their secrets.",
-        responses={
-            200: envelope(WebhookEndpointListSerializer),
-            **error_responses(401, 403, 429),
-        },
+        responses={200: envelope(WebhookEndpointListSerializer), **error_responses()},
+        examples=examples(
+            response={
+                "webhooks": [
+                    {
+                        "id": 3,
+                        "url": "https://shop.example.com/hooks/cashback",
+                        "events": ["cashback.earned", "cashback.redeemed"],
+                        "created_at": "2025-01-15T09:00:00Z",
+                    }
+                ],
+                "total": 1,
+            }
+        ),
     )
     def list(self, request):
         endpoints = list(webhook_endpoint_list(app=request.auth))
@@ -60,14 +81,27 @@ class WebhookViewSet(viewsets.ViewSet):
 
     @extend_schema(
         summary="Register a webhook endpoint",
+        operation_id="create_webhook",
         description="Events are POSTed to the URL as JSON, signed as the Standard Webhooks "
-        "specification says with the secret answered here (and only here).",
+        "specification says with the secret answered here (and only here). Deliveries are "
+        "retried with backoff for at least 24 hours until the URL answers 2xx within 5 "
+        "seconds; dedupe them by their webhook-id header.",
         parameters=[IDEMPOTENCY_KEY],
         request=WebhookEndpointCreateSerializer,
-        responses={
-            200: envelope(WebhookEndpointCreatedSerializer),
-            **error_responses(400, 401, 403, 409, 429),
-        },
+        responses={200: envelope(WebhookEndpointCreatedSerializer), **error_responses()},
+        examples=examples(
+            request={
+                "url": "https://shop.example.com/hooks/cashback",
+                "events": ["cashback.earned", "cashback.redeemed"],
+            },
+            response={
+                "id": 3,
+                "url": "https://shop.example.com/hooks/cashback",
+                "events": ["cashback.earned", "cashback.redeemed"],
+                "created_at": "2025-01-15T09:00:00Z",
+                "secret": "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw",
+            },
+        ),
     )
     @idempotent(withheld=SECRET_WITHHELD)
     def create(self, request):
@@ -79,11 +113,14 @@ class WebhookViewSet(viewsets.ViewSet):
 
     @extend_schema(
         summary="Delete a webhook endpoint",
+        operation_id="delete_webhook",
         description="Nothing more is delivered to it.",
+        parameters=[WEBHOOK_ID],
         responses={
             200: envelope(WebhookEndpointDeletedSerializer),
-            **error_responses(401, 403, 404, 429),
+            **error_responses(WEBHOOK_NOT_FOUND),
         },
+        examples=examples(response={"id": 3, "deleted": True}),
     )
     def destroy(self, request, pk: str):
         endpoint = webhook_endpoint_get(app=request.auth, endpoint_id=int(pk))
@@ -92,14 +129,22 @@ class WebhookViewSet(viewsets.ViewSet):
 
     @extend_schema(
         summary="Rotate a webhook endpoint's secret",
+        operation_id="rotate_webhook_secret",
         description="Answers a new secret; the previous one keeps signing beside it for 24 "
         "hours, so that the receiver can switch without missing an event.",
-        parameters=[IDEMPOTENCY_KEY],
+        parameters=[IDEMPOTENCY_KEY, WEBHOOK_ID],
         request=None,
         responses={
             200: envelope(WebhookSecretSerializer),
-            **error_responses(401, 403, 404, 409, 429),
+            **error_responses(WEBHOOK_NOT_FOUND),
         },
+        examples=examples(
+            response={
+                "id": 3,
+                "secret": "whsec_2xVbq0mN7cJr4TzLwYH5sKdE8uAoP1fG",
+                "previous_secret_expires_at": "2025-01-16T09:00:00Z",
+            }
+        ),
     )
     @action(detail=True, methods=["post"], url_path="rotate-secret")
     @idempotent(withheld=SECRET_WITHHELD)

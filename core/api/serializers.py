@@ -4,8 +4,11 @@ import copy
 from functools import cache
 from typing import TypeVar
 
-from drf_spectacular.utils import inline_serializer
+from drf_spectacular.utils import OpenApiExample, inline_serializer
 from rest_framework import serializers
+
+from core.api.schema import ErrorDoc, ErrorResponses
+from core.errors import DomainError
 
 S = TypeVar("S", bound=serializers.Serializer)
 
@@ -50,26 +53,31 @@ def validated(serializer_class: type[S], data) -> S:
     return serializer
 
 
-class ErrorSerializer(serializers.Serializer):
-    code = serializers.CharField()
-    message = serializers.CharField()
-    details = serializers.DictField()
-
-
-class ErrorEnvelopeSerializer(serializers.Serializer):
-    success = serializers.BooleanField(default=False)
-    error = ErrorSerializer()
-
-
 @cache
 def envelope(data_serializer: type[serializers.Serializer]):
     """The success envelope around `data_serializer`, for the OpenAPI document."""
     name = data_serializer.__name__.removesuffix("Serializer")
     return inline_serializer(
         name=f"{name}Envelope",
-        fields={"success": serializers.BooleanField(default=True), "data": data_serializer()},
+        fields={
+            "success": serializers.BooleanField(help_text="Always true."),
+            "data": data_serializer(),
+        },
     )
 
 
-def error_responses(*statuses: int) -> dict:
-    return dict.fromkeys(statuses, ErrorEnvelopeSerializer)
+def error_responses(*errors: type[DomainError] | ErrorDoc) -> dict:
+    """The errors an operation answers besides those every operation of its kind does (see
+    `core.api.schema.EnvelopeAutoSchema.implied_errors`), for `extend_schema(responses=...)`:
+    domain error classes, or `documented(ErrorClass, "what it means here")`."""
+    return ErrorResponses.by_status(errors)
+
+
+def examples(*, request: dict | None = None, response: dict) -> list[OpenApiExample]:
+    """An operation's example: its request body (if it takes one) and its success's `data`."""
+    shown = [
+        OpenApiExample("Success", value={"success": True, "data": response}, response_only=True)
+    ]
+    if request is not None:
+        shown.insert(0, OpenApiExample("Request", value=request, request_only=True))
+    return shown
