@@ -9,7 +9,7 @@ from cards.serializers import CardListSerializer, CardSerializer
 from core.api.fields import MAX_ID
 from core.api.responses import ok
 from core.api.schema import documented
-from core.api.serializers import envelope, error_responses, examples
+from core.api.serializers import NoQuerySerializer, envelope, error_responses, examples, validated
 from core.errors import NotFound
 
 CARD_ID = OpenApiParameter(
@@ -50,6 +50,7 @@ class CardViewSet(viewsets.ViewSet):
         examples=examples(response={"cards": [CARD_EXAMPLE], "total": 1}),
     )
     def list(self, request):
+        validated(NoQuerySerializer, request.query_params)
         cards = list(card_list(app=request.auth))
         data = CardListSerializer({"cards": cards, "total": len(cards)}).data
         return ok(data)
@@ -66,6 +67,7 @@ class CardViewSet(viewsets.ViewSet):
         examples=examples(response=CARD_EXAMPLE),
     )
     def retrieve(self, request, pk: str):
+        validated(NoQuerySerializer, request.query_params)
         card_id = int(pk)
         if card_id > MAX_ID:
             raise NotFound("Card not found.")

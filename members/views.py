@@ -4,7 +4,7 @@ from rest_framework import viewsets
 from rest_framework.decorators import action
 
 from apps_auth.idempotency import IDEMPOTENCY_KEY, idempotent
-from apps_auth.permissions import HasCashbackWrite
+from apps_auth.permissions import HasCashbackRead, HasCashbackWrite
 from apps_auth.schema import MEMBER_BEARER_CREDENTIALS, MEMBER_CREDENTIALS
 from core.api.responses import ok
 from core.api.schema import documented
@@ -15,6 +15,8 @@ from members.errors import InvalidOtp, InvalidPin, PinLocked, TooManyAttempts
 from members.otp import otp_request, otp_verify
 from members.schema import MEMBER_TOKEN
 from members.serializers import (
+    MemberLookupSerializer,
+    MemberSerializer,
     MemberTokenSerializer,
     OtpChallengeSerializer,
     OtpRequestSerializer,
@@ -28,6 +30,26 @@ from members.tokens import MEMBER_TOKEN_WITHHELD
 
 @extend_schema(tags=["Members"])
 class MemberViewSet(viewsets.ViewSet):
+    permission_classes = [HasCashbackRead]  # the lookup; the PIN's action asks for more
+
+    @extend_schema(
+        summary="Find a member by email or phone",
+        description="A till knows a phone or an email, not an id: this answers the app's member "
+        "with that email (any case) or that phone (any format), else 404 not_found. Nothing "
+        "is created.",
+        parameters=[MemberLookupSerializer],
+        responses={
+            200: envelope(MemberSerializer),
+            **error_responses(
+                documented(NotFound, "No member of the app has this email or phone.")
+            ),
+        },
+    )
+    def list(self, request):
+        params = validated(MemberLookupSerializer, request.query_params)
+        member = member_resolve(app=request.auth, ref=params.member_ref())
+        return ok(MemberSerializer(member).data)
+
     @extend_schema(
         summary="Set or change the member's PIN",
         operation_id="set_pin",
@@ -52,10 +74,9 @@ class MemberViewSet(viewsets.ViewSet):
         ),
     )
     @action(detail=False, methods=["post"], permission_classes=[HasCashbackWrite])
-    @idempotent(subject=token_member_id)
-    def pin(self, request):
+    @idempotent(input=PinSerializer, subject=token_member_id)
+    def pin(self, request, params: PinSerializer):
         member = token_member(request)
-        params = validated(PinSerializer, request.data)
         member_pin_change(
             member=member,
             pin=params.validated_data["pin"],
@@ -106,9 +127,8 @@ class OtpViewSet(viewsets.ViewSet):
         url_path="otp/request",
         permission_classes=[HasCashbackWrite],
     )
-    @idempotent
-    def otp_request(self, request):
-        params = validated(OtpRequestSerializer, request.data)
+    @idempotent(input=OtpRequestSerializer)
+    def otp_request(self, request, params: OtpRequestSerializer):
         member = member_resolve(app=request.auth, ref=params.member_ref())
         challenge = otp_request(
             app=request.auth, member=member, channel=params.validated_data.get("channel")
@@ -147,9 +167,8 @@ class OtpViewSet(viewsets.ViewSet):
         url_path="otp/verify",
         permission_classes=[HasCashbackWrite],
     )
-    @idempotent(withheld=MEMBER_TOKEN_WITHHELD)
-    def otp_verify(self, request):
-        params = validated(OtpVerifySerializer, request.data)
+    @idempotent(input=OtpVerifySerializer, withheld=MEMBER_TOKEN_WITHHELD)
+    def otp_verify(self, request, params: OtpVerifySerializer):
         verified = otp_verify(app=request.auth, **params.validated_data)
         data = {
             "member_token": verified.token.token,

@@ -7,7 +7,7 @@ from apps_auth.permissions import HasWebhooks
 from core.api.fields import MAX_ID
 from core.api.responses import ok
 from core.api.schema import documented
-from core.api.serializers import envelope, error_responses, examples, validated
+from core.api.serializers import NoQuerySerializer, envelope, error_responses, examples, validated
 from core.errors import NotFound
 from webhooks.models import WebhookEndpoint
 from webhooks.selectors import webhook_endpoint_get, webhook_endpoint_list
@@ -74,6 +74,7 @@ class WebhookViewSet(viewsets.ViewSet):
         ),
     )
     def list(self, request):
+        validated(NoQuerySerializer, request.query_params)
         endpoints = list(webhook_endpoint_list(app=request.auth))
         return ok(
             WebhookEndpointListSerializer({"webhooks": endpoints, "total": len(endpoints)}).data
@@ -103,11 +104,11 @@ class WebhookViewSet(viewsets.ViewSet):
             },
         ),
     )
-    @idempotent(withheld=SECRET_WITHHELD)
-    def create(self, request):
-        params = validated(WebhookEndpointCreateSerializer, request.data).validated_data
+    @idempotent(input=WebhookEndpointCreateSerializer, withheld=SECRET_WITHHELD)
+    def create(self, request, params: WebhookEndpointCreateSerializer):
+        data = params.validated_data
         endpoint = webhook_endpoint_create(
-            app=request.auth, url=params["url"], events=params.get("events")
+            app=request.auth, url=data["url"], events=data.get("events")
         )
         return ok(WebhookEndpointCreatedSerializer(endpoint).data)
 
