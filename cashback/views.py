@@ -45,7 +45,7 @@ from core.api.schema import documented
 from core.api.serializers import envelope, error_responses, examples, validated
 from core.errors import NotFound
 from members.authentication import token_member_id
-from members.errors import InvalidPin, MemberMismatch, PinLocked, PinNotSet
+from members.errors import InvalidPin, MemberConflict, MemberMismatch, PinLocked, PinNotSet
 from members.schema import MEMBER_TOKEN
 
 
@@ -71,6 +71,7 @@ class CashbackViewSet(viewsets.ViewSet):
                     NotFound, "The card, or the member named by member_id, is not the app's."
                 ),
                 DuplicateReference,
+                MemberConflict,
                 CardInactive,
                 BelowMinimumPurchase,
             ),
@@ -97,6 +98,7 @@ class CashbackViewSet(viewsets.ViewSet):
                 "status": "available",
                 "available_at": "2025-01-15T10:30:00Z",
                 "pending_balance": 0,
+                "member_created": False,
             },
         ),
     )
@@ -202,6 +204,7 @@ class CashbackViewSet(viewsets.ViewSet):
                     "is not the app's.",
                 ),
                 DuplicateReference,
+                MemberConflict,
                 CardInactive,
                 RefundExceedsPurchase,
             ),
@@ -312,11 +315,14 @@ class CashbackViewSet(viewsets.ViewSet):
         summary="Get balance",
         operation_id="get_balance",
         description="The member's cashback on the card: what can be spent now, what is "
-        "pending, and the soonest to expire. A member without activity on the card has 0.",
+        "pending, and the soonest to expire. The member is named by member_id, else email, "
+        "else phone (never created). A member without activity on the card has 0.",
         parameters=[BalanceQuerySerializer],
         responses={
             200: envelope(BalanceSerializer),
-            **error_responses(documented(NotFound, "The card or the member is not the app's.")),
+            **error_responses(
+                documented(NotFound, "The card or the member is not the app's."), MemberConflict
+            ),
         },
         examples=examples(
             response={
@@ -362,7 +368,8 @@ class CashbackViewSet(viewsets.ViewSet):
     @extend_schema(
         summary="Transaction history",
         operation_id="get_history",
-        description="The member's entries on the card, newest first, a page at a time.",
+        description="The member's entries on the card, newest first, a page at a time. The "
+        "member is named by member_id, else email, else phone (never created).",
         parameters=[
             HistoryQuerySerializer,
             OpenApiParameter(
@@ -381,7 +388,9 @@ class CashbackViewSet(viewsets.ViewSet):
         ],
         responses={
             200: envelope(HistorySerializer),
-            **error_responses(documented(NotFound, "The card or the member is not the app's.")),
+            **error_responses(
+                documented(NotFound, "The card or the member is not the app's."), MemberConflict
+            ),
         },
         examples=examples(
             response={

@@ -11,7 +11,7 @@ from core.api.schema import documented
 from core.api.serializers import envelope, error_responses, examples, validated
 from core.errors import InvalidInput, NotFound, Throttled
 from members.authentication import token_member, token_member_id
-from members.errors import InvalidOtp, InvalidPin, PinLocked, TooManyAttempts
+from members.errors import InvalidOtp, InvalidPin, MemberConflict, PinLocked, TooManyAttempts
 from members.otp import otp_request, otp_verify
 from members.schema import MEMBER_TOKEN
 from members.serializers import (
@@ -34,9 +34,10 @@ class MemberViewSet(viewsets.ViewSet):
 
     @extend_schema(
         summary="Find a member by email or phone",
+        operation_id="find_member",
         description="A till knows a phone or an email, not an id: this answers the app's member "
-        "with that email (any case) or that phone (any format), else 404 not_found. Nothing "
-        "is created.",
+        "with that email (any case) or that phone (any format), else 404 not_found. Give one "
+        "of the two. Nothing is created.",
         parameters=[MemberLookupSerializer],
         responses={
             200: envelope(MemberSerializer),
@@ -44,6 +45,15 @@ class MemberViewSet(viewsets.ViewSet):
                 documented(NotFound, "No member of the app has this email or phone.")
             ),
         },
+        examples=examples(
+            response={
+                "member_id": 123,
+                "email": "amira@example.com",
+                "phone": "+21620123456",
+                "name": "Amira",
+                "created_at": "2025-01-10T09:00:00Z",
+            }
+        ),
     )
     def list(self, request):
         params = validated(MemberLookupSerializer, request.query_params)
@@ -95,8 +105,9 @@ class OtpViewSet(viewsets.ViewSet):
         operation_id="request_otp",
         description="Sends a 6-digit code to the member by email or SMS, valid 5 minutes; the "
         "member reads it to the till, which trades it for a member token (Verify a one-time "
-        "code). At most 3 requests per member per 10 minutes, a few codes per address and hour "
-        "across all members and apps, and the app's hourly quota of codes; past any of them, "
+        "code). For a test-mode app nothing is sent: the answer carries the code as "
+        "test_code. At most 3 requests per member per 10 minutes, a few codes per address and "
+        "hour across all members and apps, and the app's hourly quota of codes; past any of them, "
         "429 throttled with Retry-After and nothing sent. SMS goes to mobile numbers only: "
         "premium-rate, toll-free, fixed-line and other numbers are 400 validation_error.",
         parameters=[IDEMPOTENCY_KEY],
@@ -105,6 +116,7 @@ class OtpViewSet(viewsets.ViewSet):
             200: envelope(OtpChallengeSerializer),
             **error_responses(
                 documented(NotFound, "No member of the app has this id, email or phone."),
+                MemberConflict,
                 documented(
                     Throttled,
                     "Too many codes for this member, address or app for now; nothing was sent.",
@@ -118,6 +130,7 @@ class OtpViewSet(viewsets.ViewSet):
                 "channel": "sms",
                 "destination": "+216•••••456",
                 "expires_at": "2025-01-15T10:35:00Z",
+                "test_code": "482913",
             },
         ),
     )

@@ -68,7 +68,7 @@ PARSE_ERROR = ErrorDoc(
 CREDENTIALS_REFUSED = ErrorDoc(
     401,
     AuthenticationFailed.code,
-    "X-App-Id or X-Api-Key is missing, unknown or revoked.",
+    "X-App-Id or X-Api-Key is missing, unknown or revoked (`details.reason` credentials_invalid).",
     "The app id or API key is invalid.",
 )
 SCOPE_MISSING = ErrorDoc(
@@ -110,6 +110,24 @@ ERROR_DETAILS: dict[str, dict[str, Any]] = {
         "description": "Each invalid field, query parameter or header, with its messages.",
         "additionalProperties": True,
     },
+    "authentication_failed": {
+        "properties": {
+            "reason": {
+                "type": "string",
+                "enum": [
+                    "credentials_invalid",
+                    "member_token_missing",
+                    "member_token_expired",
+                    "member_token_invalid",
+                ],
+                "description": "What to do: `credentials_invalid`, check X-App-Id and X-Api-Key; "
+                "`member_token_missing`, send the member token; `member_token_expired`, sign the "
+                "member in again; `member_token_invalid`, the token is forged, malformed or "
+                "another app's: sign the member in again.",
+            }
+        },
+        "required": ["reason"],
+    },
     "invalid_pin": {
         "properties": {
             "attempts_left": {
@@ -117,6 +135,33 @@ ERROR_DETAILS: dict[str, dict[str, Any]] = {
                 "description": "Wrong PINs left before the PIN locks for 15 minutes.",
             }
         },
+        "required": ["attempts_left"],
+    },
+    "pin_locked": {
+        "properties": {
+            "locked_until": {
+                "type": "string",
+                "format": "date-time",
+                "description": "When the member can redeem again.",
+            }
+        },
+        "required": ["locked_until"],
+    },
+    "duplicate_reference": {
+        "properties": {
+            "transaction_id": {
+                "type": "integer",
+                "description": "The entry the reference was first used for.",
+            }
+        },
+        "required": ["transaction_id"],
+    },
+    "member_conflict": {
+        "properties": {
+            "email_member_id": {"type": "integer", "description": "The member with the email."},
+            "phone_member_id": {"type": "integer", "description": "The member with the phone."},
+        },
+        "required": ["email_member_id", "phone_member_id"],
     },
     "invalid_otp": {
         "properties": {
@@ -172,19 +217,25 @@ ERROR_DETAILS: dict[str, dict[str, Any]] = {
                 "description": "The reversal that already gave the redemption back.",
             }
         },
+        "required": ["reversal_transaction_id"],
     },
     "reversal_window_closed": {
         "properties": {
             "redeemed_at": {"type": "string", "format": "date-time"},
             "reversal_window_hours": {"type": "integer"},
         },
+        "required": ["redeemed_at", "reversal_window_hours"],
     },
 }
 
 # A plausible `details` for the examples, by code.
 ERROR_EXAMPLE_DETAILS: dict[str, dict[str, Any]] = {
     "validation_error": {"purchase_amount": ["A number is required."]},
+    "authentication_failed": {"reason": "credentials_invalid"},
     "invalid_pin": {"attempts_left": 3},
+    "pin_locked": {"locked_until": "2025-01-15T11:15:00Z"},
+    "duplicate_reference": {"transaction_id": 456},
+    "member_conflict": {"email_member_id": 123, "phone_member_id": 124},
     "invalid_otp": {"attempts_left": 4},
     "insufficient_balance": {"balance": Decimal("7.500"), "amount": Decimal("10.000")},
     "below_minimum_purchase": {"cashback_min_amount": Decimal("10.000")},
@@ -235,7 +286,10 @@ def _error_schemas(code: str) -> tuple[dict, dict]:
     """The error object of one code and its envelope."""
     details = {"type": "object", "additionalProperties": {}}
     details.update(ERROR_DETAILS.get(code, {}))
-    details.setdefault("description", "More about the error; often empty.")
+    details.setdefault(
+        "description",
+        "More about the error." if "required" in details else "More about the error; often empty.",
+    )
     error = {
         "type": "object",
         "description": f"An error with the code `{code}`; each response that can carry it "
