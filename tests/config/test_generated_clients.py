@@ -29,18 +29,11 @@ from apps_auth.services import app_create
 from bench.harness import gunicorn, production_env
 from cards.services import card_create
 from core.api.throttling import WINDOW_SECONDS
-from tests.helpers import code_in
 
 BIN = Path(sys.executable).parent
 SCHEMA = "/api/v1/cashback/schema?format=json"
 PACKAGE = "cashback_api_client"
 MODELS = "cashback_api_models"
-
-
-@dataclass
-class Server:
-    base: str
-    sms: Path  # where the server writes the text messages it sends
 
 
 @pytest.fixture(scope="module")
@@ -54,7 +47,6 @@ def server(django_db_setup, tmp_path_factory):
         PGHOST=str(params.get("host") or "127.0.0.1"),
         PGPORT=str(params.get("port") or 5432),
         SECRET_KEY=settings.SECRET_KEY,  # the API key digests and member tokens made here
-        CASHBACK_SMS_FILE_PATH=str(folder / "sms"),
         REDIS_URL="",
         SECURE_SSL_REDIRECT="false",  # plain HTTP on loopback, no TLS proxy in front
         DJANGO_SETTINGS_MODULE="config.settings",  # not the tests' own
@@ -63,7 +55,7 @@ def server(django_db_setup, tmp_path_factory):
         base,
         _,
     ):
-        yield Server(base, folder / "sms")
+        yield base
 
 
 @dataclass
@@ -77,7 +69,7 @@ class Generated:
 @pytest.fixture(scope="module")
 def generated(server, tmp_path_factory) -> Iterator[Generated]:
     folder = tmp_path_factory.mktemp("generated")
-    document_text = httpx.get(server.base + SCHEMA, timeout=30).raise_for_status().text
+    document_text = httpx.get(server + SCHEMA, timeout=30).raise_for_status().text
     document_path = folder / "openapi.json"
     document_path.write_text(document_text)
     config = folder / "config.json"
@@ -191,7 +183,7 @@ class Api:
             token=token,
             prefix=prefix,
             auth_header_name=header,
-            headers=self.headers,
+            headers=dict(self.headers),  # the client writes its token header into this dict
             raise_on_unexpected_status=True,
             timeout=httpx.Timeout(30),
         )
@@ -226,14 +218,6 @@ class Api:
         return response, read
 
 
-def one_time_code(challenge, sms_folder: Path) -> str:
-    test_code = getattr(challenge, "test_code", None)
-    if isinstance(test_code, str):
-        return test_code
-    last = (sms_folder / "messages.log").read_text().splitlines()[-1]
-    return code_in(last.split("\t")[-1])  # time, number, message
-
-
 @pytest.mark.django_db(transaction=True)
 def test_the_generated_client_calls_every_operation_and_parses_every_answer(server, generated):
     app, issued = app_create(
@@ -249,7 +233,7 @@ def test_the_generated_client_calls_every_operation_and_parses_every_answer(serv
         cashback_max_amount=Decimal(1000),
         allows_pin_redemption=True,
     )
-    api = Api(generated, server.base, app.app_id, issued.raw_key)
+    api = Api(generated, server, app.app_id, issued.raw_key)
     M = api.model
 
     # Cards
@@ -270,6 +254,7 @@ def test_the_generated_client_calls_every_operation_and_parses_every_answer(serv
     response, earned = api.call("earn_cashback", body=earn, idempotency_key="earn-1")
     assert earned.data.purchase_amount == Decimal("30.300")
     assert str(earned.data.cashback_earned) == "1.515"
+    assert earned.data.member_created is True
     member_id = earned.data.member_id
     response, replayed = api.call("earn_cashback", body=earn, idempotency_key="earn-1")
     assert response.headers["Idempotent-Replayed"] == "true"
@@ -279,11 +264,21 @@ def test_the_generated_client_calls_every_operation_and_parses_every_answer(serv
         "earn_cashback", 409, code="idempotency_key_reused", body=other, idempotency_key="earn-1"
     )
     other.reference = "ORDER-1"
-    api.call("earn_cashback", 409, code="duplicate_reference", body=other)
+    _, duplicate = api.call("earn_cashback", 409, code="duplicate_reference", body=other)
+    assert duplicate.error.details.transaction_id == earned.data.transaction_id
     other.reference = "ORDER-2"
     api.call("earn_cashback", body=other)
     by_email = M("EarnRequest")(card_id=card.pk, email="bob@example.com", purchase_amount="20")
-    api.call("earn_cashback", body=by_email)
+    _, bob = api.call("earn_cashback", body=by_email)
+    assert bob.data.member_created is True
+    by_both = M("EarnRequest")(
+        card_id=card.pk, email="bob@example.com", phone="20123456", purchase_amount="20"
+    )
+    _, conflict = api.call("earn_cashback", 409, code="member_conflict", body=by_both)
+    assert conflict.error.details.model_dump() == {
+        "email_member_id": bob.data.member_id,
+        "phone_member_id": member_id,
+    }
     small = M("EarnRequest")(card_id=card.pk, member_id=member_id, purchase_amount="5")
     api.call("earn_cashback", 422, code="below_minimum_purchase", body=small)
     small.purchase_amount = "10.0001"
@@ -293,7 +288,7 @@ def test_the_generated_client_calls_every_operation_and_parses_every_answer(serv
     _, challenge = api.call(
         "request_otp", body=M("OtpRequestRequest")(phone="20 123 456", channel=M("ChannelEnum").SMS)
     )
-    code = one_time_code(challenge.data, server.sms)
+    code = challenge.data.test_code  # a test-mode app's
     wrong_code = "000000" if code != "000000" else "111111"
     wrong = M("OtpVerifyRequest")(challenge_id=challenge.data.challenge_id, code=wrong_code)
     api.call("verify_otp", 400, code="invalid_otp", body=wrong)
@@ -302,22 +297,30 @@ def test_the_generated_client_calls_every_operation_and_parses_every_answer(serv
         body=M("OtpVerifyRequest")(challenge_id=challenge.data.challenge_id, code=code),
     )
     token = verified.data.member_token
-    member = api.member_client(token, header="X-Member-Token")
+    member = api.member_client(token)  # Authorization: Bearer
     api.call("set_pin", client=member, body=M("PinRequest")(pin="1234"))
+    _, found = api.call("find_member", phone="+21620123456")
+    assert found.data.member_id == member_id
+    api.call("find_member", 404, code="not_found", email="nobody@example.com")
 
     # Redeem, reverse, refund
     redeem = M("RedeemRequest")(card_id=card.pk, amount="1.000", pin="1234")
     _, redeemed = api.call("redeem_cashback", client=member, body=redeem)
     assert redeemed.data.amount_redeemed == Decimal("1.000")
+    in_header = api.member_client(token, header="X-Member-Token")
+    api.call(
+        "redeem_cashback", client=in_header, body=M("RedeemRequest")(card_id=card.pk, amount=1)
+    )
     too_much = M("RedeemRequest")(card_id=card.pk, amount="1000")
     api.call("redeem_cashback", 422, code="insufficient_balance", client=member, body=too_much)
-    api.call(
+    _, refused = api.call(
         "redeem_cashback",
         401,
         code="authentication_failed",
         client=api.member_client("not-a-token", header="X-Member-Token"),
         body=redeem,
     )
+    assert refused.error.details.reason.value == "member_token_invalid"
     reverse = M("ReverseRequest")(card_id=card.pk, transaction_id=redeemed.data.transaction_id)
     _, reversed_ = api.call("reverse_redemption", body=reverse)
     assert reversed_.data.amount == Decimal("1.000")
@@ -327,11 +330,15 @@ def test_the_generated_client_calls_every_operation_and_parses_every_answer(serv
     assert refunded.data.cashback_deducted == Decimal("0.505")
 
     # Balance and history
-    _, balance = api.call("get_balance", card_id=card.pk, member_id=member_id)
-    assert isinstance(balance.data.cashback_balance, Decimal)
+    _, balance = api.call("get_balance", card_id=card.pk, phone="+21620123456")
+    assert balance.data.member_id == member_id
+    # 1.515 + 2.500 earned, 1.000 twice redeemed, one given back, 0.505 refunded
+    assert str(balance.data.cashback_balance) == "2.510"
     api.call("get_balance", 404, code="not_found", card_id=card.pk, member_id=member_id + 1000)
     _, history = api.call("get_history", card_id=card.pk, member_id=member_id)
-    assert history.data.pagination.total == len(history.data.transactions) == 5
+    assert history.data.pagination.total == len(history.data.transactions) == 6
+    _, bobs = api.call("get_history", card_id=card.pk, email="BOB@example.com")
+    assert [t.amount for t in bobs.data.transactions] == [Decimal("1.000")]
     _, earnings = api.call(
         "get_history",
         card_id=card.pk,
@@ -354,12 +361,13 @@ def test_the_generated_client_calls_every_operation_and_parses_every_answer(serv
     api.call("delete_webhook", 404, code="not_found", id=endpoint.data.id)
 
     # Credentials, scope and rate limit of other apps
-    api.call(
+    _, refused = api.call(
         "list_cards",
         401,
         code="authentication_failed",
         client=api.client(**{"X-Api-Key": "test_wrong"}),
     )
+    assert refused.error.details.reason.value == "credentials_invalid"
     reader, reader_key = app_create(name="Reader", scopes=["card_read"], rate_limit_per_minute=1)
     as_reader = api.client(**{"X-App-Id": reader.app_id, "X-Api-Key": reader_key.raw_key})
     api.call("list_webhooks", 403, code="permission_denied", client=as_reader)
@@ -372,7 +380,9 @@ def test_the_generated_client_calls_every_operation_and_parses_every_answer(serv
     wrong_pin = M("RedeemRequest")(card_id=card.pk, amount="1", pin="9999")
     for _ in range(5):
         api.call("redeem_cashback", 403, code="invalid_pin", client=member, body=wrong_pin)
-    api.call("redeem_cashback", 423, code="pin_locked", client=member, body=redeem)
+    without_pin = M("RedeemRequest")(card_id=card.pk, amount="1")
+    _, locked = api.call("redeem_cashback", 423, code="pin_locked", client=member, body=without_pin)
+    assert locked.error.details.locked_until > datetime.datetime.now(datetime.UTC)
 
     assert api.called == set(api.document_operations)
 

@@ -146,7 +146,9 @@ def test_history_lists_exactly_its_query_parameters(document):
     }
     assert query == {
         "card_id": True,
-        "member_id": True,
+        "member_id": False,  # or email, or phone
+        "email": False,
+        "phone": False,
         "limit": False,
         "offset": False,
         "type": False,
