@@ -163,7 +163,12 @@ def test_schema_docs_and_health_need_no_credentials(client, db):
     assert schema.status_code == 200
     document = schema.json()
     assert document["openapi"].startswith("3.")
-    assert set(document["components"]["securitySchemes"]) == {"AppId", "ApiKey", "MemberToken"}
+    assert set(document["components"]["securitySchemes"]) == {
+        "AppId",
+        "ApiKey",
+        "MemberToken",
+        "MemberBearer",
+    }
     assert document["components"]["securitySchemes"]["ApiKey"] == {
         "type": "apiKey",
         "in": "header",
@@ -182,7 +187,10 @@ def test_schema_docs_and_health_need_no_credentials(client, db):
     ):
         assert path in paths
     redeem = paths["/api/v1/cashback/cashback/redeem"]["post"]
-    assert redeem["security"] == [{"AppId": [], "ApiKey": [], "MemberToken": []}]
+    assert redeem["security"] == [
+        {"AppId": [], "ApiKey": [], "MemberToken": []},
+        {"AppId": [], "ApiKey": [], "MemberBearer": []},
+    ]
     assert "requestBody" in redeem
     assert "422" in redeem["responses"]
 
