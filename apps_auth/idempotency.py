@@ -25,6 +25,7 @@ from apps_auth.errors import IdempotencyKeyReused, RequestInProgress
 from apps_auth.models import App, IdempotencyRecord
 from core.api.renderers import DecimalJSONRenderer
 from core.api.responses import REPLAYED
+from core.api.serializers import validated
 from core.fingerprint import digest
 
 HEADER = "Idempotency-Key"
@@ -50,31 +51,43 @@ class Withheld:
     restore: Callable[[dict], dict]
 
 
-def idempotent(action=None, *, subject=None, withheld: Withheld | None = None):
+def idempotent(action=None, *, input=None, subject=None, withheld: Withheld | None = None):
     """Wraps a viewset action. Authentication and scopes have run already (DRF's `initial`).
 
-    `subject(request)` names who the request acts for beyond the body (the member of the
-    `X-Member-Token`); it is authenticated before the key is claimed and is part of the
-    request's digest, so one member's retry never replays another's response. `withheld` keeps
-    a credential the answer carries (a member token) out of the database.
+    `input` is the action's input serializer: the body is validated here (a 400 keeps nothing)
+    and the action gets it, validated, as `params`. The key is compared on the request as
+    understood, not as typed: `"20 123 456"` and `"+21620123456"` are one phone, `12` and
+    `"12.000"` one amount. `subject(request)` names who the request acts for beyond the body
+    (the member of the member token); it is authenticated before the body is read and is part
+    of the request's digest, so one member's retry never replays another's response. `withheld`
+    keeps a credential the answer carries (a member token) out of the database.
     """
     if action is None:
-        return lambda action: idempotent(action, subject=subject, withheld=withheld)
+        return lambda action: idempotent(action, input=input, subject=subject, withheld=withheld)
 
     @wraps(action)
     def wrapper(view, request, *args, **kwargs):
         key = request.headers.get(HEADER)
+        if key is not None and not 1 <= len(key) <= 255:
+            raise ValidationError({HEADER: ["Must be 1 to 255 characters."]})
+        subject_value = subject(request) if subject else None
+        understood = request.data
+        if input is not None:
+            kwargs["params"] = params = validated(input, request.data)
+            understood = params.validated_data
         if key is None:
             return action(view, request, *args, **kwargs)
-        if not 1 <= len(key) <= 255:
-            raise ValidationError({HEADER: ["Must be 1 to 255 characters."]})
-        fingerprint = request_fingerprint(
-            method=request.method,
-            path=request.path,
-            body=request.data,
-            subject=subject(request) if subject else None,
+        request_line = {"method": request.method, "path": request.path, "subject": subject_value}
+        fingerprint = request_fingerprint(**request_line, body=understood)
+
+        # Keys kept before requests were compared as understood hold the body as typed; until
+        # they leave the retention period, a retry may match that too (read only then).
+        def as_typed() -> str:
+            return request_fingerprint(**request_line, body=request.data)
+
+        record = idempotency_claim(
+            app=request.auth, key=key, request_fingerprint=fingerprint, as_typed=as_typed
         )
-        record = idempotency_claim(app=request.auth, key=key, request_fingerprint=fingerprint)
         if record.state == IdempotencyRecord.COMPLETED:
             body = record.response_body
             if withheld and _is_success(record.response_status):
@@ -143,13 +156,20 @@ def idempotency_record(request) -> IdempotencyRecord | None:
     return getattr(request, "idempotency_record", None)
 
 
-def idempotency_claim(*, app: App, key: str, request_fingerprint: str) -> IdempotencyRecord:
+def idempotency_claim(
+    *,
+    app: App,
+    key: str,
+    request_fingerprint: str,
+    as_typed: Callable[[], str] | None = None,
+) -> IdempotencyRecord:
     """Claims `key` for this request, in a transaction of its own so that a twin sees it at once.
 
     Returns the record: `in_progress` when this request is to run (a new key, or one whose
     earlier request stopped without an answer), `completed` when its response is to be replayed.
-    A key older than the retention period counts as new. Raises `IdempotencyKeyReused` for
-    another request under this key and `RequestInProgress` while the first one runs.
+    A key older than the retention period counts as new. `as_typed()`: the fingerprint of the
+    body as typed, which a key kept by an earlier release holds. Raises `IdempotencyKeyReused`
+    for another request under this key and `RequestInProgress` while the first one runs.
     """
     for _ in range(3):
         now = timezone.now()
@@ -170,7 +190,9 @@ def idempotency_claim(*, app: App, key: str, request_fingerprint: str) -> Idempo
         if record.created_at < now - RETENTION:
             IdempotencyRecord.objects.filter(app=app, pk=record.pk).delete()
             continue
-        if record.request_fingerprint != request_fingerprint:
+        if record.request_fingerprint != request_fingerprint and not (
+            as_typed is not None and record.request_fingerprint == as_typed()
+        ):
             raise IdempotencyKeyReused()
         if record.state == IdempotencyRecord.COMPLETED:
             return record

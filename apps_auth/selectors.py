@@ -7,7 +7,7 @@ from django.utils import timezone
 
 from apps_auth.keys import PREFIX_LENGTH, key_matches, key_prefix
 from apps_auth.models import ApiKey, App
-from core.generations import configuration_generation
+from core.generations import GenerationCache
 
 # How often, at most, a key's last_used_at is written (per key, per server process).
 LAST_USED_RESOLUTION = 60
@@ -17,17 +17,17 @@ KEY_CACHE_SIZE = 10_000
 
 @dataclass(frozen=True)
 class LiveKey:
-    """A key as authentication needs it; `app` None: no live key has this prefix. `generation`:
-    the configuration generation read before the key was read from the database."""
+    """A key as authentication needs it; `app` None: no live key has this prefix."""
 
     key_id: int | None
     key_hash: str
     app: App | None
-    generation: str | None
 
 
 _lock = threading.Lock()
-_keys: TTLCache[str, LiveKey] = TTLCache(KEY_CACHE_SIZE, ttl=settings.API_KEY_CACHE_SECONDS)
+_keys: GenerationCache[str, LiveKey] = GenerationCache(
+    KEY_CACHE_SIZE, ttl=settings.API_KEY_CACHE_SECONDS
+)
 _last_used_written: TTLCache[int, bool] = TTLCache(KEY_CACHE_SIZE, ttl=LAST_USED_RESOLUTION)
 
 
@@ -35,28 +35,22 @@ def _live_key(prefix: str) -> LiveKey:
     """The live key with this prefix: from this process's cache while the configuration
     generation (`core.generations`) is the one it was read under (and for at most
     `API_KEY_CACHE_SECONDS`), else from the database. A revocation is in force for the very next
-    request, in every process.
-
-    The generation is read first: a key read from the database after it holds every change
-    committed before it, and a change committed later writes a new generation.
+    request, in every process (`GenerationCache`).
     """
-    generation = configuration_generation()
-    with _lock:
-        cached = _keys.get(prefix)
-    if cached is not None and cached.generation == generation:
-        return cached
-    key = (
-        ApiKey.objects.select_related("app").filter(prefix=prefix, revoked_at__isnull=True).first()
-    )
-    fresh = LiveKey(
-        key_id=key.pk if key else None,
-        key_hash=key.key_hash if key else "",
-        app=key.app if key else None,
-        generation=generation,
-    )
-    with _lock:
-        _keys[prefix] = fresh
-    return fresh
+
+    def load() -> LiveKey:
+        key = (
+            ApiKey.objects.select_related("app")
+            .filter(prefix=prefix, revoked_at__isnull=True)
+            .first()
+        )
+        return LiveKey(
+            key_id=key.pk if key else None,
+            key_hash=key.key_hash if key else "",
+            app=key.app if key else None,
+        )
+
+    return _keys.get(prefix, load)
 
 
 def app_authenticate(*, app_id: str, api_key: str) -> App | None:
@@ -84,8 +78,8 @@ def app_authenticate(*, app_id: str, api_key: str) -> App | None:
 
 def api_key_cache_clear() -> None:
     """Forgets every cached key, so that the next request reads the database."""
+    _keys.clear()
     with _lock:
-        _keys.clear()
         _last_used_written.clear()
 
 

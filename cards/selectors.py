@@ -1,7 +1,5 @@
 import copy
-import threading
 
-from cachetools import TTLCache
 from django.conf import settings
 from django.db.models import QuerySet
 
@@ -9,7 +7,7 @@ from apps_auth.models import App
 from cards.errors import CardInactive
 from cards.models import Card
 from core.errors import NotFound
-from core.generations import configuration_generation
+from core.generations import GenerationCache
 
 
 def card_list(*, app: App) -> QuerySet[Card]:
@@ -19,8 +17,7 @@ def card_list(*, app: App) -> QuerySet[Card]:
 
 # Cards held per process, unknown ids too (as misses), so this bounds them.
 CARD_CACHE_SIZE = 10_000
-_lock = threading.Lock()
-_cards: TTLCache[tuple[int, int], tuple[str | None, Card | None]] = TTLCache(
+_cards: GenerationCache[tuple[int, int], Card | None] = GenerationCache(
     CARD_CACHE_SIZE, ttl=settings.API_KEY_CACHE_SECONDS
 )
 
@@ -34,15 +31,9 @@ def card_get(*, app: App, card_id: int) -> Card:
     its caps, its holding, deactivated) writes a new generation once committed, so every
     process answers the very next request with the card as it now is (`card_changed`).
     """
-    generation = configuration_generation()  # before the card is read: see apps_auth.selectors
-    with _lock:
-        cached = _cards.get((app.pk, card_id))
-    if cached is not None and cached[0] == generation:
-        card = cached[1]
-    else:
-        card = Card.objects.get_of_app(app_id=app.pk, card_id=card_id)
-        with _lock:
-            _cards[(app.pk, card_id)] = (generation, card)
+    card = _cards.get(
+        (app.pk, card_id), lambda: Card.objects.get_of_app(app_id=app.pk, card_id=card_id)
+    )
     if card is None:
         raise NotFound("Card not found.")
     return copy.copy(card)  # the caller's own: what it sets on it stays in its request
@@ -50,8 +41,7 @@ def card_get(*, app: App, card_id: int) -> Card:
 
 def card_cache_clear() -> None:
     """Forgets every card this process holds."""
-    with _lock:
-        _cards.clear()
+    _cards.clear()
 
 
 def card_check_active(card: Card) -> None:

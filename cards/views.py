@@ -6,7 +6,7 @@ from cards.selectors import card_get, card_list
 from cards.serializers import CardListSerializer, CardSerializer
 from core.api.fields import MAX_ID
 from core.api.responses import ok
-from core.api.serializers import envelope, error_responses
+from core.api.serializers import NoQuerySerializer, envelope, error_responses, validated
 from core.errors import NotFound
 
 
@@ -22,6 +22,7 @@ class CardViewSet(viewsets.ViewSet):
         responses={200: envelope(CardListSerializer), **error_responses(401, 403)},
     )
     def list(self, request):
+        validated(NoQuerySerializer, request.query_params)
         cards = list(card_list(app=request.auth))
         data = CardListSerializer({"cards": cards, "total": len(cards)}).data
         return ok(data)
@@ -32,6 +33,7 @@ class CardViewSet(viewsets.ViewSet):
         responses={200: envelope(CardSerializer), **error_responses(401, 403, 404)},
     )
     def retrieve(self, request, pk: str):
+        validated(NoQuerySerializer, request.query_params)
         card_id = int(pk)
         if card_id > MAX_ID:
             raise NotFound("Card not found.")

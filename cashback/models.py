@@ -47,12 +47,14 @@ class WalletManager(models.Manager["Wallet"]):
         amount: Decimal,
         pending_amount: Decimal = Decimal(0),
         covered: bool = False,
+        unlocked: bool = False,
     ) -> "Wallet | None":
         """Adds `amount` (signed) to the spendable balance on the card of the app's member with
         this id, else this email, else this phone, and `pending_amount` (signed) to its pending
         balance, counts one more entry, and returns the wallet as it is after the move; None
         when there is no such member or it has no wallet on the card, and, `covered`, when the
-        spendable balance does not cover a debit (it would go below zero). The wallet also carries
+        spendable balance does not cover a debit (it would go below zero), and, `unlocked`, when
+        the member's PIN is locked (`members.errors.PinLocked`). The wallet also carries
         the id its next entry takes (`next_entry_id`, drawn from the entries' sequence) and the
         time of its last entry (`last_entry_at`, None: none), read under its lock, so that the
         caller knows its entry whole before it saves it (`LedgerEntry.objects.append`).
@@ -77,7 +79,7 @@ class WalletManager(models.Manager["Wallet"]):
             "member": member,
         }
         with prepared_cursor(using) as cursor:
-            cursor.execute(_move_sql(key, covered=covered), params)
+            cursor.execute(_move_sql(key, covered=covered, unlocked=unlocked), params)
             row = cursor.fetchone()
         if row is None:
             return None
@@ -352,6 +354,9 @@ class LedgerEntry(models.Model):
     )
     reference = models.CharField(max_length=255, null=True, blank=True)
     metadata = models.JSONField(default=dict, blank=True)
+    # An earning that created its member (an unknown email and phone), so that its answer, and
+    # any replay of it, says so.
+    member_created = models.BooleanField(default=False, db_default=False)
     # A digest of the request that made the entry, to tell a replay from a reused reference.
     request_fingerprint = models.CharField(max_length=64, blank=True, default="")
     # The staff user who made an adjustment; reason and other context stay in `metadata`.
@@ -665,21 +670,28 @@ class AdjustmentRequest(models.Model):
 
 
 @cache
-def _move_sql(key: str, *, covered: bool = False) -> str:
+def _move_sql(key: str, *, covered: bool = False, unlocked: bool = False) -> str:
     """The move of the wallet of the member whose `key` field (id, email or phone) is
     %(member)s; by email or phone, the member of the app %(app)s; `covered`, only when the
-    spendable balance stays at or above zero."""
+    spendable balance stays at or above zero; `unlocked`, only when the member's PIN is not
+    locked at %(now)s."""
     meta = Wallet._meta
     column = {field.name: quote(field.column) for field in meta.concrete_fields}
     balance, count = column["balance"], column["entries_count"]
     pending = column["pending_balance"]
+    of_member = {f.name: quote(f.column) for f in Member._meta.concrete_fields}
+    members = quote(Member._meta.db_table)
     member = "%(member)s"
     if key != "id":
-        of_member = {f.name: quote(f.column) for f in Member._meta.concrete_fields}
         member = (
-            f"(SELECT m.{of_member['id']} FROM {quote(Member._meta.db_table)} m "  # noqa: S608
+            f"(SELECT m.{of_member['id']} FROM {members} m "  # noqa: S608
             f"WHERE m.{of_member['app']} = %(app)s AND m.{of_member[key]} = %(member)s)"
         )
+    locked = (
+        f"AND NOT EXISTS (SELECT 1 FROM {members} l WHERE l.{of_member['app']} = %(app)s "  # noqa: S608
+        f"AND l.{of_member['id']} = w.{column['member']} "
+        f"AND l.{of_member['pin_locked_until']} > %(now)s) "
+    )
     return (
         f"UPDATE {quote(meta.db_table)} w SET "  # noqa: S608  names from _meta, values bound
         f"{balance} = {balance} + %(amount)s, {pending} = {pending} + %(pending)s, "
@@ -688,6 +700,7 @@ def _move_sql(key: str, *, covered: bool = False) -> str:
         f"WHERE w.{column['app']} = %(app)s AND w.{column['card']} = %(card)s "
         f"AND w.{column['member']} = {member} "
         + (f"AND w.{balance} + %(amount)s >= 0 " if covered else "")
+        + (locked if unlocked else "")
         + f"RETURNING {select_list(Wallet, 'w')}, {_next_entry_sql('w')}"
     )
 

@@ -14,6 +14,7 @@ from core.errors import InvalidInput, NotFound
 from core.replicas import replica_read
 from core.rows import from_row, prepared_cursor, quote, select_list
 from members.models import Member
+from members.services import MemberRef, member_resolve
 
 
 def member_key(*, app_id: int, member_id: int) -> str:
@@ -71,14 +72,19 @@ def _member_card_sql() -> str:
     )
 
 
-def member_card(*, app: App, card_id: int, member_id: int) -> MemberCard:
-    """The app's card with the app's member's wallet on it, in one round trip. Raises
-    `NotFound` for a card or a member that is not the app's.
+def member_card(*, app: App, card_id: int, member_ref: MemberRef) -> MemberCard:
+    """The app's card with the wallet on it of the app's member `member_ref` names, in one
+    round trip by member id (one more by email or phone, to find the member on the primary).
+    Raises `NotFound` for a card or a member that is not the app's, and `MemberConflict`.
 
     Balance and history start here, on a replica when one may serve the member
     (`core.replicas`). The statement is written out (`_member_card_sql`) because composing it
     with the ORM costs a worker more CPU than the rest of a balance request: see the README.
     """
+
+    member_id = member_ref.member_id
+    if member_id is None:
+        member_id = member_resolve(app=app, ref=member_ref).pk
 
     def read(using: str) -> tuple[str, tuple | None]:
         with prepared_cursor(using) as cursor:

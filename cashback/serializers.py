@@ -4,10 +4,11 @@ from typing import cast
 
 from rest_framework import serializers
 
+from cashback.filters import LedgerEntryFilter
 from cashback.models import EntryType, LedgerEntry
 from core import money
 from core.api.fields import AmountField, IdField, MetadataField, NumberOutField, WholeNumberField
-from core.api.serializers import InputSerializer, StrictSerializer
+from core.api.serializers import StrictSerializer
 from members.serializers import MemberRefSerializer, PinField
 
 
@@ -60,12 +61,13 @@ class ReverseSerializer(StrictSerializer):
     )
 
 
-class BalanceQuerySerializer(InputSerializer):
-    card_id = IdField()
-    member_id = IdField()
+class BalanceQuerySerializer(MemberRefSerializer, StrictSerializer):
+    card_id = IdField(help_text="The cashback card.")
 
 
 class HistoryQuerySerializer(BalanceQuerySerializer):
+    also_known = tuple(LedgerEntryFilter.base_filters)  # type, created_after, created_before
+
     limit = WholeNumberField(min_value=1, max_value=100, default=20)
     offset = WholeNumberField(min_value=0, max_value=10**9, default=0)
 
@@ -97,6 +99,10 @@ class EarnResultSerializer(_PostedSerializer):
     )
     available_at = serializers.DateTimeField(help_text="When the cashback can be spent.")
     pending_balance = NumberOutField(help_text="The wallet's cashback held, not yet spendable.")
+    member_created = serializers.BooleanField(
+        help_text="true when this earn created the member (neither its email nor its phone "
+        "was known)."
+    )
 
     def to_representation(self, entry: LedgerEntry) -> dict:
         return {
@@ -114,6 +120,7 @@ class EarnResultSerializer(_PostedSerializer):
             "status": "pending" if entry.pending_amount > 0 else "available",
             "available_at": timestamp(entry.lot.available_at),
             "pending_balance": self.in_currency(entry.pending_balance_after),
+            "member_created": entry.member_created,
         }
 
 

@@ -50,9 +50,8 @@ class CashbackViewSet(viewsets.ViewSet):
         },
     )
     @action(detail=False, methods=["post"], permission_classes=[HasCashbackWrite])
-    @idempotent
-    def earn(self, request):
-        params = validated(EarnSerializer, request.data)
+    @idempotent(input=EarnSerializer)
+    def earn(self, request, params: EarnSerializer):
         data = params.validated_data
         card = card_get(app=request.auth, card_id=data["card_id"])
         posted = cashback_earn(
@@ -79,10 +78,10 @@ class CashbackViewSet(viewsets.ViewSet):
         },
     )
     @action(detail=False, methods=["post"], permission_classes=[HasCashbackWrite])
-    @idempotent(subject=token_member_id)
-    def redeem(self, request):
+    @idempotent(input=RedeemSerializer, subject=token_member_id)
+    def redeem(self, request, params: RedeemSerializer):
         member_id = token_member_id(request)
-        data = validated(RedeemSerializer, request.data).validated_data
+        data = params.validated_data
         if data.get("member_id", member_id) != member_id:
             raise MemberMismatch()
         card = card_get(app=request.auth, card_id=data["card_id"])
@@ -112,9 +111,8 @@ class CashbackViewSet(viewsets.ViewSet):
         },
     )
     @action(detail=False, methods=["post"], permission_classes=[HasCashbackWrite])
-    @idempotent
-    def refund(self, request):
-        params = validated(RefundSerializer, request.data)
+    @idempotent(input=RefundSerializer)
+    def refund(self, request, params: RefundSerializer):
         data = params.validated_data
         card = card_get(app=request.auth, card_id=data["card_id"])
         posted = cashback_refund(
@@ -145,9 +143,9 @@ class CashbackViewSet(viewsets.ViewSet):
         },
     )
     @action(detail=False, methods=["post"], permission_classes=[HasCashbackWrite])
-    @idempotent
-    def reverse(self, request):
-        data = validated(ReverseSerializer, request.data).validated_data
+    @idempotent(input=ReverseSerializer)
+    def reverse(self, request, params: ReverseSerializer):
+        data = params.validated_data
         card = card_get(app=request.auth, card_id=data["card_id"])
         posted = cashback_reverse(
             app=request.auth,
@@ -167,9 +165,11 @@ class CashbackViewSet(viewsets.ViewSet):
     )
     @action(detail=False, methods=["get"], permission_classes=[HasCashbackRead])
     def balance(self, request):
-        query = validated(BalanceQuerySerializer, request.query_params).validated_data
+        params = validated(BalanceQuerySerializer, request.query_params)
         found = member_card(
-            app=request.auth, card_id=query["card_id"], member_id=query["member_id"]
+            app=request.auth,
+            card_id=params.validated_data["card_id"],
+            member_ref=params.member_ref(),
         )
         card = found.card
         data = {
@@ -204,9 +204,10 @@ class CashbackViewSet(viewsets.ViewSet):
     )
     @action(detail=False, methods=["get"], permission_classes=[HasCashbackRead])
     def history(self, request):
-        query = validated(HistoryQuerySerializer, request.query_params).validated_data
+        params = validated(HistoryQuerySerializer, request.query_params)
+        query = params.validated_data
         found = member_card(
-            app=request.auth, card_id=query["card_id"], member_id=query["member_id"]
+            app=request.auth, card_id=query["card_id"], member_ref=params.member_ref()
         )
         limit, offset = query["limit"], query["offset"]
         page = entry_history(

@@ -32,9 +32,16 @@ class InvalidInput(DomainError):
 
 
 class AuthenticationFailed(DomainError):
+    """A 401. `details.reason` tells a client what to do: its own subclasses name theirs."""
+
     status_code = 401
     code = "authentication_failed"
     default_message = "The credentials are missing or invalid."
+    reason = "credentials_invalid"
+
+    def __init__(self, message: str | None = None, **kwargs: Any):
+        super().__init__(message, **kwargs)
+        self.details.setdefault("reason", self.reason)
 
 
 class PermissionDenied(DomainError):

@@ -8,13 +8,19 @@ request-id middleware): authentication asks first, before it reads a key, and th
 in the request is checked against the same value. Outside a request each call reads it.
 """
 
+import threading
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Hashable, Iterator
 from contextlib import contextmanager
 from contextvars import ContextVar
+from typing import Generic, TypeVar
 
+from cachetools import TTLCache
 from django.core.cache import cache
 from django.db import transaction
+
+K = TypeVar("K", bound=Hashable)
+V = TypeVar("V")
 
 GENERATION_KEY = "configuration-generation"
 
@@ -45,3 +51,30 @@ def configuration_changed() -> None:
     transaction.on_commit(
         lambda: cache.set(GENERATION_KEY, uuid.uuid4().hex, timeout=None), robust=True
     )
+
+
+class GenerationCache(Generic[K, V]):
+    """Values a server process keeps while the configuration generation is the one they were
+    loaded under, and for at most `ttl` seconds; at most `size` of them. Thread-safe."""
+
+    def __init__(self, size: int, *, ttl: float):
+        self._lock = threading.Lock()
+        self._values: TTLCache[K, tuple[str | None, V]] = TTLCache(size, ttl=ttl)
+
+    def get(self, key: K, load: Callable[[], V]) -> V:
+        """The value kept for `key`, else `load()`'s, kept. The generation is read before the
+        value is loaded: a value loaded after it holds every change committed before it, and a
+        change committed later writes a new generation."""
+        generation = configuration_generation()
+        with self._lock:
+            kept = self._values.get(key)
+        if kept is not None and kept[0] == generation:
+            return kept[1]
+        value = load()
+        with self._lock:
+            self._values[key] = (generation, value)
+        return value
+
+    def clear(self) -> None:
+        with self._lock:
+            self._values.clear()

@@ -87,13 +87,7 @@ def insert_new_with(parent: M, child: Model, *, link: str, using: str) -> M | No
     """Saves the new `parent` and the new `child` whose foreign key `link` is the parent, in one
     statement, and returns the parent; None when a unique constraint says the parent is there
     already, and nothing is written (as `insert_new`)."""
-    connection = connections[using]
-    params = [
-        field.get_db_prep_save(field.pre_save(instance, True), connection)
-        for instance in (parent, child)
-        for field in _insert_sql(type(instance))[1]
-        if instance is parent or field.name != link
-    ]
+    params = _values(parent, using) + _values(child, using, but=link)
     sql = _insert_with_sql(type(parent), type(child), link, using)
     return _inserted(parent, sql, params, using)
 
@@ -107,12 +101,18 @@ def insert_new(instance: M, using: str) -> M | None:
     created by a concurrent request is found afterwards, without a savepoint around an insert
     that fails (two round trips more).
     """
+    return _inserted(instance, _insert_sql(type(instance))[0], _values(instance, using), using)
+
+
+def _values(instance: Model, using: str, *, but: str | None = None) -> list:
+    """What `save()` would insert for the new `instance`, in `_insert_sql`'s column order, but
+    the field `but`'s value."""
     connection = connections[using]
-    sql, columns = _insert_sql(type(instance))
-    params = [
-        field.get_db_prep_save(field.pre_save(instance, True), connection) for field in columns
+    return [
+        field.get_db_prep_save(field.pre_save(instance, True), connection)
+        for field in _insert_sql(type(instance))[1]
+        if field.name != but
     ]
-    return _inserted(instance, sql, params, using)
 
 
 def _inserted(instance: M, sql: str, params: list, using: str) -> M | None:

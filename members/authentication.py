@@ -1,12 +1,14 @@
-"""The member a request acts for: the one its `X-Member-Token` names."""
+"""The member a request acts for: the one its member token names, sent as `X-Member-Token` or
+as `Authorization: Bearer …` (what generated clients send)."""
 
+from core.errors import InvalidInput
 from members.models import Member
 from members.selectors import member_get
 from members.tokens import member_token_member_id
 
 
 def token_member(request) -> Member:
-    """The member of the request's `X-Member-Token`, which must be a token of the request's app.
+    """The member of the request's member token, which must be a token of the request's app.
 
     Raises `MemberTokenInvalid` (401) for a missing, expired, forged or foreign token, and
     `NotFound` if the member is gone.
@@ -19,11 +21,23 @@ def token_member(request) -> Member:
 
 
 def token_member_id(request) -> int:
-    """The member id of the request's `X-Member-Token`, the token authenticated (it is signed
-    for the request's app) but the member not read. Raises `MemberTokenInvalid` (401)."""
+    """The member id of the request's member token, the token authenticated (it is signed for
+    the request's app) but the member not read. Raises `MemberTokenInvalid` (401), and
+    `InvalidInput` when both headers carry a token and they differ."""
     cached = getattr(request, "_token_member_id", None)
     if cached is None:
         cached = request._token_member_id = member_token_member_id(
-            app=request.auth, token=request.headers.get("X-Member-Token", "")
+            app=request.auth, token=member_token_sent(request)
         )
     return cached
+
+
+def member_token_sent(request) -> str:
+    """The member token in `X-Member-Token` or `Authorization: Bearer`; "" when neither."""
+    header = request.headers.get("X-Member-Token", "")
+    scheme, _, bearer = request.headers.get("Authorization", "").partition(" ")
+    bearer = bearer.strip() if scheme.lower() == "bearer" else ""
+    if header and bearer and header != bearer:
+        message = "X-Member-Token and Authorization: Bearer carry different tokens; send one."
+        raise InvalidInput(message, details={"X-Member-Token": [message]})
+    return header or bearer

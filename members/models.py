@@ -169,6 +169,9 @@ class OtpChallenge(models.Model):
 
     challenge_id = models.CharField(max_length=40, default=new_challenge_id)
     app = models.ForeignKey("apps_auth.App", on_delete=models.CASCADE, related_name="+")
+    # Not stored, and set only by `otp_request` for a test-mode app: the code itself, which its
+    # answer carries (and only then: a live app's answer has no such field).
+    test_code: str
     # Served by `otp_member_recent`, which leads with the app as every index of the table does.
     member = models.ForeignKey(
         Member, on_delete=models.CASCADE, related_name="otp_challenges", db_index=False

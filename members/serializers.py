@@ -69,6 +69,25 @@ class MemberRefSerializer(serializers.Serializer):
         )
 
 
+class MemberLookupSerializer(StrictSerializer):
+    """The query of the member lookup: an email or a phone, one of them."""
+
+    email = LowercaseEmailField(required=False, help_text="The member's email (any case).")
+    phone = PhoneField(
+        required=False,
+        help_text="The member's phone, in E.164 (URL-encode the + as %2B) or in the national "
+        "format of the default region.",
+    )
+
+    def validate(self, attrs):
+        if len(attrs) != 1:
+            raise serializers.ValidationError({"email": ["Give email or phone (one of them)."]})
+        return attrs
+
+    def member_ref(self) -> MemberRef:
+        return MemberRef(**self.validated_data)
+
+
 class PinSerializer(StrictSerializer):
     pin = PinField(help_text="The new PIN: 4 to 6 digits, as a string.")
     current_pin = PinField(required=False, help_text="The PIN in force, when one is set.")
@@ -95,6 +114,14 @@ class OtpVerifySerializer(StrictSerializer):
 # Output
 
 
+class MemberSerializer(serializers.Serializer):
+    member_id = serializers.IntegerField(source="pk")
+    email = serializers.EmailField(allow_null=True)
+    phone = serializers.CharField(allow_null=True, help_text="E.164")
+    name = serializers.CharField()
+    created_at = serializers.DateTimeField()
+
+
 class PinResultSerializer(serializers.Serializer):
     member_id = serializers.IntegerField()
     pin_set = serializers.BooleanField()
@@ -106,6 +133,10 @@ class OtpChallengeSerializer(serializers.Serializer):
     channel = serializers.ChoiceField(choices=OtpChannel.choices)
     destination = serializers.CharField(source="destination_masked")
     expires_at = serializers.DateTimeField()
+    test_code = serializers.CharField(
+        required=False,
+        help_text="Test-mode apps only (never live ones): the code itself, which is not sent.",
+    )
 
 
 class MemberTokenSerializer(serializers.Serializer):

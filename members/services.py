@@ -9,7 +9,7 @@ from core.errors import InvalidInput, NotFound
 from core.rows import fields_save
 from members.errors import InvalidPin, PinLocked, PinNotSet
 from members.models import Member
-from members.selectors import member_find, member_get
+from members.selectors import member_get, member_match
 
 PIN_MAX_ATTEMPTS = 5
 PIN_LOCK = timedelta(minutes=15)
@@ -17,29 +17,34 @@ PIN_LOCK = timedelta(minutes=15)
 
 @dataclass(frozen=True)
 class MemberRef:
-    """How a request names a member: by id, else email, else phone (lower-cased, E.164)."""
+    """How a request names a member: by id, else by email and phone (lower-cased, E.164)."""
 
     member_id: int | None = None
     email: str | None = None
     phone: str | None = None
     name: str = ""
 
+    @property
+    def by_email_and_phone(self) -> bool:
+        """Both given without an id: they must not name two different members."""
+        return self.member_id is None and bool(self.email) and bool(self.phone)
+
 
 def member_resolve(*, app: App, ref: MemberRef) -> Member:
-    """The app's member `ref` names: by id, else email, else phone. Raises `NotFound`."""
+    """The app's member `ref` names: by id, else the one its email or its phone names.
+    Raises `NotFound`, and `MemberConflict` when the email and the phone name two members."""
     if ref.member_id is not None:
         return member_get(app=app, member_id=ref.member_id)
-    member = member_find(app=app, email=ref.email, phone=ref.phone)
+    member = member_match(app=app, email=ref.email, phone=ref.phone)
     if member is None:
         raise NotFound("Member not found.")
     return member
 
 
 def member_new_fields(*, app: App, ref: MemberRef) -> dict:
-    """The fields of the member an earn creates for an unknown email or phone: that email, else
-    that phone, and the name given."""
-    named = {"email": ref.email} if ref.email else {"phone": ref.phone}
-    return {"app": app, "name": ref.name, **named}
+    """The fields of the member an earn creates when neither its email nor its phone is the
+    app's: both identifiers given, and the name."""
+    return {"app": app, "name": ref.name, "email": ref.email, "phone": ref.phone}
 
 
 def member_pin_change(*, member: Member, pin: str, current_pin: str | None = None) -> Member:
@@ -62,6 +67,14 @@ def member_pin_set(*, member: Member, pin: str) -> Member:
     return member
 
 
+def member_pin_check_unlocked(member: Member) -> None:
+    """Raises `PinLocked` while the member's PIN is locked: no redeem of the member goes
+    through then, with or without a PIN."""
+    now = timezone.now()
+    if member.pin_locked_until is not None and member.pin_locked_until > now:
+        raise PinLocked.until(member.pin_locked_until, now=now)
+
+
 def member_pin_verify(*, member: Member, pin: str) -> None:
     """Checks the PIN, counting misses in the database; 5 in a row lock it for 15 minutes.
 
@@ -80,7 +93,7 @@ def _pin_check_and_count(*, member: Member, pin: str) -> Exception | None:
         return PinNotSet()
     now = timezone.now()
     if locked.pin_locked_until and locked.pin_locked_until > now:
-        return PinLocked()
+        return PinLocked.until(locked.pin_locked_until, now=now)
     if locked.pin_matches(pin):
         if locked.pin_failed_attempts or locked.pin_locked_until:
             locked.pin_failed_attempts = 0

@@ -10,7 +10,7 @@ from django.utils import timezone
 
 from apps_auth.idempotency import Withheld
 from apps_auth.models import App
-from members.errors import MemberTokenInvalid
+from members.errors import MemberTokenExpired, MemberTokenInvalid, MemberTokenMissing
 
 ALGORITHM = "HS256"
 REQUIRED_CLAIMS = ["iss", "aud", "sub", "iat", "exp", "jti"]
@@ -61,7 +61,7 @@ MEMBER_TOKEN_WITHHELD = Withheld(keep=_token_withhold, restore=_token_restore)
 def member_token_member_id(*, app: App, token: str) -> int:
     """The member id a token of this app names. Raises `MemberTokenInvalid` (401) otherwise."""
     if not token:
-        raise MemberTokenInvalid("X-Member-Token is required.")
+        raise MemberTokenMissing()
     claims = _decode(app=app, token=token)
     sub = claims["sub"]
     if not isinstance(sub, str) or not sub.isdigit():
@@ -85,7 +85,7 @@ def _decode(*, app: App, token: str) -> dict:
         except jwt.InvalidSignatureError:
             continue
         except jwt.ExpiredSignatureError:
-            raise MemberTokenInvalid("The member token has expired.") from None
+            raise MemberTokenExpired() from None
         except jwt.InvalidTokenError:
             raise MemberTokenInvalid() from None
     raise MemberTokenInvalid()

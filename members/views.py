@@ -4,13 +4,15 @@ from rest_framework import viewsets
 from rest_framework.decorators import action
 
 from apps_auth.idempotency import IDEMPOTENCY_KEY, idempotent
-from apps_auth.permissions import HasCashbackWrite
+from apps_auth.permissions import HasCashbackRead, HasCashbackWrite
 from apps_auth.schema import MEMBER_CREDENTIALS
 from core.api.responses import ok
 from core.api.serializers import envelope, error_responses, validated
 from members.authentication import token_member, token_member_id
 from members.otp import otp_request, otp_verify
 from members.serializers import (
+    MemberLookupSerializer,
+    MemberSerializer,
     MemberTokenSerializer,
     OtpChallengeSerializer,
     OtpRequestSerializer,
@@ -24,6 +26,21 @@ from members.tokens import MEMBER_TOKEN_WITHHELD
 
 @extend_schema(tags=["Members"])
 class MemberViewSet(viewsets.ViewSet):
+    permission_classes = [HasCashbackRead]  # the lookup; the PIN's action asks for more
+
+    @extend_schema(
+        summary="Find a member by email or phone",
+        description="A till knows a phone or an email, not an id: this answers the app's member "
+        "with that email (any case) or that phone (any format), else 404 not_found. Nothing "
+        "is created.",
+        parameters=[MemberLookupSerializer],
+        responses={200: envelope(MemberSerializer), **error_responses(400, 401, 403, 404, 429)},
+    )
+    def list(self, request):
+        params = validated(MemberLookupSerializer, request.query_params)
+        member = member_resolve(app=request.auth, ref=params.member_ref())
+        return ok(MemberSerializer(member).data)
+
     @extend_schema(
         summary="Set or change the member's PIN",
         description="The member is the one of X-Member-Token. Changing a PIN in force needs "
@@ -37,10 +54,9 @@ class MemberViewSet(viewsets.ViewSet):
         },
     )
     @action(detail=False, methods=["post"], permission_classes=[HasCashbackWrite])
-    @idempotent(subject=token_member_id)
-    def pin(self, request):
+    @idempotent(input=PinSerializer, subject=token_member_id)
+    def pin(self, request, params: PinSerializer):
         member = token_member(request)
-        params = validated(PinSerializer, request.data)
         member_pin_change(
             member=member,
             pin=params.validated_data["pin"],
@@ -74,9 +90,8 @@ class OtpViewSet(viewsets.ViewSet):
         url_path="otp/request",
         permission_classes=[HasCashbackWrite],
     )
-    @idempotent
-    def otp_request(self, request):
-        params = validated(OtpRequestSerializer, request.data)
+    @idempotent(input=OtpRequestSerializer)
+    def otp_request(self, request, params: OtpRequestSerializer):
         member = member_resolve(app=request.auth, ref=params.member_ref())
         challenge = otp_request(
             app=request.auth, member=member, channel=params.validated_data.get("channel")
@@ -100,9 +115,8 @@ class OtpViewSet(viewsets.ViewSet):
         url_path="otp/verify",
         permission_classes=[HasCashbackWrite],
     )
-    @idempotent(withheld=MEMBER_TOKEN_WITHHELD)
-    def otp_verify(self, request):
-        params = validated(OtpVerifySerializer, request.data)
+    @idempotent(input=OtpVerifySerializer, withheld=MEMBER_TOKEN_WITHHELD)
+    def otp_verify(self, request, params: OtpVerifySerializer):
         verified = otp_verify(app=request.auth, **params.validated_data)
         data = {
             "member_token": verified.token.token,

@@ -5,7 +5,7 @@ from rest_framework.decorators import action
 from apps_auth.idempotency import IDEMPOTENCY_KEY, Withheld, idempotent
 from apps_auth.permissions import HasWebhooks
 from core.api.responses import ok
-from core.api.serializers import envelope, error_responses, validated
+from core.api.serializers import NoQuerySerializer, envelope, error_responses, validated
 from webhooks.models import WebhookEndpoint
 from webhooks.selectors import webhook_endpoint_get, webhook_endpoint_list
 from webhooks.serializers import (
@@ -53,6 +53,7 @@ class WebhookViewSet(viewsets.ViewSet):
         },
     )
     def list(self, request):
+        validated(NoQuerySerializer, request.query_params)
         endpoints = list(webhook_endpoint_list(app=request.auth))
         return ok(
             WebhookEndpointListSerializer({"webhooks": endpoints, "total": len(endpoints)}).data
@@ -69,11 +70,11 @@ class WebhookViewSet(viewsets.ViewSet):
             **error_responses(400, 401, 403, 409, 429),
         },
     )
-    @idempotent(withheld=SECRET_WITHHELD)
-    def create(self, request):
-        params = validated(WebhookEndpointCreateSerializer, request.data).validated_data
+    @idempotent(input=WebhookEndpointCreateSerializer, withheld=SECRET_WITHHELD)
+    def create(self, request, params: WebhookEndpointCreateSerializer):
+        data = params.validated_data
         endpoint = webhook_endpoint_create(
-            app=request.auth, url=params["url"], events=params.get("events")
+            app=request.auth, url=data["url"], events=data.get("events")
         )
         return ok(WebhookEndpointCreatedSerializer(endpoint).data)
 

@@ -19,6 +19,7 @@ from cashback.services.ledger import (
 )
 from core import money
 from core.fingerprint import digest
+from members.selectors import member_match
 from members.services import MemberRef
 
 
@@ -37,11 +38,13 @@ def cashback_earn(
     to its spendable balance, or to its pending balance on a card that holds cashback. Either
     way the earning opens a lot (`lot_open`).
 
-    Creates the member when the email or phone is unknown. Nothing is written unless the whole
+    Creates the member (with the name, the email and the phone given) when neither the email
+    nor the phone is the app's; the entry records that it did. Nothing is written unless the whole
     earn succeeds; a retry (same key or reference, same inputs) replays the first entry. Raises
     `CardInactive`, `InvalidInput` (decimal places), `BelowMinimumPurchase` (under the card's
     minimum, or too small to earn a minor unit), `NotFound` (unknown member id),
-    `DuplicateReference` and `IdempotencyKeyReused`.
+    `MemberConflict` (the email and the phone name two members), `DuplicateReference` and
+    `IdempotencyKeyReused`.
     """
     card_check_active(card)
     amount_check_places(field="purchase_amount", amount=purchase_amount, currency=card.currency)
@@ -85,11 +88,16 @@ def cashback_earn(
     }
     # A member with a wallet on the card is found (by id, email or phone) and credited in one
     # statement (the wallet's existence proves the member is the app's); otherwise the member
-    # is found, or created, first.
+    # is found, or created, first. Named by both email and phone, the member is matched first:
+    # the two must not name two members.
+    if member_ref.by_email_and_phone:
+        member = member_match(app=app, email=member_ref.email, phone=member_ref.phone)
+        if member is not None:
+            member_ref = MemberRef(member_id=member.pk)
     posted = entry_post(member_ref=member_ref, **entry)
     if posted is None:  # the member's first entry on this card, or a new member
-        member = member_wallet_create(app=app, card=card, ref=member_ref)
-        posted = entry_post(member_id=member.pk, **entry)
+        member, created = member_wallet_create(app=app, card=card, ref=member_ref)
+        posted = entry_post(member_id=member.pk, member_created=created, **entry)
         if posted is None:  # wallets are never deleted
             raise Wallet.DoesNotExist(f"The wallet of member {member.pk} is gone.")
     return posted

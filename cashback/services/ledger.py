@@ -72,7 +72,7 @@ class Operation:
             )
             if entry is not None:
                 if entry.request_fingerprint != self.request_fingerprint:
-                    raise DuplicateReference()
+                    raise DuplicateReference(details={"transaction_id": entry.pk})
                 return Posted(entry=entry, replayed=True)
         return None
 
@@ -112,21 +112,22 @@ def wallet_create(*, app: App, card: Card, member: Member) -> None:
     Wallet.objects.insert_new(app=app, member=member, card=card)
 
 
-def member_wallet_create(*, app: App, card: Card, ref: MemberRef) -> Member:
-    """The member `ref` names, created when its email or phone is unknown, with an empty wallet
-    on the card (unless it has one). A new member and its wallet are saved by one statement
-    (`Wallet.objects.insert_new_with_member`); a known member is read, then given its wallet.
-    Raises `NotFound` for an unknown member id."""
+def member_wallet_create(*, app: App, card: Card, ref: MemberRef) -> tuple[Member, bool]:
+    """The member `ref` names, created when neither its email nor its phone is the app's, with
+    an empty wallet on the card (unless it has one); and whether the member was created. A new
+    member and its wallet are saved by one statement (`Wallet.objects.insert_new_with_member`);
+    a known member is read, then given its wallet. Raises `NotFound` for an unknown member id
+    and `MemberConflict` when the email and the phone name two members."""
     if ref.member_id is None:
         new = Member(**member_new_fields(app=app, ref=ref))
         created = Wallet.objects.insert_new_with_member(new, app=app, card=card)
         if created is not None:
-            return created
+            return created, True
     # A known member: its id given, or its email or phone the app's already (maybe just now,
     # by a concurrent earn, whose insert this one's waited for).
     member = member_resolve(app=app, ref=ref)
     wallet_create(app=app, card=card, member=member)
-    return member
+    return member, False
 
 
 def member_wallet(*, app: App, card: Card, ref: MemberRef) -> Wallet:
@@ -153,6 +154,7 @@ def entry_post(
     amount: Decimal,
     pending_amount: Decimal = ZERO,
     covered: bool = False,
+    unlocked: bool = False,
     spend: Decimal | None = None,
     **fields,
 ) -> Posted | None:
@@ -161,7 +163,8 @@ def entry_post(
     and records its webhook event (`cashback.events`); None when the member has no wallet on
     the card yet. The member is `member_id`, or the app's member `member_ref` names (found by
     the statement that moves the wallet; None too when there is no such member). `covered`: None
-    too when the spendable balance does not cover the debit, and nothing changes. `spend`: the
+    too when the spendable balance does not cover the debit, and nothing changes; `unlocked`:
+    None too when the member's PIN is locked. `spend`: the
     entry takes that much out of the wallet's lots, the oldest first, in its own statement.
 
     The move locks the wallet until the transaction ends. Callers that must see the balance
@@ -186,6 +189,7 @@ def entry_post(
                 amount=amount,
                 pending_amount=pending_amount,
                 covered=covered,
+                unlocked=unlocked,
             )
             if wallet is None:
                 return None

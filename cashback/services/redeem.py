@@ -17,8 +17,9 @@ from cashback.services.ledger import (
 )
 from core import money
 from core.fingerprint import digest
+from members.models import Member
 from members.selectors import member_get
-from members.services import member_pin_verify
+from members.services import member_pin_check_unlocked, member_pin_verify
 
 
 def cashback_redeem(
@@ -33,7 +34,8 @@ def cashback_redeem(
     idempotency_record: IdempotencyRecord | None = None,
 ) -> Posted:
     """Debits `amount` from the spendable balance of the app's member `member_id`, out of its
-    oldest lots first; the balance never goes below zero.
+    oldest lots first; the balance never goes below zero, and nothing is debited while the
+    member's PIN is locked, with a PIN or without.
 
     A PIN, when given, is checked first and its misses are counted even though the request then
     fails. Raises `CardInactive`, `InvalidInput`, `PinNotAllowed`, `NotFound` (not the app's
@@ -42,10 +44,12 @@ def cashback_redeem(
     """
     card_check_active(card)
     amount_check_places(field="amount", amount=amount, currency=card.currency)
+    member = None
     if pin is not None:
         if not card.allows_pin_redemption:
             raise PinNotAllowed()
-        member_pin_verify(member=member_get(app=app, member_id=member_id), pin=pin)
+        member = member_get(app=app, member_id=member_id)
+        member_pin_verify(member=member, pin=pin)
     operation = Operation(
         card=card,
         entry_type=EntryType.REDEMPTION,
@@ -56,23 +60,32 @@ def cashback_redeem(
         ),
     )
     return _redeem(
-        app=app, member_id=member_id, operation=operation, amount=amount, metadata=metadata
+        app=app,
+        member_id=member_id,
+        member=member,
+        operation=operation,
+        amount=amount,
+        metadata=metadata,
     )
 
 
 @transaction.atomic(durable=True)
-def _redeem(*, app, member_id: int, operation: Operation, amount, metadata) -> Posted:
+def _redeem(
+    *, app, member_id: int, member: Member | None, operation: Operation, amount, metadata
+) -> Posted:
     replay = operation.replay()
     if replay is not None:
         return replay
-    # The wallet is debited at once when its balance covers the amount (the wallet, the app's,
-    # proves the member is), and the entry's statement spends the lots; otherwise the member is
-    # read, its wallet locked (opened, if need be) and read to say why, or debited if a credit
-    # came meanwhile.
+    # The wallet is debited at once when its balance covers the amount and the member's PIN is
+    # not locked (the wallet, the app's, proves the member is), and the entry's statement
+    # spends the lots; otherwise the member is read (unless its PIN was just checked), its
+    # wallet locked (opened, if need be) and read to say why, or debited if a credit came
+    # meanwhile.
     entry = {"operation": operation, "amount": -amount, "metadata": metadata or {}, "spend": amount}
-    posted = entry_post(member_id=member_id, covered=True, **entry)
+    posted = entry_post(member_id=member_id, covered=True, unlocked=True, **entry)
     if posted is None:
-        member = member_get(app=app, member_id=member_id)
+        member = member or member_get(app=app, member_id=member_id)
+        member_pin_check_unlocked(member)
         wallet = wallet_open(app=app, card=operation.card, member=member)
         if amount > wallet.balance:
             currency = operation.card.currency

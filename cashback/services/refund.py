@@ -175,7 +175,12 @@ def _deduction_against(
     purchase, credited = cast(Decimal, original.purchase_amount), original.total_amount
     if refunded + refund_amount > purchase:
         raise RefundExceedsPurchase(
-            details={"purchase_amount": purchase, "already_refunded": refunded}
+            details={
+                "purchase_amount": money.quantize(purchase, currency),
+                "already_refunded": money.quantize(refunded, currency),
+                "refundable": money.quantize(purchase - refunded, currency),
+                "original_transaction_id": original.pk,
+            }
         )
     remaining = credited - claimed
     if requested is not None:

@@ -13,7 +13,7 @@ from rest_framework import status as http
 from rest_framework.response import Response
 from rest_framework.views import set_rollback
 
-from core.errors import DomainError
+from core.errors import AuthenticationFailed, DomainError
 
 logger = logging.getLogger("cashback.request")
 
@@ -102,6 +102,8 @@ def api_exception_handler(exc, context):
     if isinstance(exc, exceptions.ValidationError):
         detail = exc.detail if isinstance(exc.detail, dict) else {"non_field_errors": exc.detail}
         body = error_body(code, "The request is invalid.", detail)
+    elif status_code == http.HTTP_401_UNAUTHORIZED:  # the app's credentials
+        body = error_body(code, _message(exc.detail), {"reason": AuthenticationFailed.reason})
     else:
         body = error_body(code, _message(exc.detail))
     set_rollback()

@@ -33,14 +33,22 @@ def _holds_fields(field: serializers.Field) -> bool:
 
 
 class StrictSerializer(InputSerializer):
-    """An input serializer that refuses fields it does not know, such as computed values."""
+    """An input serializer that refuses fields it does not know, such as computed values, and
+    query parameters it does not know, such as a misspelt filter: a typo never goes unnoticed.
+    `also_known` names what others read from the same data (a filter set's fields)."""
+
+    also_known: tuple[str, ...] = ()
 
     def to_internal_value(self, data):
         if isinstance(data, dict):
-            unknown = sorted(set(data) - set(self.fields))
+            unknown = sorted(set(data) - set(self.fields) - set(self.also_known))
             if unknown:
                 raise serializers.ValidationError({name: ["Unknown field."] for name in unknown})
         return super().to_internal_value(data)
+
+
+class NoQuerySerializer(StrictSerializer):
+    """The query of a GET that takes no parameters: any parameter is refused."""
 
 
 def validated(serializer_class: type[S], data) -> S:

@@ -49,12 +49,16 @@ def test_balance_of_an_unknown_member_or_card_is_404(api, card, member):
     assert response.json() == error("not_found", "Card not found.")
 
 
-def test_balance_needs_card_and_member(api):
+def test_balance_needs_card_and_member(api, card):
     response = api.get(BALANCE)
     assert response.status_code == 400
     assert response.json() == error(
-        "validation_error",
-        details={"card_id": ["This field is required."], "member_id": ["This field is required."]},
+        "validation_error", details={"card_id": ["This field is required."]}
+    )
+    response = api.get(BALANCE, {"card_id": card.pk})
+    assert response.status_code == 400
+    assert response.json() == error(
+        "validation_error", details={"member_id": ["Give member_id, email or phone."]}
     )
 
 

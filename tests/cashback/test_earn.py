@@ -39,6 +39,7 @@ def test_earn_credits_the_percentage_and_answers_the_reference_shape(api, card, 
             "status": "available",
             "available_at": response.json()["data"]["earned_at"],
             "pending_balance": 0,
+            "member_created": False,
         },
     }
     assert b'"cashback_earned":2.500' in response.content  # exact decimals, 3 places for TND
@@ -200,7 +201,9 @@ def test_earn_with_a_reused_reference_replays_or_conflicts(api, card, member):
     assert again.json() == first.json()
     other = api.post(EARN, {**body, "purchase_amount": 60})
     assert other.status_code == 409
-    assert other.json() == error("duplicate_reference")
+    assert other.json() == error(
+        "duplicate_reference", details={"transaction_id": first.json()["data"]["transaction_id"]}
+    )
     assert LedgerEntry.objects.count() == 1
     assert balance_of(member, card) == Decimal("2.5")
 

@@ -156,3 +156,23 @@ def test_history_reads_any_offset_and_refuses_dates_off_the_calendar(
             "validation_error",
             details={"created_before": ["Enter a date and time within the calendar."]},
         )
+
+
+def test_a_refund_of_an_earning_names_it_in_history(api, merchant, card, member):
+    earning = give_balance(app=merchant.app, card=card, member=member, purchase="100")
+    refunded = api.post(
+        "/api/v1/cashback/cashback/refund",
+        {
+            "card_id": card.pk,
+            "member_id": member.pk,
+            "refund_amount": "40",
+            "original_transaction_id": earning.pk,
+        },
+    )
+    assert refunded.status_code == 200
+    items = api.get(HISTORY, {"card_id": card.pk, "member_id": member.pk}).json()["data"]
+    by_id = {item["id"]: item for item in items["transactions"]}
+    assert by_id[refunded.json()["data"]["transaction_id"]]["original_transaction_id"] == (
+        earning.pk
+    )
+    assert by_id[earning.pk]["original_transaction_id"] is None

@@ -11,6 +11,7 @@ from apps_auth.idempotency import request_fingerprint
 from apps_auth.models import IdempotencyRecord
 from cashback.models import LedgerEntry
 from members.services import member_pin_set
+from tests.factories import MemberFactory
 from tests.helpers import balance_of, counts, error, give_balance
 
 API = "/api/v1/cashback/cashback"
@@ -32,6 +33,27 @@ def test_a_retry_with_the_same_key_replays_the_first_response(api, card, member)
     assert balance_of(member, card) == Decimal("2.5")
 
 
+@pytest.mark.parametrize(
+    ("first", "second"),
+    [
+        ({"phone": "20 123 456"}, {"phone": "20123456"}),
+        ({"phone": "+21620123456"}, {"phone": "+216 20 123 456"}),
+        ({"email": "Bob@Example.com"}, {"email": "bob@example.com"}),
+        ({"purchase_amount": 12}, {"purchase_amount": "12.000"}),
+        ({"purchase_amount": "12.0"}, {"purchase_amount": Decimal("12.00")}),
+    ],
+)
+def test_the_same_key_compares_the_request_as_understood(api, merchant, card, first, second):
+    MemberFactory.create(app=merchant.app, email="bob@example.com", phone="+21620123456")
+    body = {"card_id": card.pk, "phone": "20123456", "purchase_amount": 50}
+    response = post(api, "earn", {**body, **first}, "till-9")
+    again = post(api, "earn", {**body, **second}, "till-9")
+    assert response.status_code == again.status_code == 200
+    assert again["Idempotent-Replayed"] == "true"
+    assert again.json() == response.json()
+    assert LedgerEntry.objects.count() == 1
+
+
 def test_the_same_key_with_another_body_is_409(api, card, member):
     body = {"card_id": card.pk, "member_id": member.pk, "purchase_amount": 50}
     post(api, "earn", body, "k1")
@@ -44,7 +66,9 @@ def test_the_same_key_with_another_body_is_409(api, card, member):
 def test_the_same_key_on_another_endpoint_is_409(api, merchant, card, member, member_token):
     give_balance(app=merchant.app, card=card, member=member, purchase="100")
     post(api, "redeem", {"card_id": card.pk, "amount": 1}, "k2", **{"X-Member-Token": member_token})
-    response = post(api, "earn", {"card_id": card.pk, "amount": 1}, "k2")
+    response = post(
+        api, "earn", {"card_id": card.pk, "member_id": member.pk, "purchase_amount": 1}, "k2"
+    )
     assert response.status_code == 409
     assert response.json()["error"]["code"] == "idempotency_key_reused"
 

@@ -5,8 +5,10 @@ import jwt
 import pytest
 from django.conf import settings
 from django.utils import timezone
+from django.utils.dateparse import parse_datetime
 
 from cashback.models import LedgerEntry
+from members.models import Member
 from members.services import member_pin_set
 from members.tokens import member_token_issue
 from tests.factories import CardFactory, MemberFactory
@@ -66,17 +68,25 @@ def test_redeem_more_than_balance_changes_nothing(api, funded, member, member_to
     assert balance_of(member, funded) == Decimal("12.5")
 
 
-def test_redeem_without_a_member_token_is_401(api, funded):
+def test_redeem_without_a_member_token_is_401_saying_it_is_missing(api, funded):
     response = api.post(REDEEM, {"card_id": funded.pk, "amount": 1})
     assert response.status_code == 401
-    assert response.json() == error("authentication_failed", "X-Member-Token is required.")
+    assert response.json() == error(
+        "authentication_failed",
+        "A member token is required: X-Member-Token or Authorization: Bearer.",
+        {"reason": "member_token_missing"},
+    )
 
 
 def test_redeem_with_an_expired_token_is_401(api, merchant, funded, member):
     token = member_token_issue(app=merchant.app, member_id=member.pk, ttl_seconds=-1).token
     response = redeem(api, token, {"card_id": funded.pk, "amount": 1})
     assert response.status_code == 401
-    assert response.json() == error("authentication_failed", "The member token has expired.")
+    assert response.json() == error(
+        "authentication_failed",
+        "The member token has expired; sign the member in again.",
+        {"reason": "member_token_expired"},
+    )
 
 
 def test_redeem_with_a_forged_token_is_401(api, merchant, funded, member):
@@ -94,7 +104,9 @@ def test_redeem_with_a_forged_token_is_401(api, merchant, funded, member):
     for token in (forged, unsigned, "garbage"):
         response = redeem(api, token, {"card_id": funded.pk, "amount": 1})
         assert response.status_code == 401
-        assert response.json() == error("authentication_failed")
+        assert response.json() == error(
+            "authentication_failed", details={"reason": "member_token_invalid"}
+        )
 
 
 def test_redeem_with_another_apps_token_is_401(api, funded, other_merchant):
@@ -148,10 +160,21 @@ def test_five_wrong_pins_lock_the_pin_even_for_the_right_one(api, funded, member
         response = redeem(api, member_token, {"card_id": funded.pk, "amount": 1, "pin": "9999"})
         assert response.status_code == 403
         assert response.json() == error("invalid_pin", details={"attempts_left": attempts_left})
-    response = redeem(api, member_token, {"card_id": funded.pk, "amount": 1, "pin": "1234"})
-    assert response.status_code == 423
-    assert response.json() == error("pin_locked")
+    member.refresh_from_db()
+    locked = error("pin_locked", details={"locked_until": IsoTimestamp()})
+    # While locked, no redeem of the member goes through: with the right PIN, or with none.
+    for body in ({"pin": "1234"}, {}):
+        response = redeem(api, member_token, {"card_id": funded.pk, "amount": 1, **body})
+        assert response.status_code == 423
+        assert response.json() == locked
+        until = parse_datetime(response.json()["error"]["details"]["locked_until"])
+        assert until == member.pin_locked_until
+        assert 890 < int(response["Retry-After"]) <= 900
     assert balance_of(member, funded) == Decimal("12.5")
+    Member.objects.filter(pk=member.pk).update(pin_locked_until=timezone.now())
+    response = redeem(api, member_token, {"card_id": funded.pk, "amount": 1})
+    assert response.status_code == 200
+    assert balance_of(member, funded) == Decimal("11.5")
 
 
 def test_a_right_pin_resets_the_miss_count(api, funded, member, member_token):
@@ -185,3 +208,26 @@ def test_redeem_on_a_card_without_a_wallet_is_insufficient(api, merchant, member
     response = redeem(api, member_token, {"card_id": card.pk, "amount": 1})
     assert response.status_code == 422
     assert response.json()["error"]["code"] == "insufficient_balance"
+
+
+def test_the_member_token_may_come_as_a_bearer_token(api, funded, member, member_token):
+    body = {"card_id": funded.pk, "amount": 1}
+    bearer = {"Authorization": f"Bearer {member_token}"}
+    assert api.post(REDEEM, body, headers=bearer).status_code == 200
+    both = {**bearer, "X-Member-Token": member_token}
+    assert api.post(REDEEM, body, headers=both).status_code == 200
+    assert balance_of(member, funded) == Decimal("10.5")
+
+
+def test_two_different_member_tokens_are_400_and_redeem_nothing(
+    api, merchant, funded, member, member_token
+):
+    other = member_token_issue(app=merchant.app, member_id=member.pk).token
+    response = api.post(
+        REDEEM,
+        {"card_id": funded.pk, "amount": 1},
+        headers={"Authorization": f"Bearer {other}", "X-Member-Token": member_token},
+    )
+    assert response.status_code == 400
+    assert response.json()["error"]["code"] == "validation_error"
+    assert balance_of(member, funded) == Decimal("12.5")

@@ -143,7 +143,18 @@ def test_refunds_of_an_earning_cannot_exceed_its_purchase(api, card, member, ear
     response = api.post(REFUND, {**body, "refund_amount": "50.001"})
     assert response.status_code == 422
     assert response.json() == error(
-        "refund_exceeds_purchase", details={"purchase_amount": 250, "already_refunded": 200}
+        "refund_exceeds_purchase",
+        details={
+            "purchase_amount": 250,
+            "already_refunded": 200,
+            "refundable": 50,
+            "original_transaction_id": earning.pk,
+        },
+    )
+    # In the card's currency: three places for TND, never the column's four or a bare 0.
+    assert (
+        b'{"purchase_amount":250.000,"already_refunded":200.000,"refundable":50.000,'
+        in response.content
     )
     assert counts() == before
 
@@ -180,5 +191,7 @@ def test_refund_with_a_reused_reference(api, card, member, earning):
     body = {"card_id": card.pk, "member_id": member.pk, "refund_amount": 20, "reference": "RF"}
     first = api.post(REFUND, body)
     assert api.post(REFUND, body).json() == first.json()
-    assert api.post(REFUND, {**body, "refund_amount": 21}).json() == error("duplicate_reference")
+    assert api.post(REFUND, {**body, "refund_amount": 21}).json() == error(
+        "duplicate_reference", details={"transaction_id": first.json()["data"]["transaction_id"]}
+    )
     assert balance_of(member, card) == Decimal("11.5")

@@ -14,6 +14,7 @@ from cashback.models import LedgerEntry, Wallet
 from cashback.selectors import member_card
 from cashback.services.adjust import cashback_adjust
 from core.errors import NotFound
+from members.services import MemberRef
 from tests.factories import CardFactory, MemberFactory
 from tests.helpers import give_balance
 
@@ -211,15 +212,21 @@ def test_a_history_page_is_the_orm_page_newest_first(wallet):
 def test_member_card_reads_the_card_and_the_wallet_in_one_query(wallet, django_assert_num_queries):
     app = wallet.app
     with django_assert_num_queries(1):
-        found = member_card(app=app, card_id=wallet.card_id, member_id=wallet.member_id)
+        found = member_card(
+            app=app, card_id=wallet.card_id, member_ref=MemberRef(member_id=wallet.member_id)
+        )
 
     assert values_of(found.card) == values_of(Card.objects.get(pk=wallet.card_id))
     assert (found.wallet_id, found.balance, found.entries_count) == (wallet.pk, Decimal(5), 1)
     newcomer = MemberFactory.create(app=app)
-    fresh = member_card(app=app, card_id=wallet.card_id, member_id=newcomer.pk)
+    fresh = member_card(
+        app=app, card_id=wallet.card_id, member_ref=MemberRef(member_id=newcomer.pk)
+    )
     assert (fresh.wallet_id, fresh.balance, fresh.entries_count) == (None, Decimal(0), 0)
     stranger = MemberFactory.create()
     with pytest.raises(NotFound, match="Member"):
-        member_card(app=app, card_id=wallet.card_id, member_id=stranger.pk)
+        member_card(app=app, card_id=wallet.card_id, member_ref=MemberRef(member_id=stranger.pk))
     with pytest.raises(NotFound, match="Card"):
-        member_card(app=stranger.app, card_id=wallet.card_id, member_id=stranger.pk)
+        member_card(
+            app=stranger.app, card_id=wallet.card_id, member_ref=MemberRef(member_id=stranger.pk)
+        )

@@ -26,7 +26,9 @@ def test_every_endpoint_needs_credentials(client, db, method, path, scope):
     response = getattr(client, method)(path, content_type="application/json")
     assert response.status_code == 401
     assert response.json() == error(
-        "authentication_failed", "Authentication credentials were not provided."
+        "authentication_failed",
+        "Authentication credentials were not provided.",
+        {"reason": "credentials_invalid"},
     )
     assert response["WWW-Authenticate"] == 'ApiKey realm="cashback"'
 
@@ -41,7 +43,11 @@ def test_a_wrong_key_is_401_even_with_a_bad_body(client, merchant, method, path,
         headers={"X-App-Id": merchant.app.app_id, "X-Api-Key": merchant.api_key + "x"},
     )
     assert response.status_code == 401
-    assert response.json() == error("authentication_failed", "The app id or API key is invalid.")
+    assert response.json() == error(
+        "authentication_failed",
+        "The app id or API key is invalid.",
+        {"reason": "credentials_invalid"},
+    )
 
 
 @pytest.mark.parametrize(("method", "path", "scope"), ENDPOINTS)

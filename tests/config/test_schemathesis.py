@@ -96,6 +96,7 @@ def test_the_schema_documents_every_operation(api_schema):
         "GET /api/v1/cashback/cards/{id}",
         "POST /api/v1/cashback/auth/otp/request",
         "POST /api/v1/cashback/auth/otp/verify",
+        "GET /api/v1/cashback/members",
         "POST /api/v1/cashback/members/pin",
         "GET /api/v1/cashback/webhooks",
         "POST /api/v1/cashback/webhooks",

@@ -27,7 +27,6 @@ from sqlglot import exp
 from cards.models import Card
 from members.models import Member
 from tests.factories import CardFactory, MemberFactory
-from tests.helpers import code_in
 
 pytestmark = pytest.mark.django_db
 
@@ -347,7 +346,7 @@ def unrestricted(statement: exp.Expression, values: dict, app_pk: int) -> list[s
 
 
 @pytest.fixture
-def flow(merchant, mailoutbox):
+def flow(merchant):
     """A merchant's day through the API, with its statements: a webhook endpoint, earns by member
     id, email, phone and for a new member, an OTP sign-in and a PIN, a redeem with the member
     token, a refund of an earning and one without, a reversal, balance, history with filters,
@@ -381,8 +380,11 @@ def flow(merchant, mailoutbox):
         post(**earn, email=member.email, purchase_amount="40", reference="T-2")
         post(**earn, phone="20 123 456", purchase_amount="60")
         post(**earn, email="new@example.com", member_name="New", purchase_amount="20")
-        challenge = post("auth/otp/request", member_id=member.pk)
-        code = code_in(mailoutbox[-1].body)
+        post(**earn, email="both@example.com", phone="+21698765432", purchase_amount="20")
+        get("members", phone="20 123 456")
+        get("cashback/balance", card_id=card.pk, email=member.email)
+        challenge = post("auth/otp/request", member_id=member.pk)  # a test app: the code in it
+        code = challenge["test_code"]
         verified = post("auth/otp/verify", challenge_id=challenge["challenge_id"], code=code)
         signed_in = {"X-Member-Token": verified["member_token"]}
         post("members/pin", pin="4821", headers=signed_in)

@@ -7,6 +7,13 @@ from members.models import Member, OtpChallenge
 from tests.factories import MemberFactory
 from tests.helpers import IsoTimestamp, code_in, error
 
+
+@pytest.fixture
+def make_merchant(make_merchant):
+    """Live apps: codes are sent to them (a test-mode app gets its code in the answer)."""
+    return lambda **fields: make_merchant(**{"mode": "live", **fields})
+
+
 OTP = "/api/v1/cashback/auth/otp"
 
 
@@ -152,3 +159,34 @@ def test_otp_needs_the_write_scope(make_merchant, member):
     reader = make_merchant(scopes=["cashback_read"])
     response = reader.client.post(f"{OTP}/request", {"member_id": member.pk})
     assert response.status_code == 403
+
+
+def test_a_test_mode_app_gets_the_code_in_the_answer_and_nothing_is_sent(
+    make_merchant, member, mailoutbox, settings, tmp_path
+):
+    settings.CASHBACK_SMS_BACKEND = "members.sms.FileSmsBackend"
+    settings.CASHBACK_SMS_FILE_PATH = str(tmp_path)
+    sandbox = make_merchant(mode="test")
+    member = MemberFactory.create(app=sandbox.app, email="amira@example.com", phone="+21620123456")
+    for channel in ("email", "sms"):
+        response = sandbox.client.post(
+            f"{OTP}/request", {"member_id": member.pk, "channel": channel}
+        )
+        assert response.status_code == 200
+        code = response.json()["data"]["test_code"]
+        assert len(code) == 6
+        assert code.isdigit()
+        verified = sandbox.client.post(
+            f"{OTP}/verify",
+            {"challenge_id": response.json()["data"]["challenge_id"], "code": code},
+        )
+        assert verified.status_code == 200
+    assert mailoutbox == []
+    assert not (tmp_path / "messages.log").exists()
+
+
+def test_a_live_app_never_gets_the_code_in_the_answer(api, member, mailoutbox):
+    response = request_code(api, member_id=member.pk)
+    assert response.status_code == 200
+    assert "test_code" not in response.json()["data"]
+    assert code_in(mailoutbox[0].body) not in response.content.decode()

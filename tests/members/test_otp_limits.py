@@ -15,6 +15,13 @@ from rest_framework.test import APIClient
 from members.models import Member, OtpChallenge
 from tests.helpers import concurrently, error
 
+
+@pytest.fixture
+def make_merchant(make_merchant):
+    """Live apps: codes are sent to them (a test-mode app gets its code in the answer)."""
+    return lambda **fields: make_merchant(**{"mode": "live", **fields})
+
+
 OTP = "/api/v1/cashback/auth/otp"
 MOBILE = "+21620123456"
 

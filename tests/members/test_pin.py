@@ -1,4 +1,5 @@
 import pytest
+from django.utils.dateparse import parse_datetime
 
 from members.models import Member
 from members.services import member_pin_set
@@ -51,8 +52,12 @@ def test_five_wrong_current_pins_lock_the_pin(as_member, member):
         assert as_member({"pin": "2222", "current_pin": "0000"}).status_code == 403
     locked = as_member({"pin": "2222", "current_pin": "1111"})
     assert locked.status_code == 423
-    assert locked.json() == error("pin_locked")
     member.refresh_from_db()
+    assert locked.json() == error("pin_locked", details={"locked_until": IsoTimestamp()})
+    assert parse_datetime(locked.json()["error"]["details"]["locked_until"]) == (
+        member.pin_locked_until
+    )
+    assert 890 < int(locked["Retry-After"]) <= 900
     assert member.pin_matches("1111")
 
 
