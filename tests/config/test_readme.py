@@ -18,7 +18,8 @@ times, tokens, secrets and messages may differ. A ```text block in the walkthrou
 demo webhook receiver printed: each of its lines' event types reaches the receiver, signed.
 
 README_WRITE_ANSWERS=1 writes the real answers into README.md instead (JWTs shortened to
-`eyJ…`, and the exports copied from an answer updated with it); review the diff.
+`eyJ…`, make run's ports, and the exports copied from an answer updated with it); review the
+diff.
 """
 
 import json
@@ -158,8 +159,8 @@ def differences(shown, real, path="") -> list[str]:
 
 
 def shortened(text: str) -> str:
-    """A real answer as the README shows it: JWTs cut to their first 44 characters."""
-    return JWT.sub(lambda m: m.group(0)[:44] + "…", text)
+    """A real answer as the README shows it: JWTs cut after the header and `{"iss"`."""
+    return JWT.sub(lambda m: m.group(0)[:45] + "…", text)
 
 
 class Shell:
@@ -256,18 +257,28 @@ def test_every_walkthrough_command_answers_as_the_readme_shows(server, tmp_path)
         if step.shown:
             previous = (step, real)
     if WRITE:
-        README.write_text(written(walk.lines, edits))
+        README.write_text(written(walk.lines, edits, server))
 
     failures += receiver_failures(server, walk.receiver_lines)
     assert not failures, "\n\n".join(failures)
 
 
-def written(lines: list[str], edits: list[tuple[Step, str, dict[str, str]]]) -> str:
+def as_make_run(text: str, server: DemoServer) -> str:
+    """An answer with make run's ports in place of the test server's."""
+    hooks = f"http://127.0.0.1:{server.hook_port}/"
+    return text.replace(server.base_url, "http://127.0.0.1:8000").replace(
+        hooks, "http://127.0.0.1:8001/"
+    )
+
+
+def written(
+    lines: list[str], edits: list[tuple[Step, str, dict[str, str]]], server: DemoServer
+) -> str:
     """README.md with the real answers shown, and the exports that copy them updated."""
     lines = list(lines)
     for step, real, copied in reversed(edits):
         start, end = step.shown_lines
-        lines[start:end] = [shortened(real)] if real else []
+        lines[start:end] = [as_make_run(shortened(real), server)] if real else []
         for shown_value, new_value in copied.items():
             lines[step.line - 1] = lines[step.line - 1].replace(shown_value, new_value)
     return "\n".join(lines) + "\n"
