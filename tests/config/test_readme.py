@@ -5,10 +5,10 @@ What runs: every `$ ` command of a ```console block between the lines `<!-- walk
 after a command, up to the next `$ ` or the end of the block, are what the README says it
 prints). Each runs with bash, in order, against a demo server started as make run starts one
 (tests/config/demo_server.py), in a shell whose exported variables carry over from one command
-to the next. An `export` of literal values is how the reader copies a value: `API`, `APP_ID`,
-`API_KEY` and `MEMBER_TOKEN` take what make run printed (here, what seed_demo printed), and a
-value that the previous answer shows (a challenge id, a code, a token) takes the real answer's
-value at the same place.
+to the next. An `export` of literal values is how the reader copies a value: one that the
+previous answer shows (a challenge id, a code, a token) takes the real answer's value at the same
+place; else `API`, `APP_ID`, `API_KEY` and `MEMBER_TOKEN` take what make run printed (here, what
+seed_demo printed); anything else stands as written, and a `…` placeholder left over fails.
 
 What is checked: each command exits 0, prints nothing on stderr, and prints an answer of the
 shape shown: the same keys, recursively, the same JSON types and list lengths, and the same
@@ -187,31 +187,38 @@ class Shell:
 
 
 def copied_exports(step: Step, made_run: dict[str, str], previous: tuple[Step, str] | None):
-    """The `export` line as a reader types it: make run's credentials, and the values copied
-    from the previous answer taken from the real one. Returns the command, {shown value: real
-    value as shown} and what could not be copied."""
+    """The `export` line as a reader types it: a value the previous answer shows is copied from
+    the real answer (at the same place), the others are make run's credentials or as written.
+    Returns the command, {shown value: real value as shown} and what could not be copied."""
     words = shlex.split(step.command, comments=True)
     if not words or words[0] != "export" or "$" in step.command:
         return step.command, {}, []
+    shown_before, real_before = _json_or_none(previous[0].shown if previous else ""), None
+    if previous:
+        real_before = _json_or_none(previous[1])
     assigned, copied, problems = [], {}, []
     for word in words[1:]:
         name, _, value = word.partition("=")
-        real = value
-        if name in made_run:
-            real = made_run[name]
-        elif previous and previous[0].shown:
-            paths = [p for p, leaf in _leaves(_parse(previous[0].shown)) if leaf == value]
-            assert paths, f"README.md:{step.line}: {name}={value} is not in the answer above"
+        real = made_run.get(name, value)
+        paths = [path for path, leaf in _leaves(shown_before) if leaf == value]
+        if paths:
             try:
-                real = str(_at(_parse(previous[1]), paths[0]))
+                real = str(_at(real_before, paths[0]))
                 copied[value] = shortened(real)
-            except (ValueError, KeyError, IndexError, TypeError):
+            except (KeyError, IndexError, TypeError):
                 problems.append(f"{name}: the answer above has no {'.'.join(map(str, paths[0]))}")
         assert "…" not in value or name in made_run or copied, (
             f"README.md:{step.line}: {name}={value} is a placeholder nothing fills"
         )
         assigned.append(f"{name}={shlex.quote(real)}")
     return "export " + " ".join(assigned), copied, problems
+
+
+def _json_or_none(text: str):
+    try:
+        return _parse(text)
+    except ValueError:
+        return None
 
 
 @pytest.fixture(scope="module")
