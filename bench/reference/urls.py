@@ -222,7 +222,8 @@ class Balance(APIView):
 
 
 class History(APIView):
-    """Read the card, the member and the wallet, then one page of entries, newest first."""
+    """Read the card, the member and the wallet, then one page of entries, newest first, each
+    with the fields the service's item carries (the contract's history item)."""
 
     def get(self, request):
         card_id, member_id = int(request.GET["card_id"]), int(request.GET["member_id"])
@@ -232,22 +233,34 @@ class History(APIView):
             row = cursor.fetchone()
             wallet_id, total, app_id = row[3], row[6], row[8]
             cursor.execute(
-                "SELECT id, entry_type, amount, balance_after, reference, metadata, created_at "
+                "SELECT id, entry_type, amount, pending_amount, pending_balance_after, "
+                "original_entry_id, event, balance_after, purchase_amount, refund_amount, "
+                "reference, metadata, created_at "
                 "FROM cashback_ledgerentry WHERE app_id = %s AND wallet_id = %s "
                 "ORDER BY created_at DESC, id DESC LIMIT %s OFFSET %s",
                 [app_id, wallet_id, limit, offset],
             )
             rows = [
-                {"id": r[0], "type": r[1], "amount": r[2], "balance_after": r[3],
-                 "reference": r[4], "metadata": r[5], "created_at": _timestamp(r[6])}
+                {"id": r[0], "type": r[1], "amount": r[2], "pending_amount": r[3],
+                 "pending_balance_after": r[4], "original_transaction_id": r[5], "points": 0,
+                 "event": r[6], "balance_after": r[7], "purchase_amount": r[8],
+                 "refund_amount": r[9], "reference": r[10], "metadata": r[11],
+                 "created_at": _timestamp(r[12])}
                 for r in cursor.fetchall()
             ]  # fmt: skip
         return Response(
             {
                 "success": True,
                 "data": {
+                    "card_id": card_id,
+                    "member_id": member_id,
                     "transactions": rows,
-                    "pagination": {"limit": limit, "offset": offset, "total": total},
+                    "pagination": {
+                        "limit": limit,
+                        "offset": offset,
+                        "total": total,
+                        "has_more": offset + len(rows) < total,
+                    },
                 },
             }
         )
