@@ -24,7 +24,7 @@ from rest_framework.exceptions import ValidationError
 from apps_auth.errors import IdempotencyKeyReused, RequestInProgress
 from apps_auth.models import App, IdempotencyRecord
 from core.api.renderers import DecimalJSONRenderer
-from core.api.responses import REPLAYED
+from core.api.responses import NOT_KEPT, REPLAYED
 from core.api.schema import PARSE_ERROR, VALIDATION_ERROR, ParameterWithErrors
 from core.api.serializers import validated
 from core.fingerprint import digest
@@ -40,8 +40,6 @@ IDEMPOTENCY_KEY = ParameterWithErrors(
     "more; the same key with another body is 409 idempotency_key_reused.",
     errors=(IdempotencyKeyReused, RequestInProgress, VALIDATION_ERROR, PARSE_ERROR),
 )
-# Refused before the operation ran: nothing is kept, so a corrected retry runs.
-NOT_KEPT = {400, 401, 403, 429}
 # How long a key is kept and replayed.
 RETENTION = timedelta(hours=24)
 

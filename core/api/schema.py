@@ -22,7 +22,7 @@ from drf_spectacular.openapi import AutoSchema
 from drf_spectacular.plumbing import ResolvedComponent
 from drf_spectacular.utils import OpenApiExample, OpenApiParameter, OpenApiResponse
 
-from core.api.responses import REPLAYED
+from core.api.responses import NOT_KEPT, REPLAYED
 from core.errors import AuthenticationFailed, DomainError, InvalidInput, PermissionDenied, Throttled
 
 # Errors
@@ -355,9 +355,6 @@ _RESPONSE_HEADERS = {
     },
 }
 RETRY_AFTER_STATUSES = {423, 429, 503}
-# The answers a POST keeps and replays (apps_auth.idempotency keeps every status but these:
-# 400, 401, 403 and 429 were refused before the operation ran, 5xx are retried).
-REPLAYABLE_STATUSES = {200, 404, 409, 422, 423}
 
 
 # The schema of each operation
@@ -479,7 +476,7 @@ class EnvelopeAutoSchema(AutoSchema):
         names = [REQUEST_ID]
         if status in RETRY_AFTER_STATUSES:
             names.append(RETRY_AFTER)
-        if self.method == "POST" and status in REPLAYABLE_STATUSES:
+        if self.method == "POST" and status < 500 and status not in NOT_KEPT:
             names.append(REPLAYED)
         for name in names:
             component = ResolvedComponent(

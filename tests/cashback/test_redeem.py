@@ -231,3 +231,21 @@ def test_two_different_member_tokens_are_400_and_redeem_nothing(
     assert response.status_code == 400
     assert response.json()["error"]["code"] == "validation_error"
     assert balance_of(member, funded) == Decimal("12.5")
+
+
+def test_a_redeem_refused_by_the_pin_lock_runs_when_retried_with_its_key_after_it(
+    api, funded, member, member_token
+):
+    Member.objects.filter(pk=member.pk).update(
+        pin_locked_until=timezone.now() + timedelta(minutes=15)
+    )
+    headers = {"X-Member-Token": member_token, "Idempotency-Key": "till-3-77"}
+    body = {"card_id": funded.pk, "amount": 2}
+    locked = api.post(REDEEM, body, headers=headers)
+    assert locked.status_code == 423
+    assert "Idempotent-Replayed" not in locked
+    Member.objects.filter(pk=member.pk).update(pin_locked_until=None)
+    retried = api.post(REDEEM, body, headers=headers)
+    assert retried.status_code == 200
+    assert "Idempotent-Replayed" not in retried
+    assert balance_of(member, funded) == Decimal("10.5")
