@@ -28,7 +28,7 @@ LAYERS = [
     ("scope check", "apps_auth.permissions", "_HasScope.has_permission"),
     ("throttle", "core.api.throttling", "AppRateThrottle.allow_request"),
     ("JSON parsing", "core.api.parsers", "DecimalJSONParser.parse"),
-    ("validation (EarnSerializer)", "cashback.views", "validated"),
+    ("validation (EarnSerializer)", "apps_auth.idempotency", "validated"),
     ("card read (Python)", "cashback.views", "card_get"),
     ("earn service (Python)", "cashback.views", "cashback_earn"),
     ("  wallet move (Python)", "cashback.models", "WalletManager.move"),
