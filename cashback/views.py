@@ -48,6 +48,12 @@ from members.authentication import token_member_id
 from members.errors import InvalidPin, MemberConflict, MemberMismatch, PinLocked, PinNotSet
 from members.schema import MEMBER_TOKEN
 
+# What balance and history answer besides the errors every read does: both read one member's
+# wallet on one card (`cashback.selectors.member_card`).
+MEMBER_CARD_ERRORS = error_responses(
+    documented(NotFound, "The card or the member is not the app's."), MemberConflict
+)
+
 
 @extend_schema(tags=["Cashback"])
 class CashbackViewSet(viewsets.ViewSet):
@@ -320,9 +326,7 @@ class CashbackViewSet(viewsets.ViewSet):
         parameters=[BalanceQuerySerializer],
         responses={
             200: envelope(BalanceSerializer),
-            **error_responses(
-                documented(NotFound, "The card or the member is not the app's."), MemberConflict
-            ),
+            **MEMBER_CARD_ERRORS,
         },
         examples=examples(
             response={
@@ -388,9 +392,7 @@ class CashbackViewSet(viewsets.ViewSet):
         ],
         responses={
             200: envelope(HistorySerializer),
-            **error_responses(
-                documented(NotFound, "The card or the member is not the app's."), MemberConflict
-            ),
+            **MEMBER_CARD_ERRORS,
         },
         examples=examples(
             response={
