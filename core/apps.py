@@ -1,6 +1,9 @@
 from django.apps import AppConfig
 from django.core.management import call_command
+from django.db.backends.signals import connection_created
 from django.db.models.signals import post_migrate
+
+from core.connections import timestamptz_loader_install
 
 
 def _create_cache_tables(using: str, **kwargs) -> None:
@@ -15,3 +18,4 @@ class CoreConfig(AppConfig):
 
     def ready(self):
         post_migrate.connect(_create_cache_tables, sender=self, dispatch_uid="core.cache_tables")
+        connection_created.connect(timestamptz_loader_install, dispatch_uid="core.timestamptz")
