@@ -5,12 +5,18 @@ client copies Redis's table of response callbacks: on the API's hot path, which 
 configuration generation on every request, that costs more CPU than the round trip itself. A
 client over a pool holds no connection of its own and is safe to share between threads; the
 pool, as before, reconnects in a forked process.
+
+`get_stored` reads a value read on every request (the configuration generation) on a connection
+the cache keeps for itself, without the client's pool, retries and serializer in between.
 """
 
+import os
 from typing import Any
 
 from django.core.cache.backends.redis import RedisCache as DjangoRedisCache
 from django.core.cache.backends.redis import RedisCacheClient
+from redis.exceptions import ConnectionError as RedisConnectionError
+from redis.exceptions import TimeoutError as RedisTimeoutError
 
 
 class _SharedClients(RedisCacheClient):
@@ -34,6 +40,36 @@ class _SharedClients(RedisCacheClient):
 
 
 class RedisCache(DjangoRedisCache):
+    """Django keeps one instance per thread, so each thread holds its own connection."""
+
     def __init__(self, server: str, params: dict) -> None:
         super().__init__(server, params)
         self._class = _SharedClients
+        self._held: tuple[int, Any] | None = None  # (process id, connection)
+
+    def get_stored(self, key: str) -> bytes | None:
+        """What is stored under `key`, as stored (`set` pickles it): a value to compare, not
+        to read. One round trip on the connection this instance holds; a connection that
+        failed is made again once before the error is raised."""
+        command = ("GET", self.make_and_validate_key(key))
+        for attempt in (1, 2):
+            connection = self._connection()
+            try:
+                connection.send_command(*command, check_health=False)
+                return connection.read_response()
+            except (RedisConnectionError, RedisTimeoutError, OSError):
+                connection.disconnect()
+                if attempt == 2:
+                    raise
+            except BaseException:  # cut off mid-read: its answer must not be the next one's
+                connection.disconnect()
+                raise
+        raise AssertionError("unreachable")
+
+    def _connection(self) -> Any:
+        pid = os.getpid()
+        if self._held is None or self._held[0] != pid:  # none yet, or made before a fork
+            client: Any = self._cache
+            pool = client._get_connection_pool(False)
+            self._held = (pid, pool.make_connection())
+        return self._held[1]

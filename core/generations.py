@@ -25,16 +25,22 @@ V = TypeVar("V")
 GENERATION_KEY = "configuration-generation"
 
 # The value this request read, once it has read it; None outside a request.
-_request_value: ContextVar[list[str | None] | None] = ContextVar("generation", default=None)
+_request_value: ContextVar[list[object] | None] = ContextVar("generation", default=None)
 
 
-def configuration_generation() -> str | None:
+def configuration_generation() -> object:
+    """The generation, to compare with another read of it (Redis gives it as stored)."""
     read = _request_value.get()
     if read is None:
-        return cache.get(GENERATION_KEY)
+        return _read()
     if not read:
-        read.append(cache.get(GENERATION_KEY))
+        read.append(_read())
     return read[0]
+
+
+def _read() -> object:
+    get_stored = getattr(cache, "get_stored", None)
+    return cache.get(GENERATION_KEY) if get_stored is None else get_stored(GENERATION_KEY)
 
 
 @contextmanager
@@ -59,7 +65,7 @@ class GenerationCache(Generic[K, V]):
 
     def __init__(self, size: int, *, ttl: float):
         self._lock = threading.Lock()
-        self._values: TTLCache[K, tuple[str | None, V]] = TTLCache(size, ttl=ttl)
+        self._values: TTLCache[K, tuple[object, V]] = TTLCache(size, ttl=ttl)
 
     def get(self, key: K, load: Callable[[], V]) -> V:
         """The value kept for `key`, else `load()`'s, kept. The generation is read before the
