@@ -24,17 +24,35 @@ from webhooks.models import EventDraft, WebhookEvent, event_endpoints_sql, event
 
 class WalletManager(models.Manager["Wallet"]):
     def insert_new(self, **fields: Any) -> "Wallet | None":
-        """Saves a new wallet with these fields and returns it; None when the member has one on
-        the card already, and nothing is written (`core.rows.insert_new`)."""
-        return insert_new(self.model(**fields), self._db or router.db_for_write(self.model))
+        """Saves a new wallet with these fields and returns it as `move` returns a wallet: with
+        the id its first entry takes (`next_entry_id`), locked (as a new row is) until the
+        transaction ends. None when the member has one on the card already, and nothing is
+        written (`core.rows.insert_new`).
 
-    def insert_new_with_member(self, member: Member, **fields: Any) -> Member | None:
-        """Saves the new `member` and its new wallet with these fields in one statement, and
-        returns the member; None when the member's email or phone is its app's already, and
-        nothing is written (`core.rows.insert_new_with`)."""
+        A wallet made for its first entry is saved as that entry leaves it (`balance`,
+        `pending_balance`, `entries_count` 1), and not moved after: a statement less."""
         using = self._db or router.db_for_write(self.model)
         wallet = self.model(**fields)
-        return insert_new_with(member, wallet, link="member", using=using)
+        returned = insert_new(wallet, using, returning=_next_entry_id_sql())
+        if returned is None:
+            return None
+        (wallet.next_entry_id,) = returned
+        return wallet
+
+    def insert_new_with_member(self, member: Member, **fields: Any) -> "Wallet | None":
+        """Saves the new `member` and its new wallet with these fields in one statement, and
+        returns the wallet as `insert_new` does (its `member` the saved member); None when the
+        member's email or phone is its app's already, and nothing is written
+        (`core.rows.insert_new_with`)."""
+        using = self._db or router.db_for_write(self.model)
+        wallet = self.model(**fields)
+        returned = insert_new_with(
+            member, wallet, link="member", using=using, returning=_next_entry_id_sql()
+        )
+        if returned is None:
+            return None
+        (wallet.next_entry_id,) = returned
+        return wallet
 
     def move(
         self,
@@ -710,13 +728,18 @@ def _next_entry_sql(wallet: str) -> str:
     its last entry."""
     meta = LedgerEntry._meta
     column = {f.name: quote(f.column) for f in meta.concrete_fields}
-    sequence_of = f"pg_get_serial_sequence('{quote(meta.db_table)}', '{meta.pk.column}')"
     return (
-        f"nextval({sequence_of}), (SELECT {column['created_at']} "  # noqa: S608  names from _meta
+        f"{_next_entry_id_sql()}, (SELECT {column['created_at']} "  # noqa: S608  names from _meta
         f"FROM {quote(meta.db_table)} WHERE {column['app']} = %(app)s AND {column['wallet']} = "
         f"{wallet}.{quote(Wallet._meta.pk.column)} "
         f"ORDER BY {column['sequence']} DESC LIMIT 1)"
     )
+
+
+def _next_entry_id_sql() -> str:
+    """The id the next entry takes, drawn from the entries' sequence."""
+    meta = LedgerEntry._meta
+    return f"nextval(pg_get_serial_sequence('{quote(meta.db_table)}', '{meta.pk.column}'))"
 
 
 def _lot_of(entry: "LedgerEntry", holding_days: int, expiry_days: int | None) -> "Lot":

@@ -49,20 +49,23 @@ def _readers(model: type[Model], using: str) -> tuple[list[str], list[tuple[int,
 
 
 @cache
-def _insert_sql(model: type[Model]) -> tuple[str, list]:
+def _insert_sql(model: type[Model], returning: str = "") -> tuple[str, list]:
     meta = model._meta
     columns = [f for f in meta.concrete_fields if not f.primary_key]
     return (
         f"INSERT INTO {quote(meta.db_table)} "  # noqa: S608  names from _meta, values bound
         f"({', '.join(quote(f.column) for f in columns)}) "
         f"VALUES ({', '.join('%s' for _ in columns)}) "
-        f"ON CONFLICT DO NOTHING RETURNING {quote(meta.pk.column)}",
+        f"ON CONFLICT DO NOTHING RETURNING {quote(meta.pk.column)}"
+        + (f", {returning}" if returning else ""),
         columns,
     )
 
 
 @cache
-def _insert_with_sql(parent: type[Model], child: type[Model], link: str, using: str) -> str:
+def _insert_with_sql(
+    parent: type[Model], child: type[Model], link: str, using: str, returning: str = ""
+) -> str:
     connection = connections[using]
     parent_meta, child_meta = parent._meta, child._meta
     parent_columns, child_columns = _insert_sql(parent)[1], _insert_sql(child)[1]
@@ -79,29 +82,48 @@ def _insert_with_sql(parent: type[Model], child: type[Model], link: str, using: 
         f"ON CONFLICT DO NOTHING RETURNING {quote(parent_meta.pk.column)} AS id) "
         f"INSERT INTO {quote(child_meta.db_table)} "
         f"({', '.join(quote(f.column) for f in child_columns)}) "
-        f"SELECT {', '.join(selected)} FROM parent RETURNING {link_column}"
+        f"SELECT {', '.join(selected)} FROM parent "
+        f"RETURNING {link_column}, {quote(child_meta.pk.column)}"
+        + (f", {returning}" if returning else "")
     )
 
 
-def insert_new_with(parent: M, child: Model, *, link: str, using: str) -> M | None:
+def insert_new_with(
+    parent: Model, child: Model, *, link: str, using: str, returning: str = ""
+) -> tuple | None:
     """Saves the new `parent` and the new `child` whose foreign key `link` is the parent, in one
-    statement, and returns the parent; None when a unique constraint says the parent is there
-    already, and nothing is written (as `insert_new`)."""
+    statement, and marks both saved; None when a unique constraint says the parent is there
+    already, and nothing is written (as `insert_new`). Returns what the SQL `returning` selects
+    of the child's new row (nothing without it)."""
     params = _values(parent, using) + _values(child, using, but=link)
-    sql = _insert_with_sql(type(parent), type(child), link, using)
-    return _inserted(parent, sql, params, using)
+    sql = _insert_with_sql(type(parent), type(child), link, using, returning)
+    row = _inserted(sql, params, using)
+    if row is None:
+        return None
+    parent_key, child_key, *more = row
+    _saved(parent, parent_key, using)
+    setattr(child, link, parent)
+    _saved(child, child_key, using)
+    return tuple(more)
 
 
-def insert_new(instance: M, using: str) -> M | None:
-    """Saves the new `instance` as `save()` would insert it and returns it; None when a unique
-    constraint says it is there already, and nothing is written.
+def insert_new(instance: Model, using: str, *, returning: str = "") -> tuple | None:
+    """Saves the new `instance` as `save()` would insert it and marks it saved; None when a
+    unique constraint says it is there already, and nothing is written. Returns what the SQL
+    `returning` selects of the new row (nothing without it).
 
     One `INSERT ... ON CONFLICT DO NOTHING RETURNING`, which the ORM cannot say (`bulk_create`'s
     `ignore_conflicts` returns no key, and composing it cost more than its round trip): a row
     created by a concurrent request is found afterwards, without a savepoint around an insert
     that fails (two round trips more).
     """
-    return _inserted(instance, _insert_sql(type(instance))[0], _values(instance, using), using)
+    sql = _insert_sql(type(instance), returning)[0]
+    row = _inserted(sql, _values(instance, using), using)
+    if row is None:
+        return None
+    key, *more = row
+    _saved(instance, key, using)
+    return tuple(more)
 
 
 def _values(instance: Model, using: str, *, but: str | None = None) -> list:
@@ -115,18 +137,17 @@ def _values(instance: Model, using: str, *, but: str | None = None) -> list:
     ]
 
 
-def _inserted(instance: M, sql: str, params: list, using: str) -> M | None:
-    """Runs an insert that returns the new key of `instance` (no row: nothing was written) and
-    marks the instance saved."""
+def _inserted(sql: str, params: list, using: str) -> tuple | None:
+    """Runs an insert that returns its new row's key first (no row: nothing was written)."""
     with connections[using].cursor() as cursor:
         cursor.execute(sql, params)
-        row = cursor.fetchone()
-    if row is None:
-        return None
-    instance.pk = row[0]
+        return cursor.fetchone()
+
+
+def _saved(instance: Model, key: Any, using: str) -> None:
+    instance.pk = key
     instance._state.adding = False
     instance._state.db = using
-    return instance
 
 
 def from_row(model: type[M], row: Sequence, using: str) -> M:

@@ -96,8 +96,14 @@ def cashback_earn(
             member_ref = MemberRef(member_id=member.pk)
     posted = entry_post(member_ref=member_ref, **entry)
     if posted is None:  # the member's first entry on this card, or a new member
-        member, created = member_wallet_create(app=app, card=card, ref=member_ref)
-        posted = entry_post(member_id=member.pk, member_created=created, **entry)
+        member, created, wallet = member_wallet_create(
+            app=app,
+            card=card,
+            ref=member_ref,
+            amount=entry["amount"],
+            pending_amount=entry["pending_amount"],
+        )
+        posted = entry_post(member_id=member.pk, member_created=created, new_wallet=wallet, **entry)
         if posted is None:  # wallets are never deleted
             raise Wallet.DoesNotExist(f"The wallet of member {member.pk} is gone.")
     return posted

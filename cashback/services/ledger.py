@@ -101,33 +101,56 @@ def wallet_open(*, app: App, card: Card, member: Member) -> Wallet:
     wallet = locked_wallets().filter(app=app, card=card, member=member).first()
     if wallet is not None:
         return wallet
-    wallet_create(app=app, card=card, member=member)
-    return locked_wallets().get(app=app, card=card, member=member)
+    wallet = wallet_create(app=app, card=card, member=member)
+    return wallet or locked_wallets().get(app=app, card=card, member=member)
 
 
-def wallet_create(*, app: App, card: Card, member: Member) -> None:
-    """Creates the member's wallet on the card, empty, unless it exists (`insert_new`), so that
-    a wallet created meanwhile by a concurrent request is kept. The caller moves it next, which
-    locks it."""
-    Wallet.objects.insert_new(app=app, member=member, card=card)
+def wallet_create(
+    *, app: App, card: Card, member: Member, amount: Decimal = ZERO, pending_amount: Decimal = ZERO
+) -> Wallet | None:
+    """Creates the member's wallet on the card, as its first entry of `amount` (spendable) and
+    `pending_amount` leaves it, and returns it (`Wallet.objects.insert_new`); None when the
+    member has one on the card already (a concurrent request's, kept: the caller moves it, which
+    locks it)."""
+    fields = _new_wallet(app, card, amount, pending_amount)
+    return Wallet.objects.insert_new(**fields, member=member)
 
 
-def member_wallet_create(*, app: App, card: Card, ref: MemberRef) -> tuple[Member, bool]:
+def member_wallet_create(
+    *, app: App, card: Card, ref: MemberRef, amount: Decimal, pending_amount: Decimal
+) -> tuple[Member, bool, Wallet | None]:
     """The member `ref` names, created when neither its email nor its phone is the app's, with
-    an empty wallet on the card (unless it has one); and whether the member was created. A new
-    member and its wallet are saved by one statement (`Wallet.objects.insert_new_with_member`);
-    a known member is read, then given its wallet. Raises `NotFound` for an unknown member id
-    and `MemberConflict` when the email and the phone name two members."""
+    a new wallet on the card as its first entry of `amount` and `pending_amount` leaves it
+    (`wallet_create`); whether the member was created; and the new wallet, None when the member
+    had one on the card already. A new member and its wallet are saved by one statement
+    (`Wallet.objects.insert_new_with_member`); a known member is read, then given its wallet.
+    Raises `NotFound` for an unknown member id and `MemberConflict` when the email and the phone
+    name two members."""
     if ref.member_id is None:
         new = Member(**member_new_fields(app=app, ref=ref))
-        created = Wallet.objects.insert_new_with_member(new, app=app, card=card)
-        if created is not None:
-            return created, True
+        fields = _new_wallet(app, card, amount, pending_amount)
+        wallet = Wallet.objects.insert_new_with_member(new, **fields)
+        if wallet is not None:
+            return new, True, wallet
     # A known member: its id given, or its email or phone the app's already (maybe just now,
     # by a concurrent earn, whose insert this one's waited for).
     member = member_resolve(app=app, ref=ref)
-    wallet_create(app=app, card=card, member=member)
-    return member, False
+    wallet = wallet_create(
+        app=app, card=card, member=member, amount=amount, pending_amount=pending_amount
+    )
+    return member, False, wallet
+
+
+def _new_wallet(app: App, card: Card, amount: Decimal, pending_amount: Decimal) -> dict:
+    """A new wallet's fields, as its first entry (if any) leaves it."""
+    moved = bool(amount or pending_amount)
+    return {
+        "app": app,
+        "card": card,
+        "balance": amount,
+        "pending_balance": pending_amount,
+        "entries_count": 1 if moved else 0,
+    }
 
 
 def member_wallet(*, app: App, card: Card, ref: MemberRef) -> Wallet:
@@ -156,6 +179,7 @@ def entry_post(
     covered: bool = False,
     unlocked: bool = False,
     spend: Decimal | None = None,
+    new_wallet: Wallet | None = None,
     **fields,
 ) -> Posted | None:
     """Moves the member's wallet on the operation's card by `amount` (spendable) and
@@ -166,6 +190,8 @@ def entry_post(
     too when the spendable balance does not cover the debit, and nothing changes; `unlocked`:
     None too when the member's PIN is locked. `spend`: the
     entry takes that much out of the wallet's lots, the oldest first, in its own statement.
+    `new_wallet`: the member's wallet, created in this transaction as this entry leaves it
+    (`wallet_create`), which is not moved again.
 
     The move locks the wallet until the transaction ends. Callers that must see the balance
     before they decide (a debit, a refund) lock the wallet first (`locked_wallets`). A
@@ -180,7 +206,7 @@ def entry_post(
     )
     try:
         with transaction.atomic() if may_collide else nullcontext():
-            wallet = Wallet.objects.move(
+            wallet = new_wallet or Wallet.objects.move(
                 app_id=card.app_id,
                 card_id=card.pk,
                 member_id=member_id if member_ref is None else member_ref.member_id,
