@@ -14,6 +14,7 @@ from core.rows import (
     from_rows,
     insert_new,
     insert_new_with,
+    new,
     prepared_cursor,
     quote,
     select_list,
@@ -32,7 +33,7 @@ class WalletManager(models.Manager["Wallet"]):
         A wallet made for its first entry is saved as that entry leaves it (`balance`,
         `pending_balance`, `entries_count` 1), and not moved after: a statement less."""
         using = self._db or router.db_for_write(self.model)
-        wallet = self.model(**fields)
+        wallet = new(self.model, **fields)
         returned = insert_new(wallet, using, returning=_next_entry_id_sql())
         if returned is None:
             return None
@@ -45,7 +46,7 @@ class WalletManager(models.Manager["Wallet"]):
         member's email or phone is its app's already, and nothing is written
         (`core.rows.insert_new_with`)."""
         using = self._db or router.db_for_write(self.model)
-        wallet = self.model(**fields)
+        wallet = new(self.model, **fields)
         returned = insert_new_with(
             member, wallet, link="member", using=using, returning=_next_entry_id_sql()
         )
@@ -211,7 +212,7 @@ class LedgerEntryManager(models.Manager["LedgerEntry"]):
         an earn more CPU than its own SQL (see the README's benchmark). The ledger is
         append-only; entries are never saved again.
         """
-        entry = self.model(**fields)
+        entry = new(self.model, **fields)
         using = self._db or router.db_for_write(self.model)
         connection = connections[using]
         with_event = webhook_event is not None
@@ -747,7 +748,8 @@ def _lot_of(entry: "LedgerEntry", holding_days: int, expiry_days: int | None) ->
     available_at = entry.created_at + timedelta(
         days=holding_days if entry.pending_amount > 0 else 0
     )
-    return Lot(
+    return new(
+        Lot,
         app_id=entry.app_id,
         wallet_id=entry.wallet_id,
         source_id=entry.pk,

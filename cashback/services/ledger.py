@@ -19,6 +19,7 @@ from cashback.selectors import member_key
 from core import money
 from core.errors import InvalidInput
 from core.replicas import member_wrote
+from core.rows import new
 from members.models import Member
 from members.services import MemberRef, member_new_fields, member_resolve
 from webhooks.services import event_deliveries_create
@@ -127,11 +128,11 @@ def member_wallet_create(
     Raises `NotFound` for an unknown member id and `MemberConflict` when the email and the phone
     name two members."""
     if ref.member_id is None:
-        new = Member(**member_new_fields(app=app, ref=ref))
+        member = new(Member, **member_new_fields(app=app, ref=ref))
         fields = _new_wallet(app, card, amount, pending_amount)
-        wallet = Wallet.objects.insert_new_with_member(new, **fields)
+        wallet = Wallet.objects.insert_new_with_member(member, **fields)
         if wallet is not None:
-            return new, True, wallet
+            return member, True, wallet
     # A known member: its id given, or its email or phone the app's already (maybe just now,
     # by a concurrent earn, whose insert this one's waited for).
     member = member_resolve(app=app, ref=ref)
