@@ -45,6 +45,7 @@ LAYERS = [
     ),
     ("Redis round trips", "redis.client", "Pipeline.execute"),
     ("Redis round trips", "django.core.cache.backends.redis", "RedisCacheClient.get"),
+    ("Redis round trips", "core.cache", "RedisCache.get_stored"),
 ]
 
 

@@ -39,6 +39,17 @@ def entry_event_draft(*, entry: LedgerEntry, card: Card) -> EventDraft:
     return event_draft(app_id=entry.app_id, event_type=event_type, data=data)
 
 
+def entry_answer(*, entry: LedgerEntry, card: Card) -> dict:
+    """The answer of the operation that posted `entry` (its response's `data`), which its
+    webhook event tells: rendered once for both when this request posted the entry with its
+    event, rendered from the entry otherwise (a replay)."""
+    draft = entry.webhook_event
+    if draft is not None and draft.data is not None:
+        return draft.data
+    _, serializer = _EVENTS[EntryType(entry.entry_type)]
+    return serializer(entry, context={"card": card}).data
+
+
 def expiring_event_record(*, lot: Lot, card: Card, member_id: int) -> None:
     """Records the `cashback.expiring` warning of a lot; once per lot, by the caller."""
     remaining: Decimal = lot.remaining

@@ -20,6 +20,7 @@ from cashback.errors import (
     RefundExceedsPurchase,
     ReversalWindowClosed,
 )
+from cashback.events import entry_answer
 from cashback.models import EntryType
 from cashback.selectors import entry_history, member_card
 from cashback.serializers import (
@@ -122,7 +123,7 @@ class CashbackViewSet(viewsets.ViewSet):
             metadata=data.get("metadata"),
             idempotency_record=idempotency_record(request),
         )
-        data = EarnResultSerializer(posted.entry, context={"card": card}).data
+        data = entry_answer(entry=posted.entry, card=card)
         return ok(data, replayed=posted.replayed)
 
     @extend_schema(
@@ -188,7 +189,7 @@ class CashbackViewSet(viewsets.ViewSet):
             metadata=data.get("metadata"),
             idempotency_record=idempotency_record(request),
         )
-        data = RedeemResultSerializer(posted.entry, context={"card": card}).data
+        data = entry_answer(entry=posted.entry, card=card)
         return ok(data, replayed=posted.replayed)
 
     @extend_schema(
@@ -257,7 +258,7 @@ class CashbackViewSet(viewsets.ViewSet):
             metadata=data.get("metadata"),
             idempotency_record=idempotency_record(request),
         )
-        data = RefundResultSerializer(posted.entry, context={"card": card}).data
+        data = entry_answer(entry=posted.entry, card=card)
         return ok(data, replayed=posted.replayed)
 
     @extend_schema(
@@ -314,7 +315,7 @@ class CashbackViewSet(viewsets.ViewSet):
             reference=data.get("reference"),
             idempotency_record=idempotency_record(request),
         )
-        data = ReverseResultSerializer(posted.entry, context={"card": card}).data
+        data = entry_answer(entry=posted.entry, card=card)
         return ok(data, replayed=posted.replayed)
 
     @extend_schema(

@@ -54,12 +54,13 @@ def _event_public_id() -> str:
 @dataclass
 class EventDraft:
     """A new event as the statement that saves it needs it: its body is `head`, its app's
-    public id as a JSON string (read by the statement) and `tail`. Once saved, `endpoint_ids`
-    are the app's endpoints that take its type."""
+    public id as a JSON string (read by the statement) and `tail`, which renders `data`. Once
+    saved, `endpoint_ids` are the app's endpoints that take its type."""
 
     event: "WebhookEvent"
     head: str
     tail: str
+    data: dict | None = None
     endpoint_ids: list[int] | None = None
 
     def params(self) -> dict[str, Any]:

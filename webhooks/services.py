@@ -133,6 +133,7 @@ def event_draft(*, app_id: int, event_type: str, data: dict) -> EventDraft:
         event=event,
         head=_render.render(head).decode().removesuffix("}") + ',"app_id":',
         tail=',"data":' + _render.render(data).decode() + "}",
+        data=data,
     )
 
 
