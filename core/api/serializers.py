@@ -26,13 +26,21 @@ class InputSerializer(serializers.Serializer):
 
     def get_fields(self) -> dict[str, serializers.Field]:
         return {
-            name: copy.deepcopy(field) if _holds_fields(field) else copy.copy(field)
+            name: copy.deepcopy(field) if _holds_fields(field) else _shallow_copy(field)
             for name, field in self._declared_fields.items()
         }
 
 
 def _holds_fields(field: serializers.Field) -> bool:
     return isinstance(field, serializers.BaseSerializer) or hasattr(field, "child")
+
+
+def _shallow_copy(field: serializers.Field) -> serializers.Field:
+    """What `copy.copy` makes of a field (a new instance sharing its attributes' values),
+    without the pickle protocol's round about way to it."""
+    clone = object.__new__(type(field))
+    clone.__dict__.update(field.__dict__)
+    return clone
 
 
 class StrictSerializer(InputSerializer):

@@ -1,6 +1,9 @@
 """Input serializers never share their bound state."""
 
+import copy
+
 from cashback.serializers import EarnSerializer, HistoryQuerySerializer
+from core.api.serializers import _shallow_copy
 
 
 def test_each_serializer_binds_its_own_fields():
@@ -25,3 +28,12 @@ def test_fields_keep_their_validators_and_defaults():
     query = HistoryQuerySerializer(data={"card_id": "1", "member_id": "2"})
     assert query.is_valid()
     assert query.validated_data == {"card_id": 1, "member_id": 2, "limit": 20, "offset": 0}
+
+
+def test_a_plain_field_is_copied_as_copy_copies_it():
+    for serializer_class in (EarnSerializer, HistoryQuerySerializer):
+        for field in serializer_class._declared_fields.values():
+            clone, copied = _shallow_copy(field), copy.copy(field)
+            assert clone is not field
+            assert type(clone) is type(copied)
+            assert vars(clone) == vars(copied)
