@@ -6,6 +6,8 @@ import pytest
 from django.db import connection
 
 from cards.models import Card
+from cashback.models import Wallet
+from members.models import Member
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -30,3 +32,19 @@ def test_behind_a_transaction_pooler_nothing_is_prepared(card, settings):
     for _ in range(3):
         assert Card.objects.get_of_app(app_id=card.app_id, card_id=card.pk) == card
     assert prepared_on_this_connection() == 0
+
+
+def test_the_insert_of_a_new_member_and_wallet_is_prepared(card, settings):
+    settings.DATABASE_PREPARED_STATEMENTS = True
+    connection.close()
+    for email in ("one@example.com", "two@example.com"):
+        member = Member(app_id=card.app_id, email=email)
+        wallet = Wallet.objects.insert_new_with_member(member, app_id=card.app_id, card=card)
+        assert wallet is not None
+        assert wallet.member_id == member.pk
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT count(*) FROM pg_prepared_statements WHERE statement LIKE 'WITH parent AS%'"
+        )
+        assert cursor.fetchone()[0] == 1
+    assert Wallet.objects.filter(app_id=card.app_id, member__email="two@example.com").exists()
