@@ -3,6 +3,9 @@ through all of it."""
 
 import io
 import json
+import os
+import subprocess
+import sys
 from decimal import Decimal
 from wsgiref.util import setup_testing_defaults
 
@@ -84,3 +87,16 @@ def test_the_back_office_keeps_its_csrf_check_and_frame_refusal(db):
 def test_the_api_middleware_is_the_site_s_own_in_the_same_order():
     positions = [settings.MIDDLEWARE.index(name) for name in settings.API_MIDDLEWARE]
     assert positions == sorted(positions)
+
+
+def test_the_loaded_application_is_kept_out_of_the_collectors_passes():
+    """Loading the WSGI module freezes what it loaded (`gc.freeze`): a full collection, which
+    pauses the request that triggers it, walks only what requests made since."""
+    loaded = subprocess.run(
+        [sys.executable, "-c", "import gc, config.wsgi; print(gc.get_freeze_count())"],
+        capture_output=True,
+        text=True,
+        check=True,
+        env={**os.environ, "DJANGO_SETTINGS_MODULE": "config.settings"},
+    )
+    assert int(loaded.stdout) > 50_000
