@@ -889,22 +889,45 @@ def _spend_sql() -> str:
     return f"WITH {_spend_ctes()} SELECT 1"
 
 
+# How many lots, besides a named one, a spend reads before it knows whether they cover it.
+SPEND_HEAD = 16
+
+
 def _spend_ctes() -> str:
     """The common table expressions of a spend (`_spend_sql`): a running total over the
     wallet's lots with something left picks them, an UPDATE takes from each, an INSERT records
-    each movement."""
+    each movement.
+
+    The running total is over the named lot and the `SPEND_HEAD` oldest others, read in the
+    order of the `lot_spendable` index, when they cover the amount (nearly always: the oldest
+    lot alone usually does); over all of the wallet's lots with something left otherwise. A
+    wallet holds a lot per earning, and a spend that read them all cost PostgreSQL a sort of
+    hundreds of rows per redemption."""
     lot, movement = (
         {f.name: quote(f.column) for f in model._meta.concrete_fields}
         for model in (Lot, LotMovement)
     )
     lots, movements = quote(Lot._meta.db_table), quote(LotMovement._meta.db_table)
-    pk, remaining = lot["id"], lot["remaining"]
-    order = f"COALESCE({pk} = %(first)s::bigint, false) DESC, {lot['available_at']}, {pk}"
-    return (
-        f"ordered AS (SELECT {pk} AS id, {remaining} AS remaining, "  # noqa: S608  _meta
-        f"SUM({remaining}) OVER (ORDER BY {order}) - {remaining} AS before "
+    pk, remaining, available_at = lot["id"], lot["remaining"], lot["available_at"]
+    of_wallet = (
         f"FROM {lots} WHERE {lot['app']} = %(app)s AND {lot['wallet']} = %(wallet)s "
-        f"AND {remaining} > 0), "
+        f"AND {remaining} > 0"
+    )
+    named = f"COALESCE({pk} = %(first)s::bigint, false)"
+    return (
+        f"head AS (SELECT {pk} AS id, {remaining} AS remaining, {available_at} AS available_at, "  # noqa: S608  names from _meta
+        f"true AS named {of_wallet} AND {pk} = %(first)s::bigint "
+        f"UNION ALL (SELECT {pk}, {remaining}, {available_at}, false {of_wallet} "
+        f"AND {pk} IS DISTINCT FROM %(first)s::bigint "
+        f"ORDER BY {available_at}, {pk} LIMIT {SPEND_HEAD})), "
+        f"covered AS (SELECT COALESCE(SUM(remaining), 0) >= %(amount)s AS yes FROM head), "
+        f"candidates AS (SELECT id, remaining, available_at, named FROM head "
+        f"WHERE (SELECT yes FROM covered) "
+        f"UNION ALL SELECT {pk}, {remaining}, {available_at}, {named} {of_wallet} "
+        f"AND NOT (SELECT yes FROM covered)), "
+        f"ordered AS (SELECT id, remaining, "
+        f"SUM(remaining) OVER (ORDER BY named DESC, available_at, id) - remaining AS before "
+        f"FROM candidates), "
         f"taken AS (SELECT id, LEAST(remaining, %(amount)s - before) AS amount FROM ordered "
         f"WHERE before < %(amount)s), "
         f"spent AS (UPDATE {lots} l SET {remaining} = l.{remaining} - taken.amount FROM taken "

@@ -12,7 +12,7 @@ from django.core.management import call_command
 from django.utils import timezone
 
 from cashback.ledger_check import ledger_verify
-from cashback.models import EntryType, LedgerEntry, Lot, LotMovement
+from cashback.models import SPEND_HEAD, EntryType, LedgerEntry, Lot, LotMovement
 from cashback.services import cashback_expire_due, cashback_release_due
 from cashback.services.adjust import cashback_adjust
 from tests.factories import CardFactory
@@ -69,6 +69,28 @@ def test_redemptions_spend_the_oldest_lots_first(api, expiring_card, member, mem
     left = dict(Lot.objects.values_list("source_id", "remaining"))
     assert left == {first["transaction_id"]: 0, second["transaction_id"]: 1}
     assert balance(api, expiring_card, member)["next_expiry"]["amount"] == 1
+
+
+@pytest.mark.parametrize("lots_needed", [1, SPEND_HEAD, SPEND_HEAD + 1, SPEND_HEAD + 4])
+def test_a_redemption_needing_more_lots_than_a_spend_reads_first_takes_them_oldest_first(
+    api, expiring_card, member, member_token, lots_needed
+):
+    """A spend reads the `SPEND_HEAD` oldest lots first, and all of them when those fall short:
+    either way the oldest are emptied in turn and the next gives the rest."""
+    earnings = [earn(api, expiring_card, member, "20")["transaction_id"] for _ in range(24)]
+    # Each lot holds 1; the redemption takes all of `lots_needed` - 1 lots and half of the next.
+    redeemed = redeem(api, expiring_card, member_token, str(lots_needed - Decimal("0.5")))
+    left = dict(Lot.objects.values_list("source_id", "remaining"))
+    expected = {
+        source: Decimal(0) if i < lots_needed - 1 else Decimal("0.5") if i == lots_needed - 1
+        else Decimal(1)
+        for i, source in enumerate(earnings)
+    }  # fmt: skip
+    assert left == expected
+    movements = LotMovement.objects.filter(entry_id=redeemed["transaction_id"])
+    assert movements.count() == lots_needed
+    assert sum(m.amount for m in movements) == -(lots_needed - Decimal("0.5"))
+    assert ledger_verify().mismatches == []
 
 
 def test_what_is_left_of_a_lot_expires_with_an_entry_naming_its_earning(
