@@ -7,6 +7,7 @@ benchmark shows). They select `select_list(Model, alias)` and turn each row into
 with `from_row`, which applies the same conversions the ORM applies.
 """
 
+import inspect
 from collections.abc import Iterable, Sequence
 from functools import cache
 from typing import Any, TypeVar
@@ -195,9 +196,7 @@ def _assigned(model: type[Model]) -> list[tuple[str, str, bool, bool, Any]]:
     field (for its default)."""
     assigned = []
     for field in model._meta.concrete_fields:
-        descriptor = next(
-            (c.__dict__[field.attname] for c in model.__mro__ if field.attname in c.__dict__), None
-        )
+        descriptor = inspect.getattr_static(model, field.attname, None)
         converts = hasattr(type(descriptor), "__set__") and not isinstance(
             descriptor, ForeignKeyDeferredAttribute
         )
