@@ -4,8 +4,8 @@ The service's WSGI application serves `requests` earns by email (existing member
 would hand them over, without a network in between; each layer's function is wrapped with a
 clock, and each layer is charged its own time (its time less that of the layers it calls), so
 that the layers add up to the whole request. The database is the time spent in round trips to
-PostgreSQL (statements, BEGIN with the first of a transaction, COMMIT, and the check Django
-makes of a persistent connection at a request's first query), wherever they happen; Redis is
+PostgreSQL (statements, BEGIN with the first of a transaction, COMMIT, and the check of a
+persistent connection at a request's first query), wherever they happen; Redis is
 the shared cache's (the configuration generation, the throttle's counter). Own times under the
 wrapped layers are wall-clock time, so a busy machine inflates the round trips most.
 """
@@ -38,11 +38,7 @@ LAYERS = [
     ("rendering (JSON)", "rest_framework.response", "Response.rendered_content"),
     ("database: statements", "django.db.backends.utils", "CursorWrapper._execute"),
     ("database: COMMIT", "django.db.backends.base.base", "BaseDatabaseWrapper._commit"),
-    (
-        "database: connection check (SELECT 1)",
-        "django.db.backends.postgresql.base",
-        "DatabaseWrapper.is_usable",
-    ),
+    ("database: connection check", "core.postgresql.base", "DatabaseWrapper.is_usable"),
     ("Redis round trips", "redis.client", "Pipeline.execute"),
     ("Redis round trips", "django.core.cache.backends.redis", "RedisCacheClient.get"),
     ("Redis round trips", "core.cache", "RedisCache.get_stored"),

@@ -1,8 +1,8 @@
-"""Django's PostgreSQL backend, connecting to the embedded server (started on first use)."""
-
-from django.db.backends.postgresql import base
+"""The project's PostgreSQL backend (`core.postgresql`), connecting to the embedded server
+(started on first use)."""
 
 from config import embedded_postgres
+from core.postgresql import base
 
 
 class DatabaseWrapper(base.DatabaseWrapper):

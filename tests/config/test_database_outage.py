@@ -145,3 +145,17 @@ def test_an_unreachable_database_answers_503_then_the_service_recovers_by_itself
     assert replayed == answer
     assert LedgerEntry.objects.count() == 2
     assert sum(e.amount for e in LedgerEntry.objects.all()) == Decimal(10)
+
+
+def test_a_connection_dropped_between_requests_is_replaced_before_the_next_one(
+    relayed_server, card, member
+):
+    base, relay, headers = relayed_server
+    earn = {"card_id": card.pk, "member_id": member.pk, "purchase_amount": "100"}
+    assert call(base, "/cashback/earn", headers, earn)[0] == 200
+
+    relay.cut()  # the server's kept connection is closed under it, with no request in flight
+    relay.start()
+    status, _, answer = call(base, "/cashback/earn", headers, earn)
+    assert status == 200, answer
+    assert LedgerEntry.objects.count() == 2
