@@ -66,7 +66,7 @@ def test_a_connection_with_something_to_read_is_asked():
         cursor.execute("UNLISTEN *")
 
 
-def test_a_closed_or_broken_connection_is_not_usable():
+def test_a_closed_connection_is_not_usable():
     backend_pid()
     connection.connection.close()
     assert not connection.is_usable()
