@@ -43,9 +43,8 @@ def entry_answer(*, entry: LedgerEntry, card: Card) -> dict:
     """The answer of the operation that posted `entry` (its response's `data`), which its
     webhook event tells: rendered once for both when this request posted the entry with its
     event, rendered from the entry otherwise (a replay)."""
-    draft = entry.webhook_event
-    if draft is not None and draft.data is not None:
-        return draft.data
+    if entry.webhook_event is not None:
+        return entry.webhook_event.data
     _, serializer = _EVENTS[EntryType(entry.entry_type)]
     return serializer(entry, context={"card": card}).data
 

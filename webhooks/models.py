@@ -60,7 +60,7 @@ class EventDraft:
     event: "WebhookEvent"
     head: str
     tail: str
-    data: dict | None = None
+    data: dict
     endpoint_ids: list[int] | None = None
 
     def params(self) -> dict[str, Any]:
