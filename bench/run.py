@@ -3,7 +3,8 @@
     make bench            # or: .venv/bin/python bench/run.py [--duration 10] [--connections 8]
 
 It recreates a `cashback_bench` database (BENCH_DATABASE_URL to choose another), loads members
-with an email, a phone, a wallet with history and a member token, and serves two applications
+with an email, a phone, a wallet with history and a member token (and a base of members with a
+wallet and no entry, the rest of a merchant's customers), and serves two applications
 with the same gunicorn settings: the service (config.wsgi: authentication, throttling in Redis,
 validation, idempotency, JSON access logs) and a reference (bench/reference: the same request's
 essential SQL, the member lookup and the rows it writes included, and nothing else). Both run at
@@ -58,13 +59,19 @@ class Result:
     errors: int
 
 
-def prepare(members: int, entries_each: int) -> dict:
+def prepare(members: int, entries_each: int, *, base: int = 0) -> dict:
     """An app, a card, and members each with an email, a phone, a wallet with some history
-    (through the services) and a member token for redeem."""
+    (through the services) and a member token for redeem; before them, `base` members with a
+    wallet and no entry yet, the rest of a merchant's customers (bulk-inserted).
+
+    The base keeps the member and wallet tables the size of a live merchant's: PostgreSQL plans
+    a prepared statement once, and on tables of a few hundred rows it plans sequential scans,
+    which it then keeps while an earn creating members grows the tables within a round."""
     from decimal import Decimal
 
     from apps_auth.services import app_create
     from cards.services import card_create
+    from cashback.models import Wallet
     from cashback.services import cashback_earn
     from members.models import Member
     from members.services import MemberRef
@@ -76,6 +83,10 @@ def prepare(members: int, entries_each: int) -> dict:
         rate_limit_per_minute=2_000_000_000,
     )
     card = card_create(app=app, name="Bench card", cashback_percentage=Decimal(5))
+    dormant = Member.objects.bulk_create(
+        Member(app=app, email=f"member{i}@example.com", phone=f"+2165{i:07d}") for i in range(base)
+    )
+    Wallet.objects.bulk_create(Wallet(app=app, card=card, member=member) for member in dormant)
     ids, tokens = [], []
     for i in range(members):
         member = Member.objects.create(app=app, email=f"bench{i}@example.com", phone=phone(i))
@@ -279,7 +290,10 @@ def main() -> int:
     )
     parser.add_argument("--connections", type=int, default=8)
     parser.add_argument("--workers", type=int, default=os.cpu_count() or 2)
-    parser.add_argument("--members", type=int, default=200)
+    parser.add_argument("--members", type=int, default=200, help="members the load names")
+    parser.add_argument(
+        "--base", type=int, default=20_000, help="further members, with a wallet and no entries"
+    )
     parser.add_argument("--memory-requests", type=int, default=100_000, help="0: skip")
     parser.add_argument("--database-url", default=os.environ.get("BENCH_DATABASE_URL", DEFAULT_DB))
     parser.add_argument("--json", help="also write the results to this file")
@@ -315,7 +329,7 @@ def main() -> int:
     recreate_database(options.database_url)
     manage(env, "migrate", "--noinput", "--verbosity", "0")
     setup_django(env)
-    shop = prepare(options.members, entries_each=25)
+    shop = prepare(options.members, entries_each=25, base=options.base)
     analyze(options.database_url)
     log = Path(tempfile.gettempdir()) / "cashback-bench.log"
     print(f"machine: {os.cpu_count()} cores; gunicorn {options.workers} sync workers each; "
