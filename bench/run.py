@@ -71,7 +71,7 @@ def prepare(members: int, entries_each: int, *, base: int = 0) -> dict:
 
     from apps_auth.services import app_create
     from cards.services import card_create
-    from cashback.models import Wallet
+    from cashback.management.commands.bench_seed import members_with_wallets
     from cashback.services import cashback_earn
     from members.models import Member
     from members.services import MemberRef
@@ -83,10 +83,7 @@ def prepare(members: int, entries_each: int, *, base: int = 0) -> dict:
         rate_limit_per_minute=2_000_000_000,
     )
     card = card_create(app=app, name="Bench card", cashback_percentage=Decimal(5))
-    dormant = Member.objects.bulk_create(
-        Member(app=app, email=f"member{i}@example.com", phone=f"+2165{i:07d}") for i in range(base)
-    )
-    Wallet.objects.bulk_create(Wallet(app=app, card=card, member=member) for member in dormant)
+    members_with_wallets(app=app, card=card, count=base)
     ids, tokens = [], []
     for i in range(members):
         member = Member.objects.create(app=app, email=f"bench{i}@example.com", phone=phone(i))

@@ -43,6 +43,18 @@ _LOTS_SQL = (
 )
 
 
+def members_with_wallets(*, app: App, card: Card, count: int) -> list[Wallet]:
+    """`count` new members of the app (`seedN@example.com`, numbered after the app's members),
+    each with an empty wallet on the card, bulk-inserted."""
+    first = Member.objects.filter(app=app).count()
+    members = Member.objects.bulk_create(
+        Member(app=app, email=f"seed{first + i}@example.com") for i in range(count)
+    )
+    return Wallet.objects.bulk_create(
+        Wallet(app=app, card=card, member=member) for member in members
+    )
+
+
 class Command(OperationsCommand):
     help = (
         "Loads a large ledger for benchmarks (PostgreSQL, COPY): --hot entries on one wallet and "
@@ -69,7 +81,7 @@ class Command(OperationsCommand):
         sizes = [hot] + [per_wallet] * ((total - hot) // per_wallet)
         if (rest := (total - hot) % per_wallet) > 0:
             sizes.append(rest)
-        wallets = self._wallets(target, card, len(sizes))
+        wallets = members_with_wallets(app=target, card=card, count=len(sizes))
         started, written = time.monotonic(), 0
         start_at = timezone.now() - timedelta(days=365)
         with connection.cursor() as cursor:
@@ -112,16 +124,6 @@ class Command(OperationsCommand):
             "wallets": len(wallets),
             "seconds": round(time.monotonic() - started, 1),
         }
-
-    @staticmethod
-    def _wallets(app, card, count):
-        first = Member.objects.filter(app=app).count()
-        members = Member.objects.bulk_create(
-            Member(app=app, email=f"seed{first + i}@example.com") for i in range(count)
-        )
-        return Wallet.objects.bulk_create(
-            Wallet(app=app, card=card, member=member) for member in members
-        )
 
     @staticmethod
     def _progress(done, total, started):
