@@ -53,6 +53,7 @@ from standardwebhooks import Webhook, WebhookVerificationError
 from bench.harness import (
     PYTHON,
     ROOT,
+    deploy,
     free_port,
     gunicorn,
     manage,
@@ -663,7 +664,7 @@ def main() -> int:
         **SERVER_SETTINGS,
     )
     recreate_database(options.database_url)
-    manage(env, "migrate", "--noinput", "--verbosity", "0")
+    deploy(env)
     setup_django(env)
 
     log = Path(tempfile.gettempdir()) / f"cashback-fault-drill-{database}.log"

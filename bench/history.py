@@ -25,8 +25,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from bench.harness import (
     PYTHON,
     ROOT,
+    deploy,
     gunicorn,
-    manage,
     production_env,
     recreate_database,
     setup_django,
@@ -119,7 +119,7 @@ def main() -> int:
         LOG_LEVEL="WARNING",
     )
     recreate_database(options.database_url)
-    manage(env, "migrate", "--noinput", "--verbosity", "0")
+    deploy(env)
     setup_django(env)
     shop = prepare(env, options.entries)
     big, neighbour = shop["big"], shop["neighbour"]

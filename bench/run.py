@@ -37,6 +37,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from bench.harness import (
     PYTHON,
     ROOT,
+    deploy,
     gunicorn,
     manage,
     production_env,
@@ -324,7 +325,7 @@ def main() -> int:
         LOG_LEVEL="INFO",
     )
     recreate_database(options.database_url)
-    manage(env, "migrate", "--noinput", "--verbosity", "0")
+    deploy(env)
     setup_django(env)
     shop = prepare(options.members, entries_each=25, base=options.base)
     analyze(options.database_url)

@@ -52,7 +52,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 import psycopg
 from django.db import connections
 
-from bench.harness import free_port, gunicorn, manage, production_env, setup_django
+from bench.harness import deploy, free_port, gunicorn, manage, production_env, setup_django
 from bench.postgres import (
     Cluster,
     apt_install,
@@ -369,7 +369,7 @@ def drill(options, folder: Path, clusters: list[Cluster]) -> int:
     log = Path(tempfile.gettempdir()) / "cashback-scale-drill.log"
     log.write_text("")
     direct = production_env(primary.url(DATABASE), "scale", LOG_LEVEL="WARNING", **redis_url())
-    manage(direct, "migrate", "--noinput", "--verbosity", "0")
+    deploy(direct)
     setup_django(direct)
     shop = prepare(options.members, entries_each=3)
     connections.close_all()  # the service's sessions alone are counted on the database
