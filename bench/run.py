@@ -467,8 +467,9 @@ def targets_report(results: dict, ratios: dict, *, connections: int) -> str:
             missed.append(f"{label}: {service.errors} errors")
     if not missed:
         return (
-            "targets: all met (earn by email >= 0.75, earn by id >= 0.85, others >= 0.7; "
-            "p99 <= 25 ms; no errors)"
+            f"targets: all met (earn by email >= {TARGET_RATIOS['earn_email']:g}, "
+            f"earn by id >= {TARGET_RATIOS['earn_id']:g}, others >= {TARGET_RATIO_OTHERS:g}; "
+            f"p99 <= {TARGET_P99_MS:g} ms; no errors)"
         )
     return "targets missed:\n  " + "\n  ".join(missed)
 
