@@ -2,6 +2,7 @@ import codecs
 import json
 import re
 from decimal import Decimal
+from itertools import accumulate
 
 from django.conf import settings
 from django.utils.http import parse_header_parameters
@@ -22,6 +23,24 @@ TEXT_CHARSETS = frozenset(
 # column can store) gets into a parsed body.
 _SURROGATE_ESCAPE = re.compile(r"\\u[dD][89a-fA-F]")
 
+# The deepest a body may nest objects and arrays, the body itself being the first level. Every
+# reader of a body (the decoder, the checks below, validation, the request's digest) then walks
+# a shallow value; the limit is found in the text, before any of them runs.
+MAX_DEPTH = 32
+_STRING = re.compile(r'"[^"\\]*(?:\\.[^"\\]*)*"', re.DOTALL)
+_BRACKET = re.compile(r"[][{}]")
+_DEPTH_STEP = {"{": 1, "[": 1, "}": -1, "]": -1}
+
+
+def _too_deep(text: str) -> bool:
+    """Whether the JSON text nests more than MAX_DEPTH objects and arrays, without reading it:
+    a bracket inside a string is text, so strings are taken out first. A malformed text may be
+    misjudged, and is refused either way."""
+    if text.count("{") + text.count("[") <= MAX_DEPTH:
+        return False
+    steps = map(_DEPTH_STEP.__getitem__, _BRACKET.findall(_STRING.sub("", text)))
+    return any(map(MAX_DEPTH.__lt__, accumulate(steps)))
+
 
 def _refuse_constant(name: str):
     raise ValueError(f"{name} is not a number this API accepts")
@@ -40,25 +59,30 @@ def _object(pairs: list[tuple[str, object]]) -> dict:
 
 
 def _has_lone_surrogate(value) -> bool:
-    if isinstance(value, str):
-        try:
-            value.encode("utf-8")
-        except UnicodeEncodeError:
-            return True
-        return False
-    if isinstance(value, dict):
-        return any(_has_lone_surrogate(k) or _has_lone_surrogate(v) for k, v in value.items())
-    if isinstance(value, list):
-        return any(_has_lone_surrogate(item) for item in value)
+    # A loop over what is left to look at rather than a recursion: no depth runs out of stack.
+    pending = [value]
+    while pending:
+        value = pending.pop()
+        if isinstance(value, str):
+            try:
+                value.encode("utf-8")
+            except UnicodeEncodeError:
+                return True
+        elif isinstance(value, dict):
+            pending.extend(value.keys())
+            pending.extend(value.values())
+        elif isinstance(value, list):
+            pending.extend(value)
     return False
 
 
 class DecimalJSONParser(JSONParser):
     """JSON with fractional numbers read as `Decimal`, never float; NaN and Infinity refused.
 
-    Refused as a parse error too: a charset other than `TEXT_CHARSETS`, an object with a key
-    twice, and a lone surrogate (`"\\ud800"`) anywhere, which is not text any database column
-    could hold (the charsets read never decode to one; only a JSON escape can make one).
+    Refused as a parse error too: a charset other than `TEXT_CHARSETS`, a body nested deeper
+    than `MAX_DEPTH`, an object with a key twice, and a lone surrogate (`"\\ud800"`) anywhere,
+    which is not text any database column could hold (the charsets read never decode to one;
+    only a JSON escape can make one).
     """
 
     def parse(self, stream, media_type=None, parser_context=None):
@@ -79,6 +103,10 @@ class DecimalJSONParser(JSONParser):
             text = raw.decode(codec)
         except UnicodeError as exc:
             raise ParseError(f"The body is not valid {encoding}: {exc}") from None
+        if _too_deep(text):
+            raise ParseError(
+                f"The body is nested deeper than {MAX_DEPTH} levels of objects and arrays."
+            )
         try:
             data = json.loads(
                 text,

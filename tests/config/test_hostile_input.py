@@ -74,6 +74,12 @@ CATALOGUE = [
         {"metadata": json.loads('{"a":' * 30 + "1" + "}" * 30)},
     ),
     (
+        "earn body nested 900 deep with a lone surrogate",
+        "post",
+        "earn",
+        '{"card_id": {card}, "metadata": ' + '{"a":' * 900 + '"\\ud800"' + "}" * 901,
+    ),
+    (
         "earn member_name oversized",
         "post",
         "earn",

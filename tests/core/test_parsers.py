@@ -1,9 +1,14 @@
 """What the JSON parser reads, and what it refuses as a `400 parse_error` before anything runs."""
 
+import json
+from io import BytesIO
+
 import pytest
+from rest_framework.exceptions import ParseError
 
 from cashback.models import LedgerEntry
 from core.api.fields import IdField, WholeNumberField
+from core.api.parsers import DecimalJSONParser
 
 EARN = "/api/v1/cashback/cashback/earn"
 
@@ -93,3 +98,120 @@ def test_whole_numbers_take_ascii_digits_only(text):
 @pytest.mark.parametrize(("text", "value"), [("5", 5), (" 12 ", 12), ("12.0", 12), (7, 7)])
 def test_whole_numbers_as_before(text, value):
     assert IdField().run_validation(text) == value
+
+
+# A body's depth: the objects and arrays within one another, the body itself being the first.
+WEBHOOKS = "/api/v1/cashback/webhooks"
+DEPTHS = [31, 33, 500, 950, 5000, 100_000]
+TOO_DEEP = {
+    "code": "parse_error",
+    "message": "The body is nested deeper than 32 levels of objects and arrays.",
+    "details": {},
+}
+
+
+def _nested(levels: int) -> str:
+    return '{"a":' * levels + "1" + "}" * levels
+
+
+@pytest.fixture
+def large_bodies(settings):
+    # The deepest bodies are larger than a body may be: the depth, not the size, is on trial.
+    settings.DATA_UPLOAD_MAX_MEMORY_SIZE = 1024 * 1024
+
+
+@pytest.mark.usefixtures("large_bodies")
+@pytest.mark.parametrize("levels", DEPTHS)
+def test_a_body_nested_deeper_than_32_levels_is_a_parse_error_on_earn(api, card, member, levels):
+    body = (
+        f'{{"card_id": {card.pk}, "member_id": {member.pk}, "purchase_amount": 50,'
+        f' "metadata": {_nested(levels)}}}'
+    )
+    response = api.generic(
+        "POST", EARN, body, content_type="application/json", headers={"Idempotency-Key": "k-1"}
+    )
+    assert response.status_code == 400, response.content[:300]
+    if levels + 1 <= 32:  # as before: the metadata breaks its own rule
+        assert response.json()["error"]["details"] == {
+            "metadata": ["Must be nested at most 16 levels deep."]
+        }
+    else:
+        assert response.json()["error"] == TOO_DEEP
+    assert not LedgerEntry.objects.exists()
+
+
+@pytest.mark.usefixtures("large_bodies")
+@pytest.mark.parametrize("levels", DEPTHS)
+def test_a_body_nested_deeper_than_32_levels_is_a_parse_error_on_webhooks(api, levels):
+    body = f'{{"url": "https://shop.example.com/hook", "metadata": {_nested(levels)}}}'
+    response = api.generic(
+        "POST", WEBHOOKS, body, content_type="application/json", headers={"Idempotency-Key": "k-2"}
+    )
+    assert response.status_code == 400, response.content[:300]
+    if levels + 1 <= 32:  # as before: a field the endpoint does not take
+        assert response.json()["error"]["code"] == "validation_error"
+        assert "metadata" in response.json()["error"]["details"]
+    else:
+        assert response.json()["error"] == TOO_DEEP
+
+
+@pytest.mark.usefixtures("large_bodies")
+@pytest.mark.parametrize("levels", DEPTHS)
+def test_a_deep_body_is_refused_where_the_whole_body_is_fingerprinted(api, levels):
+    # Rotating a secret takes no body, yet an Idempotency-Key fingerprints whatever came.
+    response = api.generic(
+        "POST",
+        f"{WEBHOOKS}/999999/rotate-secret",
+        _nested(levels),
+        content_type="application/json",
+        headers={"Idempotency-Key": "k-3"},
+    )
+    if levels + 1 <= 32:
+        assert response.status_code == 404, response.content[:300]
+    else:
+        assert response.status_code == 400, response.content[:300]
+        assert response.json()["error"] == TOO_DEEP
+
+
+@pytest.mark.parametrize(
+    ("body", "depth"),
+    [
+        ("1", 0),
+        ("[" * 32 + "]" * 32, 32),
+        ("[" * 33 + "]" * 33, 33),
+        ('{"a":' * 32 + "{}" + "}" * 32, 33),
+        ('{"a":' * 31 + "[]" + "}" * 31, 32),
+        ("[" + "[], " * 500 + "[]]", 2),
+        # Brackets inside strings are text, not depth.
+        ('{"note": "' + "[{" * 100 + '"}', 1),
+        ('{"note": "\\"' + "[{" * 100 + '"}', 1),
+        ('{"note": "\\\\", "n": "' + "[{" * 100 + '"}', 1),
+        ('[{"a": "}}}}]]]"}, ' + "[" * 31 + "]" * 31 + "]", 32),
+        ('[{"a": "}}}}]]]"}, ' + "[" * 32 + "]" * 32 + "]", 33),
+    ],
+)
+def test_the_parser_reads_32_levels_and_refuses_33(body, depth):
+    assert json.loads(body) is not None  # every case is valid JSON
+    parse = DecimalJSONParser().parse
+    if depth <= 32:
+        assert parse(BytesIO(body.encode()), "application/json") == json.loads(body)
+    else:
+        with pytest.raises(ParseError, match="nested deeper than 32 levels"):
+            parse(BytesIO(body.encode()), "application/json")
+
+
+def test_a_deep_body_with_a_lone_surrogate_is_refused_for_its_depth(api, card):
+    inner = '{"a":' * 900 + '"\\ud800"' + "}" * 900
+    body = f'{{"card_id": {card.pk}, "metadata": {inner}}}'
+    response = api.generic("POST", EARN, body, content_type="application/json")
+    assert response.status_code == 400, response.content[:300]
+    assert response.json()["error"] == TOO_DEEP
+
+
+def test_a_lone_surrogate_is_found_at_any_depth_the_parser_reads(api, card):
+    inner = '{"a":' * 30 + '["x", "\\ud800"]' + "}" * 30
+    body = f'{{"card_id": {card.pk}, "metadata": {inner}}}'
+    response = api.generic("POST", EARN, body, content_type="application/json")
+    assert response.status_code == 400, response.content[:300]
+    assert response.json()["error"]["code"] == "parse_error"
+    assert "surrogate" in response.json()["error"]["message"]
