@@ -170,8 +170,10 @@ else:
 # The admin login (django-axes, first so that it refuses a locked-out login before any
 # password is checked): after ADMIN_LOGIN_FAILURE_LIMIT failures of one username from one
 # address, that pair is locked out for ADMIN_LOGIN_COOLOFF_MINUTES; a superuser unlocks it in
-# the admin (Access attempts) or with `axes_reset_username`. An unknown username is counted and
-# locked out exactly as an existing one.
+# the admin (Access attempts) or with `axes_reset_username` / `axes_reset_ip`. Usernames that
+# name no active staff account all count as one, "(unknown username)", per address: guessing
+# new names is locked out as guessing one account's password is, and a staff account's own
+# count is untouched by them. The lockout page is the same for every username.
 AUTHENTICATION_BACKENDS = [
     "axes.backends.AxesStandaloneBackend",
     "django.contrib.auth.backends.ModelBackend",
@@ -181,14 +183,17 @@ ADMIN_LOGIN_COOLOFF_MINUTES = env.int("ADMIN_LOGIN_COOLOFF_MINUTES", default=15)
 AXES_FAILURE_LIMIT = ADMIN_LOGIN_FAILURE_LIMIT
 AXES_COOLOFF_TIME = timedelta(minutes=ADMIN_LOGIN_COOLOFF_MINUTES)
 AXES_LOCKOUT_PARAMETERS = [["username", "ip_address"]]
+AXES_USERNAME_CALLABLE = "core.api.throttling.lockout_username"
 AXES_LOCKOUT_TEMPLATE = "admin/login_locked_out.html"
 # A successful login clears that username's failures from that address.
 AXES_RESET_ON_SUCCESS = True
-# The client's address. X-Forwarded-For is anyone's to write, so it is read only when
-# ADMIN_LOGIN_PROXY_COUNT says how many proxies (each appending the address it received the
-# request from) stand in front of the service: the client is the entry that many places from
-# the right, whatever a client wrote before it. Without it, the peer's address counts (behind a
-# proxy, every client then shares the proxy's address, still per username).
+# The client's address, for the admin login's lockout and for the throttle of what needs no
+# credentials (`core.api.throttling.client_address`). X-Forwarded-For is anyone's to write, so
+# it is read only when ADMIN_LOGIN_PROXY_COUNT says how many proxies (each appending the
+# address it received the request from) stand in front of the service: the client is the entry
+# that many places from the right, whatever a client wrote before it. Without it, the peer's
+# address counts (behind a proxy, every client then shares the proxy's address: still per
+# username at the admin login, but one allowance for what needs no credentials).
 ADMIN_LOGIN_PROXY_COUNT = env.int("ADMIN_LOGIN_PROXY_COUNT", default=0)
 AXES_IPWARE_META_PRECEDENCE_ORDER: tuple[str, ...]
 if ADMIN_LOGIN_PROXY_COUNT > 0:
@@ -377,6 +382,10 @@ if not DEBUG and _console_backends and not CASHBACK_ALLOW_CONSOLE_BACKENDS:
 CASHBACK_OTP_DESTINATION_LIMIT = env.int("CASHBACK_OTP_DESTINATION_LIMIT", default=5)
 CASHBACK_OTP_DESTINATION_CEILING = env.int("CASHBACK_OTP_DESTINATION_CEILING", default=20)
 CASHBACK_OTP_APP_HOURLY_QUOTA = env.int("CASHBACK_OTP_APP_HOURLY_QUOTA", default=300)
+
+# What needs no credentials (the OpenAPI document, the docs page, the ledger's public keys) is
+# throttled per client address: this many requests a minute (health checks are not).
+CASHBACK_ANONYMOUS_RATE_LIMIT = _env_whole("CASHBACK_ANONYMOUS_RATE_LIMIT", 120, minimum=1)
 
 # One JSON object per line (LOG_FORMAT=json, the default with DEBUG off), each with the
 # request id; plain lines for a developer's terminal.

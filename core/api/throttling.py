@@ -1,11 +1,15 @@
-"""Per-app request rate, counted in the cache all server processes share."""
+"""Request rates, counted in the cache all server processes share: per app for what needs
+credentials, per client address for what does not. Failed admin logins are counted per client
+address too (django-axes); `lockout_username` says under which username."""
 
 import threading
 import time
 from functools import cache as once
 
 import redis
+from axes.helpers import get_client_ip_address
 from django.conf import settings
+from django.contrib.auth import get_user_model
 from django.core.cache import cache
 from rest_framework.throttling import BaseThrottle
 
@@ -96,3 +100,64 @@ class AppRateThrottle(BaseThrottle):
 
     def wait(self) -> float:
         return self._wait
+
+
+def client_address(request) -> str:
+    """The address a request comes from, as the admin login's lockout reads it (the peer's
+    address, or X-Forwarded-For through ADMIN_LOGIN_PROXY_COUNT proxies: config/settings.py)."""
+    return get_client_ip_address(request) or "unknown"
+
+
+class AnonymousRateThrottle(BaseThrottle):
+    """At most CASHBACK_ANONYMOUS_RATE_LIMIT requests per client address per clock minute to
+    everything that answers without credentials, all of it together. Add it to such a view's
+    `throttle_classes`; past the limit DRF answers 429 with Retry-After.
+
+    Each request is one round trip to the shared counter: these views are seldom called, and
+    a per-process allowance would multiply the limit by the number of processes.
+    """
+
+    def allow_request(self, request, view) -> bool:
+        now = time.time()
+        window = int(now // WINDOW_SECONDS)
+        self._wait = (window + 1) * WINDOW_SECONDS - now
+        total = window_count(f"throttle:address:{client_address(request)}:{window}")
+        return total <= settings.CASHBACK_ANONYMOUS_RATE_LIMIT
+
+    def wait(self) -> float:
+        return self._wait
+
+
+# The username failed admin logins are counted under when it names no account that can sign
+# in to the admin: not one a form accepts, so no account's own count is ever this one.
+UNKNOWN_USERNAME = "(unknown username)"
+
+
+def lockout_username(request, credentials: dict | None) -> str | None:
+    """The username a login attempt counts under (django-axes's AXES_USERNAME_CALLABLE): its
+    own when it names an active staff account, else UNKNOWN_USERNAME. Every unknown username
+    from one address then counts together, so that guessing new names, each of which costs a
+    password hash, is locked out after ADMIN_LOGIN_FAILURE_LIMIT failures like guessing one
+    account's password; a staff account's own count is untouched by them."""
+    user_model = get_user_model()
+    field = user_model.USERNAME_FIELD  # as django-axes and the admin's login form name it
+    if credentials:
+        username = credentials.get(field)
+    else:
+        username = getattr(request, "data", request.POST).get(field) if request else None
+    if username is None:
+        return None
+    # django-axes asks several times for one attempt: one query per attempt.
+    known = getattr(request, "_lockout_usernames", None)
+    if known is None:
+        known = {}
+        if request is not None:
+            request._lockout_usernames = known
+    if username not in known:
+        known[username] = (
+            "\x00" not in username
+            and user_model._default_manager.filter(
+                **{user_model.USERNAME_FIELD: username}, is_staff=True, is_active=True
+            ).exists()
+        )
+    return username if known[username] else UNKNOWN_USERNAME

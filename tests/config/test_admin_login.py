@@ -1,6 +1,8 @@
 """The admin login locks a username out from an address after repeated failures (django-axes):
 the right password then gets a lockout page, not a session, until the cool-off passes or a
-superuser unlocks it. Nothing tells an existing username from an unknown one."""
+superuser unlocks it. Usernames that name no staff account count together per address, so
+guessing new ones gains nothing, and a locked-out attempt never runs the password hasher. The
+lockout page is the same whatever the username."""
 
 import os
 import subprocess
@@ -141,6 +143,59 @@ def test_the_reset_command_unlocks_a_user(ops):
     client, response = log_in("ops", PASSWORD)
     assert response.status_code == 302
     assert logged_in(client)
+
+
+def test_unknown_usernames_from_one_address_count_together(ops):
+    responses = [log_in(f"ghost{i}", "wrong")[1] for i in range(6)]
+    assert [r.status_code for r in responses] == [200] * 4 + [429] * 2
+    assert log_in("nobody", PASSWORD)[1].status_code == 429
+    # Not another address, and not a staff account from this one: its count is its own.
+    assert log_in("ghost9", "wrong", ip="81.2.69.201")[1].status_code == 200
+    client, response = log_in("ops", PASSWORD)
+    assert response.status_code == 302
+    assert logged_in(client)
+
+
+def test_a_username_that_cannot_sign_in_to_the_admin_counts_with_the_unknown_ones(
+    ops, django_user_model
+):
+    django_user_model.objects.create_user("shopper", password=PASSWORD)
+    django_user_model.objects.create_user("gone", password=PASSWORD, is_staff=True, is_active=False)
+    names = ["ghost", "shopper", "gone", "OPS", "shopper", "ghost"]
+    statuses = [log_in(name, "wrong")[1].status_code for name in names]
+    assert statuses == [200] * 4 + [429] * 2
+
+
+def test_a_locked_out_unknown_username_never_runs_the_password_hasher(ops, monkeypatch):
+    from django.contrib.auth.hashers import MD5PasswordHasher
+
+    for i in range(5):
+        log_in(f"ghost{i}", "wrong")
+    hashed: list[str] = []
+
+    def counted(name: str):
+        real = getattr(MD5PasswordHasher, name)
+
+        def run(self, *args):
+            hashed.append(name)
+            return real(self, *args)
+
+        return run
+
+    for name in ("encode", "verify"):
+        monkeypatch.setattr(MD5PasswordHasher, name, counted(name))
+    assert [log_in(f"spray{i}", PASSWORD)[1].status_code for i in range(10)] == [429] * 10
+    assert hashed == []
+    assert log_in("ops", PASSWORD)[1].status_code == 302
+    assert "verify" in hashed  # the staff account's own login checks its password, as ever
+
+
+def test_resetting_an_address_unlocks_its_unknown_usernames(ops):
+    for i in range(5):
+        log_in(f"ghost{i}", "wrong")
+    assert log_in("ghost9", "wrong")[1].status_code == 429
+    call_command("axes_reset_ip", ATTACKER)
+    assert log_in("ghost9", "wrong")[1].status_code == 200
 
 
 CLIENT_ADDRESS = """
