@@ -30,6 +30,9 @@ def production_env(database_url: str, name: str, **settings: str) -> dict:
         "CASHBACK_SMS_BACKEND": "members.sms.FileSmsBackend",
         "CASHBACK_SMS_FILE_PATH": str(spool / f"cashback-{name}-sms"),
         "ALLOWED_HOSTS": "127.0.0.1,localhost",
+        # The drills' webhook receivers listen on this machine's loopback, for test-mode apps;
+        # with DEBUG off that needs saying.
+        "CASHBACK_WEBHOOK_ALLOW_LOOPBACK": "true",
         **settings,
     }
 

@@ -437,6 +437,12 @@ WEBHOOK_TIMEOUT_SECONDS = env.float("WEBHOOK_TIMEOUT_SECONDS", default=5.0)
 WEBHOOK_RETRY_BASE_SECONDS = env.float("WEBHOOK_RETRY_BASE_SECONDS", default=5.0)
 WEBHOOK_RETRY_MAX_SECONDS = env.float("WEBHOOK_RETRY_MAX_SECONDS", default=3600.0)
 WEBHOOK_RETRY_FOR_HOURS = env.float("WEBHOOK_RETRY_FOR_HOURS", default=24.0)
+# Name resolution of an endpoint's host, at registration and before each delivery, gives up
+# after this many seconds (within the delivery's own WEBHOOK_TIMEOUT_SECONDS).
+WEBHOOK_RESOLVE_TIMEOUT_SECONDS = env.float("WEBHOOK_RESOLVE_TIMEOUT_SECONDS", default=2.0)
+# Test-mode apps may deliver to loopback addresses (a receiver on the developer's machine) only
+# where this is on: by default while DEBUG is, never on a production worker host.
+CASHBACK_WEBHOOK_ALLOW_LOOPBACK = env.bool("CASHBACK_WEBHOOK_ALLOW_LOOPBACK", default=DEBUG)
 
 # The background worker (`manage.py worker`, procrastinate): how many jobs it runs at once, how
 # often it looks for scheduled jobs besides being told of new ones, how often it says it is

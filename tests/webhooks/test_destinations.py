@@ -2,6 +2,8 @@
 resolved by a resolver the tests control, but for `localhost`, which the machine resolves."""
 
 import ipaddress
+import threading
+import time
 
 import pytest
 
@@ -17,6 +19,8 @@ NAMES = {
     "half.example.com": ["93.184.216.34", "192.168.1.20"],
     "sneaky.example.com": ["::ffff:127.0.0.1"],
     "shared.example.com": ["100.64.0.7"],
+    "nat64.example.com": ["64:ff9b::a9fe:a9fe"],  # 169.254.169.254 through NAT64
+    "sixtofour.example.com": ["2002:7f00:1::1"],  # 127.0.0.1 through 6to4
 }
 
 
@@ -55,6 +59,8 @@ def resolver(monkeypatch):
         "https://half.example.com/hook",  # one private address is enough to refuse
         "https://sneaky.example.com/hook",  # IPv4-mapped loopback
         "https://shared.example.com/hook",  # carrier-grade NAT
+        "https://nat64.example.com/hook",
+        "https://sixtofour.example.com/hook",
         "https://nowhere.example.com/hook",  # does not resolve
         "https://user:secret@hooks.example.com/hook",
         "ftp://hooks.example.com/hook",
@@ -74,6 +80,9 @@ def test_a_live_app_cannot_send_to(url):
     [
         ("https://hooks.example.com/cashback", ("93.184.216.34",)),
         ("https://hooks6.example.com:8443/cashback", ("2606:2800:220:1:248:1893:25c8:1946",)),
+        # A public IPv4 address reached through NAT64 or 6to4 is public.
+        ("https://[64:ff9b::5db8:d822]/cashback", ("64:ff9b::5db8:d822",)),
+        ("https://[2002:5db8:d822::1]/cashback", ("2002:5db8:d822::1",)),
     ],
 )
 def test_a_live_app_sends_to_public_https(url, addresses):
@@ -101,3 +110,132 @@ def test_a_test_app_may_use_http_and_loopback(url):
 def test_a_test_app_still_cannot_reach_private_or_link_local_addresses(url):
     with pytest.raises(InvalidInput):
         destination_check(url, live=False)
+
+
+@pytest.mark.parametrize(
+    ("address", "embedded"),
+    [
+        ("64:ff9b::7f00:1", "127.0.0.1"),  # NAT64, the well-known prefix (RFC 6052)
+        ("64:ff9b::a00:5", "10.0.0.5"),
+        ("64:ff9b::a9fe:a9fe", "169.254.169.254"),
+        ("64:ff9b:1::7f00:1", "127.0.0.1"),  # NAT64, the local-use prefix (RFC 8215)
+        ("::7f00:1", "127.0.0.1"),  # IPv4-compatible (deprecated)
+        ("::ffff:0:7f00:1", "127.0.0.1"),  # IPv4-translated (SIIT)
+        ("2002:7f00:1::", "127.0.0.1"),  # 6to4
+        ("2002:a00:1::1", "10.0.0.1"),
+        ("2001:0:4136:e378:8000:63bf:80ff:fffe", "127.0.0.1"),  # Teredo, its client
+        ("2001:0:4136:e378:8000:63bf:f5ff:fffe", "10.0.0.1"),
+    ],
+)
+@pytest.mark.parametrize("live", [True, False])
+def test_an_ipv6_address_that_embeds_an_internal_ipv4_address_is_refused(address, embedded, live):
+    with pytest.raises(InvalidInput) as refused:
+        destination_check(f"https://[{address}]/hook", live=live)
+    [message] = refused.value.details["url"]
+    assert embedded in message
+
+
+@pytest.mark.parametrize(
+    "address",
+    [
+        "fec0::1",  # site-local (deprecated, still routed inside some networks)
+        "64:ff9b:1::5db8:d822",  # a local NAT64 translator, whatever it embeds
+        "::5db8:d822",  # IPv4-compatible: deprecated, never a real destination
+        "::ffff:0:5db8:d822",  # IPv4-translated: a local translator's
+    ],
+)
+@pytest.mark.parametrize("live", [True, False])
+def test_an_ipv6_address_of_a_local_or_deprecated_range_is_refused(address, live):
+    with pytest.raises(InvalidInput):
+        destination_check(f"https://[{address}]/hook", live=live)
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        "https://hooks.example.com/ho\tok",
+        "https://hooks.exa\r\nmple.com/hook",
+        "https://hooks.example.com/hook\n",
+        "\x00https://hooks.example.com/hook",
+        " https://hooks.example.com/hook",
+        "https://hooks.example.com/a b",
+        "https://hooks.example.com/\x7f",
+        "https://hooks.example.com/\x85",  # a C1 control, next line
+        "https://hooks.example.com/\u00a0",  # no-break space
+        "https://hooks.example.com/\u2028",  # line separator
+        "https://hooks.example.com/\u200b",  # zero-width space
+    ],
+)
+@pytest.mark.parametrize("live", [True, False])
+def test_a_url_with_whitespace_or_control_characters_anywhere_is_refused(url, live):
+    with pytest.raises(InvalidInput) as refused:
+        destination_check(url, live=live)
+    assert set(refused.value.details) == {"url"}
+
+
+@pytest.mark.parametrize(
+    "url", ["http://127.0.0.1:9000/hook", "http://localhost:9000/hook", "https://[::1]/hook"]
+)
+def test_a_test_app_may_not_use_loopback_where_loopback_is_not_allowed(settings, url):
+    settings.CASHBACK_WEBHOOK_ALLOW_LOOPBACK = False
+    with pytest.raises(InvalidInput) as refused:
+        destination_check(url, live=False)
+    [message] = refused.value.details["url"]
+    assert message.endswith("webhooks go to a public address only.")
+
+
+def test_an_ip_literal_is_not_resolved(monkeypatch):
+    def resolve(host, port):
+        raise AssertionError(f"{host} was resolved")
+
+    monkeypatch.setattr(destinations, "resolve", resolve)
+    assert destination_check("https://93.184.216.34/hook", live=True).addresses == (
+        "93.184.216.34",
+    )
+    assert destination_check("https://[2606:2800:220:1::1]/hook", live=True).addresses == (
+        "2606:2800:220:1::1",
+    )
+
+
+@pytest.fixture
+def stuck_resolver(monkeypatch):
+    """A resolver that answers only once the test is over (or after 3 s); returns how many
+    lookups it was asked for."""
+    released = threading.Event()
+    asked = []
+
+    def resolve(host, port):
+        asked.append(host)
+        released.wait(3)
+        return ["93.184.216.34"]
+
+    monkeypatch.setattr(destinations, "resolve", resolve)
+    yield asked
+    released.set()
+    for thread in threading.enumerate():
+        if thread.name.startswith("webhook-resolve"):
+            thread.join(3)
+
+
+def test_a_name_that_does_not_resolve_in_time_is_refused(settings, stuck_resolver):
+    settings.WEBHOOK_RESOLVE_TIMEOUT_SECONDS = 0.2
+    started = time.monotonic()
+    with pytest.raises(InvalidInput) as refused:
+        destination_check("https://hooks.example.com/hook", live=True)
+    assert time.monotonic() - started < 1
+    assert refused.value.details == {
+        "url": ["The host hooks.example.com does not resolve in time."]
+    }
+
+
+def test_stuck_lookups_hold_a_bounded_number_of_threads(settings, stuck_resolver):
+    settings.WEBHOOK_RESOLVE_TIMEOUT_SECONDS = 0.05
+    started = time.monotonic()
+    for n in range(3 * destinations.RESOLVER_THREADS):
+        with pytest.raises(InvalidInput):
+            destination_check(f"https://host{n}.example.com/hook", live=True)
+    assert time.monotonic() - started < 3
+    resolving = [t for t in threading.enumerate() if t.name.startswith("webhook-resolve")]
+    assert len(resolving) <= destinations.RESOLVER_THREADS
+    # Lookups that found no thread free in time were never started.
+    assert len(stuck_resolver) <= destinations.RESOLVER_THREADS
