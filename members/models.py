@@ -163,8 +163,8 @@ def _lock_key(name: str) -> int:
 
 
 class OtpChallenge(models.Model):
-    """A one-time code sent to a member. Only a keyed digest of the code is stored, and of the
-    address it went to (`destination_digest`, by which codes are counted per destination across
+    """A one-time code for a member. Only a keyed digest of the code is stored, and of the
+    address it goes to (`destination_digest`, by which codes are counted per destination across
     members and apps)."""
 
     challenge_id = models.CharField(max_length=40, default=new_challenge_id)
@@ -179,6 +179,11 @@ class OtpChallenge(models.Model):
     channel = models.CharField(max_length=5, choices=OtpChannel.choices)
     destination_masked = models.CharField(max_length=254)
     destination_digest = models.CharField(max_length=64, blank=True, default="")
+    # Whether the code went out to the address (a live-mode app's): only such codes count
+    # toward the ceiling across apps, which protects the person behind the address. A test-mode
+    # app's code is handed back to it, and limited by its own counts alone. A row written
+    # without saying (by the release before, while this one is deployed) counts, as all did.
+    sent = models.BooleanField(db_default=True)
     code_hash = models.CharField(max_length=64)
     expires_at = models.DateTimeField()
     failed_attempts = models.PositiveSmallIntegerField(default=0)
@@ -198,9 +203,11 @@ class OtpChallenge(models.Model):
         indexes = [
             models.Index(fields=["app", "member", "created_at"], name="otp_member_recent"),
             # The one index that does not lead with the app: the ceiling of codes to one address
-            # counts them across all apps (`members.otp`).
+            # counts the codes sent to it across all apps (`members.otp`).
             models.Index(
-                fields=["destination_digest", "created_at"], name="otp_destination_recent"
+                fields=["destination_digest", "created_at"],
+                condition=Q(sent=True),
+                name="otp_destination_recent",
             ),
             models.Index(fields=["app", "created_at"], name="otp_app_recent"),
         ]

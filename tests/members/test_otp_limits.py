@@ -8,6 +8,8 @@ from datetime import timedelta
 
 import phonenumbers
 import pytest
+from django.db import connection
+from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 from phonenumbers import PhoneNumberType
 from rest_framework.test import APIClient
@@ -90,6 +92,58 @@ def test_one_app_cannot_use_up_an_address_for_the_others(make_merchant, settings
     assert [sms_request(hostile).status_code for _ in range(3)] == [200, 200, 429]
     assert sms_request(honest).status_code == 200
     assert len(sms_sent()) == 3
+
+
+def test_test_mode_apps_codes_never_count_toward_the_ceiling(make_merchant, settings, mailoutbox):
+    settings.CASHBACK_OTP_DESTINATION_LIMIT = 2
+    settings.CASHBACK_OTP_DESTINATION_CEILING = 3
+    # Test-mode apps, each with a subaddress of one inbox, ask for every code they may have.
+    for n in range(3):
+        test_app = make_merchant(mode="test")
+        email = f"carol+{n}@example.com"
+        Member.objects.create(app=test_app.app, email=email)
+        statuses = [
+            test_app.client.post(f"{OTP}/request", {"email": email}).status_code for _ in range(3)
+        ]
+        assert statuses == [200, 200, 429]  # each meets its own limit
+    assert mailoutbox == []
+
+    live = make_merchant()
+    Member.objects.create(app=live.app, email="carol@example.com")
+    assert live.client.post(f"{OTP}/request", {"email": "carol@example.com"}).status_code == 200
+    assert [mail.to for mail in mailoutbox] == [["carol@example.com"]]
+
+
+def test_the_ceiling_s_retry_after_tells_nothing_of_when_other_apps_sent_their_codes(
+    make_merchant, settings, sms_sent
+):
+    settings.CASHBACK_OTP_DESTINATION_CEILING = 2
+    first, second, third = make_merchant(), make_merchant(), make_merchant()
+    assert sms_request(first).status_code == 200
+    assert sms_request(second).status_code == 200
+    OtpChallenge.objects.update(created_at=timezone.now() - timedelta(minutes=50))
+    refused = sms_request(third)
+    assert refused.status_code == 429
+    assert refused.json() == error("throttled")
+    assert refused["Retry-After"] == "3600"  # the whole hour, however soon a code leaves it
+
+
+def test_the_ceiling_counts_codes_sent_for_real_on_its_index(make_merchant, sms_sent):
+    with CaptureQueriesContext(connection) as queries:
+        assert sms_request(make_merchant()).status_code == 200
+    [ceiling] = [
+        query["sql"]
+        for query in queries
+        if "apps_auth_otpchallenge" in query["sql"]
+        and '"destination_digest" =' in query["sql"]
+        and '"app_id" =' not in query["sql"]
+    ]
+    assert '"sent"' in ceiling
+    with connection.cursor() as cursor:
+        cursor.execute("SET LOCAL enable_seqscan = off")
+        cursor.execute(f"EXPLAIN {ceiling}")
+        plan = "\n".join(row for (row,) in cursor.fetchall())
+    assert "otp_destination_recent" in plan, plan
 
 
 def test_the_destination_is_recorded_as_a_keyed_digest_never_in_clear(
