@@ -67,13 +67,16 @@ class WalletManager(models.Manager["Wallet"]):
         pending_amount: Decimal = Decimal(0),
         covered: bool = False,
         unlocked: bool = False,
+        settled: bool = False,
     ) -> "Wallet | None":
         """Adds `amount` (signed) to the spendable balance on the card of the app's member with
         this id, else this email, else this phone, and `pending_amount` (signed) to its pending
         balance, counts one more entry, and returns the wallet as it is after the move; None
         when there is no such member or it has no wallet on the card, and, `covered`, when the
         spendable balance does not cover a debit (it would go below zero), and, `unlocked`, when
-        the member's PIN is locked (`members.errors.PinLocked`). The wallet also carries
+        the member's PIN is locked (`members.errors.PinLocked`), and, `settled`, when a lot of
+        the wallet is due for release or past its expiry (the caller then locks the wallet and
+        settles it first: `cashback.services.ledger.wallet_settle`). The wallet also carries
         the id its next entry takes (`next_entry_id`, drawn from the entries' sequence) and the
         time of its last entry (`last_entry_at`, None: none), read under its lock, so that the
         caller knows its entry whole before it saves it (`LedgerEntry.objects.append`).
@@ -98,7 +101,9 @@ class WalletManager(models.Manager["Wallet"]):
             "member": member,
         }
         with prepared_cursor(using) as cursor:
-            cursor.execute(_move_sql(key, covered=covered, unlocked=unlocked), params)
+            cursor.execute(
+                _move_sql(key, covered=covered, unlocked=unlocked, settled=settled), params
+            )
             row = cursor.fetchone()
         if row is None:
             return None
@@ -358,8 +363,9 @@ class LedgerEntry(models.Model):
     purchase_amount = models.DecimalField(max_digits=20, decimal_places=4, null=True, blank=True)
     refund_amount = models.DecimalField(max_digits=20, decimal_places=4, null=True, blank=True)
     cashback_percentage = models.DecimalField(max_digits=7, decimal_places=4, null=True, blank=True)
-    # What a refund set out to take back but could not, the balance being too low; what a
-    # reversal gave back into lots that had expired, written off again at once.
+    # What a refund set out to take back but could not, the balance being too low (a claim
+    # that a later reversal settles: `ClaimSettlement`); what a reversal gave back into lots
+    # that had expired, written off again at once.
     unrecovered_amount = models.DecimalField(max_digits=20, decimal_places=4, default=Decimal(0))
     # The earning a refund, release or expiration concerns (an expiration's may be the positive
     # adjustment that made its lot); the redemption a reversal undoes.
@@ -427,9 +433,13 @@ class LedgerEntry(models.Model):
                 name="entry_reference_per_card_and_type",
             ),
             # A refund on an empty wallet is recorded with 0 so that it still counts against its
-            # earning; every other entry moves money.
+            # earning, and a reversal whose whole amount settled earlier refunds' claims
+            # (`ClaimSettlement`) with 0 so that the redemption is reversed once; every other
+            # entry moves money.
             models.CheckConstraint(
-                condition=~Q(amount=0) | ~Q(pending_amount=0) | Q(entry_type="refund"),
+                condition=~Q(amount=0)
+                | ~Q(pending_amount=0)
+                | Q(entry_type__in=["refund", "reversal"]),
                 name="entry_amount_nonzero",
             ),
             models.CheckConstraint(condition=Q(balance_after__gte=0), name="entry_balance_gte_0"),
@@ -565,11 +575,17 @@ class Lot(models.Model):
                 condition=Q(remaining__gt=0, expires_at__isnull=False),
                 name="lot_expiring",
             ),
-            # A balance's next expiry.
+            # A balance's next expiry, and what of a wallet is past its expiry.
             models.Index(
                 fields=["app", "wallet", "expires_at"],
                 condition=Q(remaining__gt=0, expires_at__isnull=False),
                 name="lot_wallet_expiring",
+            ),
+            # What of a wallet's held cashback is due: spendable at once, released or not.
+            models.Index(
+                fields=["app", "wallet", "available_at"],
+                condition=Q(pending__gt=0),
+                name="lot_wallet_held",
             ),
         ]
 
@@ -604,6 +620,40 @@ class LotMovement(models.Model):
 
     def __str__(self) -> str:
         return f"Entry {self.entry_id} on lot {self.lot_id}: {self.amount}"
+
+
+class ClaimSettlement(models.Model):
+    """What a reversal took toward a refund's claim: the cashback a refund set out to take back
+    and could not (its `unrecovered_amount`, the balance being too low) stays owed, and
+    cashback that flows back into the wallet later, a reversal of a redemption made before the
+    refund, settles it first, so that a refund and a reversal leave the same balance in either
+    order. The reversal's own entry is credited net of what it settled, and takes that much out
+    of the lots as its movements."""
+
+    app = models.ForeignKey("apps_auth.App", on_delete=models.PROTECT, related_name="+")
+    # The refund whose claim is settled; each key is served by an index led by the app.
+    refund = models.ForeignKey(
+        LedgerEntry, on_delete=models.PROTECT, related_name="settlements", db_index=False
+    )
+    # The entry that settled it (a reversal).
+    entry = models.ForeignKey(
+        LedgerEntry, on_delete=models.PROTECT, related_name="+", db_index=False
+    )
+    amount = models.DecimalField(max_digits=20, decimal_places=4)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["id"]
+        constraints = [
+            models.CheckConstraint(condition=Q(amount__gt=0), name="claim_settlement_positive"),
+        ]
+        indexes = [
+            models.Index(fields=["app", "refund"], name="claim_settlement_refund"),
+            models.Index(fields=["app", "entry"], name="claim_settlement_entry"),
+        ]
+
+    def __str__(self) -> str:
+        return f"Entry {self.entry_id} settled {self.amount} of refund {self.refund_id}"
 
 
 class AdjustmentStatus(models.TextChoices):
@@ -689,11 +739,15 @@ class AdjustmentRequest(models.Model):
 
 
 @cache
-def _move_sql(key: str, *, covered: bool = False, unlocked: bool = False) -> str:
+def _move_sql(
+    key: str, *, covered: bool = False, unlocked: bool = False, settled: bool = False
+) -> str:
     """The move of the wallet of the member whose `key` field (id, email or phone) is
     %(member)s; by email or phone, the member of the app %(app)s; `covered`, only when the
     spendable balance stays at or above zero; `unlocked`, only when the member's PIN is not
-    locked at %(now)s."""
+    locked at %(now)s; `settled`, only when none of the wallet's lots is due for release or
+    past its expiry at %(now)s (one probe of `lot_wallet_held` and one of
+    `lot_wallet_expiring`)."""
     meta = Wallet._meta
     column = {field.name: quote(field.column) for field in meta.concrete_fields}
     balance, count = column["balance"], column["entries_count"]
@@ -711,6 +765,17 @@ def _move_sql(key: str, *, covered: bool = False, unlocked: bool = False) -> str
         f"AND l.{of_member['id']} = w.{column['member']} "
         f"AND l.{of_member['pin_locked_until']} > %(now)s) "
     )
+    lot = {f.name: quote(f.column) for f in Lot._meta.concrete_fields}
+    lots = quote(Lot._meta.db_table)
+    of_wallet = (
+        f"FROM {lots} x WHERE x.{lot['app']} = %(app)s AND x.{lot['wallet']} = w.{column['id']}"
+    )
+    unsettled = (
+        f"AND NOT EXISTS (SELECT 1 {of_wallet} AND x.{lot['pending']} > 0 "
+        f"AND x.{lot['available_at']} <= %(now)s) "
+        f"AND NOT EXISTS (SELECT 1 {of_wallet} AND x.{lot['remaining']} > 0 "
+        f"AND x.{lot['expires_at']} IS NOT NULL AND x.{lot['expires_at']} <= %(now)s) "
+    )
     return (
         f"UPDATE {quote(meta.db_table)} w SET "  # noqa: S608  names from _meta, values bound
         f"{balance} = {balance} + %(amount)s, {pending} = {pending} + %(pending)s, "
@@ -720,6 +785,7 @@ def _move_sql(key: str, *, covered: bool = False, unlocked: bool = False) -> str
         f"AND w.{column['member']} = {member} "
         + (f"AND w.{balance} + %(amount)s >= 0 " if covered else "")
         + (locked if unlocked else "")
+        + (unsettled if settled else "")
         + f"RETURNING {select_list(Wallet, 'w')}, {_next_entry_sql('w')}"
     )
 

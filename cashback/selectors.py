@@ -5,6 +5,7 @@ from functools import cache
 from typing import Any
 
 from django.http import QueryDict
+from django.utils import timezone
 
 from apps_auth.models import App
 from cards.models import Card
@@ -47,7 +48,11 @@ class HistoryPage:
 @cache
 def _member_card_sql() -> str:
     """The card, whether the member is the app's, the member's wallet on the card (a LEFT
-    JOIN) and its lot that expires soonest, in one statement; names from the models' _meta."""
+    JOIN), its spendable lot that expires soonest after %(now)s (and its held lot due that
+    does, which is spendable as well), and what of its lots the clock has moved
+    since the worker last came by: the rest of lots past their expiry, and the held cashback
+    due (and of it, what is past its expiry too), each an index range (`lot_wallet_expiring`,
+    `lot_wallet_held`); in one statement, names from the models' _meta."""
     card, wallet, member, lot = (
         {f.name: quote(f.column) for f in model._meta.concrete_fields}
         for model in (Card, Wallet, Member, Lot)
@@ -55,19 +60,30 @@ def _member_card_sql() -> str:
     card_table, wallet_table, member_table, lot_table = (
         quote(model._meta.db_table) for model in (Card, Wallet, Member, Lot)
     )
+    of_wallet = (
+        f"FROM {lot_table} WHERE {lot['app']} = %(app)s AND {lot['wallet']} = w.{wallet['id']}"
+    )
+    expires_at, pending = lot["expires_at"], lot["pending"]
     return (
         f"SELECT {select_list(Card, 'c')}, w.{wallet['id']}, w.{wallet['balance']}, "  # noqa: S608
         f"w.{wallet['pending_balance']}, w.{wallet['entries_count']}, "
-        f"x.{lot['remaining']}, x.{lot['expires_at']}, EXISTS (SELECT 1 FROM {member_table} m "
-        f"WHERE m.{member['id']} = %(member)s AND m.{member['app']} = %(app)s) "
+        f"x.{lot['remaining']}, x.{expires_at}, EXISTS (SELECT 1 FROM {member_table} m "
+        f"WHERE m.{member['id']} = %(member)s AND m.{member['app']} = %(app)s), "
+        f"(SELECT COALESCE(SUM({lot['remaining']}), 0) {of_wallet} AND {lot['remaining']} > 0 "
+        f"AND {expires_at} IS NOT NULL AND {expires_at} <= %(now)s), "
+        f"due.pending, due.expired, y.{pending}, y.{expires_at} "
         f"FROM {card_table} c LEFT JOIN {wallet_table} w "
         f"ON w.{wallet['card']} = c.{card['id']} AND w.{wallet['member']} = %(member)s "
         f"AND w.{wallet['app']} = %(app)s "
-        f"LEFT JOIN LATERAL (SELECT {lot['remaining']}, {lot['expires_at']} FROM {lot_table} "
-        f"WHERE {lot['app']} = %(app)s AND {lot['wallet']} = w.{wallet['id']} "
-        f"AND {lot['remaining']} > 0 "
-        f"AND {lot['expires_at']} IS NOT NULL ORDER BY {lot['expires_at']}, {lot['id']} LIMIT 1"
-        f") x ON true "
+        f"LEFT JOIN LATERAL (SELECT {lot['remaining']}, {expires_at} {of_wallet} "
+        f"AND {lot['remaining']} > 0 AND {expires_at} IS NOT NULL AND {expires_at} > %(now)s "
+        f"ORDER BY {expires_at}, {lot['id']} LIMIT 1) x ON true "
+        f"LEFT JOIN LATERAL (SELECT COALESCE(SUM({pending}), 0) AS pending, "
+        f"COALESCE(SUM({pending}) FILTER (WHERE {expires_at} <= %(now)s), 0) AS expired "
+        f"{of_wallet} AND {pending} > 0 AND {lot['available_at']} <= %(now)s) due ON true "
+        f"LEFT JOIN LATERAL (SELECT {pending}, {expires_at} {of_wallet} AND {pending} > 0 "
+        f"AND {lot['available_at']} <= %(now)s AND {expires_at} > %(now)s "
+        f"ORDER BY {expires_at}, {lot['id']} LIMIT 1) y ON true "
         f"WHERE c.{card['id']} = %(card)s AND c.{card['app']} = %(app)s"
     )
 
@@ -86,24 +102,42 @@ def member_card(*, app: App, card_id: int, member_ref: MemberRef) -> MemberCard:
     if member_id is None:
         member_id = member_resolve(app=app, ref=member_ref).pk
 
+    now = timezone.now()
+
     def read(using: str) -> tuple[str, tuple | None]:
         with prepared_cursor(using) as cursor:
-            params = {"card": card_id, "member": member_id, "app": app.pk}
+            params: dict[str, Any] = {
+                "card": card_id,
+                "member": member_id,
+                "app": app.pk,
+                "now": now,
+            }
             cursor.execute(_member_card_sql(), params)
             return using, cursor.fetchone()
 
     using, row = replica_read(read, member_key=member_key(app_id=app.pk, member_id=member_id))
     if row is None:
         raise NotFound("Card not found.")
-    *card_columns, wallet_id, balance, pending, entries_count, expiring, expires_at, found = row
+    *card_columns, wallet_id, balance, pending, entries_count, expiring, expires_at, found = row[
+        :-5
+    ]
+    expired, due, due_expired, due_expiring, due_expires_at = row[-5:]
     if not found:
         raise NotFound("Member not found.")
+    if wallet_id is None:
+        balance = pending = Decimal(0)
+    else:
+        # As of now, not as of the worker's last pass: what expired is gone, what is due is
+        # spendable (unless it is past its expiry too), as for an operation (`wallet_settle`).
+        balance, pending = balance - expired + due - due_expired, pending - due
+        if due_expires_at is not None and (expires_at is None or due_expires_at < expires_at):
+            expiring, expires_at = due_expiring, due_expires_at
     return MemberCard(
         card=from_row(Card, card_columns, using),
         member_id=member_id,
         wallet_id=wallet_id,
-        balance=Decimal(0) if wallet_id is None else balance,
-        pending_balance=Decimal(0) if wallet_id is None else pending,
+        balance=balance,
+        pending_balance=pending,
         entries_count=0 if wallet_id is None else entries_count,
         next_expiry=None if expires_at is None else (expiring, expires_at),
         using=using,

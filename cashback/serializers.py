@@ -212,12 +212,18 @@ class ReverseResultSerializer(_PostedSerializer):
         help_text="The part given back to cashback that had expired meanwhile, written off "
         "again at once (an expiration entry each); new_balance is after it."
     )
+    recovered_amount = NumberOutField(
+        help_text="The part given back that went to cashback refunds since the redemption "
+        "could not take back (the balance was too low then); new_balance is after it."
+    )
 
     def to_representation(self, entry: LedgerEntry) -> dict:
+        # The entry is credited net of the refunds' claims it settled (`ClaimSettlement`).
+        given_back = -entry.original_entry.amount if entry.original_entry else entry.amount
         return {
             "transaction_id": entry.pk,
             "reversed_transaction_id": entry.original_entry_id,
-            "amount": self.in_currency(entry.amount),
+            "amount": self.in_currency(given_back),
             "new_balance": self.in_currency(entry.balance_after - entry.unrecovered_amount),
             "currency": self.context["card"].currency,
             "member_id": entry.wallet.member_id,
@@ -225,6 +231,7 @@ class ReverseResultSerializer(_PostedSerializer):
             "reference": entry.reference,
             "reversed_at": timestamp(entry.created_at),
             "expired_amount": self.in_currency(entry.unrecovered_amount),
+            "recovered_amount": self.in_currency(given_back - entry.amount),
         }
 
 

@@ -195,10 +195,14 @@ class CashbackViewSet(viewsets.ViewSet):
     @extend_schema(
         summary="Refund cashback",
         operation_id="refund_cashback",
-        description="Takes back the cashback of a refunded purchase: the card's rate on "
-        "refund_amount, or that earning's share when original_transaction_id names it, or "
+        description="Takes back the cashback of a refunded purchase: that earning's share when "
+        "original_transaction_id names it (exact: partial refunds adding up to the purchase "
+        "take back exactly its cashback); else the card's rate on refund_amount, or, when "
+        "more, what the member's earnings on the card credited for that much purchase (so "
+        "purchases earned one by one and refunded as one give back what they earned); or "
         "cashback_to_deduct. Cashback still pending is taken first. The balance never goes "
-        "below zero: balance_warning then says what could not be recovered. Never creates a "
+        "below zero: balance_warning then says what could not be recovered, and a later "
+        "reversal of a redemption made before the refund settles it first. Never creates a "
         "member.",
         parameters=[IDEMPOTENCY_KEY],
         request=RefundSerializer,
@@ -265,9 +269,11 @@ class CashbackViewSet(viewsets.ViewSet):
         summary="Reverse a redemption",
         operation_id="reverse_redemption",
         description="Gives back what a redemption took, when the sale it paid for is "
-        "cancelled: into the cashback it came from, with that cashback's own expiry date. Once "
-        "per redemption, within the reversal window (72 hours by default). No member token: "
-        "the till that redeemed reverses.",
+        "cancelled: into the cashback it came from, with that cashback's own expiry date. What "
+        "refunds since the redemption could not take back is taken from it first "
+        "(recovered_amount), so that a refund and a reversal leave the same balance in either "
+        "order. Once per redemption, within the reversal window (72 hours by default). No "
+        "member token: the till that redeemed reverses.",
         parameters=[IDEMPOTENCY_KEY],
         request=ReverseSerializer,
         responses={
@@ -299,6 +305,7 @@ class CashbackViewSet(viewsets.ViewSet):
                 "reference": "CANCEL-ORDER-12346",
                 "reversed_at": "2025-01-15T13:00:00Z",
                 "expired_amount": 0,
+                "recovered_amount": 0,
             },
         ),
     )
@@ -322,8 +329,10 @@ class CashbackViewSet(viewsets.ViewSet):
         summary="Get balance",
         operation_id="get_balance",
         description="The member's cashback on the card: what can be spent now, what is "
-        "pending, and the soonest to expire. The member is named by member_id, else email, "
-        "else phone (never created). A member without activity on the card has 0.",
+        "pending, and the soonest to expire, as of the instant asked: cashback past its expiry "
+        "counts for nothing and held cashback past its available_at is spendable, whether or "
+        "not the background worker has written them yet. The member is named by member_id, "
+        "else email, else phone (never created). A member without activity on the card has 0.",
         parameters=[BalanceQuerySerializer],
         responses={
             200: envelope(BalanceSerializer),

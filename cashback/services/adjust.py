@@ -27,7 +27,7 @@ from cashback.services.ledger import (
     Posted,
     amount_check_places,
     entry_append,
-    locked_wallets,
+    wallet_lock,
 )
 from core import money
 from core.errors import InvalidInput, PermissionDenied
@@ -189,7 +189,7 @@ def cashback_adjust(
     token = token or uuid4()
     # A submission of the same form on the same wallet waits here for the first to commit,
     # then finds its request.
-    locked = locked_wallets().get(pk=wallet.pk)
+    locked = wallet_lock(app_id=wallet.app_id, wallet_id=wallet.pk)
     replay = _adjustment_replay(token=token, wallet=locked, amount=amount, reason=reason)
     if replay is not None:
         return replay
@@ -266,7 +266,7 @@ def adjustment_request_approve(
     _adjustment_check(
         amount=request.amount, reason=request.reason, currency=request.wallet.card.currency
     )
-    locked = locked_wallets().get(pk=request.wallet_id)
+    locked = wallet_lock(app_id=request.app_id, wallet_id=request.wallet_id)
     request.entry = _adjustment_post(request=request, wallet=locked, approved_by=approver).entry
     request.status = AdjustmentStatus.APPROVED
     request.decided_by = approver

@@ -13,9 +13,11 @@ from cashback.services.ledger import (
     Operation,
     Posted,
     amount_check_places,
+    entry_append,
     entry_post,
     member_ref_digest,
     member_wallet_create,
+    wallet_open,
 )
 from core import money
 from core.fingerprint import digest
@@ -87,23 +89,29 @@ def cashback_earn(
         "metadata": metadata or {},
     }
     # A member with a wallet on the card is found (by id, email or phone) and credited in one
-    # statement (the wallet's existence proves the member is the app's); otherwise the member
-    # is found, or created, first. Named by both email and phone, the member is matched first:
-    # the two must not name two members.
+    # statement (the wallet's existence proves the member is the app's), unless a lot of the
+    # wallet is due for release or past its expiry; otherwise the member is found, or
+    # created, first, and an existing wallet locked and settled before the credit. Named by
+    # both email and phone, the member is matched first: the two must not name two members.
     if member_ref.by_email_and_phone:
         member = member_match(app=app, email=member_ref.email, phone=member_ref.phone)
         if member is not None:
             member_ref = MemberRef(member_id=member.pk)
-    posted = entry_post(member_ref=member_ref, **entry)
-    if posted is None:  # the member's first entry on this card, or a new member
-        member, created, wallet = member_wallet_create(
-            app=app,
-            card=card,
-            ref=member_ref,
-            amount=entry["amount"],
-            pending_amount=entry["pending_amount"],
-        )
-        posted = entry_post(member_id=member.pk, member_created=created, new_wallet=wallet, **entry)
-        if posted is None:  # wallets are never deleted
-            raise Wallet.DoesNotExist(f"The wallet of member {member.pk} is gone.")
+    posted = entry_post(member_ref=member_ref, settled=True, **entry)
+    if posted is not None:
+        return posted
+    # The member's first entry on this card, a new member, or a wallet to settle first.
+    member, created, wallet = member_wallet_create(
+        app=app,
+        card=card,
+        ref=member_ref,
+        amount=entry["amount"],
+        pending_amount=entry["pending_amount"],
+    )
+    if wallet is None:  # the member had a wallet on the card (maybe just now, concurrently)
+        wallet = wallet_open(app=app, card=card, member=member)
+        return entry_append(wallet=wallet, member_created=created, **entry)
+    posted = entry_post(member_id=member.pk, member_created=created, new_wallet=wallet, **entry)
+    if posted is None:  # wallets are never deleted
+        raise Wallet.DoesNotExist(f"The wallet of member {member.pk} is gone.")
     return posted

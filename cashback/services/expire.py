@@ -9,18 +9,9 @@ from django.conf import settings
 from django.db import transaction
 from django.utils import timezone
 
-from cards.models import Card
 from cashback.events import expiring_event_record
-from cashback.models import EntryType, LedgerEntry, Lot, Wallet
-from cashback.services.ledger import (
-    ZERO,
-    Operation,
-    app_ids,
-    entry_append,
-    locked_wallets,
-    lot_move,
-    wallets_of,
-)
+from cashback.models import Lot
+from cashback.services.ledger import ZERO, app_ids, locked_wallets, lot_expire, wallets_of
 
 BATCH = 500
 
@@ -30,20 +21,6 @@ class Expired:
     expired: int  # expiration entries written
     amount: Decimal  # their total (positive), whatever the cards' currencies
     warned: int  # lots announced as expiring
-
-
-def lot_expire(*, wallet: Wallet, card: Card, lot: Lot) -> LedgerEntry:
-    """Writes off what is left of `lot`: one `expiration` entry naming the lot's source. The
-    caller holds the wallet locked and the lot has something left."""
-    amount = lot.remaining
-    posted = entry_append(
-        wallet=wallet,
-        operation=Operation(card=card, entry_type=EntryType.EXPIRATION, request_fingerprint=""),
-        amount=-amount,
-        original_entry_id=lot.source_id,
-    )
-    lot_move(entry=posted.entry, lot=lot, amount=-amount, pending_amount=ZERO)
-    return posted.entry
 
 
 def cashback_expire_due(*, as_of: datetime | None = None) -> Expired:

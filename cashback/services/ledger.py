@@ -6,7 +6,7 @@ from dataclasses import dataclass
 from decimal import Decimal
 
 from django.db import IntegrityError, transaction
-from django.db.models import F, QuerySet
+from django.db.models import F, Q, QuerySet
 from django.utils import timezone
 
 from apps_auth.errors import IdempotencyKeyReused
@@ -98,12 +98,26 @@ def locked_wallets() -> QuerySet[Wallet]:
 
 
 def wallet_open(*, app: App, card: Card, member: Member) -> Wallet:
-    """The member's wallet on the card, created empty if need be, locked."""
+    """The member's wallet on the card, created empty if need be, locked and settled
+    (`wallet_settle`)."""
     wallet = locked_wallets().filter(app=app, card=card, member=member).first()
-    if wallet is not None:
-        return wallet
-    wallet = wallet_create(app=app, card=card, member=member)
-    return wallet or locked_wallets().get(app=app, card=card, member=member)
+    if wallet is None:
+        wallet = wallet_create(app=app, card=card, member=member)
+        wallet = wallet or locked_wallets().get(app=app, card=card, member=member)
+    wallet_settle(wallet=wallet, card=card)
+    return wallet
+
+
+def wallet_lock(*, app_id: int, wallet_id: int) -> Wallet:
+    """The app's wallet `wallet_id`, locked and settled (`wallet_settle`), its card with it.
+    Raises `Wallet.DoesNotExist`."""
+    wallet = (
+        locked_wallets()
+        .select_related("card")
+        .get(app_id=app_id, card__app_id=app_id, pk=wallet_id)
+    )
+    wallet_settle(wallet=wallet, card=wallet.card)
+    return wallet
 
 
 def wallet_create(
@@ -155,12 +169,13 @@ def _new_wallet(app: App, card: Card, amount: Decimal, pending_amount: Decimal) 
 
 
 def member_wallet(*, app: App, card: Card, ref: MemberRef) -> Wallet:
-    """The locked wallet of the member `ref` names. By id, an existing wallet answers in one
-    query (it proves the member is the app's); otherwise the member is found first.
-    Raises `NotFound` for an unknown member."""
+    """The locked and settled wallet of the member `ref` names (`wallet_settle`). By id, an
+    existing wallet answers in one query (it proves the member is the app's); otherwise the
+    member is found first. Raises `NotFound` for an unknown member."""
     if ref.member_id is not None:
         wallet = locked_wallets().filter(app=app, card=card, member_id=ref.member_id).first()
         if wallet is not None:
+            wallet_settle(wallet=wallet, card=card)
             return wallet
     member = member_resolve(app=app, ref=ref)
     return wallet_open(app=app, card=card, member=member)
@@ -179,6 +194,7 @@ def entry_post(
     pending_amount: Decimal = ZERO,
     covered: bool = False,
     unlocked: bool = False,
+    settled: bool = False,
     spend: Decimal | None = None,
     new_wallet: Wallet | None = None,
     **fields,
@@ -189,7 +205,9 @@ def entry_post(
     the card yet. The member is `member_id`, or the app's member `member_ref` names (found by
     the statement that moves the wallet; None too when there is no such member). `covered`: None
     too when the spendable balance does not cover the debit, and nothing changes; `unlocked`:
-    None too when the member's PIN is locked. `spend`: the
+    None too when the member's PIN is locked; `settled`: None too when the wallet has a lot
+    due for release or past its expiry (the caller settles it under its lock: `wallet_open`,
+    `member_wallet`). `spend`: the
     entry takes that much out of the wallet's lots, the oldest first, in its own statement.
     `new_wallet`: the member's wallet, created in this transaction as this entry leaves it
     (`wallet_create`), which is not moved again.
@@ -217,6 +235,7 @@ def entry_post(
                 pending_amount=pending_amount,
                 covered=covered,
                 unlocked=unlocked,
+                settled=settled,
             )
             if wallet is None:
                 return None
@@ -290,6 +309,57 @@ def lot_move(*, entry: LedgerEntry, lot: Lot, amount: Decimal, pending_amount: D
     LotMovement.objects.create(
         app_id=entry.app_id, entry=entry, lot=lot, amount=amount, pending_amount=pending_amount
     )
+
+
+def lot_release(*, wallet: Wallet, card: Card, lot: Lot) -> LedgerEntry:
+    """Makes what `lot` holds spendable: one `release` entry naming the lot's source. The
+    caller holds the wallet locked and the lot holds something."""
+    amount = lot.pending
+    posted = entry_append(
+        wallet=wallet,
+        operation=Operation(card=card, entry_type=EntryType.RELEASE, request_fingerprint=""),
+        amount=amount,
+        pending_amount=-amount,
+        original_entry_id=lot.source_id,
+    )
+    lot_move(entry=posted.entry, lot=lot, amount=amount, pending_amount=-amount)
+    return posted.entry
+
+
+def lot_expire(*, wallet: Wallet, card: Card, lot: Lot) -> LedgerEntry:
+    """Writes off what is left of `lot`: one `expiration` entry naming the lot's source. The
+    caller holds the wallet locked and the lot has something left."""
+    amount = lot.remaining
+    posted = entry_append(
+        wallet=wallet,
+        operation=Operation(card=card, entry_type=EntryType.EXPIRATION, request_fingerprint=""),
+        amount=-amount,
+        original_entry_id=lot.source_id,
+    )
+    lot_move(entry=posted.entry, lot=lot, amount=-amount, pending_amount=ZERO)
+    return posted.entry
+
+
+def wallet_settle(*, wallet: Wallet, card: Card) -> None:
+    """Brings a locked wallet up to now before an operation decides on its balance: each held
+    lot due is released (oldest first), then the rest of each lot expired is written off, as
+    the worker would have done. So an operation never spends, takes back or counts cashback
+    past its expiry, and held cashback is spendable the instant it is due, whether or not the
+    worker has come by. One query finds nothing to do on a wallet that is up to date
+    (`lot_wallet_held`, `lot_wallet_expiring`)."""
+    now = timezone.now()
+    due = list(
+        Lot.objects.filter(app_id=wallet.app_id, wallet_id=wallet.pk)
+        .filter(Q(pending__gt=0, available_at__lte=now) | Q(remaining__gt=0, expires_at__lte=now))
+        .order_by("available_at", "id")
+    )
+    for lot in due:
+        if lot.pending > 0 and lot.available_at <= now:
+            lot_release(wallet=wallet, card=card, lot=lot)
+    expired = [lot for lot in due if lot.expires_at is not None and lot.expires_at <= now]
+    for lot in sorted(expired, key=lambda lot: (lot.expires_at, lot.pk)):
+        if lot.remaining > 0:
+            lot_expire(wallet=wallet, card=card, lot=lot)
 
 
 def app_ids() -> Iterator[int]:

@@ -76,13 +76,13 @@ def _redeem(
     replay = operation.replay()
     if replay is not None:
         return replay
-    # The wallet is debited at once when its balance covers the amount and the member's PIN is
-    # not locked (the wallet, the app's, proves the member is), and the entry's statement
-    # spends the lots; otherwise the member is read (unless its PIN was just checked), its
-    # wallet locked (opened, if need be) and read to say why, or debited if a credit came
-    # meanwhile.
+    # The wallet is debited at once when its balance covers the amount, the member's PIN is
+    # not locked (the wallet, the app's, proves the member is) and no lot of it is due for
+    # release or past its expiry, and the entry's statement spends the lots; otherwise the
+    # member is read (unless its PIN was just checked), its wallet locked (opened, if need
+    # be), settled, and read to say why, or debited if it covers the amount now.
     entry = {"operation": operation, "amount": -amount, "metadata": metadata or {}, "spend": amount}
-    posted = entry_post(member_id=member_id, covered=True, unlocked=True, **entry)
+    posted = entry_post(member_id=member_id, covered=True, unlocked=True, settled=True, **entry)
     if posted is None:
         member = member or member_get(app=app, member_id=member_id)
         member_pin_check_unlocked(member)

@@ -7,15 +7,8 @@ from decimal import Decimal
 from django.db import transaction
 from django.utils import timezone
 
-from cashback.models import EntryType, Lot
-from cashback.services.ledger import (
-    ZERO,
-    Operation,
-    entry_append,
-    locked_wallets,
-    lot_move,
-    wallets_of,
-)
+from cashback.models import Lot
+from cashback.services.ledger import ZERO, locked_wallets, lot_release, wallets_of
 
 
 @dataclass(frozen=True)
@@ -46,16 +39,7 @@ def _release_wallet(*, app_id: int, wallet_id: int, as_of: datetime) -> tuple[in
     lots = Lot.objects.filter(app_id=app_id, wallet=wallet, pending__gt=0, available_at__lte=as_of)
     count, total = 0, ZERO
     for lot in lots.order_by("available_at", "id"):
-        amount = lot.pending
-        posted = entry_append(
-            wallet=wallet,
-            operation=Operation(
-                card=wallet.card, entry_type=EntryType.RELEASE, request_fingerprint=""
-            ),
-            amount=amount,
-            pending_amount=-amount,
-            original_entry_id=lot.source_id,
-        )
-        lot_move(entry=posted.entry, lot=lot, amount=amount, pending_amount=-amount)
-        count, total = count + 1, total + amount
+        total += lot.pending
+        lot_release(wallet=wallet, card=wallet.card, lot=lot)
+        count += 1
     return count, total

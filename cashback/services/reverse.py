@@ -2,18 +2,28 @@
 came from."""
 
 from datetime import timedelta
+from decimal import Decimal
 
 from django.conf import settings
 from django.db import transaction
+from django.db.models import OuterRef, Subquery, Sum
+from django.db.models.functions import Coalesce
 from django.utils import timezone
 
 from apps_auth.models import App, IdempotencyRecord
 from cards.models import Card
 from cashback.errors import AlreadyReversed, ReversalWindowClosed
-from cashback.models import EntryType, LedgerEntry, LotMovement
+from cashback.models import ClaimSettlement, EntryType, LedgerEntry, Lot, LotMovement
 from cashback.serializers import timestamp
-from cashback.services.expire import lot_expire
-from cashback.services.ledger import ZERO, Operation, Posted, entry_append, locked_wallets, lot_move
+from cashback.services.ledger import (
+    ZERO,
+    Operation,
+    Posted,
+    entry_append,
+    lot_expire,
+    lot_move,
+    wallet_lock,
+)
 from core.errors import NotFound
 from core.fingerprint import digest
 
@@ -31,7 +41,10 @@ def cashback_reverse(
     """Gives a redemption's amount back: one `reversal` entry, and each lot the redemption spent
     gets back what it gave, with its own expiry date. A lot that expired meanwhile is written
     off again at once (an `expiration` entry), and the reversal records what that took as its
-    `unrecovered_amount`.
+    `unrecovered_amount`. What stays spendable settles first what refunds posted since the
+    redemption could not take back (their claims, oldest first: `ClaimSettlement`), so that
+    a refund and a reversal in either order leave the same balance; the entry is credited net
+    of it and takes it out of the lots, the oldest first.
 
     Only a redemption of the app on `card`, at most once, within
     `CASHBACK_REVERSAL_WINDOW_HOURS`. Raises `NotFound`, `AlreadyReversed`,
@@ -53,7 +66,7 @@ def cashback_reverse(
     ).first()
     if redemption is None:
         raise NotFound("No redemption with this transaction_id on this card.")
-    wallet = locked_wallets().get(app=app, pk=redemption.wallet_id)
+    wallet = wallet_lock(app_id=app.pk, wallet_id=redemption.wallet_id)
     # Under the wallet's lock: a concurrent reversal of the same redemption has committed or
     # waits behind this one.
     earlier = (
@@ -90,10 +103,12 @@ def cashback_reverse(
     written_off = sum((-m.amount for m in movements if m.lot_id in expired_lots), start=ZERO) + sum(
         (lot.remaining for lot in expired_lots.values()), start=ZERO
     )
+    claims = _claims_since(redemption)
+    settled = min(sum((owed for _, owed in claims), start=ZERO), -redemption.amount - written_off)
     posted = entry_append(
         wallet=wallet,
         operation=operation,
-        amount=-redemption.amount,
+        amount=-redemption.amount - settled,
         original_entry=redemption,
         unrecovered_amount=written_off,
         metadata={"reason": reason} if reason else {},
@@ -104,4 +119,43 @@ def cashback_reverse(
         lot_move(entry=posted.entry, lot=movement.lot, amount=-movement.amount, pending_amount=ZERO)
     for lot in expired_lots.values():
         lot_expire(wallet=wallet, card=card, lot=lot)
+    Lot.objects.spend(entry=posted.entry, amount=settled)
+    left = settled
+    for refund, owed in claims:
+        if left == 0:
+            break
+        take = min(owed, left)
+        ClaimSettlement.objects.create(app=app, refund=refund, entry=posted.entry, amount=take)
+        left -= take
     return posted
+
+
+def _claims_since(redemption: LedgerEntry) -> list[tuple[LedgerEntry, Decimal]]:
+    """The refunds of the redemption's wallet posted after it with cashback still owed (what
+    they could not take back, less what reversals settled since), oldest first, each with what
+    it is still owed. Read under the wallet's lock."""
+    settled = (
+        ClaimSettlement.objects.filter(app_id=redemption.app_id, refund=OuterRef("pk"))
+        .values("refund")
+        .annotate(total=Sum("amount"))
+        .values("total")
+    )
+    refunds = (
+        LedgerEntry.objects.filter(
+            app_id=redemption.app_id,
+            wallet_id=redemption.wallet_id,
+            entry_type=EntryType.REFUND,
+            sequence__gt=redemption.sequence,
+            unrecovered_amount__gt=0,
+        )
+        # A refund of a held earning takes from that earning's held cashback only, never from
+        # the balance a reversal refills: what it could not take is not owed by the balance.
+        .exclude(original_entry__isnull=False, pending_amount__lt=0)
+        .annotate(settled=Coalesce(Subquery(settled), ZERO))
+        .order_by("sequence")
+    )
+    return [
+        (refund, refund.unrecovered_amount - refund.settled)
+        for refund in refunds
+        if refund.unrecovered_amount > refund.settled
+    ]

@@ -5,8 +5,9 @@ The model keeps each wallet's spendable and pending balance and each lot's pendi
 cashback, and applies the contract's rules to them. It takes the lots' `available_at` and
 `expires_at` from the database (they count from the entries' real `created_at`) and only checks
 that they follow the card's days. Release and expiry run `as_of` a model clock that the machine
-moves forward; a reversal writes off what goes back into lots expired at the real now, so a rule
-moves a lot's expiry into the real past to reach that case.
+moves forward; every operation first settles its wallet at the real now (releases what is due,
+writes off what expired), and a reversal writes off what goes back into lots expired at the real
+now, so a rule moves a lot's expiry into the real past to reach those cases.
 """
 
 import itertools
@@ -107,6 +108,14 @@ class ModelRedemption:
 
 
 @dataclass
+class ModelClaim:
+    """What a refund could not take back from the balance, and is still owed."""
+
+    entry_id: int
+    owed: Decimal
+
+
+@dataclass
 class ModelWallet:
     card: Card
     holding_days: int
@@ -116,6 +125,46 @@ class ModelWallet:
     lots: dict[int, ModelLot] = field(default_factory=dict)
     earnings: dict[int, ModelEarning] = field(default_factory=dict)
     redemptions: dict[int, ModelRedemption] = field(default_factory=dict)
+    claims: list[ModelClaim] = field(default_factory=list)
+    # Every earning's purchase and cashback, every refund's amount and what it set out to take.
+    purchased: Decimal = ZERO
+    credited: Decimal = ZERO
+    refunded: Decimal = ZERO
+    claimed: Decimal = ZERO
+
+    def settle(self, moment: datetime) -> None:
+        """Releases every held lot due at `moment`, then writes off every lot expired at it."""
+        for lot in self.lots.values():
+            if lot.pending > 0 and lot.available_at <= moment:
+                lot.remaining += lot.pending
+                self.balance += lot.pending
+                self.pending -= lot.pending
+                lot.pending = ZERO
+        for lot in self.lots.values():
+            if lot.remaining > 0 and lot.expired_at(moment):
+                self.balance -= lot.remaining
+                lot.remaining = ZERO
+
+    def settled_balance(self, moment: datetime) -> Decimal:
+        """The spendable balance once settled at `moment`, the wallet left as it is."""
+        due = sum((lot.pending for lot in self.lots.values() if lot.available_at <= moment), ZERO)
+        gone = sum(
+            (
+                lot.remaining + (lot.pending if lot.available_at <= moment else ZERO)
+                for lot in self.lots.values()
+                if lot.expired_at(moment)
+            ),
+            ZERO,
+        )
+        return self.balance + due - gone
+
+    def share(self, amount: Decimal) -> Decimal:
+        """What the earnings credited for `amount` of their purchases, at their own average
+        net of earlier refunds."""
+        purchase, credit = self.purchased - self.refunded, self.credited - self.claimed
+        if purchase <= 0 or credit <= 0:
+            return ZERO
+        return (credit * min(amount, purchase) / purchase).quantize(MILLIME, rounding=ROUND_HALF_UP)
 
     def spend(self, amount: Decimal, first: int | None = None) -> dict[int, Decimal]:
         """Takes `amount` of spendable cashback out of the lots: `first`, then the oldest."""
@@ -244,6 +293,9 @@ class LedgerMachine(RuleBasedStateMachine):
             assert response.status_code == 422
             return
         assert response.status_code == 200, response.content
+        wallet.settle(timezone.now())
+        wallet.purchased += amount
+        wallet.credited += cashback
         data = response.json()["data"]
         held = wallet.holding_days > 0
         assert data["status"] == ("pending" if held else "available")
@@ -272,11 +324,14 @@ class LedgerMachine(RuleBasedStateMachine):
             {"card_id": wallet.card.pk, "amount": amount},
             **{"X-Member-Token": self.token},
         )
-        if amount > wallet.balance:
+        now = timezone.now()
+        if amount > wallet.settled_balance(now):
+            # Refused: nothing changes, the settling included.
             assert response.status_code == 422
             assert response.json()["error"]["code"] == "insufficient_balance"
             return
         assert response.status_code == 200, response.content
+        wallet.settle(now)
         entry_id = response.json()["data"]["transaction_id"]
         taken = wallet.spend(amount)
         wallet.redemptions[entry_id] = ModelRedemption(
@@ -295,11 +350,16 @@ class LedgerMachine(RuleBasedStateMachine):
             body["cashback_to_deduct"] = deduct
         response = self.post("refund", body)
         assert response.status_code == 200, response.content
-        to_deduct = expected_cashback(amount) if deduct is None else deduct
+        wallet.settle(timezone.now())
+        if deduct is None:
+            to_deduct = max(expected_cashback(amount), wallet.share(amount))
+        else:
+            to_deduct = deduct
         from_pending = min(to_deduct, wallet.pending)
         from_balance = min(to_deduct - from_pending, wallet.balance)
         wallet.take_pending(from_pending)
         wallet.spend(from_balance)
+        self.refund_recorded(response, wallet, amount, to_deduct, from_pending + from_balance)
         self.refund_answer_check(
             response.json()["data"], wallet, from_pending, from_balance, to_deduct
         )
@@ -332,6 +392,7 @@ class LedgerMachine(RuleBasedStateMachine):
             assert response.json()["error"]["code"] == "refund_exceeds_purchase"
             return
         assert response.status_code == 200, response.content
+        wallet.settle(timezone.now())
         unclaimed = earning.credited - earning.claimed
         if amount == rest:
             to_deduct = unclaimed
@@ -346,12 +407,24 @@ class LedgerMachine(RuleBasedStateMachine):
         if lot.pending > 0:
             from_pending, from_balance = min(to_deduct, lot.pending), ZERO
             wallet.take_pending(from_pending, named=lot.pk)
+            # What the held part could not give is not the balance's to give.
+            wallet.refunded += amount
+            wallet.claimed += to_deduct
         else:
             from_pending, from_balance = ZERO, min(to_deduct, wallet.balance)
             wallet.spend(from_balance, first=lot.pk)
+            self.refund_recorded(response, wallet, amount, to_deduct, from_balance)
         self.refund_answer_check(
             response.json()["data"], wallet, from_pending, from_balance, to_deduct
         )
+
+    def refund_recorded(self, response, wallet, amount, to_deduct, taken):
+        """The refund counts toward the wallet's totals; what it could not take is owed."""
+        wallet.refunded += amount
+        wallet.claimed += to_deduct
+        if to_deduct > taken:
+            entry_id = response.json()["data"]["transaction_id"]
+            wallet.claims.append(ModelClaim(entry_id=entry_id, owed=to_deduct - taken))
 
     def refund_answer_check(self, data, wallet, from_pending, from_balance, to_deduct):
         assert number(data["cashback_deducted"]) == from_pending + from_balance
@@ -445,6 +518,7 @@ class LedgerMachine(RuleBasedStateMachine):
             assert response.json()["error"]["code"] == "reversal_window_closed"
             return
         assert response.status_code == 200, response.content
+        wallet.settle(now)
         redemption.reversed = True
         written_off = ZERO
         for pk, take in redemption.taken.items():
@@ -454,9 +528,18 @@ class LedgerMachine(RuleBasedStateMachine):
                 written_off += lot.remaining
                 lot.remaining = ZERO
         wallet.balance += redemption.amount - written_off
+        # What stays settles the claims of refunds posted since the redemption, oldest first.
+        claims = [c for c in wallet.claims if c.entry_id > redemption.entry_id and c.owed > 0]
+        left = settled = min(sum((c.owed for c in claims), ZERO), redemption.amount - written_off)
+        for claim in claims:
+            take = min(claim.owed, left)
+            claim.owed -= take
+            left -= take
+        wallet.spend(settled)
         answer = response.json()["data"]
         assert number(answer["amount"]) == redemption.amount
         assert number(answer["expired_amount"]) == written_off
+        assert number(answer["recovered_amount"]) == settled
         assert number(answer["new_balance"]) == wallet.balance
 
     @precondition(
@@ -500,7 +583,8 @@ class LedgerMachine(RuleBasedStateMachine):
         stored = self.stored_wallet(name)
         if stored is None:
             return
-        if wallet.balance + amount < 0:
+        now = timezone.now()
+        if wallet.settled_balance(now) + amount < 0:
             with pytest.raises(InsufficientBalance):
                 cashback_adjust(wallet=stored, amount=amount, reason="test", staff_user=self.staff)
             return
@@ -508,6 +592,7 @@ class LedgerMachine(RuleBasedStateMachine):
             wallet=stored, amount=amount, reason="test", staff_user=self.staff
         )
         assert adjustment.request.status == AdjustmentStatus.APPLIED
+        wallet.settle(now)
         entry = adjustment.entry
         assert entry is not None
         if amount > 0:

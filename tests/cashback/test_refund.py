@@ -195,3 +195,54 @@ def test_refund_with_a_reused_reference(api, card, member, earning):
         "duplicate_reference", details={"transaction_id": first.json()["data"]["transaction_id"]}
     )
     assert balance_of(member, card) == Decimal("11.5")
+
+
+def test_a_refund_naming_no_earning_takes_back_what_split_purchases_earned(api, merchant, member):
+    """100 purchases of 17 JPY at 3 % earn 1 each (0.51, rounded half-up); refunded as one
+    purchase of 1,700 they give back those 100, not the 51 one purchase would have earned."""
+    card = CardFactory.create(
+        app=merchant.app, currency="JPY", cashback_percentage=Decimal(3), cashback_min_amount=0
+    )
+    for _ in range(100):
+        give_balance(app=merchant.app, card=card, member=member, purchase="17")
+    assert balance_of(member, card) == 100
+    response = api.post(
+        REFUND, {"card_id": card.pk, "member_id": member.pk, "refund_amount": "1700"}
+    )
+    assert response.status_code == 200, response.json()
+    assert response.json()["data"]["cashback_deducted"] == 100
+    assert balance_of(member, card) == 0
+
+
+def test_partial_refunds_naming_no_earning_take_back_the_wallet_s_own_share(api, merchant, member):
+    card = CardFactory.create(
+        app=merchant.app, currency="JPY", cashback_percentage=Decimal(3), cashback_min_amount=0
+    )
+    for _ in range(10):
+        give_balance(app=merchant.app, card=card, member=member, purchase="17")  # 1 each
+    taken = [
+        api.post(
+            REFUND, {"card_id": card.pk, "member_id": member.pk, "refund_amount": "85"}
+        ).json()["data"]["cashback_deducted"]
+        for _ in range(2)
+    ]
+    # Half the purchases each time: half of what they earned, not 3 % of 85 (2.55, so 3).
+    assert taken == [5, 5]
+    assert balance_of(member, card) == 0
+
+
+def test_a_refund_naming_no_earning_takes_back_what_capped_earnings_credited(api, card, member):
+    # Each earning capped on its own: refunded as one, they give back what each credited.
+    capped = CardFactory.create(
+        app=card.app,
+        cashback_percentage=Decimal(5),
+        cashback_max_amount=Decimal(1),
+        cashback_min_amount=0,
+    )
+    give_balance(app=card.app, card=capped, member=member, purchase="100")  # 5, capped to 1
+    give_balance(app=card.app, card=capped, member=member, purchase="100")  # 1
+    response = api.post(
+        REFUND, {"card_id": capped.pk, "member_id": member.pk, "refund_amount": "200"}
+    )
+    # The two purchases earned 2 in all: both are given back, though the rate's cap is 1.
+    assert response.json()["data"]["cashback_deducted"] == 2

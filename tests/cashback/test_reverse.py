@@ -8,9 +8,10 @@ import pytest
 from django.utils import timezone
 
 from cashback.ledger_check import ledger_verify
-from cashback.models import EntryType, LedgerEntry, Lot
-from tests.factories import CardFactory
-from tests.helpers import IsoTimestamp, counts, error, instant
+from cashback.models import ClaimSettlement, EntryType, LedgerEntry, Lot
+from members.tokens import member_token_issue
+from tests.factories import CardFactory, MemberFactory
+from tests.helpers import IsoTimestamp, balance_of, counts, error, instant
 
 API = "/api/v1/cashback/cashback"
 
@@ -55,6 +56,7 @@ def test_reverse_gives_the_amount_back_into_the_lots_it_came_from(api, spent, me
             "reference": None,
             "reversed_at": IsoTimestamp(),
             "expired_amount": 0,
+            "recovered_amount": 0,
         },
     }
     assert b'"amount":6.000' in response.content
@@ -177,3 +179,122 @@ def test_history_filters_reversals_and_names_the_redemption(api, spent, member):
         redemption["transaction_id"],
     )
     assert item["event"] == "cashback_redemption_reversed"
+
+
+def _refund(api, card, member, **body):
+    response = api.post(f"{API}/refund", {"card_id": card.pk, "member_id": member.pk, **body})
+    assert response.status_code == 200, response.json()
+    return response.json()["data"]
+
+
+@pytest.mark.parametrize("named", [True, False], ids=["naming_the_earning", "naming_none"])
+def test_a_refund_and_a_reversal_leave_the_same_balance_in_either_order(
+    api, merchant, make_merchant, named
+):
+    """Earn 1000 (50), redeem 50, refund the whole purchase, reverse the redemption: the 50 the
+    refund could not take back is taken from what the reversal gives back, as when the
+    reversal comes first."""
+    balances = []
+    for order in ("refund_first", "reversal_first"):
+        shop = make_merchant()
+        card = CardFactory.create(
+            app=shop.app, cashback_percentage=Decimal(5), cashback_min_amount=0
+        )
+        member = MemberFactory.create(app=shop.app)
+        token = member_token_issue(app=shop.app, member_id=member.pk).token
+        earned = shop.client.post(
+            f"{API}/earn", {"card_id": card.pk, "member_id": member.pk, "purchase_amount": "1000"}
+        ).json()["data"]
+        redemption = shop.client.post(
+            f"{API}/redeem", {"card_id": card.pk, "amount": "50"}, headers={"X-Member-Token": token}
+        ).json()["data"]
+        body = {"refund_amount": "1000"}
+        if named:
+            body["original_transaction_id"] = earned["transaction_id"]
+        if order == "refund_first":
+            refund = _refund(shop.client, card, member, **body)
+            assert refund["cashback_not_recovered"] == 50
+            response = reverse(shop.client, card, redemption["transaction_id"])
+            assert response.status_code == 200, response.json()
+            reversal = response.json()["data"]
+            # Given back in full, and all of it settled what the refund was owed.
+            assert (reversal["amount"], reversal["recovered_amount"]) == (50, 50)
+            assert reversal["new_balance"] == 0
+            entry = LedgerEntry.objects.get(pk=reversal["transaction_id"])
+            assert entry.amount == 0
+            settlement = ClaimSettlement.objects.get(entry=entry)
+            assert (settlement.refund_id, settlement.amount) == (refund["transaction_id"], 50)
+        else:
+            assert reverse(shop.client, card, redemption["transaction_id"]).status_code == 200
+            refund = _refund(shop.client, card, member, **body)
+            assert refund["cashback_not_recovered"] == 0
+        balances.append(
+            shop.client.get(f"{API}/balance", {"card_id": card.pk, "member_id": member.pk}).json()[
+                "data"
+            ]["cashback_balance"]
+        )
+    assert balances == [0, 0]
+    assert ledger_verify().mismatches == []
+
+
+def test_a_reversal_settles_a_refund_s_claim_only_once(api, merchant, member, member_token):
+    card = CardFactory.create(
+        app=merchant.app, cashback_percentage=Decimal(5), cashback_min_amount=0
+    )
+    earn = {"card_id": card.pk, "member_id": member.pk}
+    api.post(f"{API}/earn", {**earn, "purchase_amount": "1000"})  # 50
+    first = api.post(
+        f"{API}/redeem",
+        {"card_id": card.pk, "amount": "30"},
+        headers={"X-Member-Token": member_token},
+    ).json()["data"]
+    second = api.post(
+        f"{API}/redeem",
+        {"card_id": card.pk, "amount": "20"},
+        headers={"X-Member-Token": member_token},
+    ).json()["data"]
+    refund = _refund(api, card, member, refund_amount="1000")
+    assert refund["cashback_not_recovered"] == 50
+    one = reverse(api, card, first["transaction_id"]).json()["data"]
+    assert (one["recovered_amount"], one["new_balance"]) == (30, 0)
+    two = reverse(api, card, second["transaction_id"]).json()["data"]
+    assert (two["recovered_amount"], two["new_balance"]) == (20, 0)
+    # The claim is settled: an earning after it is the member's in full.
+    api.post(f"{API}/earn", {**earn, "purchase_amount": "100"})
+    assert balance_of(member, card) == 5
+    assert ledger_verify().mismatches == []
+
+
+def test_a_reversal_leaves_a_refund_s_claim_from_before_the_redemption_alone(
+    api, merchant, member, member_token
+):
+    card = CardFactory.create(
+        app=merchant.app, cashback_percentage=Decimal(5), cashback_min_amount=0
+    )
+    # A refund with nothing to take from: its claim is older than the redemption below.
+    _refund(api, card, member, refund_amount="200")
+    api.post(f"{API}/earn", {"card_id": card.pk, "member_id": member.pk, "purchase_amount": "100"})
+    redemption = api.post(
+        f"{API}/redeem",
+        {"card_id": card.pk, "amount": "5"},
+        headers={"X-Member-Token": member_token},
+    ).json()["data"]
+    reversal = reverse(api, card, redemption["transaction_id"]).json()["data"]
+    assert (reversal["recovered_amount"], reversal["new_balance"]) == (0, 5)
+
+
+def test_a_replayed_reversal_answers_what_it_settled(api, merchant, member, member_token):
+    card = CardFactory.create(
+        app=merchant.app, cashback_percentage=Decimal(5), cashback_min_amount=0
+    )
+    api.post(f"{API}/earn", {"card_id": card.pk, "member_id": member.pk, "purchase_amount": "1000"})
+    redemption = api.post(
+        f"{API}/redeem",
+        {"card_id": card.pk, "amount": "50"},
+        headers={"X-Member-Token": member_token},
+    ).json()["data"]
+    _refund(api, card, member, refund_amount="1000")
+    first = reverse(api, card, redemption["transaction_id"], reference="R-1")
+    again = reverse(api, card, redemption["transaction_id"], reference="R-1")
+    assert again.json() == first.json()
+    assert first.json()["data"]["recovered_amount"] == 50

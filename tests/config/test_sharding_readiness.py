@@ -41,6 +41,7 @@ DISTRIBUTED = {
     "cashback_ledgerentry",
     "cashback_lot",
     "cashback_lotmovement",
+    "cashback_claimsettlement",
     "cashback_adjustmentrequest",
     "cashback_idempotencyrecord",
     "webhooks_webhookendpoint",
