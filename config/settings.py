@@ -443,26 +443,39 @@ WEBHOOK_RESOLVE_TIMEOUT_SECONDS = env.float("WEBHOOK_RESOLVE_TIMEOUT_SECONDS", d
 # Test-mode apps may deliver to loopback addresses (a receiver on the developer's machine) only
 # where this is on: by default while DEBUG is, never on a production worker host.
 CASHBACK_WEBHOOK_ALLOW_LOOPBACK = env.bool("CASHBACK_WEBHOOK_ALLOW_LOOPBACK", default=DEBUG)
+# One app cannot slow another: it holds at most this many enabled endpoints; the worker runs at
+# most WEBHOOK_APP_CONCURRENCY of one app's deliveries at once, and gives every app with
+# deliveries due its turn; an endpoint that failed every attempt for
+# CASHBACK_WEBHOOK_DISABLE_AFTER_HOURS is disabled.
+CASHBACK_WEBHOOK_ENDPOINTS_PER_APP = _env_whole("CASHBACK_WEBHOOK_ENDPOINTS_PER_APP", 16, minimum=1)
+CASHBACK_WEBHOOK_DISABLE_AFTER_HOURS = env.float(
+    "CASHBACK_WEBHOOK_DISABLE_AFTER_HOURS", default=72.0
+)
 
-# The background worker (`manage.py worker`, procrastinate): how many jobs it runs at once, how
-# often it looks for scheduled jobs besides being told of new ones, how often it says it is
-# alive. A job held by a worker silent for WORKER_STALLED_SECONDS (killed, its machine gone) is
-# put back in the queue by the first live worker to look, every WORKER_RECOVERY_SECONDS.
-WORKER_CONCURRENCY = env.int("WORKER_CONCURRENCY", default=4)
+# The background worker (`manage.py worker`): how many webhook deliveries it makes at once, and
+# at most how many of them for one app (webhooks/dispatch.py), so that an app whose receivers
+# stall cannot take the others' turns; how often it looks for deliveries and jobs due besides
+# being told of new ones, how often it says it is alive. A job held by a worker silent for
+# WORKER_STALLED_SECONDS (killed, its machine gone) is put back in the queue by the first live
+# worker to look, every WORKER_RECOVERY_SECONDS.
+WORKER_CONCURRENCY = _env_whole("WORKER_CONCURRENCY", 8, minimum=1)
+WEBHOOK_APP_CONCURRENCY = _env_whole("WEBHOOK_APP_CONCURRENCY", 2, minimum=1)
 WORKER_POLL_SECONDS = env.float("WORKER_POLL_SECONDS", default=2.0)
 WORKER_HEARTBEAT_SECONDS = env.float("WORKER_HEARTBEAT_SECONDS", default=10.0)
 WORKER_STALLED_SECONDS = env.float("WORKER_STALLED_SECONDS", default=30.0)
 WORKER_RECOVERY_SECONDS = env.int("WORKER_RECOVERY_SECONDS", default=15)
 if not 1 <= WORKER_RECOVERY_SECONDS <= 59:
     raise ImproperlyConfigured("WORKER_RECOVERY_SECONDS must be between 1 and 59.")
+# The periodic jobs (releases, expiries, the recovery of stalled jobs) run on slots of their own,
+# beside the deliveries' and never behind them.
 PROCRASTINATE_WORKER_DEFAULTS = {
-    "concurrency": WORKER_CONCURRENCY,
+    "concurrency": 3,
     "fetch_job_polling_interval": WORKER_POLL_SECONDS,
     "update_heartbeat_interval": WORKER_HEARTBEAT_SECONDS,
     "stalled_worker_timeout": WORKER_STALLED_SECONDS,
-    # On SIGTERM, jobs in flight get this long to finish; a delivery takes at most
-    # WEBHOOK_TIMEOUT_SECONDS. One cut short is tried again.
+    # On SIGTERM, jobs in flight get this long to finish; each wallet a release or an expiry
+    # settles is a transaction of its own, and one cut short is done by the next run.
     "shutdown_graceful_timeout": WEBHOOK_TIMEOUT_SECONDS + 5,
-    # Finished jobs are not kept: deliveries keep their own record.
+    # Finished jobs are not kept: what they did is in the ledger.
     "delete_jobs": "successful",
 }

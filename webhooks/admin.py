@@ -11,16 +11,35 @@ from webhooks.services import webhook_deliveries_resend, webhook_endpoint_delete
 @admin.register(WebhookEndpoint)
 class WebhookEndpointAdmin(admin.ModelAdmin):
     """Every app's endpoints, read-only; secrets are never shown. Apps register endpoints by API
-    or `create_webhook_endpoint`."""
+    or `create_webhook_endpoint`. An endpoint the worker disabled (every attempt failed for
+    `CASHBACK_WEBHOOK_DISABLE_AFTER_HOURS`) says why in `disabled_reason`; while its attempts
+    fail, `failing_since` and `paused_until` show it resting."""
 
-    list_display = ["id", "app", "url", "events_shown", "deliveries", "created_at", "deleted_at"]
-    list_filter = ["app"]
+    list_display = [
+        "id",
+        "app",
+        "url",
+        "events_shown",
+        "enabled",
+        "failing_since",
+        "paused_until",
+        "deliveries",
+        "created_at",
+        "deleted_at",
+    ]
+    list_filter = ["enabled", "app"]
     search_fields = ["url", "=app__app_id", "app__name"]
     list_select_related = ["app"]
     readonly_fields = (
         "app",
         "url",
         "events_shown",
+        "enabled",
+        "disabled_at",
+        "disabled_reason",
+        "failures",
+        "failing_since",
+        "paused_until",
         "previous_secret_expires_at",
         "created_at",
         "deleted_at",

@@ -10,6 +10,11 @@ from django.utils import timezone
 from apps_auth.models import App
 from core.rows import quote
 
+# The channel on which the worker hears of deliveries due now: each insert of deliveries
+# notifies it at commit (a trigger of the deliveries' table, `webhooks/migrations`), and so does
+# a resend.
+DELIVERIES_CHANNEL = "cashback_webhook_deliveries"
+
 
 class EventType(models.TextChoices):
     EARNED = "cashback.earned", "Cashback earned"
@@ -20,6 +25,7 @@ class EventType(models.TextChoices):
     EXPIRED = "cashback.expired", "Cashback expired"
     EXPIRING = "cashback.expiring", "Cashback about to expire"
     REDEMPTION_REVERSED = "cashback.redemption_reversed", "A redemption reversed"
+    ENDPOINT_DISABLED = "webhook_endpoint.disabled", "A webhook endpoint disabled"
 
 
 class WebhookEndpoint(models.Model):
@@ -27,7 +33,15 @@ class WebhookEndpoint(models.Model):
 
     `events` empty: every event. The secret signs; after a rotation the previous one signs
     beside it until `previous_secret_expires_at`. A deleted endpoint is kept (`deleted_at`) for
-    the record of what was delivered to it, and receives nothing more.
+    the record of what was delivered to it, and receives nothing more; so is a disabled one
+    (`enabled` off) until it is enabled again.
+
+    While its attempts fail, an endpoint rests: after a few failures in a row (`failures`),
+    nothing is sent to it until `paused_until`, a backoff that grows with each further failure,
+    so that a receiver that stalls costs the worker one attempt per rest rather than one per
+    event. One
+    that failed every attempt since `failing_since` for `CASHBACK_WEBHOOK_DISABLE_AFTER_HOURS`
+    is disabled, `disabled_reason` saying why.
     """
 
     app = models.ForeignKey(App, on_delete=models.PROTECT, related_name="webhook_endpoints")
@@ -38,6 +52,12 @@ class WebhookEndpoint(models.Model):
     previous_secret_expires_at = models.DateTimeField(null=True, blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
     deleted_at = models.DateTimeField(null=True, blank=True)
+    enabled = models.BooleanField(default=True, db_default=True)
+    disabled_at = models.DateTimeField(null=True, blank=True)
+    disabled_reason = models.CharField(max_length=500, blank=True, default="", db_default="")
+    failures = models.PositiveIntegerField(default=0, db_default=0)
+    failing_since = models.DateTimeField(null=True, blank=True)
+    paused_until = models.DateTimeField(null=True, blank=True)
 
     class Meta:
         ordering = ["-created_at", "-id"]
@@ -87,7 +107,7 @@ class EventDraft:
 class WebhookEventManager(models.Manager["WebhookEvent"]):
     def insert_for_endpoints(self, draft: EventDraft) -> list[int]:
         """Saves the new event of `draft`; returns the ids of the app's endpoints that take its
-        type (not deleted, with no `events` or with its type among them).
+        type (enabled, not deleted, with no `events` or with its type among them).
 
         One statement (`event_insert_sql`, `event_endpoints_sql`): it runs in the transaction
         of every operation of the ledger, and the ORM would take three (the app's public id,
@@ -135,7 +155,8 @@ class DeliveryStatus(models.TextChoices):
 class WebhookDelivery(models.Model):
     """One event to one endpoint: tried until a 2xx answers, or failed once its first attempt
     is `WEBHOOK_RETRY_FOR_HOURS` old. `next_attempt_at` is when the worker tries next (none
-    once delivered or failed)."""
+    once delivered or failed): the pending deliveries due are the worker's queue
+    (`webhooks.dispatch`), each row locked while it is attempted."""
 
     # The app of the event and of the endpoint; each key is served by an index led by it.
     app = models.ForeignKey(App, on_delete=models.PROTECT, related_name="+")
@@ -155,9 +176,6 @@ class WebhookDelivery(models.Model):
     last_status_code = models.PositiveSmallIntegerField(null=True, blank=True)
     last_error = models.TextField(blank=True, default="")
     delivered_at = models.DateTimeField(null=True, blank=True)
-    # The queued job (procrastinate's) that carries the next attempt: only that job attempts,
-    # so that a resend or a recovered job never starts a second line of retries.
-    job_id = models.BigIntegerField(null=True, blank=True)
     created_at = models.DateTimeField(default=timezone.now)
 
     class Meta:
@@ -173,8 +191,7 @@ class WebhookDelivery(models.Model):
             models.Index(
                 fields=["app", "endpoint", "-created_at"], name="webhook_delivery_endpoint"
             ),
-            # The sweep for deliveries whose job was lost: the pending ones, by when they are due
-            # (a scan of the whole of this small index, across apps).
+            # The worker's queue: an app's pending deliveries, by when they are due.
             models.Index(
                 fields=["app", "next_attempt_at"],
                 condition=models.Q(status="pending"),
@@ -213,6 +230,7 @@ def event_endpoints_sql() -> str:
     return (
         f"ARRAY(SELECT e.{ep['id']} FROM {quote(endpoint.db_table)} e "  # noqa: S608  _meta
         f"WHERE e.{ep['app']} = %(event_app)s AND e.{ep['deleted_at']} IS NULL "
+        f"AND e.{ep['enabled']} "
         f"AND (e.{ep['events']} = '[]'::jsonb OR e.{ep['events']} @> %(event_types)s::jsonb) "
         f"ORDER BY e.{ep['id']})"
     )

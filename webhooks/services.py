@@ -5,20 +5,18 @@ from collections.abc import Iterable
 from datetime import datetime, timedelta
 
 from django.conf import settings
-from django.db import transaction
-from django.db.models import Exists, OuterRef
+from django.db import connections, router, transaction
+from django.db.models import QuerySet
 from django.utils import timezone
-from procrastinate import manager as procrastinate_manager
-from procrastinate import tasks as procrastinate_tasks
-from procrastinate.contrib.django.django_connector import DjangoConnector
-from procrastinate.contrib.django.models import ProcrastinateJob
 
 from apps_auth.models import App, Mode
 from core.api.renderers import DecimalJSONRenderer
 from core.errors import InvalidInput
 from core.rows import new
 from webhooks.destinations import destination_check
+from webhooks.errors import EndpointLimitReached
 from webhooks.models import (
+    DELIVERIES_CHANNEL,
     DeliveryStatus,
     EventDraft,
     EventType,
@@ -26,6 +24,7 @@ from webhooks.models import (
     WebhookEndpoint,
     WebhookEvent,
 )
+from webhooks.selectors import webhook_endpoint_list
 from webhooks.sending import SendFailed, webhook_post
 from webhooks.signing import webhook_headers
 
@@ -58,13 +57,24 @@ def webhook_endpoint_create(
 
     Raises `InvalidInput` for unknown events and for a URL the app may not send to: a
     live-mode app's must be `https` and resolve to public addresses only; a test-mode app may
-    also use `http` and loopback (`webhooks.destinations`).
+    also use `http` and loopback where allowed (`webhooks.destinations`). Raises
+    `EndpointLimitReached` when the app holds `CASHBACK_WEBHOOK_ENDPOINTS_PER_APP` enabled
+    endpoints already: every endpoint costs the worker attempts, and one app must not be able
+    to take the worker's time from the others.
     """
     cleaned = _events_clean(events)
     destination_check(url, live=app.mode == Mode.LIVE)
-    return WebhookEndpoint.objects.create(
-        app=app, url=url, events=cleaned, secret=webhook_secret_new()
-    )
+    with transaction.atomic():
+        # One registration of the app at a time, so that the count holds until this one
+        # commits. FOR NO KEY UPDATE: the app's ledger entries, which refer to its row, are
+        # not held up.
+        App.objects.select_for_update(no_key=True).filter(pk=app.pk).first()
+        limit = settings.CASHBACK_WEBHOOK_ENDPOINTS_PER_APP
+        if webhook_endpoint_list(app=app).filter(enabled=True).count() >= limit:
+            raise EndpointLimitReached(details={"limit": limit})
+        return WebhookEndpoint.objects.create(
+            app=app, url=url, events=cleaned, secret=webhook_secret_new()
+        )
 
 
 def webhook_endpoint_delete(*, endpoint: WebhookEndpoint) -> WebhookEndpoint:
@@ -90,36 +100,11 @@ def webhook_endpoint_rotate_secret(*, endpoint: WebhookEndpoint) -> WebhookEndpo
 
 # Events and their deliveries (a transactional outbox, carried out by the worker).
 
-DELIVER_TASK = "webhook_deliver"  # webhooks.tasks.webhook_deliver
-# Jobs are queued on Django's own connection, so inside the caller's transaction: rolled back
-# with it, and visible to the worker only once it commits. (The worker's app talks to the
-# database through a pool of its own; this manager does not.)
-_jobs = procrastinate_manager.JobManager(DjangoConnector())
-# A pending delivery this late, whose job is neither queued nor running, has lost its job.
-SWEEP_GRACE = timedelta(minutes=5)
 _random = secrets.SystemRandom()
 _render = DecimalJSONRenderer()
-
-
-def _deliveries_queue(deliveries: Iterable[WebhookDelivery], *, at: datetime | None) -> None:
-    """Queues one job per delivery, due at `at` (None: now), and records it on the delivery
-    as the one job that may attempt it next (the caller saves `job_id`)."""
-    deliveries = list(deliveries)
-    if not deliveries:
-        return
-    queued = _jobs.batch_defer_jobs(
-        [
-            procrastinate_tasks.configure_task(
-                name=DELIVER_TASK,
-                job_manager=_jobs,
-                schedule_at=at,
-                task_kwargs={"delivery_id": delivery.pk},
-            ).job
-            for delivery in deliveries
-        ]
-    )
-    for delivery, job in zip(deliveries, queued, strict=True):
-        delivery.job_id = job.id
+# An endpoint rests after this many failed attempts in a row: one that fails now and then keeps
+# its pace, one that is down costs the worker an attempt per rest.
+REST_AFTER_FAILURES = 3
 
 
 def event_draft(*, app_id: int, event_type: str, data: dict) -> EventDraft:
@@ -138,11 +123,12 @@ def event_draft(*, app_id: int, event_type: str, data: dict) -> EventDraft:
 
 
 def event_deliveries_create(draft: EventDraft) -> None:
-    """Queues the delivery of a saved event to each of the endpoints that take it, in the
-    transaction that saved it."""
+    """Creates the delivery of a saved event to each of the endpoints that take it, due now,
+    in the transaction that saved it. The worker is told when it commits (the deliveries'
+    insert trigger notifies `DELIVERIES_CHANNEL`) and finds them by their app."""
     event = draft.event
     if draft.endpoint_ids:
-        deliveries = WebhookDelivery.objects.bulk_create(
+        WebhookDelivery.objects.bulk_create(
             [
                 WebhookDelivery(
                     app_id=event.app_id,
@@ -153,15 +139,13 @@ def event_deliveries_create(draft: EventDraft) -> None:
                 for pk in draft.endpoint_ids
             ]
         )
-        _deliveries_queue(deliveries, at=None)
-        WebhookDelivery.objects.filter(app_id=event.app_id).bulk_update(deliveries, ["job_id"])
 
 
 @transaction.atomic(savepoint=False)
 def event_record(*, app_id: int, event_type: str, data: dict) -> WebhookEvent:
-    """Records an event of the app and queues its delivery to each of the app's endpoints that
-    takes this type; called inside the transaction that writes what the event tells of, so
-    that the event, its deliveries and their jobs exist if and only if that commits.
+    """Records an event of the app and its delivery to each of the app's endpoints that takes
+    this type; called inside the transaction that writes what the event tells of, so that the
+    event and its deliveries exist if and only if that commits.
 
     Without endpoints it writes the event alone. (A ledger entry's event is saved by the
     statement that saves the entry: `cashback.events`.)
@@ -175,11 +159,14 @@ def event_record(*, app_id: int, event_type: str, data: dict) -> WebhookEvent:
 def _backoff(attempts: int) -> timedelta:
     """Exponential backoff with full jitter: a wait drawn from 0 to BASE × 2^(attempts − 1)
     seconds, capped at WEBHOOK_RETRY_MAX_SECONDS."""
-    ceiling = min(
+    return timedelta(seconds=_random.uniform(0, _backoff_ceiling(attempts)))
+
+
+def _backoff_ceiling(attempts: int) -> float:
+    return min(
         settings.WEBHOOK_RETRY_MAX_SECONDS,
         settings.WEBHOOK_RETRY_BASE_SECONDS * 2 ** min(attempts - 1, 30),
     )
-    return timedelta(seconds=_random.uniform(0, ceiling))
 
 
 def _attempt(delivery: WebhookDelivery, *, at: datetime) -> tuple[int | None, str]:
@@ -206,32 +193,64 @@ def _attempt(delivery: WebhookDelivery, *, at: datetime) -> tuple[int | None, st
     return answer.status, f"HTTP {answer.status}"
 
 
-def webhook_delivery_attempt(
-    *, delivery_id: int, job_id: int | None = None
-) -> WebhookDelivery | None:
-    """Makes one attempt at a pending delivery, when `job_id` is the job that carries it (None:
-    whichever). A 2xx delivers it; anything else counts the attempt, records the answer or the
-    error and queues the next try after a backoff, in this same transaction, or fails the
-    delivery once its first attempt is `WEBHOOK_RETRY_FOR_HOURS` old. A deleted endpoint fails
-    it without a POST. Returns the delivery, or None when there was nothing to do (delivered,
-    failed, another job's, or being attempted right now).
+def webhook_delivery_attempt(*, delivery_id: int) -> WebhookDelivery | None:
+    """`webhook_delivery_attempt_next` of the one pending delivery `delivery_id`, now: due or
+    not, its endpoint at rest or not."""
+    return _attempt_first(
+        WebhookDelivery.objects.filter(pk=delivery_id, status=DeliveryStatus.PENDING),
+        rests=False,
+    )
 
-    The row stays locked during the POST: a worker killed meanwhile leaves it as it was, and
-    its job is run again (at least once).
+
+def webhook_delivery_attempt_next(*, app_id: int) -> WebhookDelivery | None:
+    """Makes one attempt at the app's pending delivery due the longest, skipping those being
+    attempted right now. Returns the delivery, or None when none is due.
+
+    A 2xx delivers it; anything else counts the attempt, records the answer or the error and
+    sets the next try after a backoff, or fails the delivery once its first attempt is
+    `WEBHOOK_RETRY_FOR_HOURS` old; and the endpoint rests (`_endpoint_failed`). A delivery to a
+    deleted or disabled endpoint is failed without a POST; one to an endpoint at rest waits
+    for it, no attempt counted. The row stays locked during the POST: a worker killed
+    meanwhile leaves it as it was, due, and the next worker attempts it (at least once).
     """
+    return _attempt_first(
+        WebhookDelivery.objects.filter(
+            app_id=app_id, status=DeliveryStatus.PENDING, next_attempt_at__lte=timezone.now()
+        ).order_by("next_attempt_at", "id")
+    )
+
+
+def _attempt_first(
+    deliveries: QuerySet[WebhookDelivery], *, rests: bool = True
+) -> WebhookDelivery | None:
     with transaction.atomic():
         delivery = (
-            WebhookDelivery.objects.select_for_update(skip_locked=True, of=("self",))
+            deliveries.select_for_update(skip_locked=True, of=("self",))
             .select_related("event", "endpoint__app")
-            .filter(pk=delivery_id, status=DeliveryStatus.PENDING)
             .first()
         )
-        if delivery is None or (job_id is not None and delivery.job_id != job_id):
+        if delivery is None:
             return None
+        endpoint = delivery.endpoint
         now = timezone.now()
-        if delivery.endpoint.deleted_at is not None:
-            status_code, error = None, "The endpoint was deleted."
+        status_code, error = None, ""
+        if endpoint.deleted_at is not None or not endpoint.enabled:
+            error = f"The endpoint was {'deleted' if endpoint.deleted_at else 'disabled'}."
             delivery.status = DeliveryStatus.FAILED
+        elif rests and endpoint.paused_until is not None and endpoint.paused_until > now:
+            # The endpoint rests: this delivery and the others due to it wait until it is
+            # rested, in one statement (those being attempted right now are left alone).
+            due_to_it = WebhookDelivery.objects.filter(
+                app_id=delivery.app_id,
+                endpoint_id=endpoint.pk,
+                status=DeliveryStatus.PENDING,
+                next_attempt_at__lt=endpoint.paused_until,
+            ).select_for_update(skip_locked=True)
+            WebhookDelivery.objects.filter(
+                app_id=delivery.app_id, pk__in=due_to_it.values("pk")
+            ).update(next_attempt_at=endpoint.paused_until)
+            delivery.next_attempt_at = endpoint.paused_until
+            return delivery
         else:
             status_code, error = _attempt(delivery, at=now)
             now = timezone.now()
@@ -244,21 +263,20 @@ def webhook_delivery_attempt(
             if not error:
                 delivery.status = DeliveryStatus.DELIVERED
                 delivery.delivered_at = now
-            elif now >= retry_until:
+                _endpoint_answered(endpoint)
+            elif _endpoint_failed(endpoint, at=now, error=error) or now >= retry_until:
                 delivery.status = DeliveryStatus.FAILED
         delivery.last_status_code = status_code
         delivery.last_error = error
         if delivery.status == DeliveryStatus.PENDING:
             delivery.next_attempt_at = now + _backoff(delivery.attempts)
-            _deliveries_queue([delivery], at=delivery.next_attempt_at)
         else:
             delivery.next_attempt_at = None
-            delivery.job_id = None
         delivery.save()
     logger.info(
         "webhook %s to %s: %s (attempt %d)%s",
         delivery.event.public_id,
-        delivery.endpoint.url,
+        endpoint.url,
         delivery.status,
         delivery.attempts,
         f", {error}" if error else "",
@@ -266,40 +284,78 @@ def webhook_delivery_attempt(
     return delivery
 
 
+def _endpoint_answered(endpoint: WebhookEndpoint) -> None:
+    """A 2xx: the endpoint's failures are over. Written only when there were some (the row is
+    every delivery's to the endpoint)."""
+    if endpoint.failures or endpoint.failing_since or endpoint.paused_until:
+        WebhookEndpoint.objects.filter(app_id=endpoint.app_id, pk=endpoint.pk).update(
+            failures=0, failing_since=None, paused_until=None
+        )
+
+
+def _endpoint_failed(endpoint: WebhookEndpoint, *, at: datetime, error: str) -> bool:
+    """A failed attempt: from `REST_AFTER_FAILURES` failures in a row on (a receiver that is
+    down, not one that fails now and then), the endpoint rests for the backoff they earn
+    (nothing is sent to it meanwhile), or, having failed every attempt for
+    `CASHBACK_WEBHOOK_DISABLE_AFTER_HOURS`, is disabled, and the app's other endpoints are
+    told (`webhook_endpoint.disabled`). Returns whether it disabled the endpoint.
+
+    Locks the endpoint's row after the delivery's (the one order, so no deadlock), and updates
+    no other delivery: those being attempted beside this one are locked, and each finds the
+    endpoint at rest, or disabled, when its turn comes."""
+    locked = WebhookEndpoint.objects.select_for_update().get(app_id=endpoint.app_id, pk=endpoint.pk)
+    locked.failures += 1
+    locked.failing_since = locked.failing_since or at
+    fields = ["failures", "failing_since"]
+    if locked.failures >= REST_AFTER_FAILURES:
+        rests = locked.failures - REST_AFTER_FAILURES + 1
+        locked.paused_until = at + timedelta(seconds=_backoff_ceiling(rests))
+        fields.append("paused_until")
+    failing_for = at - locked.failing_since
+    if locked.enabled and failing_for >= timedelta(
+        hours=settings.CASHBACK_WEBHOOK_DISABLE_AFTER_HOURS
+    ):
+        hours = failing_for.total_seconds() / 3600
+        locked.enabled, locked.disabled_at = False, at
+        locked.disabled_reason = (
+            f"Disabled by the worker: every attempt failed for {hours:.0f} hours "
+            f"({locked.failures} in a row); the last: {error}"
+        )[:500]
+        fields += ["enabled", "disabled_at", "disabled_reason"]
+        logger.warning("webhook endpoint %s disabled: %s", locked.pk, locked.disabled_reason)
+    locked.save(update_fields=fields)
+    disabled = not locked.enabled and locked.disabled_at == at
+    if disabled:
+        event_record(
+            app_id=locked.app_id,
+            event_type=EventType.ENDPOINT_DISABLED,
+            data={
+                "endpoint_id": locked.pk,
+                "url": locked.url,
+                "disabled_at": locked.disabled_at,
+                "failing_since": locked.failing_since,
+                "reason": locked.disabled_reason,
+            },
+        )
+    return disabled
+
+
+def webhook_deliveries_notify(using: str | None = None) -> None:
+    """Tells the worker that deliveries are due now (at commit), as the deliveries' insert
+    trigger does for new ones."""
+    using = using or router.db_for_write(WebhookDelivery)
+    with connections[using].cursor() as cursor:
+        cursor.execute("SELECT pg_notify(%s, '')", [DELIVERIES_CHANNEL])
+
+
 @transaction.atomic
 def webhook_deliveries_resend(*, delivery_ids: Iterable[int]) -> int:
-    """Queues the deliveries again, due now, whatever their status: a delivered one is sent
+    """Makes the deliveries due again now, whatever their status: a delivered one is sent
     again as a new attempt with its event's `webhook-id`; a failed one is retried for another
     `WEBHOOK_RETRY_FOR_HOURS`. Returns how many."""
-    deliveries = list(
-        WebhookDelivery.objects.select_for_update().filter(pk__in=list(delivery_ids)).order_by("pk")
+    count = WebhookDelivery.objects.filter(pk__in=list(delivery_ids)).update(
+        status=DeliveryStatus.PENDING, next_attempt_at=timezone.now(), first_attempt_at=None
     )
-    now = timezone.now()
-    for delivery in deliveries:
-        delivery.status = DeliveryStatus.PENDING
-        delivery.next_attempt_at = now
-        delivery.first_attempt_at = None
-    _deliveries_queue(deliveries, at=None)
-    WebhookDelivery.objects.bulk_update(
-        deliveries, ["status", "next_attempt_at", "first_attempt_at", "job_id"]
-    )
-    return len(deliveries)
-
-
-@transaction.atomic
-def webhook_deliveries_sweep(*, as_of: datetime) -> int:
-    """Queues again the pending deliveries overdue by `SWEEP_GRACE` whose job is neither queued
-    nor running (lost with a database restored from a backup, or failed on an error of ours).
-    Returns how many."""
-    live_job = ProcrastinateJob.objects.filter(pk=OuterRef("job_id"), status__in=["todo", "doing"])
-    deliveries = list(
-        WebhookDelivery.objects.select_for_update(skip_locked=True)
-        .filter(status=DeliveryStatus.PENDING, next_attempt_at__lt=as_of - SWEEP_GRACE)
-        .exclude(Exists(live_job))
-        .order_by("next_attempt_at")[:1000]
-    )
-    _deliveries_queue(deliveries, at=None)
-    WebhookDelivery.objects.bulk_update(deliveries, ["job_id"])
-    if deliveries:
-        logger.warning("webhook deliveries queued again: %d had lost their job", len(deliveries))
-    return len(deliveries)
+    if count:
+        webhook_deliveries_notify()
+    return count

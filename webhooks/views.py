@@ -9,6 +9,7 @@ from core.api.responses import ok
 from core.api.schema import documented
 from core.api.serializers import NoQuerySerializer, envelope, error_responses, examples, validated
 from core.errors import NotFound
+from webhooks.errors import EndpointLimitReached
 from webhooks.models import WebhookEndpoint
 from webhooks.selectors import webhook_endpoint_get, webhook_endpoint_list
 from webhooks.serializers import (
@@ -86,10 +87,20 @@ class WebhookViewSet(viewsets.ViewSet):
         description="Events are POSTed to the URL as JSON, signed as the Standard Webhooks "
         "specification says with the secret answered here (and only here). Deliveries are "
         "retried with backoff for at least 24 hours until the URL answers 2xx within 5 "
-        "seconds; dedupe them by their webhook-id header.",
+        "seconds; dedupe them by their webhook-id header. An app holds at most 16 enabled "
+        "endpoints; one that fails every attempt for 72 hours is disabled.",
         parameters=[IDEMPOTENCY_KEY],
         request=WebhookEndpointCreateSerializer,
-        responses={200: envelope(WebhookEndpointCreatedSerializer), **error_responses()},
+        responses={
+            200: envelope(WebhookEndpointCreatedSerializer),
+            **error_responses(
+                documented(
+                    EndpointLimitReached,
+                    "The app holds as many enabled endpoints as it may "
+                    "(CASHBACK_WEBHOOK_ENDPOINTS_PER_APP, 16 by default); delete one first.",
+                )
+            ),
+        },
         examples=examples(
             request={
                 "url": "https://shop.example.com/hooks/cashback",

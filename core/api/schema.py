@@ -226,6 +226,12 @@ ERROR_DETAILS: dict[str, dict[str, Any]] = {
         },
         "required": ["redeemed_at", "reversal_window_hours"],
     },
+    "endpoint_limit_reached": {
+        "properties": {
+            "limit": {"type": "integer", "description": "The enabled endpoints an app may hold."},
+        },
+        "required": ["limit"],
+    },
 }
 
 # A plausible `details` for the examples, by code.
@@ -248,6 +254,7 @@ ERROR_EXAMPLE_DETAILS: dict[str, dict[str, Any]] = {
         "redeemed_at": "2025-01-15T11:00:00Z",
         "reversal_window_hours": 72,
     },
+    "endpoint_limit_reached": {"limit": 16},
 }
 
 

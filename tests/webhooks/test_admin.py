@@ -2,13 +2,13 @@
 it lists every delivery and can send one again."""
 
 from django.contrib.auth.models import Permission, User
-from procrastinate.contrib.django.models import ProcrastinateJob
+from django.utils import timezone
 
 from webhooks.models import DeliveryStatus, WebhookDelivery, WebhookEndpoint
 from webhooks.services import (
-    DELIVER_TASK,
     event_record,
     webhook_delivery_attempt,
+    webhook_delivery_attempt_next,
     webhook_endpoint_create,
 )
 
@@ -47,7 +47,7 @@ def _delivered_once(merchant, receiver) -> WebhookDelivery:
     webhook_endpoint_create(app=merchant.app, url=receiver.url)
     event_record(app_id=merchant.app.pk, event_type="cashback.earned", data={"amount": 1})
     delivery = WebhookDelivery.objects.get()
-    webhook_delivery_attempt(delivery_id=delivery.pk, job_id=delivery.job_id)
+    webhook_delivery_attempt(delivery_id=delivery.pk)
     delivery.refresh_from_db()
     assert delivery.status == DeliveryStatus.DELIVERED
     return delivery
@@ -60,7 +60,7 @@ def test_staff_see_deliveries_with_status_attempts_answer_and_next_try(
     webhook_endpoint_create(app=merchant.app, url=receiver.url)
     event_record(app_id=merchant.app.pk, event_type="cashback.earned", data={"amount": 1})
     delivery = WebhookDelivery.objects.get()
-    webhook_delivery_attempt(delivery_id=delivery.pk, job_id=delivery.job_id)
+    webhook_delivery_attempt(delivery_id=delivery.pk)
 
     listing = admin_client.get(DELIVERIES)
     assert listing.status_code == 200
@@ -92,15 +92,10 @@ def test_staff_resend_a_delivered_delivery_with_the_same_webhook_id(
     assert response.status_code == 302
     delivery.refresh_from_db()
     assert delivery.status == DeliveryStatus.PENDING
-    assert delivery.job_id is not None
-    job = ProcrastinateJob.objects.get(pk=delivery.job_id)
-    assert (job.task_name, job.status, job.args) == (
-        DELIVER_TASK,
-        "todo",
-        {"delivery_id": delivery.pk},
-    )
+    assert delivery.next_attempt_at is not None
+    assert delivery.next_attempt_at <= timezone.now()  # due: the worker takes it next
 
-    webhook_delivery_attempt(delivery_id=delivery.pk, job_id=job.id)
+    assert webhook_delivery_attempt_next(app_id=merchant.app.pk) == delivery
     delivery.refresh_from_db()
     assert (delivery.status, delivery.attempts) == (DeliveryStatus.DELIVERED, 2)
     first, again = receiver.received

@@ -6,21 +6,26 @@ import hashlib
 import hmac
 from datetime import timedelta
 
+import psycopg
 import pytest
-from django.db import transaction
+from django.db import connection, transaction
 from django.utils import timezone
-from procrastinate.contrib.django.models import ProcrastinateJob
 from standardwebhooks import Webhook, WebhookVerificationError
 
 from apps_auth.models import Mode
 from tests.factories import AppFactory
 from webhooks import destinations
-from webhooks.models import DeliveryStatus, WebhookDelivery, WebhookEndpoint, WebhookEvent
+from webhooks.models import (
+    DELIVERIES_CHANNEL,
+    DeliveryStatus,
+    WebhookDelivery,
+    WebhookEndpoint,
+    WebhookEvent,
+)
 from webhooks.services import (
-    DELIVER_TASK,
     event_record,
-    webhook_deliveries_sweep,
     webhook_delivery_attempt,
+    webhook_delivery_attempt_next,
     webhook_endpoint_create,
     webhook_endpoint_delete,
     webhook_endpoint_rotate_secret,
@@ -33,13 +38,8 @@ def _record(app, event_type="cashback.earned", data=None) -> WebhookDelivery:
     return WebhookDelivery.objects.get()
 
 
-def _jobs() -> list[ProcrastinateJob]:
-    return list(ProcrastinateJob.objects.filter(task_name=DELIVER_TASK).order_by("id"))
-
-
 def _attempt(delivery: WebhookDelivery) -> WebhookDelivery:
-    delivery.refresh_from_db()
-    result = webhook_delivery_attempt(delivery_id=delivery.pk, job_id=delivery.job_id)
+    result = webhook_delivery_attempt(delivery_id=delivery.pk)
     assert result is not None
     return result
 
@@ -60,9 +60,10 @@ def test_an_event_is_sent_to_each_endpoint_that_takes_its_type(merchant, other_m
     event = event_record(app_id=merchant.app.pk, event_type="cashback.earned", data={})
     deliveries = WebhookDelivery.objects.filter(event=event)
     assert {d.endpoint_id for d in deliveries} == {everything.pk, earned.pk}
-    jobs = _jobs()
-    assert sorted(job.args["delivery_id"] for job in jobs) == sorted(d.pk for d in deliveries)
-    assert {d.job_id for d in deliveries} == {job.id for job in jobs}
+    # Due at once: the worker's queue is the pending deliveries due.
+    assert {(d.status, d.next_attempt_at) for d in deliveries} == {
+        (DeliveryStatus.PENDING, event.created_at)
+    }
 
 
 def test_an_event_without_endpoints_is_recorded_alone(merchant, django_assert_num_queries):
@@ -73,12 +74,23 @@ def test_an_event_without_endpoints_is_recorded_alone(merchant, django_assert_nu
     assert event.body.startswith(f'{{"id":"{event.public_id}","type":"cashback.redeemed"')
     assert f'"app_id":"{merchant.app.app_id}","data":{{"amount":2}}}}' in event.body
     assert not WebhookDelivery.objects.exists()
-    assert not _jobs()
 
 
-@pytest.mark.usefixtures("queue_emptied_after")
-def test_an_event_in_a_transaction_rolled_back_leaves_nothing(merchant):
+@pytest.mark.django_db(transaction=True)
+def test_an_event_rolled_back_leaves_nothing_and_one_committed_wakes_the_worker(merchant):
     webhook_endpoint_create(app=merchant.app, url="http://127.0.0.1:9/hook")
+    params = connection.get_connection_params()
+    listener = psycopg.connect(
+        dbname=params["dbname"],
+        user=params["user"],
+        host=params.get("host") or "127.0.0.1",
+        port=params.get("port") or 5432,
+        autocommit=True,
+    )
+    listener.execute(f"LISTEN {DELIVERIES_CHANNEL}")
+
+    def heard() -> int:
+        return len(list(listener.notifies(timeout=0.5)))
 
     class Undone(Exception):
         pass
@@ -86,19 +98,23 @@ def test_an_event_in_a_transaction_rolled_back_leaves_nothing(merchant):
     def earn_that_fails_after_its_event():
         with transaction.atomic():
             event_record(app_id=merchant.app.pk, event_type="cashback.earned", data={})
-            assert len(_jobs()) == 1
+            assert WebhookDelivery.objects.count() == 1
             raise Undone
 
-    with pytest.raises(Undone):
-        earn_that_fails_after_its_event()
+    try:
+        with pytest.raises(Undone):
+            earn_that_fails_after_its_event()
+        assert not WebhookEvent.objects.exists()
+        assert not WebhookDelivery.objects.exists()
+        assert heard() == 0
 
-    assert not WebhookEvent.objects.exists()
-    assert not WebhookDelivery.objects.exists()
-    assert not _jobs()
-
-    with transaction.atomic():
-        event_record(app_id=merchant.app.pk, event_type="cashback.earned", data={})
-    assert len(_jobs()) == 1
+        with transaction.atomic():
+            event_record(app_id=merchant.app.pk, event_type="cashback.earned", data={})
+            assert heard() == 0  # not before it commits
+        assert WebhookDelivery.objects.count() == 1
+        assert heard() == 1
+    finally:
+        listener.close()
 
 
 def test_a_failed_attempt_is_recorded_and_tried_again_later(merchant, make_receiver, settings):
@@ -106,7 +122,6 @@ def test_a_failed_attempt_is_recorded_and_tried_again_later(merchant, make_recei
     receiver = make_receiver(answers=[503])
     webhook_endpoint_create(app=merchant.app, url=receiver.url)
     delivery = _record(merchant.app)
-    first_job = delivery.job_id
 
     before = timezone.now()
     delivery = _attempt(delivery)
@@ -120,13 +135,8 @@ def test_a_failed_attempt_is_recorded_and_tried_again_later(merchant, make_recei
     # Full jitter: anywhere up to the first ceiling.
     assert delivery.next_attempt_at is not None
     assert before <= delivery.next_attempt_at <= before + timedelta(seconds=61)
-    [_, retry] = _jobs()
-    assert delivery.job_id == retry.id != first_job
-    assert retry.scheduled_at == delivery.next_attempt_at
-    assert retry.args == {"delivery_id": delivery.pk}
-
-    # Only the delivery's own job attempts it: an older one finds nothing to do.
-    assert webhook_delivery_attempt(delivery_id=delivery.pk, job_id=first_job) is None
+    # Not due: the worker finds nothing of the app's to attempt.
+    assert webhook_delivery_attempt_next(app_id=merchant.app.pk) is None
     assert len(receiver.received) == 1
 
 
@@ -145,8 +155,6 @@ def test_past_the_retry_period_a_delivery_is_failed(merchant, make_receiver, set
     assert delivery.status == DeliveryStatus.FAILED
     assert (delivery.attempts, delivery.last_status_code) == (2, 500)
     assert delivery.next_attempt_at is None
-    assert delivery.job_id is None
-    assert len(_jobs()) == 2  # the first and its retry; none after the failure
 
 
 def test_a_delivery_to_a_deleted_endpoint_is_failed_without_a_post(merchant, receiver):
@@ -256,20 +264,23 @@ def test_the_post_goes_to_the_address_checked_with_the_url_s_host(merchant, rece
     assert got.path == "/in?x=1"
 
 
-def test_a_pending_delivery_that_lost_its_job_is_queued_again(merchant, receiver):
+def test_the_worker_attempts_an_app_s_deliveries_due_the_longest_first(merchant, receiver):
     webhook_endpoint_create(app=merchant.app, url=receiver.url)
-    delivery = _record(merchant.app)
+    for n in range(3):
+        event_record(app_id=merchant.app.pk, event_type="cashback.earned", data={"n": n})
+    other = AppFactory.create()
+    webhook_endpoint_create(app=other, url=receiver.url)
+    event_record(app_id=other.pk, event_type="cashback.earned", data={"n": "other"})
+    first, second, third = WebhookDelivery.objects.filter(app=merchant.app).order_by("id")
     now = timezone.now()
-    assert webhook_deliveries_sweep(as_of=now + timedelta(hours=1)) == 0  # its job is queued
+    WebhookDelivery.objects.filter(pk=first.pk).update(next_attempt_at=now - timedelta(seconds=1))
+    WebhookDelivery.objects.filter(pk=second.pk).update(next_attempt_at=now - timedelta(seconds=9))
+    WebhookDelivery.objects.filter(pk=third.pk).update(next_attempt_at=now + timedelta(hours=1))
 
-    assert delivery.job_id is not None
-    ProcrastinateJob.objects.filter(pk=delivery.job_id)._raw_delete(using="default")
-    assert webhook_deliveries_sweep(as_of=now + timedelta(minutes=1)) == 0  # not late enough
-    assert webhook_deliveries_sweep(as_of=now + timedelta(minutes=6)) == 1
-    delivery.refresh_from_db()
-    [job] = _jobs()
-    assert delivery.job_id == job.id
-    assert _attempt(delivery).status == DeliveryStatus.DELIVERED
+    attempted = [webhook_delivery_attempt_next(app_id=merchant.app.pk) for _ in range(3)]
+    assert [d.pk if d else None for d in attempted] == [second.pk, first.pk, None]
+    # Another app's delivery is that app's to attempt.
+    assert WebhookDelivery.objects.get(app=other).status == DeliveryStatus.PENDING
 
 
 def test_an_app_s_own_endpoints_only(merchant):

@@ -11,7 +11,7 @@ from django.core.management import call_command
 from django.utils import timezone
 
 from apps_auth.models import IdempotencyRecord
-from tests.helpers import error
+from tests.helpers import concurrently, error
 from webhooks import destinations
 from webhooks.models import EventType, WebhookEndpoint
 
@@ -152,3 +152,38 @@ def test_create_webhook_endpoint_prints_the_endpoint_and_its_secret(merchant):
     assert set(result) == {"id", "url", "events", "secret"}
     assert result["events"] == ["cashback.earned", "cashback.redeemed"]
     assert WebhookEndpoint.objects.get(pk=result["id"]).secret == result["secret"]
+
+
+def test_an_app_holds_at_most_the_endpoints_per_app_and_one_more_is_422(api, merchant, settings):
+    settings.CASHBACK_WEBHOOK_ENDPOINTS_PER_APP = 3
+    ids = [api.post(WEBHOOKS, {"url": f"{HOOK}/{n}"}).json()["data"]["id"] for n in range(3)]
+    response = api.post(WEBHOOKS, {"url": f"{HOOK}/3"})
+    assert response.status_code == 422
+    assert response.json() == error(
+        "endpoint_limit_reached",
+        "The app has as many enabled webhook endpoints as it may; delete or disable one first.",
+        details={"limit": 3},
+    )
+    assert WebhookEndpoint.objects.filter(app=merchant.app).count() == 3
+    # A deleted endpoint, or a disabled one, leaves room for another.
+    assert api.delete(f"{WEBHOOKS}/{ids[0]}").status_code == 200
+    assert api.post(WEBHOOKS, {"url": f"{HOOK}/4"}).status_code == 200
+    WebhookEndpoint.objects.filter(pk=ids[1]).update(enabled=False)
+    assert api.post(WEBHOOKS, {"url": f"{HOOK}/5"}).status_code == 200
+    assert api.post(WEBHOOKS, {"url": f"{HOOK}/6"}).status_code == 422
+
+
+def test_the_endpoint_limit_is_one_app_s_not_every_app_s(api, other_merchant, settings):
+    settings.CASHBACK_WEBHOOK_ENDPOINTS_PER_APP = 1
+    assert other_merchant.client.post(WEBHOOKS, {"url": HOOK}).status_code == 200
+    assert api.post(WEBHOOKS, {"url": HOOK}).status_code == 200
+
+
+@pytest.mark.django_db(transaction=True)
+def test_concurrent_registrations_never_pass_the_endpoint_limit(merchant, settings):
+    settings.CASHBACK_WEBHOOK_ENDPOINTS_PER_APP = 4
+    answers = concurrently(
+        12, lambda n: merchant.client.post(WEBHOOKS, {"url": f"{HOOK}/{n}"}).status_code
+    )
+    assert sorted(answers) == [200] * 4 + [422] * 8
+    assert WebhookEndpoint.objects.filter(app=merchant.app).count() == 4
