@@ -13,13 +13,23 @@ the drill runs, which verifies each signature and answers some requests 500 or t
 gunicorn worker is killed with SIGKILL, and the background worker twice, each time while a
 delivery is in flight; a new one is started at once.
 
+Beside that tenant, two others share the server and the worker. A stalled tenant earns all along
+and registers the most endpoints an app may hold, each at an address that accepts connections
+and never answers, so that the worker always has more of its deliveries due than it can send.
+A probe tenant has held and expiring cashback: twice during the load, with the operator's runs
+paused, one of its lots is made due and one expired, and the drill waits for the worker to
+release and expire them.
+
 Afterwards the drill lets the worker deliver what is left, then checks `verify_ledger`; that
 the ledger holds exactly the operations the clients saw succeed, each once, with the amounts
 they were told, and otherwise only releases and expirations of the earnings they saw; that
 every balance adds up; that every entry and every expiry warning has its event, each event
 was delivered, and the receiver acknowledged every event's `webhook-id` (duplicates from
-retries allowed and counted), saw none unknown and no bad signature; and that the server
-answered no request with a 5xx and neither it nor the worker logged an error.
+retries allowed and counted), saw none unknown and no bad signature; that each of those events
+was first attempted within seconds of being recorded (`FIRST_ATTEMPT_P99`, `FIRST_ATTEMPT_MAX`),
+whatever the stalled tenant's backlog, and the probe's release and expiry came within
+`LIFECYCLE_WITHIN` seconds; and that the server answered no request with a 5xx and neither it
+nor the worker logged an error.
 
     .venv/bin/python bench/fault_drill.py [--duration 30] [--clients 4] [--members 6]
 
@@ -32,6 +42,7 @@ import multiprocessing
 import os
 import random
 import signal
+import socket
 import subprocess
 import sys
 import tempfile
@@ -77,10 +88,20 @@ SERVER_SETTINGS = {
     "WORKER_HEARTBEAT_SECONDS": "1",
     "WORKER_STALLED_SECONDS": "4",
     "WORKER_RECOVERY_SECONDS": "2",
+    # Releases and expiries every two seconds, so that their lateness is measured in seconds.
+    "CASHBACK_LIFECYCLE_CRON": "* * * * * */2",
 }
 FAIL_RATE = 0.05  # the receiver answers 500
 LATE_RATE = 0.003  # the receiver answers after the sender's timeout
 DRAIN_TIMEOUT = 90  # seconds for the worker to deliver what is left
+# The fault tenant's events are first attempted within FIRST_ATTEMPT_P99 seconds of being
+# recorded (99 in 100) and all within FIRST_ATTEMPT_MAX (those caught by a killed worker
+# included), whatever the stalled tenant's backlog; the probe tenant's lots are released and
+# expired by the worker within LIFECYCLE_WITHIN seconds of coming due.
+FIRST_ATTEMPT_P99 = 10.0
+FIRST_ATTEMPT_MAX = 20.0
+LIFECYCLE_WITHIN = 10.0
+STALLED_ENDPOINTS = 16  # CASHBACK_WEBHOOK_ENDPOINTS_PER_APP's default: all an app may hold
 
 
 def default_database_url() -> str:
@@ -134,6 +155,7 @@ def prepare(members: int, hook_url: str) -> dict:
         people.append({"id": member.pk, "token": token})
     endpoint = webhook_endpoint_create(app=app, url=hook_url)
     return {
+        "pk": app.pk,
         "app_id": app.app_id,
         "api_key": issued.raw_key,
         "cards": {name: c.pk for name, c in cards.items()},
@@ -141,6 +163,47 @@ def prepare(members: int, hook_url: str) -> dict:
         "endpoint_id": endpoint.pk,
         "secret": endpoint.secret,
     }
+
+
+def prepare_stalled(stalled_url: str) -> dict:
+    """The stalled tenant: a test-mode app whose every endpoint (as many as an app may hold)
+    points at an address that never answers, and a plain card."""
+    from decimal import Decimal as D
+
+    from apps_auth.services import app_create
+    from cards.services import card_create
+    from webhooks.services import webhook_endpoint_create
+
+    app, issued = app_create(
+        name="Stalled tenant",
+        scopes=["cashback_read", "cashback_write"],
+        rate_limit_per_minute=1_000_000,
+    )
+    card = card_create(
+        app=app,
+        name="Stalled card",
+        **_card({"percentage": D(5), "min_amount": D(0), "max_amount": None}),
+    )
+    for n in range(STALLED_ENDPOINTS):
+        webhook_endpoint_create(app=app, url=f"{stalled_url}/{n}")
+    return {"app_id": app.app_id, "api_key": issued.raw_key, "card_id": card.pk, "pk": app.pk}
+
+
+def prepare_probe() -> dict:
+    """The probe tenant: a card that holds cashback a day, one whose cashback expires after a
+    day, and a member."""
+    from decimal import Decimal as D
+
+    from apps_auth.services import app_create
+    from cards.services import card_create
+    from members.models import Member
+
+    app, _ = app_create(name="Probe tenant", scopes=["cashback_read"])
+    card = {"percentage": D(5), "min_amount": D(0), "max_amount": None}
+    held = card_create(app=app, name="Probe, held", cashback_holding_days=1, **_card(card))
+    expiring = card_create(app=app, name="Probe, expiring", cashback_expiry_days=1, **_card(card))
+    member = Member.objects.create(app=app, email="probe@example.com", name="Probe")
+    return {"app": app, "held": held, "expiring": expiring, "member": member}
 
 
 def _card(card: dict) -> dict:
@@ -235,6 +298,60 @@ class Receiver:
         if not (late or fail or payload is None):
             with self.lock:
                 self.acknowledged.add(webhook_id)
+
+
+class StalledAddress:
+    """A loopback port that takes connections into its backlog and never answers them: to a
+    sender, a receiver that accepted the request and hangs until the sender gives up."""
+
+    def __init__(self) -> None:
+        self.listener = socket.socket()
+        self.listener.bind(("127.0.0.1", 0))
+        self.listener.listen(4096)
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.listener.getsockname()[1]}/hooks"
+
+    def close(self) -> None:
+        self.listener.close()
+
+
+class StalledTenant(threading.Thread):
+    """The stalled tenant's till: an earn every tenth of a second until stopped, each event for
+    every one of its endpoints."""
+
+    def __init__(self, base: str, tenant: dict):
+        super().__init__(daemon=True)
+        self.base, self.tenant = base, tenant
+        self.stopping = threading.Event()
+        self.earned = self.failed = 0
+
+    def run(self) -> None:
+        n = 0
+        while not self.stopping.wait(0.1):
+            n += 1
+            request = urllib.request.Request(
+                f"{self.base}/api/v1/cashback/cashback/earn",
+                data=json.dumps(
+                    {
+                        "card_id": self.tenant["card_id"],
+                        "email": f"stalled{n % 20}@example.com",
+                        "purchase_amount": "10.000",
+                    }
+                ).encode(),
+                headers={
+                    "Content-Type": "application/json",
+                    "X-App-Id": self.tenant["app_id"],
+                    "X-Api-Key": self.tenant["api_key"],
+                },
+                method="POST",
+            )
+            try:
+                with urllib.request.urlopen(request, timeout=10) as response:
+                    self.earned += response.status == 200
+            except (urllib.error.URLError, OSError):
+                self.failed += 1  # a killed gunicorn worker's request
 
 
 class Client:
@@ -386,6 +503,8 @@ class Lifecycle(threading.Thread):
         super().__init__(daemon=True)
         self.env = env
         self.stopping = threading.Event()
+        # Held by each run: pausing takes it, so that nothing runs until the pause ends.
+        self.running = threading.Lock()
         self.totals: Counter[str] = Counter()
         self.problems: list[str] = []
 
@@ -402,10 +521,12 @@ class Lifecycle(threading.Thread):
     def run(self) -> None:
         turn = 0
         while not self.stopping.is_set():
-            now = datetime.now(UTC)
-            self.command("release_cashback", now + timedelta(days=3))
-            self.command("expire_cashback", now + timedelta(days=3) if turn % 2 else now)
+            with self.running:
+                now = datetime.now(UTC)
+                self.command("release_cashback", now + timedelta(days=3))
+                self.command("expire_cashback", now + timedelta(days=3) if turn % 2 else now)
             turn += 1
+            time.sleep(0.01)
 
     def settle(self) -> datetime:
         """Stops the runs, then releases and expires once more what is due by then."""
@@ -415,6 +536,40 @@ class Lifecycle(threading.Thread):
         self.command("release_cashback", as_of)
         self.command("expire_cashback", as_of)
         return as_of
+
+
+def probe_lifecycle(probe: dict, lifecycle: Lifecycle) -> tuple[float, float]:
+    """With the operator's runs paused, makes one of the probe tenant's lots due and one
+    expired, and waits for the worker to release and expire them; returns how long each
+    took (seconds), or the timeout's end when it did not come."""
+    from django.utils import timezone
+
+    from cashback.models import EntryType, LedgerEntry, Lot
+    from cashback.services import cashback_earn
+    from members.services import MemberRef
+
+    ref = MemberRef(member_id=probe["member"].pk)
+    took = []
+    with lifecycle.running:
+        for card, field, entry_type in (
+            (probe["held"], "available_at", EntryType.RELEASE),
+            (probe["expiring"], "expires_at", EntryType.EXPIRATION),
+        ):
+            earning = cashback_earn(
+                app=probe["app"], card=card, member_ref=ref, purchase_amount=Decimal(100)
+            ).entry
+            due = time.monotonic()
+            Lot.objects.filter(source=earning).update(
+                **{field: timezone.now() - timedelta(seconds=1)}
+            )
+            deadline = due + LIFECYCLE_WITHIN * 3
+            done = LedgerEntry.objects.filter(
+                app_id=probe["app"].pk, entry_type=entry_type, original_entry=earning
+            )
+            while not done.exists() and time.monotonic() < deadline:
+                time.sleep(0.1)
+            took.append(time.monotonic() - due)
+    return took[0], took[1]
 
 
 class Worker:
@@ -482,12 +637,15 @@ def told_moves(kind: str, data: dict) -> tuple[Decimal, Decimal]:
     if kind == "refund":
         pending = Decimal(str(data["pending_deducted"]))
         return -(Decimal(str(data["cashback_deducted"])) - pending), -pending
-    return Decimal(str(data["amount"])), Decimal(0)  # reverse
+    # A reversal: what it gave back, less what it took for the claims of refunds since.
+    return Decimal(str(data["amount"])) - Decimal(str(data["recovered_amount"])), Decimal(0)
 
 
-def reconcile(outcomes: list[dict], settled_as_of: datetime) -> tuple[list[str], Counter[str]]:
-    """Compares the ledger with what the clients were told; returns the mismatches and the
-    entries by type."""
+def reconcile(
+    outcomes: list[dict], settled_as_of: datetime, app_pk: int
+) -> tuple[list[str], Counter[str]]:
+    """Compares the fault tenant's ledger with what its clients were told; returns the
+    mismatches and the entries by type."""
     from cashback.models import EntryType, LedgerEntry, Lot, Wallet
 
     problems = []
@@ -518,7 +676,7 @@ def reconcile(outcomes: list[dict], settled_as_of: datetime) -> tuple[list[str],
         problems.append("one transaction_id was reported for two operations")
     entries = {
         e["id"]: e
-        for e in LedgerEntry.objects.values(
+        for e in LedgerEntry.objects.filter(app_id=app_pk).values(
             "id",
             "entry_type",
             "amount",
@@ -559,43 +717,54 @@ def reconcile(outcomes: list[dict], settled_as_of: datetime) -> tuple[list[str],
     for earning, count in releases.items():
         if count > 1:
             problems.append(f"earning {earning} was released {count} times")
-    for wallet in Wallet.objects.all():
+    for wallet in Wallet.objects.filter(app_id=app_pk):
         spendable, pending = expected.get((wallet.member_id, wallet.card_id), [Decimal(0)] * 2)
         if (wallet.balance, wallet.pending_balance) != (spendable, pending):
             problems.append(
                 f"wallet {wallet.pk}: balance {wallet.balance} (pending {wallet.pending_balance})"
                 f", the ledger as the clients saw it adds up to {spendable} (pending {pending})"
             )
-    due = Lot.objects.filter(pending__gt=0, available_at__lte=settled_as_of).count()
+    due = Lot.objects.filter(app_id=app_pk, pending__gt=0, available_at__lte=settled_as_of).count()
     if due:
         problems.append(f"{due} lots still held after the last release")
-    overdue = Lot.objects.filter(remaining__gt=0, expires_at__lte=settled_as_of).count()
+    overdue = Lot.objects.filter(
+        app_id=app_pk, remaining__gt=0, expires_at__lte=settled_as_of
+    ).count()
     if overdue:
         problems.append(f"{overdue} lots still spendable after the last expiry")
     return problems, by_type
 
 
-def drain(timeout: float) -> int:
-    """Waits until no delivery is pending; returns how many still are."""
+def drain(timeout: float, endpoint_id: int) -> int:
+    """Waits until no delivery to the endpoint is pending; returns how many still are."""
     from webhooks.models import DeliveryStatus, WebhookDelivery
 
     deadline = time.monotonic() + timeout
     while True:
-        pending = WebhookDelivery.objects.filter(status=DeliveryStatus.PENDING).count()
+        pending = WebhookDelivery.objects.filter(
+            endpoint_id=endpoint_id, status=DeliveryStatus.PENDING
+        ).count()
         if not pending or time.monotonic() > deadline:
             return pending
         time.sleep(0.5)
 
 
-def check_webhooks(receiver: Receiver, endpoint_id: int) -> tuple[list[str], dict]:
-    """Every entry has its one event, and every expiry warning; each event has one delivery to
-    the endpoint, delivered; the receiver acknowledged every event's webhook-id and saw none
-    other, each signature valid."""
+def stalled_pending(app_pk: int) -> int:
+    from webhooks.models import DeliveryStatus, WebhookDelivery
+
+    return WebhookDelivery.objects.filter(app_id=app_pk, status=DeliveryStatus.PENDING).count()
+
+
+def check_webhooks(receiver: Receiver, endpoint_id: int, app_pk: int) -> tuple[list[str], dict]:
+    """Every entry of the fault tenant has its one event, and every expiry warning; each event
+    has one delivery to the endpoint, delivered, first attempted within seconds of being
+    recorded (`FIRST_ATTEMPT_P99`, `FIRST_ATTEMPT_MAX`); the receiver acknowledged every event's
+    webhook-id and saw none other, each signature valid."""
     from cashback.models import LedgerEntry, Lot
     from webhooks.models import DeliveryStatus, EventType, WebhookDelivery, WebhookEvent
 
     problems = []
-    events = {e.public_id: e for e in WebhookEvent.objects.all()}
+    events = {e.public_id: e for e in WebhookEvent.objects.filter(app_id=app_pk)}
     told_of: Counter[int] = Counter()
     warnings = 0
     for event in events.values():
@@ -604,13 +773,13 @@ def check_webhooks(receiver: Receiver, endpoint_id: int) -> tuple[list[str], dic
             warnings += 1
         else:
             told_of[data["transaction_id"]] += 1
-    entry_ids = set(LedgerEntry.objects.values_list("id", flat=True))
+    entry_ids = set(LedgerEntry.objects.filter(app_id=app_pk).values_list("id", flat=True))
     for entry_id in entry_ids - set(told_of):
         problems.append(f"ledger entry {entry_id} has no event")
     for entry_id in set(told_of) - entry_ids:
         problems.append(f"an event tells of entry {entry_id}, which is not in the ledger")
     problems += [f"entry {e} has {n} events" for e, n in told_of.items() if n > 1]
-    warned = Lot.objects.filter(warned_at__isnull=False).count()
+    warned = Lot.objects.filter(app_id=app_pk, warned_at__isnull=False).count()
     if warnings != warned:
         problems.append(f"{warnings} expiry warnings recorded, {warned} lots warned")
 
@@ -622,6 +791,17 @@ def check_webhooks(receiver: Receiver, endpoint_id: int) -> tuple[list[str], dic
         if status != DeliveryStatus.DELIVERED:
             problems.append(f"{count} deliveries {status}")
     attempts = sum(deliveries.values_list("attempts", flat=True))
+    waits = sorted(
+        (first - created).total_seconds()
+        for first, created in deliveries.values_list("first_attempt_at", "event__created_at")
+        if first is not None
+    )
+    p99 = waits[min(len(waits) - 1, int(len(waits) * 0.99))] if waits else 0.0
+    if p99 > FIRST_ATTEMPT_P99 or (waits and waits[-1] > FIRST_ATTEMPT_MAX):
+        problems.append(
+            f"events first attempted after {p99:.1f}s (p99) and {waits[-1]:.1f}s at the latest: "
+            f"more than {FIRST_ATTEMPT_P99:g}s and {FIRST_ATTEMPT_MAX:g}s"
+        )
 
     missing = set(events) - receiver.acknowledged
     unknown = set(receiver.received) - set(events)
@@ -643,6 +823,11 @@ def check_webhooks(receiver: Receiver, endpoint_id: int) -> tuple[list[str], dic
         "posts": posts,
         "distinct": len(receiver.received),
         "duplicates": posts - len(receiver.received),
+        "first_attempt": (
+            waits[len(waits) // 2] if waits else 0.0,
+            p99,
+            waits[-1] if waits else 0.0,
+        ),
     }
 
 
@@ -670,11 +855,15 @@ def main() -> int:
     log = Path(tempfile.gettempdir()) / f"cashback-fault-drill-{database}.log"
     log.write_text("")
     receiver = Receiver(seed=0)
+    stalled_address = StalledAddress()
     shop = prepare(options.members, receiver.url)
+    stalled = prepare_stalled(stalled_address.url)
+    probe = prepare_probe()
     receiver.webhook = Webhook(shop["secret"])
     worker = Worker(env, log)
     lifecycle = Lifecycle(env)
     in_flight = 0
+    probes: list[tuple[float, float]] = []
     with (
         receiver,
         gunicorn("config.wsgi", env, workers=2, health="/healthz", log=log) as (base, server),
@@ -684,12 +873,16 @@ def main() -> int:
         stop_at = started + options.duration
         drain_until = stop_at + 60
         lifecycle.start()
+        stalled_till = StalledTenant(base, stalled)
+        stalled_till.start()
         with multiprocessing.get_context("spawn").Pool(options.clients) as pool:
             jobs = pool.map_async(
                 client_process,
                 [(base, shop, seed, stop_at, drain_until) for seed in range(options.clients)],
             )
-            time.sleep(options.duration * 0.3)
+            time.sleep(options.duration * 0.2)
+            probes.append(probe_lifecycle(probe, lifecycle))
+            time.sleep(max(started + options.duration * 0.3 - time.monotonic(), 0))
             victim = worker_pids(server.pid)[0]
             os.kill(victim, signal.SIGKILL)
             for at in (0.45, 0.75):
@@ -697,19 +890,36 @@ def main() -> int:
                 in_flight += receiver.hold(timeout=10)  # a delivery is in flight: kill now
                 worker.kill()
                 worker.start()
+                if at == 0.45:
+                    time.sleep(3)  # the new worker up, under the stalled tenant's backlog
+                    probes.append(probe_lifecycle(probe, lifecycle))
             respawned = [pid for pid in worker_pids(server.pid) if pid != victim]
             results = jobs.get(timeout=options.duration + 120)
+        stalled_till.stopping.set()
+        stalled_till.join()
         settled_as_of = lifecycle.settle()
         drain_started = time.monotonic()
-        still_pending = drain(DRAIN_TIMEOUT)
+        still_pending = drain(DRAIN_TIMEOUT, shop["endpoint_id"])
         drained_in = time.monotonic() - drain_started
+        stalled_backlog = stalled_pending(stalled["pk"])
         worker.stop()
+    stalled_address.close()
 
     outcomes = [o for r in results for o in r["outcomes"]]
     ledger_problems, wallets = verify_ledger(env)
-    mismatches, by_type = reconcile(outcomes, settled_as_of)
-    hook_problems, hooks = check_webhooks(receiver, shop["endpoint_id"])
+    mismatches, by_type = reconcile(outcomes, settled_as_of, shop["pk"])
+    hook_problems, hooks = check_webhooks(receiver, shop["endpoint_id"], shop["pk"])
     problems = ledger_problems + mismatches + lifecycle.problems + hook_problems
+    for released_in, expired_in in probes:
+        if max(released_in, expired_in) > LIFECYCLE_WITHIN:
+            problems.append(
+                f"the worker released the probe's lot after {released_in:.1f}s and expired "
+                f"the other after {expired_in:.1f}s (more than {LIFECYCLE_WITHIN:g}s)"
+            )
+    if stalled_backlog < STALLED_ENDPOINTS:
+        problems.append(
+            f"the stalled tenant had {stalled_backlog} deliveries pending: it did not stall"
+        )
     if still_pending:
         problems.append(f"{still_pending} deliveries still pending after {DRAIN_TIMEOUT}s")
     server_errors = sum(r["server_errors"] for r in results)
@@ -753,6 +963,15 @@ def main() -> int:
         f"({hooks['duplicates']} duplicates), answered {receiver.failed} with 500 and "
         f"{receiver.late} too late, bad signatures {len(receiver.bad_signatures)}; "
         f"drained in {drained_in:.1f}s"
+    )
+    first = hooks["first_attempt"]
+    print(
+        f"  fairness: the stalled tenant earned {stalled_till.earned} times for "
+        f"{STALLED_ENDPOINTS} endpoints that never answer, {stalled_backlog} of its deliveries "
+        f"still pending at the end; this tenant's events first attempted after "
+        f"{first[0]:.2f}s (p50), {first[1]:.2f}s (p99), {first[2]:.2f}s (max); the worker "
+        "released and expired the probe's lots after "
+        + ", ".join(f"{r:.1f}s and {e:.1f}s" for r, e in probes)
     )
     print(
         f"  kills: gunicorn worker 1 (pid {victim}, {len(respawned)} running after); "
