@@ -184,6 +184,8 @@ AXES_FAILURE_LIMIT = ADMIN_LOGIN_FAILURE_LIMIT
 AXES_COOLOFF_TIME = timedelta(minutes=ADMIN_LOGIN_COOLOFF_MINUTES)
 AXES_LOCKOUT_PARAMETERS = [["username", "ip_address"]]
 AXES_USERNAME_CALLABLE = "core.api.throttling.lockout_username"
+# The client's address as every limit per client reads it (an IPv6 client as its /64).
+AXES_CLIENT_IP_CALLABLE = "core.api.throttling.client_address"
 AXES_LOCKOUT_TEMPLATE = "admin/login_locked_out.html"
 # A successful login clears that username's failures from that address.
 AXES_RESET_ON_SUCCESS = True

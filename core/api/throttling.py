@@ -2,15 +2,18 @@
 credentials, per client address for what does not. Failed admin logins are counted per client
 address too (django-axes); `lockout_username` says under which username."""
 
+import ipaddress
 import threading
 import time
 from functools import cache as once
 
 import redis
-from axes.helpers import get_client_ip_address
+from axes.models import AccessAttempt
 from django.conf import settings
 from django.contrib.auth import get_user_model
 from django.core.cache import cache
+from django.utils import timezone
+from ipware import ip as ipware
 from rest_framework.throttling import BaseThrottle
 
 WINDOW_SECONDS = 60
@@ -102,10 +105,30 @@ class AppRateThrottle(BaseThrottle):
         return self._wait
 
 
-def client_address(request) -> str:
-    """The address a request comes from, as the admin login's lockout reads it (the peer's
-    address, or X-Forwarded-For through ADMIN_LOGIN_PROXY_COUNT proxies: config/settings.py)."""
-    return get_client_ip_address(request) or "unknown"
+def client_address(request) -> str | None:
+    """Who a request comes from, for the limits kept per client (the throttle of what needs no
+    credentials, and the admin login's lockout through AXES_CLIENT_IP_CALLABLE): the peer's
+    address, or X-Forwarded-For through ADMIN_LOGIN_PROXY_COUNT proxies (config/settings.py),
+    read by django-ipware as django-axes would. An IPv6 client counts as its /64, the block
+    one subscriber is given, so that its other addresses do not buy it more. None when there
+    is no address to read."""
+    # django-axes's own settings, with the defaults it gives them (axes.conf).
+    address, _ = ipware.get_client_ip(
+        request,
+        proxy_order=getattr(settings, "AXES_IPWARE_PROXY_ORDER", "left-most"),
+        proxy_count=getattr(settings, "AXES_IPWARE_PROXY_COUNT", None),
+        proxy_trusted_ips=getattr(settings, "AXES_IPWARE_PROXY_TRUSTED_IPS", None),
+        request_header_order=settings.AXES_IPWARE_META_PRECEDENCE_ORDER,
+    )
+    try:
+        ip = ipaddress.ip_address(address or "")
+    except ValueError:
+        return None
+    if isinstance(ip, ipaddress.IPv6Address):
+        if ip.ipv4_mapped is not None:
+            return str(ip.ipv4_mapped)
+        return str(ipaddress.IPv6Network((ip, 64), strict=False).network_address)
+    return str(ip)
 
 
 class AnonymousRateThrottle(BaseThrottle):
@@ -121,7 +144,8 @@ class AnonymousRateThrottle(BaseThrottle):
         now = time.time()
         window = int(now // WINDOW_SECONDS)
         self._wait = (window + 1) * WINDOW_SECONDS - now
-        total = window_count(f"throttle:address:{client_address(request)}:{window}")
+        address = client_address(request) or "unknown"
+        total = window_count(f"throttle:address:{address}:{window}")
         return total <= settings.CASHBACK_ANONYMOUS_RATE_LIMIT
 
     def wait(self) -> float:
@@ -147,6 +171,10 @@ def lockout_username(request, credentials: dict | None) -> str | None:
         username = getattr(request, "data", request.POST).get(field) if request else None
     if username is None:
         return None
+    if request is not None and _unknown_locked_out(request):
+        # The address is locked out for unknown usernames: every username from it is, alike,
+        # so that the lockout tells nobody which usernames are staff accounts.
+        return UNKNOWN_USERNAME
     # django-axes asks several times for one attempt: one query per attempt.
     known = getattr(request, "_lockout_usernames", None)
     if known is None:
@@ -161,3 +189,21 @@ def lockout_username(request, credentials: dict | None) -> str | None:
             ).exists()
         )
     return username if known[username] else UNKNOWN_USERNAME
+
+
+def _unknown_locked_out(request) -> bool:
+    """Whether the request's address has failed with unknown usernames as often as the lockout
+    allows, within the cool-off (asked once per request)."""
+    locked = getattr(request, "_unknown_locked_out", None)
+    address = client_address(request)
+    if locked is None and address is None:
+        locked = False
+    if locked is None:
+        locked = AccessAttempt.objects.filter(
+            username=UNKNOWN_USERNAME,
+            ip_address=address,
+            failures_since_start__gte=settings.AXES_FAILURE_LIMIT,
+            attempt_time__gte=timezone.now() - settings.AXES_COOLOFF_TIME,
+        ).exists()
+        request._unknown_locked_out = locked
+    return locked

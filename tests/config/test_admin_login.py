@@ -1,8 +1,9 @@
 """The admin login locks a username out from an address after repeated failures (django-axes):
 the right password then gets a lockout page, not a session, until the cool-off passes or a
 superuser unlocks it. Usernames that name no staff account count together per address, so
-guessing new ones gains nothing, and a locked-out attempt never runs the password hasher. The
-lockout page is the same whatever the username."""
+guessing new ones gains nothing; once they lock an address out, every username from it is
+locked out alike, so the lockout tells nobody which usernames are staff; a locked-out attempt
+never runs the password hasher. The lockout page is the same whatever the username."""
 
 import os
 import subprocess
@@ -149,11 +150,23 @@ def test_unknown_usernames_from_one_address_count_together(ops):
     responses = [log_in(f"ghost{i}", "wrong")[1] for i in range(6)]
     assert [r.status_code for r in responses] == [200] * 4 + [429] * 2
     assert log_in("nobody", PASSWORD)[1].status_code == 429
-    # Not another address, and not a staff account from this one: its count is its own.
+    # Not another address, nor a staff account from another address: its count is its own.
     assert log_in("ghost9", "wrong", ip="81.2.69.201")[1].status_code == 200
-    client, response = log_in("ops", PASSWORD)
+    client, response = log_in("ops", PASSWORD, ip="81.2.69.201")
     assert response.status_code == 302
     assert logged_in(client)
+
+
+def test_an_address_locked_for_unknown_usernames_tells_nobody_which_are_staff(ops):
+    for i in range(5):
+        log_in(f"ghost{i}", "wrong")
+    # From that address a staff account, with the right password or not, gets what an unknown
+    # username gets: the same page, and no session.
+    answers = [log_in(name, password)[1] for name, password in [("ops", PASSWORD), ("ops", "x")]]
+    unknown = log_in("ghost9", "wrong")[1]
+    assert {r.status_code for r in answers} == {unknown.status_code} == {429}
+    assert {r.content for r in answers} == {unknown.content}
+    assert not logged_in(log_in("ops", PASSWORD)[0])
 
 
 def test_a_username_that_cannot_sign_in_to_the_admin_counts_with_the_unknown_ones(
@@ -185,8 +198,9 @@ def test_a_locked_out_unknown_username_never_runs_the_password_hasher(ops, monke
     for name in ("encode", "verify"):
         monkeypatch.setattr(MD5PasswordHasher, name, counted(name))
     assert [log_in(f"spray{i}", PASSWORD)[1].status_code for i in range(10)] == [429] * 10
+    assert log_in("ops", PASSWORD)[1].status_code == 429  # a staff username too, from there
     assert hashed == []
-    assert log_in("ops", PASSWORD)[1].status_code == 302
+    assert log_in("ops", PASSWORD, ip="81.2.69.201")[1].status_code == 302
     assert "verify" in hashed  # the staff account's own login checks its password, as ever
 
 

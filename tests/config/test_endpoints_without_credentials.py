@@ -17,8 +17,9 @@ SCHEMA, DOCS = f"{API}/schema", f"{API}/docs"
 
 
 def an_address() -> str:
-    """An address no other test uses: counters in Redis outlive a test's transaction."""
-    return f"2001:db8::{uuid.uuid4().hex[:4]}:{uuid.uuid4().hex[:4]}"
+    """A client no other test is (an IPv6 client counts as its /64): counters in Redis outlive a
+    test's transaction."""
+    return f"2001:db8:{uuid.uuid4().hex[:4]}:{uuid.uuid4().hex[:4]}::1"
 
 
 @pytest.fixture
@@ -130,3 +131,15 @@ def test_behind_a_proxy_each_client_is_counted_by_the_address_the_proxy_saw(clie
     # What a client writes before the proxy's entry does not change who it is.
     assert [get(client_a), get(f"{an_address()}, {client_a}"), get(client_a)] == [200, 200, 429]
     assert [get(client_b), get(client_b), get(client_b)] == [200, 200, 429]
+
+
+@pytest.mark.usefixtures("one_minute")
+def test_an_ipv6_client_is_counted_by_its_slash_64(client, db, settings):
+    """One subscriber is given a /64: its other addresses do not buy it more requests."""
+    settings.CASHBACK_ANONYMOUS_RATE_LIMIT = 2
+    block = an_address().removesuffix("::1")
+    answers = [
+        client.get(DOCS, REMOTE_ADDR=f"{block}::{n:x}").status_code for n in (1, 0xBEEF, 0xF00D)
+    ]
+    assert answers == [200, 200, 429]
+    assert client.get(DOCS, REMOTE_ADDR=an_address()).status_code == 200
