@@ -42,9 +42,9 @@ def cashback_refund(
 
     The deduction is `cashback_to_deduct` when given; else, against an original earning, its
     share of what that earning credited; else the card's rate on `refund_amount` (half-up,
-    capped), or the refunded amount's share of what the wallet's earnings credited net of
-    earlier refunds when that is more (`_share_of_wallet`: purchases earned one by one and
-    refunded as one give back what they earned, their rounding and caps included).
+    capped), or the refunded amount's share of what the wallet's earnings at that rate credited
+    when that is more (`_share_of_wallet`: purchases earned one by one and refunded as one give
+    back what they earned, their rounding and caps included).
     Refunds of one earning never exceed its purchase nor take back more than it credited; the one
     that completes the purchase takes the exact remainder. What the balance cannot cover is
     recorded as `unrecovered_amount`. Held cashback gives first: a held earning's refund comes
@@ -91,7 +91,10 @@ def cashback_refund(
                     refund_amount, card.cashback_percentage, card.currency, card.cashback_max_amount
                 ),
                 _share_of_wallet(
-                    wallet=wallet, refund_amount=refund_amount, currency=card.currency
+                    wallet=wallet,
+                    refund_amount=refund_amount,
+                    percentage=card.cashback_percentage,
+                    currency=card.currency,
                 ),
             )
     else:
@@ -150,34 +153,40 @@ def _lots_take(*, entry: LedgerEntry, named: Lot | None, pending: Decimal, spend
     Lot.objects.spend(entry=entry, amount=spendable, first=named)
 
 
-def _share_of_wallet(*, wallet: Wallet, refund_amount: Decimal, currency: str) -> Decimal:
-    """What the wallet's earnings credited for `refund_amount` of their purchases, at their own
-    average (net of what earlier refunds claimed and of the purchase they refunded), rounded
-    half-up: 0 when nothing is left to claim.
+def _share_of_wallet(
+    *, wallet: Wallet, refund_amount: Decimal, percentage: Decimal, currency: str
+) -> Decimal:
+    """What the wallet's earnings at the card's rate `percentage` credited for `refund_amount`
+    of their purchases, at their own average, rounded half-up; never more than what the
+    wallet's earnings credited and its refunds have not claimed yet.
 
     A refund that names no earning cannot know which purchases it undoes; the card's rate on
     its amount is what one purchase of that amount earns, which leaves a member ahead when the
     purchases were earned one by one, each rounded up or capped on its own (100 purchases of
-    17 JPY at 3 % earn 100; the rate on 1,700 is 51). The wallet's own average cannot. Runs
-    under the wallet's lock."""
+    17 JPY at 3 % earn 100; the rate on 1,700 is 51). Their own average cannot. Only earnings
+    at the card's rate count (one made at another rate says nothing of this one), and the
+    average is of all of them, earlier refunds included at their own share whatever they took
+    (a refund that took nothing, as a goodwill gesture, does not raise this one's). Runs under
+    the wallet's lock."""
     earning, refund = Q(entry_type=EntryType.EARNING), Q(entry_type=EntryType.REFUND)
+    at_rate = earning & Q(cashback_percentage=percentage)
     moved = F("amount") + F("pending_amount")
     totals = LedgerEntry.objects.filter(
         app_id=wallet.app_id,
         wallet_id=wallet.pk,
         entry_type__in=[EntryType.EARNING, EntryType.REFUND],
     ).aggregate(
-        purchased=Sum("purchase_amount", filter=earning, default=ZERO),
+        purchased=Sum("purchase_amount", filter=at_rate, default=ZERO),
+        at_rate=Sum(moved, filter=at_rate, default=ZERO),
         credited=Sum(moved, filter=earning, default=ZERO),
-        refunded=Sum("refund_amount", filter=refund, default=ZERO),
         # What refunds set out to take back: what they took plus what they could not.
         claimed=Sum(F("unrecovered_amount") - moved, filter=refund, default=ZERO),
     )
-    purchase = totals["purchased"] - totals["refunded"]
-    credit = totals["credited"] - totals["claimed"]
-    if purchase <= 0 or credit <= 0:
+    purchased, unclaimed = totals["purchased"], totals["credited"] - totals["claimed"]
+    if purchased <= 0 or unclaimed <= 0:
         return ZERO
-    return money.quantize(credit * min(refund_amount, purchase) / purchase, currency)
+    share = money.quantize(totals["at_rate"] * min(refund_amount, purchased) / purchased, currency)
+    return min(share, unclaimed)
 
 
 def _original_earning(*, wallet: Wallet, entry_id: int) -> LedgerEntry:

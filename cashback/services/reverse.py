@@ -44,7 +44,7 @@ def cashback_reverse(
     `unrecovered_amount`. What stays spendable settles first what refunds posted since the
     redemption could not take back (their claims, oldest first: `ClaimSettlement`), so that
     a refund and a reversal in either order leave the same balance; the entry is credited net
-    of it and takes it out of the lots, the oldest first.
+    of it and takes it out of the lots: a claim's own earning's first, then the oldest.
 
     Only a redemption of the app on `card`, at most once, within
     `CASHBACK_REVERSAL_WINDOW_HOURS`. Raises `NotFound`, `AlreadyReversed`,
@@ -119,12 +119,15 @@ def cashback_reverse(
         lot_move(entry=posted.entry, lot=movement.lot, amount=-movement.amount, pending_amount=ZERO)
     for lot in expired_lots.values():
         lot_expire(wallet=wallet, card=card, lot=lot)
-    Lot.objects.spend(entry=posted.entry, amount=settled)
     left = settled
     for refund, owed in claims:
         if left == 0:
             break
         take = min(owed, left)
+        # A claim is the named earning's: it is settled from that earning's lot first, as the
+        # refund would have taken it had the reversal come first; then from the oldest lots.
+        named = Lot.objects.filter(app=app, source_id=refund.original_entry_id).first()
+        Lot.objects.spend(entry=posted.entry, amount=take, first=named)
         ClaimSettlement.objects.create(app=app, refund=refund, entry=posted.entry, amount=take)
         left -= take
     return posted

@@ -113,6 +113,7 @@ class ModelClaim:
 
     entry_id: int
     owed: Decimal
+    lot_pk: int | None  # the named earning's lot, which settles it first
 
 
 @dataclass
@@ -126,10 +127,9 @@ class ModelWallet:
     earnings: dict[int, ModelEarning] = field(default_factory=dict)
     redemptions: dict[int, ModelRedemption] = field(default_factory=dict)
     claims: list[ModelClaim] = field(default_factory=list)
-    # Every earning's purchase and cashback, every refund's amount and what it set out to take.
+    # Every earning's purchase and cashback, and what every refund set out to take back.
     purchased: Decimal = ZERO
     credited: Decimal = ZERO
-    refunded: Decimal = ZERO
     claimed: Decimal = ZERO
 
     def settle(self, moment: datetime) -> None:
@@ -159,12 +159,16 @@ class ModelWallet:
         return self.balance + due - gone
 
     def share(self, amount: Decimal) -> Decimal:
-        """What the earnings credited for `amount` of their purchases, at their own average
-        net of earlier refunds."""
-        purchase, credit = self.purchased - self.refunded, self.credited - self.claimed
-        if purchase <= 0 or credit <= 0:
+        """What the earnings (all at the card's one rate) credited for `amount` of their
+        purchases, at their own average, never more than they credited and refunds did not
+        claim."""
+        unclaimed = self.credited - self.claimed
+        if self.purchased <= 0 or unclaimed <= 0:
             return ZERO
-        return (credit * min(amount, purchase) / purchase).quantize(MILLIME, rounding=ROUND_HALF_UP)
+        share = (self.credited * min(amount, self.purchased) / self.purchased).quantize(
+            MILLIME, rounding=ROUND_HALF_UP
+        )
+        return min(share, unclaimed)
 
     def spend(self, amount: Decimal, first: int | None = None) -> dict[int, Decimal]:
         """Takes `amount` of spendable cashback out of the lots: `first`, then the oldest."""
@@ -359,7 +363,9 @@ class LedgerMachine(RuleBasedStateMachine):
         from_balance = min(to_deduct - from_pending, wallet.balance)
         wallet.take_pending(from_pending)
         wallet.spend(from_balance)
-        self.refund_recorded(response, wallet, amount, to_deduct, from_pending + from_balance)
+        self.refund_recorded(
+            response, wallet, amount, to_deduct, from_pending + from_balance, lot_pk=None
+        )
         self.refund_answer_check(
             response.json()["data"], wallet, from_pending, from_balance, to_deduct
         )
@@ -408,23 +414,23 @@ class LedgerMachine(RuleBasedStateMachine):
             from_pending, from_balance = min(to_deduct, lot.pending), ZERO
             wallet.take_pending(from_pending, named=lot.pk)
             # What the held part could not give is not the balance's to give.
-            wallet.refunded += amount
             wallet.claimed += to_deduct
         else:
             from_pending, from_balance = ZERO, min(to_deduct, wallet.balance)
             wallet.spend(from_balance, first=lot.pk)
-            self.refund_recorded(response, wallet, amount, to_deduct, from_balance)
+            self.refund_recorded(response, wallet, amount, to_deduct, from_balance, lot_pk=lot.pk)
         self.refund_answer_check(
             response.json()["data"], wallet, from_pending, from_balance, to_deduct
         )
 
-    def refund_recorded(self, response, wallet, amount, to_deduct, taken):
+    def refund_recorded(self, response, wallet, amount, to_deduct, taken, *, lot_pk):
         """The refund counts toward the wallet's totals; what it could not take is owed."""
-        wallet.refunded += amount
         wallet.claimed += to_deduct
         if to_deduct > taken:
             entry_id = response.json()["data"]["transaction_id"]
-            wallet.claims.append(ModelClaim(entry_id=entry_id, owed=to_deduct - taken))
+            wallet.claims.append(
+                ModelClaim(entry_id=entry_id, owed=to_deduct - taken, lot_pk=lot_pk)
+            )
 
     def refund_answer_check(self, data, wallet, from_pending, from_balance, to_deduct):
         assert number(data["cashback_deducted"]) == from_pending + from_balance
@@ -535,7 +541,8 @@ class LedgerMachine(RuleBasedStateMachine):
             take = min(claim.owed, left)
             claim.owed -= take
             left -= take
-        wallet.spend(settled)
+            if take:
+                wallet.spend(take, first=claim.lot_pk)
         answer = response.json()["data"]
         assert number(answer["amount"]) == redemption.amount
         assert number(answer["expired_amount"]) == written_off

@@ -246,3 +246,27 @@ def test_a_refund_naming_no_earning_takes_back_what_capped_earnings_credited(api
     )
     # The two purchases earned 2 in all: both are given back, though the rate's cap is 1.
     assert response.json()["data"]["cashback_deducted"] == 2
+
+
+def test_a_refund_naming_no_earning_counts_only_earnings_at_the_card_s_rate(api, merchant, member):
+    card = CardFactory.create(
+        app=merchant.app, cashback_percentage=Decimal(10), cashback_min_amount=0
+    )
+    give_balance(app=merchant.app, card=card, member=member, purchase="1000")  # 100, a promotion
+    card.cashback_percentage = Decimal(1)  # over
+    card.save()
+    give_balance(app=merchant.app, card=card, member=member, purchase="1000")  # 10
+    response = api.post(
+        REFUND, {"card_id": card.pk, "member_id": member.pk, "refund_amount": "1000"}
+    )
+    assert response.json()["data"]["cashback_deducted"] == 10
+
+
+def test_a_refund_the_merchant_let_the_member_keep_does_not_raise_the_next_one(api, card, member):
+    give_balance(app=card.app, card=card, member=member, purchase="100")  # 5
+    give_balance(app=card.app, card=card, member=member, purchase="100")  # 5
+    body = {"card_id": card.pk, "member_id": member.pk, "refund_amount": "100"}
+    # The merchant takes back next to nothing of the first purchase's 5.
+    kept = api.post(REFUND, {**body, "cashback_to_deduct": "0.001"}).json()["data"]
+    assert kept["cashback_deducted"] == 0.001
+    assert api.post(REFUND, body).json()["data"]["cashback_deducted"] == 5

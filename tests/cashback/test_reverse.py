@@ -298,3 +298,43 @@ def test_a_replayed_reversal_answers_what_it_settled(api, merchant, member, memb
     again = reverse(api, card, redemption["transaction_id"], reference="R-1")
     assert again.json() == first.json()
     assert first.json()["data"]["recovered_amount"] == 50
+
+
+def test_a_refund_s_claim_is_settled_from_its_earning_s_lot_in_either_order(
+    make_merchant, settings
+):
+    """Earn A (5) then E (10), redeem 15, refund E whole: in either order the cashback left is
+    A's, with A's expiry date, as the refund takes E's lot first when the reversal comes
+    first."""
+    left = []
+    for order in ("refund_first", "reversal_first"):
+        shop = make_merchant()
+        card = CardFactory.create(
+            app=shop.app,
+            cashback_percentage=Decimal(5),
+            cashback_min_amount=0,
+            cashback_expiry_days=365,
+        )
+        member = MemberFactory.create(app=shop.app)
+        token = member_token_issue(app=shop.app, member_id=member.pk).token
+        earn = {"card_id": card.pk, "member_id": member.pk}
+        a = shop.client.post(f"{API}/earn", {**earn, "purchase_amount": "100"}).json()["data"]
+        e = shop.client.post(f"{API}/earn", {**earn, "purchase_amount": "200"}).json()["data"]
+        redemption = shop.client.post(
+            f"{API}/redeem", {"card_id": card.pk, "amount": "15"}, headers={"X-Member-Token": token}
+        ).json()["data"]
+        refund = {"refund_amount": "200", "original_transaction_id": e["transaction_id"]}
+        if order == "refund_first":
+            _refund(shop.client, card, member, **refund)
+            assert reverse(shop.client, card, redemption["transaction_id"]).status_code == 200
+        else:
+            assert reverse(shop.client, card, redemption["transaction_id"]).status_code == 200
+            _refund(shop.client, card, member, **refund)
+        left.append(
+            {
+                name: Lot.objects.get(source_id=entry["transaction_id"]).remaining
+                for name, entry in (("A", a), ("E", e))
+            }
+        )
+    assert left == [{"A": 5, "E": 0}, {"A": 5, "E": 0}]
+    assert ledger_verify().mismatches == []
