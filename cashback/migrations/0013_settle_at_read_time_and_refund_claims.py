@@ -27,15 +27,17 @@ class Migration(migrations.Migration):
             },
         ),
         # A reversal may now move 0 (all of it settled refunds' claims). The looser check is
-        # swapped in one statement, added NOT VALID and validated apart, so that the ledger is
-        # never without it and its writes are not blocked while its rows are read.
+        # swapped in one statement, NOT VALID, so that the ledger is never without it and the
+        # table is locked only for the swap (given up after a few seconds rather than queued
+        # behind long transactions, holding every writer behind it); the next migration
+        # validates it outside this transaction, reading the rows without blocking writes.
         migrations.RunSQL(
             sql=[
+                "SET LOCAL lock_timeout = '5s'",
                 'ALTER TABLE "cashback_ledgerentry" DROP CONSTRAINT "entry_amount_nonzero", '
                 'ADD CONSTRAINT "entry_amount_nonzero" CHECK ((NOT ("amount" = 0) OR '
                 'NOT ("pending_amount" = 0) OR "entry_type" IN (\'refund\', \'reversal\'))) '
                 'NOT VALID',
-                'ALTER TABLE "cashback_ledgerentry" VALIDATE CONSTRAINT "entry_amount_nonzero"',
             ],
             reverse_sql=[
                 'ALTER TABLE "cashback_ledgerentry" DROP CONSTRAINT "entry_amount_nonzero", '

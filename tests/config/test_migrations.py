@@ -289,3 +289,20 @@ def test_movements_requests_and_deliveries_take_their_parents_app_with_nothing_l
         assert request.app_id == request.wallet.app_id
     for delivery in WebhookDelivery.objects.select_related("event", "endpoint"):
         assert delivery.app_id == delivery.event.app_id == delivery.endpoint.app_id
+
+
+def test_the_ledger_s_looser_check_is_validated_outside_the_migration_that_swaps_it():
+    """Swapping the check takes the ledger's table lock for the swap alone (NOT VALID, with a
+    lock timeout); reading every entry to validate it happens in a migration that runs outside
+    a transaction, which lets writes go on meanwhile."""
+    swap = import_module("cashback.migrations.0013_settle_at_read_time_and_refund_claims")
+    validate = import_module("cashback.migrations.0014_lot_wallet_held")
+    swap_sql = " ".join(" ".join(op.sql) for op in swap.Migration.operations if hasattr(op, "sql"))
+    assert "NOT VALID" in swap_sql
+    assert "lock_timeout" in swap_sql
+    assert "VALIDATE" not in swap_sql
+    assert swap.Migration.atomic
+    assert not validate.Migration.atomic
+    assert any(
+        "VALIDATE CONSTRAINT" in getattr(op, "sql", "") for op in validate.Migration.operations
+    )
