@@ -70,3 +70,12 @@ class Throttled(DomainError):
     status_code = 429
     code = "throttled"
     default_message = "Too many requests; retry later."
+
+
+class ServiceUnavailable(DomainError):
+    """A 503: the service cannot do it right now, through no fault of the request; safe to
+    retry after `Retry-After` with the same Idempotency-Key."""
+
+    status_code = 503
+    code = "service_unavailable"
+    default_message = "The service cannot do this right now; retry shortly."

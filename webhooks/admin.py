@@ -3,9 +3,14 @@ from django.urls import reverse
 from django.utils.html import format_html
 
 from core.admin import ReadOnlyAdmin
+from webhooks.errors import EndpointLimitReached
 from webhooks.models import WebhookDelivery, WebhookEndpoint
 from webhooks.selectors import webhook_endpoint_events
-from webhooks.services import webhook_deliveries_resend, webhook_endpoint_delete
+from webhooks.services import (
+    webhook_deliveries_resend,
+    webhook_endpoint_delete,
+    webhook_endpoint_enable,
+)
 
 
 @admin.register(WebhookEndpoint)
@@ -39,13 +44,14 @@ class WebhookEndpointAdmin(admin.ModelAdmin):
         "disabled_reason",
         "failures",
         "failing_since",
+        "last_failed_at",
         "paused_until",
         "previous_secret_expires_at",
         "created_at",
         "deleted_at",
     )
     fields = readonly_fields
-    actions = ["stop_deliveries"]
+    actions = ["stop_deliveries", "enable"]
 
     @admin.display(description="events")
     def events_shown(self, endpoint):
@@ -61,6 +67,18 @@ class WebhookEndpointAdmin(admin.ModelAdmin):
 
     def has_delete_permission(self, request, obj=None):
         return False  # deleted endpoints are kept for the record: see the action
+
+    @admin.action(description="Enable selected endpoints again", permissions=["change"])
+    def enable(self, request, queryset):
+        enabled = 0
+        for endpoint in queryset.filter(enabled=False, deleted_at__isnull=True):
+            try:
+                webhook_endpoint_enable(endpoint=endpoint)
+            except EndpointLimitReached as refused:
+                self.message_user(request, f"{endpoint.url}: {refused.message}", messages.ERROR)
+            else:
+                enabled += 1
+        self.message_user(request, f"Enabled {enabled} endpoint(s).", messages.SUCCESS)
 
     @admin.action(description="Stop deliveries to selected endpoints", permissions=["change"])
     def stop_deliveries(self, request, queryset):

@@ -14,20 +14,21 @@ import ipaddress
 import os
 import socket
 import threading
-import time
 import unicodedata
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from urllib.parse import urlsplit
 
 from django.conf import settings
 
-from core.errors import InvalidInput
+from core.errors import InvalidInput, ServiceUnavailable
 
 DEFAULT_PORTS = {"http": 80, "https": 443}
 # Lookups in flight at once in one process. The system's resolver cannot be interrupted, so a
 # lookup that outlives its timeout keeps its thread until the resolver gives up: this bounds
-# those threads, and a lookup that finds none free in time is refused like a slow one.
-RESOLVER_THREADS = 8
+# those threads. One host is looked up once at a time, so one app's endpoints hold at most
+# CASHBACK_WEBHOOK_ENDPOINTS_PER_APP of them; a lookup that finds none free is not the
+# endpoint's failure (`ResolverBusy`).
+RESOLVER_THREADS = 32
 
 IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
 
@@ -66,50 +67,84 @@ class _ResolveTimeout(Exception):
     pass
 
 
+class ResolverBusy(ServiceUnavailable):
+    """Every lookup thread of this process is held by lookups still stuck: the host could not be
+    looked up, which says nothing of the endpoint (503 at registration; a delivery waits)."""
+
+    default_message = "The service cannot look up the URL's host right now; retry shortly."
+
+    def __init__(self) -> None:
+        super().__init__(retry_after=1)
+
+
+@dataclass
+class _Lookup:
+    """One lookup in flight, which every caller asking for the same host and port waits on."""
+
+    done: threading.Event = field(default_factory=threading.Event)
+    addresses: list[str] | None = None
+    error: BaseException | None = None
+
+
+_lookups_lock = threading.Lock()
+_lookups: dict[tuple[str, int], _Lookup] = {}
 _lookup_slots = threading.BoundedSemaphore(RESOLVER_THREADS)
 
 
-def _reset_lookup_slots() -> None:
-    # A forked child has none of its parent's threads, so none of the slots they held.
-    global _lookup_slots
+def _reset_lookups() -> None:
+    # A forked child has none of its parent's threads, so none of their lookups or slots.
+    global _lookup_slots, _lookups_lock
     _lookup_slots = threading.BoundedSemaphore(RESOLVER_THREADS)
+    _lookups_lock = threading.Lock()
+    _lookups.clear()
 
 
-os.register_at_fork(after_in_child=_reset_lookup_slots)
+os.register_at_fork(after_in_child=_reset_lookups)
 
 
 def _resolve_in_time(host: str, port: int, timeout: float) -> list[str]:
     """`resolve(host, port)` on a thread of its own, abandoned (not stopped) after `timeout`
-    seconds: raises `_ResolveTimeout` then, or what `resolve` raised."""
-    deadline = time.monotonic() + timeout
-    slots = _lookup_slots
-    if not slots.acquire(timeout=timeout):
-        raise _ResolveTimeout
-    found: list[list[str]] = []
-    failed: list[BaseException] = []
-    done = threading.Event()
+    seconds: raises `_ResolveTimeout` then, or what `resolve` raised. Callers asking for a host
+    being looked up wait on that lookup rather than start another, so that a name that hangs
+    holds one thread however many endpoints use it. Raises `ResolverBusy` when no thread is free
+    for a new lookup."""
+    key = (host, port)
+    with _lookups_lock:
+        pending = _lookups.get(key)
+        started = pending is None
+        if pending is None:
+            if not _lookup_slots.acquire(blocking=False):
+                raise ResolverBusy()
+            pending = _lookups[key] = _Lookup()
+    lookup = pending
+    if started:
+        slots = _lookup_slots
 
-    def run() -> None:
+        def run() -> None:
+            try:
+                lookup.addresses = resolve(host, port)
+            except BaseException as exc:  # handed to whoever still waits
+                lookup.error = exc
+            finally:
+                with _lookups_lock:
+                    _lookups.pop(key, None)
+                slots.release()
+                lookup.done.set()
+
+        # A daemon thread: a lookup still stuck does not hold up the process's exit.
+        thread = threading.Thread(target=run, name=f"webhook-resolve {host}", daemon=True)
         try:
-            found.append(resolve(host, port))
-        except BaseException as exc:  # handed to the caller, if it still waits
-            failed.append(exc)
-        finally:
+            thread.start()
+        except RuntimeError:  # no thread to be had: nothing holds the slot or the lookup
+            with _lookups_lock:
+                _lookups.pop(key, None)
             slots.release()
-            done.set()
-
-    # A daemon thread: a lookup still stuck does not hold up the process's exit.
-    thread = threading.Thread(target=run, name=f"webhook-resolve {host}", daemon=True)
-    try:
-        thread.start()
-    except RuntimeError:  # no thread to be had: the slot is not held by anyone
-        slots.release()
-        raise _ResolveTimeout from None
-    if not done.wait(max(0.0, deadline - time.monotonic())):
+            raise ResolverBusy() from None
+    if not lookup.done.wait(timeout):
         raise _ResolveTimeout
-    if failed:
-        raise failed[0]
-    return found[0]
+    if lookup.error is not None:
+        raise lookup.error
+    return list(lookup.addresses or [])
 
 
 def _refused(message: str) -> InvalidInput:
@@ -151,9 +186,16 @@ def _refusal(address: str, *, loopback: bool) -> str | None:
 
 def _text_refusal(url: str) -> str | None:
     """Why the URL's text is refused as written (None: it is not). `urlsplit` drops tabs and
-    line breaks and trims controls and spaces, so the URL checked would not be the URL kept."""
+    line breaks and trims controls and spaces, so the URL checked would not be the URL kept;
+    and a request line or Host header holds ASCII only, so a URL that is not would never be
+    sent."""
     if any(c.isspace() or unicodedata.category(c) in ("Cc", "Cf") for c in url):
         return "The URL may not contain spaces, line breaks or control characters."
+    if not url.isascii():
+        return (
+            "The URL must be ASCII: percent-encode its path and query, and write an "
+            "international host name in its ASCII (xn--) form."
+        )
     authority = url.partition("//")[2]
     for end in "/?#":
         authority = authority.partition(end)[0]

@@ -23,9 +23,9 @@ delivery waits, due, in its row.
 """
 
 import logging
+import queue
 import threading
 import time
-from concurrent.futures import ThreadPoolExecutor
 
 import psycopg
 from django.db import DatabaseError, close_old_connections, connections
@@ -58,46 +58,82 @@ class Deliveries:
         self._served: dict[int, float] = {}  # app -> when its last turn started (monotonic)
         # Apps whose last turn delivered and ended with deliveries left.
         self._busy: set[int] = set()
+        # Apps whose last turn found nothing it could take (due, but being attempted by another
+        # worker): left alone until something new is heard of or the poll comes round, so that
+        # the loop does not spin on them.
+        self._idle: set[int] = set()
+        self._heard = threading.Event()
 
     def run(self, stop: threading.Event) -> None:
         listener = threading.Thread(
             target=self._listen, args=(stop,), name="deliveries-listener", daemon=True
         )
         listener.start()
-        with ThreadPoolExecutor(self.slots, thread_name_prefix="delivery") as pool:
-            pause = 0.0
+        turns: queue.Queue[int] = queue.Queue()
+        slots = [
+            threading.Thread(target=self._slot, args=(turns, stop), name=f"delivery-{n}")
+            for n in range(self.slots)
+        ]
+        for slot in slots:
+            slot.start()
+        try:
+            self._loop(turns, stop)
+        finally:
+            stop.set()
+            for slot in slots:  # each ends after its attempt in flight
+                slot.join()
+            listener.join(timeout=5)
+            connections.close_all()
+
+    def _loop(self, turns: "queue.Queue[int]", stop: threading.Event) -> None:
+        pause = 0.0
+        while not stop.is_set():
+            try:
+                close_old_connections()
+                self._dispatch(turns)
+                pause = 0.0
+            except Exception as exc:
+                pause = _pause_after(pause)
+                if isinstance(exc, DatabaseError):
+                    logger.warning(
+                        "webhook deliveries: the database is unreachable (%s); "
+                        "trying again in %.1f s",
+                        str(exc).strip(),
+                        pause,
+                    )
+                else:
+                    logger.exception("webhook deliveries: trying again in %.1f s", pause)
+                connections.close_all()
+                stop.wait(pause)
+                continue
+            woken = self._wake.wait(self.poll_seconds)
+            self._wake.clear()
+            if not woken or self._heard.is_set():
+                self._heard.clear()
+                with self._lock:
+                    self._idle.clear()
+
+    def _slot(self, turns: "queue.Queue[int]", stop: threading.Event) -> None:
+        """One slot: the turns it is given, one after the other, on its own database
+        connection, closed when the worker stops."""
+        try:
             while not stop.is_set():
                 try:
-                    close_old_connections()
-                    self._dispatch(pool, stop)
-                    pause = 0.0
-                except Exception as exc:
-                    pause = _pause_after(pause)
-                    if isinstance(exc, DatabaseError):
-                        logger.warning(
-                            "webhook deliveries: the database is unreachable (%s); "
-                            "trying again in %.1f s",
-                            str(exc).strip(),
-                            pause,
-                        )
-                    else:
-                        logger.exception("webhook deliveries: trying again in %.1f s", pause)
-                    connections.close_all()
-                    stop.wait(pause)
+                    app_id = turns.get(timeout=0.5)
+                except queue.Empty:
                     continue
-                self._wake.wait(self.poll_seconds)
-                self._wake.clear()
-            # Leaving the block waits for the turns in flight: each ends after its attempt.
-        connections.close_all()
+                self._turn(app_id, stop)
+        finally:
+            connections.close_all()
 
-    def _dispatch(self, pool: ThreadPoolExecutor, stop: threading.Event) -> None:
+    def _dispatch(self, turns: "queue.Queue[int]") -> None:
         """Gives the free slots to the apps with deliveries due (see the module's docstring)."""
         with self._lock:
             if sum(self._running.values()) >= self.slots:
                 return
-        due = webhook_apps_due(as_of=timezone.now())
+        due = [a for a in webhook_apps_due(as_of=timezone.now()) if a not in self._idle]
         due.sort(key=lambda app_id: self._served.get(app_id, 0.0))
-        turns: list[int] = []
+        assigned: list[int] = []
         with self._lock:
             free = self.slots - sum(self._running.values())
             # A turn for each app with none; then, round after round, more for the busy ones:
@@ -114,14 +150,14 @@ class Deliveries:
                             continue
                         self._running[app_id] = running + 1
                         self._served[app_id] = time.monotonic()
-                        turns.append(app_id)
+                        assigned.append(app_id)
                         free -= 1
                         given = True
-        for app_id in turns:
-            pool.submit(self._turn, app_id, stop)
+        for app_id in assigned:
+            turns.put(app_id)
 
     def _turn(self, app_id: int, stop: threading.Event) -> None:
-        busy = delivered = False
+        busy = delivered = taken = False
         try:
             close_old_connections()
             ends = time.monotonic() + TURN_SECONDS
@@ -129,6 +165,7 @@ class Deliveries:
                 delivery = webhook_delivery_attempt_next(app_id=app_id)
                 if delivery is None:
                     break
+                taken = True
                 delivered = delivered or delivery.status == DeliveryStatus.DELIVERED
                 if time.monotonic() >= ends:
                     # Out of time with deliveries left: more turns at once help the app only
@@ -154,6 +191,8 @@ class Deliveries:
                     self._busy.add(app_id)
                 else:
                     self._busy.discard(app_id)
+                if not taken:
+                    self._idle.add(app_id)
             self._wake.set()
 
     def _listen(self, stop: threading.Event) -> None:
@@ -169,9 +208,11 @@ class Deliveries:
                 session.autocommit = True
                 session.execute(f"LISTEN {DELIVERIES_CHANNEL}")
                 pause = 0.0
-                self._wake.set()  # anything inserted while it was not listening
+                self._heard.set()  # anything inserted while it was not listening
+                self._wake.set()
                 while not stop.is_set():
                     for _ in session.notifies(timeout=1.0, stop_after=1):
+                        self._heard.set()
                         self._wake.set()
             except (psycopg.Error, DatabaseError) as exc:
                 pause = _pause_after(pause)

@@ -57,6 +57,7 @@ class WebhookEndpoint(models.Model):
     disabled_reason = models.CharField(max_length=500, blank=True, default="", db_default="")
     failures = models.PositiveIntegerField(default=0, db_default=0)
     failing_since = models.DateTimeField(null=True, blank=True)
+    last_failed_at = models.DateTimeField(null=True, blank=True)
     paused_until = models.DateTimeField(null=True, blank=True)
 
     class Meta:

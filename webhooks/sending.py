@@ -78,7 +78,9 @@ def webhook_post(
             response = connection.getresponse()
             response.read(64 * 1024)  # the body is not used; a little is read politely
             return Answer(status=response.status)
-        except (OSError, http.client.HTTPException) as exc:
+        except (OSError, http.client.HTTPException, ValueError) as exc:
+            # ValueError: what the receiver answered, or the request as it must be written,
+            # is no HTTP this client reads (UnicodeError among them).
             if time.monotonic() >= deadline:
                 raise SendFailed(f"No answer within {timeout:g} s.") from exc
             raise SendFailed(f"{address}: {exc or type(exc).__name__}") from exc

@@ -29,6 +29,10 @@ class WebhookEndpointSerializer(serializers.Serializer):
     url = serializers.CharField()
     events = serializers.SerializerMethodField()
     created_at = serializers.DateTimeField()
+    enabled = serializers.BooleanField(
+        help_text="False once the worker disabled it (every attempt failed for 72 hours): "
+        "nothing is sent to it until it is enabled again."
+    )
 
     def get_events(self, endpoint) -> list[str]:
         return webhook_endpoint_events(endpoint)

@@ -13,7 +13,7 @@ from apps_auth.models import App, Mode
 from core.api.renderers import DecimalJSONRenderer
 from core.errors import InvalidInput
 from core.rows import new
-from webhooks.destinations import destination_check
+from webhooks.destinations import ResolverBusy, destination_check
 from webhooks.errors import EndpointLimitReached
 from webhooks.models import (
     DELIVERIES_CHANNEL,
@@ -77,6 +77,24 @@ def webhook_endpoint_create(
         )
 
 
+@transaction.atomic
+def webhook_endpoint_enable(*, endpoint: WebhookEndpoint) -> WebhookEndpoint:
+    """Enables a disabled endpoint again, its failures forgotten. Raises
+    `EndpointLimitReached` when the app holds as many enabled endpoints as it may."""
+    App.objects.select_for_update(no_key=True).filter(pk=endpoint.app_id).first()
+    locked = WebhookEndpoint.objects.select_for_update().get(app_id=endpoint.app_id, pk=endpoint.pk)
+    if locked.enabled:
+        return locked
+    limit = settings.CASHBACK_WEBHOOK_ENDPOINTS_PER_APP
+    if webhook_endpoint_list(app=locked.app).filter(enabled=True).count() >= limit:
+        raise EndpointLimitReached(details={"limit": limit})
+    locked.enabled, locked.disabled_at, locked.disabled_reason = True, None, ""
+    locked.failures, locked.failing_since, locked.paused_until = 0, None, None
+    locked.last_failed_at = None
+    locked.save()
+    return locked
+
+
 def webhook_endpoint_delete(*, endpoint: WebhookEndpoint) -> WebhookEndpoint:
     """Stops deliveries to the endpoint; it is kept, as deleted, for the record."""
     if endpoint.deleted_at is None:
@@ -105,6 +123,8 @@ _render = DecimalJSONRenderer()
 # An endpoint rests after this many failed attempts in a row: one that fails now and then keeps
 # its pace, one that is down costs the worker an attempt per rest.
 REST_AFTER_FAILURES = 3
+# A delivery whose host could not be looked up, every lookup thread being busy, waits this long.
+RESOLVER_BUSY_WAIT = timedelta(seconds=1)
 
 
 def event_draft(*, app_id: int, event_type: str, data: dict) -> EventDraft:
@@ -252,7 +272,19 @@ def _attempt_first(
             delivery.next_attempt_at = endpoint.paused_until
             return delivery
         else:
-            status_code, error = _attempt(delivery, at=now)
+            try:
+                status_code, error = _attempt(delivery, at=now)
+            except ResolverBusy:
+                # No lookup could be started: nothing was tried, so nothing is counted.
+                delivery.next_attempt_at = now + RESOLVER_BUSY_WAIT
+                delivery.save(update_fields=["next_attempt_at"])
+                return delivery
+            except Exception as exc:
+                # A fault on our side of the attempt is recorded as a failed attempt, so that the
+                # delivery waits its backoff (and the endpoint rests) instead of being taken
+                # again at once, ahead of the app's others, for ever.
+                logger.exception("webhook %s: the attempt failed", delivery.event.public_id)
+                status_code, error = None, f"Not sent: {type(exc).__name__}: {exc}"[:2000]
             now = timezone.now()
             delivery.attempts += 1
             delivery.first_attempt_at = delivery.first_attempt_at or now
@@ -300,13 +332,22 @@ def _endpoint_failed(endpoint: WebhookEndpoint, *, at: datetime, error: str) -> 
     `CASHBACK_WEBHOOK_DISABLE_AFTER_HOURS`, is disabled, and the app's other endpoints are
     told (`webhook_endpoint.disabled`). Returns whether it disabled the endpoint.
 
-    Locks the endpoint's row after the delivery's (the one order, so no deadlock), and updates
-    no other delivery: those being attempted beside this one are locked, and each finds the
-    endpoint at rest, or disabled, when its turn comes."""
-    locked = WebhookEndpoint.objects.select_for_update().get(app_id=endpoint.app_id, pk=endpoint.pk)
+    Locks the endpoint's row after the delivery's (the one order, so no deadlock) FOR NO KEY
+    UPDATE, which the deliveries other turns insert meanwhile, referring to it, do not wait
+    for; and updates no other delivery: those being attempted beside this one are locked, and
+    each finds the endpoint at rest, or disabled, when its turn comes."""
+    locked = WebhookEndpoint.objects.select_for_update(no_key=True).get(
+        app_id=endpoint.app_id, pk=endpoint.pk
+    )
+    quiet = timedelta(seconds=2 * settings.WEBHOOK_RETRY_MAX_SECONDS)
+    if locked.last_failed_at is not None and at - locked.last_failed_at > quiet:
+        # Nothing was tried for longer than any wait between attempts: whatever failed before,
+        # "every attempt failed" starts again from this one.
+        locked.failures, locked.failing_since = 0, None
     locked.failures += 1
     locked.failing_since = locked.failing_since or at
-    fields = ["failures", "failing_since"]
+    locked.last_failed_at = at
+    fields = ["failures", "failing_since", "last_failed_at"]
     if locked.failures >= REST_AFTER_FAILURES:
         rests = locked.failures - REST_AFTER_FAILURES + 1
         locked.paused_until = at + timedelta(seconds=_backoff_ceiling(rests))

@@ -68,6 +68,7 @@ class WebhookViewSet(viewsets.ViewSet):
                         "url": "https://shop.example.com/hooks/cashback",
                         "events": ["cashback.earned", "cashback.redeemed"],
                         "created_at": "2025-01-15T09:00:00Z",
+                        "enabled": True,
                     }
                 ],
                 "total": 1,
@@ -111,6 +112,7 @@ class WebhookViewSet(viewsets.ViewSet):
                 "url": "https://shop.example.com/hooks/cashback",
                 "events": ["cashback.earned", "cashback.redeemed"],
                 "created_at": "2025-01-15T09:00:00Z",
+                "enabled": True,
                 "secret": "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw",
             },
         ),

@@ -132,3 +132,56 @@ def test_a_name_that_does_not_resolve_in_time_fails_the_attempt_in_time(
     assert delivery.status == DeliveryStatus.PENDING
     assert delivery.attempts == 1
     assert delivery.last_error == "Refused: The host hooks.example.com does not resolve in time."
+
+
+def test_a_url_stored_before_it_had_to_be_ascii_is_refused_at_delivery(merchant, receiver):
+    endpoint = webhook_endpoint_create(app=merchant.app, url=receiver.url)
+    WebhookEndpoint.objects.filter(pk=endpoint.pk).update(url=f"{receiver.url}/café")
+    delivery = _attempt(merchant.app)
+    # An attempt like any failed one: counted, its backoff set, the endpoint's failures counted.
+    assert (delivery.status, delivery.attempts) == (DeliveryStatus.PENDING, 1)
+    assert delivery.last_error.startswith("Refused: The URL must be ASCII")
+    assert delivery.next_attempt_at is not None
+    assert not receiver.received
+
+
+def test_a_fault_while_sending_is_a_failed_attempt_not_a_delivery_taken_again_at_once(
+    merchant, receiver, monkeypatch
+):
+    from webhooks import services
+
+    def broken(*args, **kwargs):
+        raise RuntimeError("something of ours broke")
+
+    monkeypatch.setattr(services, "webhook_post", broken)
+    endpoint = webhook_endpoint_create(app=merchant.app, url=receiver.url)
+    delivery = _attempt(merchant.app)
+    assert (delivery.status, delivery.attempts) == (DeliveryStatus.PENDING, 1)
+    assert delivery.last_error == "Not sent: RuntimeError: something of ours broke"
+    assert delivery.next_attempt_at is not None
+    endpoint.refresh_from_db()
+    assert endpoint.failures == 1
+
+
+def test_no_lookup_thread_free_is_no_failure_of_the_endpoint(merchant, names, monkeypatch):
+    table, _ = names
+
+    def busy(*args):
+        raise destinations.ResolverBusy()
+
+    endpoint = webhook_endpoint_create(app=merchant.app, url="http://hooks.example.com/hook")
+    monkeypatch.setattr(destinations, "_resolve_in_time", busy)
+    delivery = _attempt(merchant.app)
+    # Nothing was tried: no attempt counted, the endpoint not failed; it waits a second.
+    assert (delivery.status, delivery.attempts, delivery.last_error) == (
+        DeliveryStatus.PENDING,
+        0,
+        "",
+    )
+    endpoint.refresh_from_db()
+    assert endpoint.failures == 0
+    # Registering answers 503, to be retried.
+    response = merchant.client.post(WEBHOOKS, {"url": "http://hooks.example.com/other"})
+    assert response.status_code == 503
+    assert response["Retry-After"] == "1"
+    assert response.json()["error"]["code"] == "service_unavailable"

@@ -231,11 +231,44 @@ def test_a_name_that_does_not_resolve_in_time_is_refused(settings, stuck_resolve
 def test_stuck_lookups_hold_a_bounded_number_of_threads(settings, stuck_resolver):
     settings.WEBHOOK_RESOLVE_TIMEOUT_SECONDS = 0.05
     started = time.monotonic()
+    outcomes = []
     for n in range(3 * destinations.RESOLVER_THREADS):
-        with pytest.raises(InvalidInput):
+        with pytest.raises((InvalidInput, destinations.ResolverBusy)) as refused:
             destination_check(f"https://host{n}.example.com/hook", live=True)
+        outcomes.append(type(refused.value))
     assert time.monotonic() - started < 3
     resolving = [t for t in threading.enumerate() if t.name.startswith("webhook-resolve")]
     assert len(resolving) <= destinations.RESOLVER_THREADS
-    # Lookups that found no thread free in time were never started.
-    assert len(stuck_resolver) <= destinations.RESOLVER_THREADS
+    # Lookups that found no thread free were never started, and say so: the host's fault or not
+    # is not known (503 at registration; a delivery waits without an attempt counted).
+    assert len(stuck_resolver) == destinations.RESOLVER_THREADS
+    assert outcomes == [InvalidInput] * destinations.RESOLVER_THREADS + [
+        destinations.ResolverBusy
+    ] * (2 * destinations.RESOLVER_THREADS)
+
+
+def test_a_host_that_hangs_is_looked_up_once_however_many_ask(settings, stuck_resolver):
+    settings.WEBHOOK_RESOLVE_TIMEOUT_SECONDS = 0.05
+    for _ in range(10):
+        with pytest.raises(InvalidInput):
+            destination_check("https://slow.example.com/hook", live=True)
+    assert stuck_resolver == ["slow.example.com"]
+    # Another host still has a thread.
+    with pytest.raises(InvalidInput):
+        destination_check("https://other.example.com/hook", live=True)
+    assert stuck_resolver == ["slow.example.com", "other.example.com"]
+
+
+@pytest.mark.parametrize(
+    "url",
+    ["https://hooks.example.com/café", "https://bücher.example/hook", "https://h.example/?q=é"],
+)
+def test_a_url_that_is_not_ascii_is_refused_as_written(url):
+    with pytest.raises(InvalidInput) as refused:
+        destination_check(url, live=True)
+    assert refused.value.details == {
+        "url": [
+            "The URL must be ASCII: percent-encode its path and query, and write an "
+            "international host name in its ASCII (xn--) form."
+        ]
+    }

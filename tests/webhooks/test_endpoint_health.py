@@ -159,3 +159,45 @@ def test_an_endpoint_failing_every_attempt_for_the_disable_hours_is_disabled(
     # Staff see why in the back office.
     page = admin_client.get(f"/admin/webhooks/webhookendpoint/{stalled.pk}/change/")
     assert "every attempt failed for 72 hours" in page.content.decode()
+
+
+def test_a_failure_after_a_quiet_spell_starts_a_new_streak(merchant, make_receiver, settings):
+    """Failing for days, then nothing to send for longer than any wait between attempts: the
+    next failure does not disable the endpoint, it starts counting again."""
+    settings.CASHBACK_WEBHOOK_DISABLE_AFTER_HOURS = 72
+    receiver = make_receiver(answers=[503])
+    endpoint = webhook_endpoint_create(app=merchant.app, url=receiver.url)
+    now = timezone.now()
+    WebhookEndpoint.objects.filter(pk=endpoint.pk).update(
+        failures=50,
+        failing_since=now - timedelta(hours=73),
+        last_failed_at=now - timedelta(hours=48),
+    )
+    _events(merchant.app, 1)
+    assert webhook_delivery_attempt_next(app_id=merchant.app.pk) is not None
+    endpoint.refresh_from_db()
+    assert endpoint.enabled
+    assert endpoint.failures == 1
+    assert endpoint.failing_since is not None
+    assert endpoint.failing_since >= now
+
+
+def test_a_disabled_endpoint_says_so_and_staff_enable_it_again(api, merchant, admin_client):
+    endpoint = webhook_endpoint_create(app=merchant.app, url="http://127.0.0.1:9/hook")
+    WebhookEndpoint.objects.filter(pk=endpoint.pk).update(
+        enabled=False,
+        disabled_at=timezone.now(),
+        disabled_reason="Disabled by the worker.",
+        failures=9,
+        failing_since=timezone.now(),
+    )
+    [listed] = api.get("/api/v1/cashback/webhooks").json()["data"]["webhooks"]
+    assert (listed["id"], listed["enabled"]) == (endpoint.pk, False)
+    response = admin_client.post(
+        "/admin/webhooks/webhookendpoint/", {"action": "enable", "_selected_action": [endpoint.pk]}
+    )
+    assert response.status_code == 302
+    endpoint.refresh_from_db()
+    assert (endpoint.enabled, endpoint.disabled_reason, endpoint.failures) == (True, "", 0)
+    _events(merchant.app, 1)
+    assert WebhookDelivery.objects.filter(endpoint=endpoint).count() == 1

@@ -42,7 +42,7 @@ def test_an_endpoint_is_registered_with_a_secret_shown_once(api):
     assert data["url"] == HOOK
     assert data["events"] == ["cashback.earned"]
     assert len(secret_bytes(data["secret"])) == 32
-    assert set(data) == {"id", "url", "events", "secret", "created_at"}
+    assert set(data) == {"id", "url", "events", "secret", "created_at", "enabled"}
 
     listed = api.get(WEBHOOKS).json()["data"]
     assert listed["total"] == 1
