@@ -17,6 +17,58 @@ from core.api.throttling import BatchedAllowance
 from members.tokens import member_token_issue
 from tests.factories import AppFactory, CardFactory, MemberFactory
 
+# The test modules whose outcome depends on the PostgreSQL server's version: migrations, the
+# hand-written SQL statements and what the planner does with them, concurrency and locks, the
+# database's own constraints, triggers and notifications, a server stopped and restarted. CI
+# runs the whole suite on the embedded server and these again on the machine's server
+# (`-m server`), which keeps the run within its time.
+SERVER_DEPENDENT = {
+    "tests/apps_auth/test_revocation_across_processes.py",
+    "tests/cards/test_card_currency.py",
+    "tests/cashback/test_concurrency.py",
+    "tests/cashback/test_earn.py",
+    "tests/cashback/test_earn_members.py",
+    "tests/cashback/test_expiry.py",
+    "tests/cashback/test_history.py",
+    "tests/cashback/test_history_cost.py",
+    "tests/cashback/test_holding.py",
+    "tests/cashback/test_idempotency.py",
+    "tests/cashback/test_ledger_model.py",
+    "tests/cashback/test_lifecycle_at_read_time.py",
+    "tests/cashback/test_lifecycle_races.py",
+    "tests/cashback/test_query_counts.py",
+    "tests/cashback/test_redeem.py",
+    "tests/cashback/test_refund.py",
+    "tests/cashback/test_reverse.py",
+    "tests/cashback/test_statements.py",
+    "tests/cashback/test_verify_ledger.py",
+    "tests/config/test_database_outage.py",
+    "tests/config/test_migrations.py",
+    "tests/config/test_pgbouncer.py",
+    "tests/config/test_sharding_readiness.py",
+    "tests/core/test_cache_table.py",
+    "tests/core/test_connections.py",
+    "tests/core/test_postgresql_backend.py",
+    "tests/core/test_prepared_statements.py",
+    "tests/core/test_replicas.py",
+    "tests/members/test_identity.py",
+    "tests/members/test_otp_limits.py",
+    "tests/members/test_otp_sent_migration.py",
+    "tests/webhooks/test_deliveries.py",
+    "tests/webhooks/test_dispatch.py",
+    "tests/webhooks/test_endpoints.py",
+    "tests/webhooks/test_worker.py",
+    "tests/webhooks/test_worker_direct_connection.py",
+    "tests/webhooks/test_worker_survives_database_restart.py",
+}
+
+
+def pytest_collection_modifyitems(config, items):
+    root = Path(__file__).resolve().parent.parent
+    for item in items:
+        if item.path.relative_to(root).as_posix() in SERVER_DEPENDENT:
+            item.add_marker(pytest.mark.server)
+
 
 @dataclass
 class Merchant:
