@@ -23,7 +23,6 @@ from tests.factories import AppFactory, CardFactory, MemberFactory
 # runs the whole suite on the embedded server and these again on the machine's server
 # (`-m server`), which keeps the run within its time.
 SERVER_DEPENDENT = {
-    "tests/apps_auth/test_revocation_across_processes.py",
     "tests/cards/test_card_currency.py",
     "tests/cashback/test_concurrency.py",
     "tests/cashback/test_earn.py",
@@ -57,7 +56,6 @@ SERVER_DEPENDENT = {
     "tests/webhooks/test_deliveries.py",
     "tests/webhooks/test_dispatch.py",
     "tests/webhooks/test_endpoints.py",
-    "tests/webhooks/test_worker.py",
     "tests/webhooks/test_worker_direct_connection.py",
     "tests/webhooks/test_worker_survives_database_restart.py",
 }
