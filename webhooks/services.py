@@ -65,29 +65,31 @@ def webhook_endpoint_create(
     cleaned = _events_clean(events)
     destination_check(url, live=app.mode == Mode.LIVE)
     with transaction.atomic():
-        # One registration of the app at a time, so that the count holds until this one
-        # commits. FOR NO KEY UPDATE: the app's ledger entries, which refer to its row, are
-        # not held up.
-        App.objects.select_for_update(no_key=True).filter(pk=app.pk).first()
-        limit = settings.CASHBACK_WEBHOOK_ENDPOINTS_PER_APP
-        if webhook_endpoint_list(app=app).filter(enabled=True).count() >= limit:
-            raise EndpointLimitReached(details={"limit": limit})
+        _endpoint_room_check(app)
         return WebhookEndpoint.objects.create(
             app=app, url=url, events=cleaned, secret=webhook_secret_new()
         )
+
+
+def _endpoint_room_check(app: App) -> None:
+    """Raises `EndpointLimitReached` when the app holds `CASHBACK_WEBHOOK_ENDPOINTS_PER_APP`
+    enabled endpoints. Locks the app's row until the transaction ends, so that the count holds
+    until the endpoint it makes room for is committed: FOR NO KEY UPDATE, which the app's
+    ledger entries, referring to the row, do not wait for."""
+    App.objects.select_for_update(no_key=True).filter(pk=app.pk).first()
+    limit = settings.CASHBACK_WEBHOOK_ENDPOINTS_PER_APP
+    if webhook_endpoint_list(app=app).filter(enabled=True).count() >= limit:
+        raise EndpointLimitReached(details={"limit": limit})
 
 
 @transaction.atomic
 def webhook_endpoint_enable(*, endpoint: WebhookEndpoint) -> WebhookEndpoint:
     """Enables a disabled endpoint again, its failures forgotten. Raises
     `EndpointLimitReached` when the app holds as many enabled endpoints as it may."""
-    App.objects.select_for_update(no_key=True).filter(pk=endpoint.app_id).first()
     locked = WebhookEndpoint.objects.select_for_update().get(app_id=endpoint.app_id, pk=endpoint.pk)
     if locked.enabled:
         return locked
-    limit = settings.CASHBACK_WEBHOOK_ENDPOINTS_PER_APP
-    if webhook_endpoint_list(app=locked.app).filter(enabled=True).count() >= limit:
-        raise EndpointLimitReached(details={"limit": limit})
+    _endpoint_room_check(locked.app)
     locked.enabled, locked.disabled_at, locked.disabled_reason = True, None, ""
     locked.failures, locked.failing_since, locked.paused_until = 0, None, None
     locked.last_failed_at = None
