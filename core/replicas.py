@@ -56,7 +56,9 @@ def member_wrote(member_key: str) -> None:
     commit of the current transaction on (at once outside one)."""
     if not replica_configured():
         return
-    window = settings.REPLICA_READ_YOUR_WRITES_SECONDS
+    # A second more: the database cache keeps an expiry to the whole second, rounded down,
+    # which would cut the window short by up to a second.
+    window = settings.REPLICA_READ_YOUR_WRITES_SECONDS + 1
     transaction.on_commit(lambda: cache.set(_written_key(member_key), 1, timeout=window))
 
 
