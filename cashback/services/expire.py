@@ -11,7 +11,7 @@ from django.utils import timezone
 
 from cashback.events import expiring_event_record
 from cashback.models import Lot
-from cashback.services.ledger import ZERO, app_ids, locked_wallets, lot_expire, wallets_of
+from cashback.services.ledger import ZERO, app_ids, locked_wallets, wallet_expire_due, wallets_of
 
 BATCH = 500
 
@@ -47,13 +47,8 @@ def cashback_expire_due(*, as_of: datetime | None = None) -> Expired:
 @transaction.atomic(durable=True)
 def _expire_wallet(*, app_id: int, wallet_id: int, as_of: datetime) -> tuple[int, Decimal]:
     wallet = locked_wallets().select_related("card").get(app_id=app_id, pk=wallet_id)
-    lots = Lot.objects.filter(app_id=app_id, wallet=wallet, remaining__gt=0, expires_at__lte=as_of)
-    count, total = 0, ZERO
-    for lot in lots.order_by("expires_at", "id"):
-        total += lot.remaining
-        lot_expire(wallet=wallet, card=wallet.card, lot=lot)
-        count += 1
-    return count, total
+    expired = wallet_expire_due(wallet=wallet, card=wallet.card, as_of=as_of)
+    return len(expired), sum((-entry.amount for entry in expired), start=ZERO)
 
 
 @transaction.atomic(durable=True)

@@ -3,10 +3,11 @@
 from collections.abc import Iterator
 from contextlib import nullcontext
 from dataclasses import dataclass
+from datetime import datetime
 from decimal import Decimal
 
 from django.db import IntegrityError, transaction
-from django.db.models import F, Q, QuerySet
+from django.db.models import F, QuerySet
 from django.utils import timezone
 
 from apps_auth.errors import IdempotencyKeyReused
@@ -340,26 +341,39 @@ def lot_expire(*, wallet: Wallet, card: Card, lot: Lot) -> LedgerEntry:
     return posted.entry
 
 
+def wallet_release_due(*, wallet: Wallet, card: Card, as_of: datetime) -> list[LedgerEntry]:
+    """Releases each held lot of a locked wallet due at `as_of`, the oldest first: one
+    `release` entry each, returned."""
+    lots = Lot.objects.filter(
+        app_id=wallet.app_id, wallet_id=wallet.pk, pending__gt=0, available_at__lte=as_of
+    )
+    return [
+        lot_release(wallet=wallet, card=card, lot=lot)
+        for lot in lots.order_by("available_at", "id")
+    ]
+
+
+def wallet_expire_due(*, wallet: Wallet, card: Card, as_of: datetime) -> list[LedgerEntry]:
+    """Writes off the rest of each lot of a locked wallet expired at `as_of`, the soonest
+    expired first: one `expiration` entry each, returned."""
+    lots = Lot.objects.filter(
+        app_id=wallet.app_id, wallet_id=wallet.pk, remaining__gt=0, expires_at__lte=as_of
+    )
+    return [
+        lot_expire(wallet=wallet, card=card, lot=lot) for lot in lots.order_by("expires_at", "id")
+    ]
+
+
 def wallet_settle(*, wallet: Wallet, card: Card) -> None:
     """Brings a locked wallet up to now before an operation decides on its balance: each held
-    lot due is released (oldest first), then the rest of each lot expired is written off, as
-    the worker would have done. So an operation never spends, takes back or counts cashback
-    past its expiry, and held cashback is spendable the instant it is due, whether or not the
-    worker has come by. One query finds nothing to do on a wallet that is up to date
+    lot due is released, then the rest of each lot expired is written off, as the worker would
+    have done. So an operation never spends, takes back or counts cashback past its expiry, and
+    held cashback is spendable the instant it is due, whether or not the worker has come by.
+    An index probe each finds nothing to do on a wallet that is up to date
     (`lot_wallet_held`, `lot_wallet_expiring`)."""
     now = timezone.now()
-    due = list(
-        Lot.objects.filter(app_id=wallet.app_id, wallet_id=wallet.pk)
-        .filter(Q(pending__gt=0, available_at__lte=now) | Q(remaining__gt=0, expires_at__lte=now))
-        .order_by("available_at", "id")
-    )
-    for lot in due:
-        if lot.pending > 0 and lot.available_at <= now:
-            lot_release(wallet=wallet, card=card, lot=lot)
-    expired = [lot for lot in due if lot.expires_at is not None and lot.expires_at <= now]
-    for lot in sorted(expired, key=lambda lot: (lot.expires_at, lot.pk)):
-        if lot.remaining > 0:
-            lot_expire(wallet=wallet, card=card, lot=lot)
+    wallet_release_due(wallet=wallet, card=card, as_of=now)
+    wallet_expire_due(wallet=wallet, card=card, as_of=now)
 
 
 def app_ids() -> Iterator[int]:

@@ -8,7 +8,7 @@ from django.db import transaction
 from django.utils import timezone
 
 from cashback.models import Lot
-from cashback.services.ledger import ZERO, locked_wallets, lot_release, wallets_of
+from cashback.services.ledger import ZERO, locked_wallets, wallet_release_due, wallets_of
 
 
 @dataclass(frozen=True)
@@ -36,10 +36,5 @@ def cashback_release_due(*, as_of: datetime | None = None) -> Released:
 @transaction.atomic(durable=True)
 def _release_wallet(*, app_id: int, wallet_id: int, as_of: datetime) -> tuple[int, Decimal]:
     wallet = locked_wallets().select_related("card").get(app_id=app_id, pk=wallet_id)
-    lots = Lot.objects.filter(app_id=app_id, wallet=wallet, pending__gt=0, available_at__lte=as_of)
-    count, total = 0, ZERO
-    for lot in lots.order_by("available_at", "id"):
-        total += lot.pending
-        lot_release(wallet=wallet, card=wallet.card, lot=lot)
-        count += 1
-    return count, total
+    released = wallet_release_due(wallet=wallet, card=wallet.card, as_of=as_of)
+    return len(released), sum((entry.amount for entry in released), start=ZERO)
