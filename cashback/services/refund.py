@@ -24,6 +24,10 @@ from core.errors import NotFound
 from core.fingerprint import digest
 from members.services import MemberRef
 
+# What a refund set out to take back: what it took (its amounts are negative) plus what it
+# could not.
+CLAIMED = F("unrecovered_amount") - F("amount") - F("pending_amount")
+
 
 @transaction.atomic(durable=True)
 def cashback_refund(
@@ -170,7 +174,7 @@ def _share_of_wallet(
     the wallet's lock."""
     earning, refund = Q(entry_type=EntryType.EARNING), Q(entry_type=EntryType.REFUND)
     at_rate = earning & Q(cashback_percentage=percentage)
-    moved = F("amount") + F("pending_amount")
+    moved = F("amount") + F("pending_amount")  # an earning's cashback
     totals = LedgerEntry.objects.filter(
         app_id=wallet.app_id,
         wallet_id=wallet.pk,
@@ -179,8 +183,7 @@ def _share_of_wallet(
         purchased=Sum("purchase_amount", filter=at_rate, default=ZERO),
         at_rate=Sum(moved, filter=at_rate, default=ZERO),
         credited=Sum(moved, filter=earning, default=ZERO),
-        # What refunds set out to take back: what they took plus what they could not.
-        claimed=Sum(F("unrecovered_amount") - moved, filter=refund, default=ZERO),
+        claimed=Sum(CLAIMED, filter=refund, default=ZERO),
     )
     purchased, unclaimed = totals["purchased"], totals["credited"] - totals["claimed"]
     if purchased <= 0 or unclaimed <= 0:
@@ -211,13 +214,10 @@ def _deduction_against(
     earlier = original.followers.filter(
         app_id=original.app_id, entry_type=EntryType.REFUND
     ).aggregate(
-        refunded=Sum("refund_amount"),
-        taken=Sum(F("amount") + F("pending_amount")),
-        unrecovered=Sum("unrecovered_amount"),
+        refunded=Sum("refund_amount", default=ZERO),
+        claimed=Sum(CLAIMED, default=ZERO),
     )
-    refunded = earlier["refunded"] or ZERO
-    # What earlier refunds set out to take back: what they took plus what they could not.
-    claimed = -(earlier["taken"] or ZERO) + (earlier["unrecovered"] or ZERO)
+    refunded, claimed = earlier["refunded"], earlier["claimed"]
     # An earning always records its purchase.
     purchase, credited = cast(Decimal, original.purchase_amount), original.total_amount
     if refunded + refund_amount > purchase:

@@ -126,7 +126,9 @@ def cashback_reverse(
         take = min(owed, left)
         # A claim is the named earning's: it is settled from that earning's lot first, as the
         # refund would have taken it had the reversal come first; then from the oldest lots.
-        named = Lot.objects.filter(app=app, source_id=refund.original_entry_id).first()
+        named = None
+        if refund.original_entry_id is not None:
+            named = Lot.objects.filter(app=app, source_id=refund.original_entry_id).first()
         Lot.objects.spend(entry=posted.entry, amount=take, first=named)
         ClaimSettlement.objects.create(app=app, refund=refund, entry=posted.entry, amount=take)
         left -= take
