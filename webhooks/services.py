@@ -91,8 +91,8 @@ def webhook_endpoint_enable(*, endpoint: WebhookEndpoint) -> WebhookEndpoint:
         return locked
     _endpoint_room_check(locked.app)
     locked.enabled, locked.disabled_at, locked.disabled_reason = True, None, ""
-    locked.failures, locked.failing_since, locked.paused_until = 0, None, None
-    locked.last_failed_at = None
+    for name, value in NO_FAILURES.items():
+        setattr(locked, name, value)
     locked.save()
     return locked
 
@@ -127,6 +127,8 @@ _render = DecimalJSONRenderer()
 REST_AFTER_FAILURES = 3
 # A delivery whose host could not be looked up, every lookup thread being busy, waits this long.
 RESOLVER_BUSY_WAIT = timedelta(seconds=1)
+# An endpoint whose failures are over (a 2xx, or staff enabling it again).
+NO_FAILURES = {"failures": 0, "failing_since": None, "last_failed_at": None, "paused_until": None}
 
 
 def event_draft(*, app_id: int, event_type: str, data: dict) -> EventDraft:
@@ -321,10 +323,8 @@ def _attempt_first(
 def _endpoint_answered(endpoint: WebhookEndpoint) -> None:
     """A 2xx: the endpoint's failures are over. Written only when there were some (the row is
     every delivery's to the endpoint)."""
-    if endpoint.failures or endpoint.failing_since or endpoint.paused_until:
-        WebhookEndpoint.objects.filter(app_id=endpoint.app_id, pk=endpoint.pk).update(
-            failures=0, failing_since=None, paused_until=None
-        )
+    if any(getattr(endpoint, name) != value for name, value in NO_FAILURES.items()):
+        WebhookEndpoint.objects.filter(app_id=endpoint.app_id, pk=endpoint.pk).update(**NO_FAILURES)
 
 
 def _endpoint_failed(endpoint: WebhookEndpoint, *, at: datetime, error: str) -> bool:
@@ -355,9 +355,10 @@ def _endpoint_failed(endpoint: WebhookEndpoint, *, at: datetime, error: str) -> 
         locked.paused_until = at + timedelta(seconds=_backoff_ceiling(rests))
         fields.append("paused_until")
     failing_for = at - locked.failing_since
-    if locked.enabled and failing_for >= timedelta(
+    disabled = locked.enabled and failing_for >= timedelta(
         hours=settings.CASHBACK_WEBHOOK_DISABLE_AFTER_HOURS
-    ):
+    )
+    if disabled:
         hours = failing_for.total_seconds() / 3600
         locked.enabled, locked.disabled_at = False, at
         locked.disabled_reason = (
@@ -367,7 +368,6 @@ def _endpoint_failed(endpoint: WebhookEndpoint, *, at: datetime, error: str) -> 
         fields += ["enabled", "disabled_at", "disabled_reason"]
         logger.warning("webhook endpoint %s disabled: %s", locked.pk, locked.disabled_reason)
     locked.save(update_fields=fields)
-    disabled = not locked.enabled and locked.disabled_at == at
     if disabled:
         event_record(
             app_id=locked.app_id,
