@@ -75,6 +75,23 @@ def give_balance(*, app: App, card: Card, member: Member, purchase: str) -> Ledg
     return posted.entry
 
 
+def earn(api, card: Card, member: Member, purchase: str, **extra) -> dict:
+    """An earn through the API, which must succeed; its answer's data."""
+    body = {"card_id": card.pk, "member_id": member.pk, "purchase_amount": purchase, **extra}
+    response = api.post("/api/v1/cashback/cashback/earn", body)
+    assert response.status_code == 200, response.json()
+    return response.json()["data"]
+
+
+def balance(api, card: Card, member: Member) -> dict:
+    """The member's balance on the card through the API; its answer's data."""
+    response = api.get(
+        "/api/v1/cashback/cashback/balance", {"card_id": card.pk, "member_id": member.pk}
+    )
+    assert response.status_code == 200, response.json()
+    return response.json()["data"]
+
+
 def balance_of(member: Member, card: Card) -> Decimal:
     wallet = Wallet.objects.filter(member=member, card=card).first()
     return wallet.balance if wallet else Decimal(0)

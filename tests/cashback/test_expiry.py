@@ -16,7 +16,7 @@ from cashback.models import SPEND_HEAD, EntryType, LedgerEntry, Lot, LotMovement
 from cashback.services import cashback_expire_due, cashback_release_due
 from cashback.services.adjust import cashback_adjust
 from tests.factories import CardFactory
-from tests.helpers import instant
+from tests.helpers import balance, earn, instant
 
 API = "/api/v1/cashback/cashback"
 DAY = timedelta(days=1)
@@ -27,24 +27,11 @@ def expiring_card(merchant):
     return CardFactory.create(app=merchant.app, cashback_expiry_days=30, cashback_min_amount=0)
 
 
-def earn(api, card, member, purchase):
-    response = api.post(
-        f"{API}/earn", {"card_id": card.pk, "member_id": member.pk, "purchase_amount": purchase}
-    )
-    assert response.status_code == 200, response.json()
-    return response.json()["data"]
-
-
 def redeem(api, card, token, amount):
     response = api.post(
         f"{API}/redeem", {"card_id": card.pk, "amount": amount}, headers={"X-Member-Token": token}
     )
     assert response.status_code == 200, response.json()
-    return response.json()["data"]
-
-
-def balance(api, card, member):
-    response = api.get(f"{API}/balance", {"card_id": card.pk, "member_id": member.pk})
     return response.json()["data"]
 
 

@@ -14,7 +14,7 @@ from cashback.ledger_check import ledger_verify
 from cashback.models import EntryType, LedgerEntry, Lot, Wallet
 from cashback.services import cashback_release_due
 from tests.factories import CardFactory
-from tests.helpers import error, instant
+from tests.helpers import balance, earn, error, instant
 
 API = "/api/v1/cashback/cashback"
 
@@ -22,19 +22,6 @@ API = "/api/v1/cashback/cashback"
 @pytest.fixture
 def held_card(merchant):
     return CardFactory.create(app=merchant.app, cashback_holding_days=14, cashback_min_amount=0)
-
-
-def earn(api, card, member, purchase, **extra):
-    body = {"card_id": card.pk, "member_id": member.pk, "purchase_amount": purchase, **extra}
-    response = api.post(f"{API}/earn", body)
-    assert response.status_code == 200, response.json()
-    return response.json()["data"]
-
-
-def balance(api, card, member):
-    response = api.get(f"{API}/balance", {"card_id": card.pk, "member_id": member.pk})
-    assert response.status_code == 200
-    return response.json()["data"]
 
 
 def release(as_of):

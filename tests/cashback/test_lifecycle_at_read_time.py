@@ -12,7 +12,7 @@ from django.utils import timezone
 from cashback.ledger_check import ledger_verify
 from cashback.models import EntryType, LedgerEntry, Lot
 from tests.factories import CardFactory
-from tests.helpers import counts, error, instant
+from tests.helpers import balance, counts, earn, error, instant
 
 API = "/api/v1/cashback/cashback"
 
@@ -27,24 +27,10 @@ def held_card(merchant):
     return CardFactory.create(app=merchant.app, cashback_holding_days=7, cashback_min_amount=0)
 
 
-def earn(api, card, member, purchase):
-    response = api.post(
-        f"{API}/earn", {"card_id": card.pk, "member_id": member.pk, "purchase_amount": purchase}
-    )
-    assert response.status_code == 200, response.json()
-    return response.json()["data"]
-
-
 def redeem(api, card, token, amount):
     return api.post(
         f"{API}/redeem", {"card_id": card.pk, "amount": amount}, headers={"X-Member-Token": token}
     )
-
-
-def balance(api, card, member):
-    response = api.get(f"{API}/balance", {"card_id": card.pk, "member_id": member.pk})
-    assert response.status_code == 200, response.json()
-    return response.json()["data"]
 
 
 def lot_of(transaction_id: int) -> Lot:

@@ -6,7 +6,6 @@ import hashlib
 import hmac
 from datetime import timedelta
 
-import psycopg
 import pytest
 from django.db import connection, transaction
 from django.utils import timezone
@@ -79,14 +78,9 @@ def test_an_event_without_endpoints_is_recorded_alone(merchant, django_assert_nu
 @pytest.mark.django_db(transaction=True)
 def test_an_event_rolled_back_leaves_nothing_and_one_committed_wakes_the_worker(merchant):
     webhook_endpoint_create(app=merchant.app, url="http://127.0.0.1:9/hook")
-    params = connection.get_connection_params()
-    listener = psycopg.connect(
-        dbname=params["dbname"],
-        user=params["user"],
-        host=params.get("host") or "127.0.0.1",
-        port=params.get("port") or 5432,
-        autocommit=True,
-    )
+    # A session of its own, as the worker listens on.
+    listener = connection.get_new_connection(connection.get_connection_params())
+    listener.autocommit = True
     listener.execute(f"LISTEN {DELIVERIES_CHANNEL}")
 
     def heard() -> int:

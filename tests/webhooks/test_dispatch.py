@@ -4,7 +4,6 @@ on an app whose deliveries due are being attempted by another worker."""
 import threading
 import time
 
-import psycopg
 import pytest
 from django.db import connection
 
@@ -21,13 +20,7 @@ def test_a_delivery_another_worker_is_attempting_is_left_alone_until_the_poll(
     webhook_endpoint_create(app=merchant.app, url="http://127.0.0.1:9/hooks")
     event_record(app_id=merchant.app.pk, event_type="cashback.earned", data={"n": 1})
     [delivery] = WebhookDelivery.objects.all()
-    params = connection.get_connection_params()
-    other_worker = psycopg.connect(
-        dbname=params["dbname"],
-        user=params["user"],
-        host=params.get("host") or "127.0.0.1",
-        port=params.get("port") or 5432,
-    )
+    other_worker = connection.get_new_connection(connection.get_connection_params())
     # Another worker holds the delivery: its POST may take seconds.
     other_worker.execute(
         "SELECT 1 FROM webhooks_webhookdelivery WHERE id = %s FOR UPDATE", [delivery.pk]
