@@ -7,7 +7,8 @@ from django.db import models
 class Scope(models.TextChoices):
     CASHBACK_READ = "cashback_read", "Read balances and history"
     CASHBACK_WRITE = "cashback_write", "Earn, redeem and refund"
-    CARD_READ = "card_read", "Read cards"
+    CARD_READ = "card_read", "Read cards, their rules and tiers"
+    CARD_WRITE = "card_write", "Create and change rules and tiers"
     WEBHOOKS = "webhooks", "Manage webhook endpoints"
 
 

@@ -31,5 +31,9 @@ class HasCardRead(_HasScope):
     scope = Scope.CARD_READ
 
 
+class HasCardWrite(_HasScope):
+    scope = Scope.CARD_WRITE
+
+
 class HasWebhooks(_HasScope):
     scope = Scope.WEBHOOKS

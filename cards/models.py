@@ -1,5 +1,8 @@
+import calendar
+from datetime import datetime, time, timedelta
 from decimal import Decimal
 from functools import cache
+from zoneinfo import ZoneInfo, available_timezones
 
 from django.conf import settings
 from django.core.exceptions import ValidationError
@@ -18,9 +21,47 @@ def default_currency() -> str:
 CURRENCY_FIXED = "The currency of a card with wallets cannot change."
 
 
+def default_time_zone() -> str:
+    return settings.CASHBACK_TIME_ZONE
+
+
+@cache
+def _time_zones() -> frozenset[str]:
+    return frozenset(available_timezones())
+
+
+def validate_time_zone(name: str) -> None:
+    if name not in _time_zones():
+        raise ValidationError(f"'{name}' is not an IANA time zone, e.g. Africa/Tunis.")
+
+
+def validate_month_day(value: str) -> None:
+    """`MM-DD`, a day that every year has (02-29 is refused: most years have none)."""
+    try:
+        month, day = (int(part) for part in value.split("-"))
+        datetime(2023, month, day)  # noqa: DTZ001  a calendar check, no instant
+    except ValueError:
+        raise ValidationError(f"'{value}' is not a day as MM-DD, e.g. 12-31.") from None
+    if len(value) != 5:
+        raise ValidationError(f"'{value}' is not a day as MM-DD, e.g. 12-31.")
+
+
+class ExpiryPolicy(models.TextChoices):
+    ROLLING = "rolling", "Rolling: cashback_expiry_days after it is spendable"
+    END_OF_MONTH = "end_of_month", "End of the month of the rolling date"
+    FIXED_DATE = "fixed_date", "Each year on cashback_expiry_date"
+
+
 def validate_currency(code: str) -> None:
     if not money.is_known_currency(code):
         raise ValidationError(f"'{code}' is not an ISO 4217 currency code.")
+
+
+def _day_end(year: int, month: int, day: int, zone: ZoneInfo) -> datetime:
+    """The instant the day ends in `zone`: the next day's midnight there."""
+    start = datetime.combine(datetime(year, month, day).date(), time(), tzinfo=zone)  # noqa: DTZ001
+    following = start.date() + timedelta(days=1)
+    return datetime.combine(following, time(), tzinfo=zone)
 
 
 class CardManager(models.Manager["Card"]):
@@ -90,6 +131,41 @@ class Card(models.Model):
         validators=[MinValueValidator(1)],
         help_text="Days spendable cashback lasts before it expires; empty: it never expires.",
     )
+    cashback_expiry_policy = models.CharField(
+        max_length=12,
+        choices=ExpiryPolicy.choices,
+        default=ExpiryPolicy.ROLLING,
+        help_text="How a lot's expiry date is set from when it becomes spendable.",
+    )
+    cashback_expiry_date = models.CharField(
+        max_length=5,
+        null=True,
+        blank=True,
+        validators=[validate_month_day],
+        help_text="MM-DD: the day every lot expires at the end of, under the fixed_date policy.",
+    )
+    cashback_inactivity_days = models.PositiveIntegerField(
+        null=True,
+        blank=True,
+        validators=[MinValueValidator(1)],
+        help_text="Days without an earning on the card after which all of a member's "
+        "spendable cashback on it expires; empty: never.",
+    )
+    tier_period_days = models.PositiveIntegerField(
+        default=365,
+        validators=[MinValueValidator(1)],
+        help_text="Days of purchases that count toward a member's tier.",
+    )
+    tier_retention_days = models.PositiveIntegerField(
+        default=365, help_text="Days a reached tier is kept at least."
+    )
+    time_zone = models.CharField(
+        max_length=64,
+        default=default_time_zone,
+        validators=[validate_time_zone],
+        help_text="IANA name: rules' days and hours, calendar periods and expiry dates are "
+        "read in it.",
+    )
     currency = models.CharField(
         max_length=3, default=default_currency, validators=[validate_currency]
     )
@@ -119,6 +195,24 @@ class Card(models.Model):
                 condition=Q(cashback_expiry_days__isnull=True) | Q(cashback_expiry_days__gte=1),
                 name="card_expiry_days_gte_1",
             ),
+            models.CheckConstraint(
+                condition=(
+                    Q(cashback_expiry_policy="fixed_date", cashback_expiry_date__isnull=False)
+                    | (
+                        ~Q(cashback_expiry_policy="fixed_date")
+                        & Q(cashback_expiry_date__isnull=True)
+                    )
+                ),
+                name="card_expiry_date_iff_fixed_date",
+            ),
+            models.CheckConstraint(
+                condition=Q(cashback_inactivity_days__isnull=True)
+                | Q(cashback_inactivity_days__gte=1),
+                name="card_inactivity_days_gte_1",
+            ),
+            models.CheckConstraint(
+                condition=Q(tier_period_days__gte=1), name="card_tier_period_gte_1"
+            ),
         ]
 
     def __str__(self) -> str:
@@ -128,6 +222,45 @@ class Card(models.Model):
         super().clean()
         if self.currency_change_refused():
             raise ValidationError({"currency": CURRENCY_FIXED})
+        fixed = self.cashback_expiry_policy == ExpiryPolicy.FIXED_DATE
+        if fixed and not self.cashback_expiry_date:
+            raise ValidationError({"cashback_expiry_date": "The fixed_date policy needs a day."})
+        if not fixed and self.cashback_expiry_date:
+            raise ValidationError(
+                {"cashback_expiry_date": "Only the fixed_date policy takes a day."}
+            )
+
+    @property
+    def zone(self) -> ZoneInfo:
+        """The card's time zone: rules' days and hours, calendar periods, expiry dates."""
+        return ZoneInfo(self.time_zone)
+
+    def lot_expires_at(self, available_at: datetime) -> datetime | None:
+        """When a lot that becomes spendable at `available_at` expires, by the card's policy
+        (None: never). `rolling`: `cashback_expiry_days` later. `end_of_month`: the last
+        instant of the month (in the card's zone) of the rolling date. `fixed_date`: the end of
+        the first `cashback_expiry_date` (in the card's zone) at least `cashback_expiry_days`
+        (or 0) after `available_at`. "The last instant" is the first instant of the next day
+        or month: a lot expires when that instant comes."""
+        policy = self.cashback_expiry_policy
+        days = self.cashback_expiry_days
+        if policy == ExpiryPolicy.FIXED_DATE and self.cashback_expiry_date:
+            earliest = (available_at + timedelta(days=days or 0)).astimezone(self.zone)
+            month, day = (int(part) for part in self.cashback_expiry_date.split("-"))
+            year = earliest.year
+            while True:
+                end = _day_end(year, month, day, self.zone)
+                if end > earliest:
+                    return end
+                year += 1
+        if days is None:
+            return None
+        rolling = available_at + timedelta(days=days)
+        if policy == ExpiryPolicy.END_OF_MONTH:
+            local = rolling.astimezone(self.zone)
+            last = calendar.monthrange(local.year, local.month)[1]
+            return _day_end(local.year, local.month, last, self.zone)
+        return rolling
 
     def currency_change_refused(self) -> bool:
         """True when the card has wallets and `currency` differs from the stored one.

@@ -24,6 +24,12 @@ def card_create(
     allows_pin_redemption: bool = False,
     cashback_holding_days: int = 0,
     cashback_expiry_days: int | None = None,
+    cashback_expiry_policy: str = "rolling",
+    cashback_expiry_date: str | None = None,
+    cashback_inactivity_days: int | None = None,
+    tier_period_days: int = 365,
+    tier_retention_days: int = 365,
+    time_zone: str | None = None,
     currency: str | None = None,
     is_active: bool = True,
 ) -> Card:
@@ -42,10 +48,17 @@ def card_create(
         allows_pin_redemption=allows_pin_redemption,
         cashback_holding_days=cashback_holding_days,
         cashback_expiry_days=cashback_expiry_days,
+        cashback_expiry_policy=cashback_expiry_policy,
+        cashback_expiry_date=cashback_expiry_date,
+        cashback_inactivity_days=cashback_inactivity_days,
+        tier_period_days=tier_period_days,
+        tier_retention_days=tier_retention_days,
         is_active=is_active,
     )
     if currency:
         card.currency = currency
+    if time_zone:
+        card.time_zone = time_zone
     try:
         card.full_clean()
     except ValidationError as exc:

@@ -379,6 +379,15 @@ class LedgerEntry(models.Model):
     )
     reference = models.CharField(max_length=255, null=True, blank=True)
     metadata = models.JSONField(default=dict, blank=True)
+    # Why an earning credited what it did: `[{"source", "rule_id", "name", "amount",
+    # "lines"}]` (amounts as strings, adding up to the entry's; `lines` the basket lines each
+    # contribution was earned on, by their index); what a refund of such an earning took back of
+    # each contribution, negative, in the same shape. Null: an entry of neither kind, or one
+    # made before breakdowns were kept.
+    breakdown = models.JSONField(null=True, blank=True)
+    # The basket an earning was made with, `[{"sku", "category", "amount", "quantity"}]`, or the
+    # lines a refund gave back, `[{"sku", "amount"}]`; null: none given.
+    lines = models.JSONField(null=True, blank=True)
     # An earning that created its member (an unknown email and phone), so that its answer, and
     # any replay of it, says so.
     member_created = models.BooleanField(default=False, db_default=False)

@@ -4,6 +4,7 @@ use. Every variable is listed in the README's configuration table."""
 from datetime import timedelta
 from decimal import Decimal, InvalidOperation
 from pathlib import Path
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import environ
 from django.core.exceptions import ImproperlyConfigured
@@ -47,6 +48,7 @@ INSTALLED_APPS = [
     "members",
     "cards",
     "webhooks",
+    "programme",
     "cashback",
 ]
 
@@ -324,6 +326,14 @@ def _env_whole(name: str, default: int, *, minimum: int = 0) -> int:
 # The cashback lifecycle: a redemption may be reversed this many hours after it; a lot's
 # `cashback.expiring` warning goes out this many days before it expires.
 CASHBACK_REVERSAL_WINDOW_HOURS = _env_whole("CASHBACK_REVERSAL_WINDOW_HOURS", 72)
+# A new card's time zone (IANA): its rules' days and hours, calendar periods and expiry dates.
+CASHBACK_TIME_ZONE = env.str("CASHBACK_TIME_ZONE", default="Africa/Tunis")
+try:
+    ZoneInfo(CASHBACK_TIME_ZONE)
+except (ZoneInfoNotFoundError, ValueError):
+    raise ImproperlyConfigured(
+        f"CASHBACK_TIME_ZONE={CASHBACK_TIME_ZONE!r} is not an IANA time zone."
+    ) from None
 CASHBACK_EXPIRY_WARNING_DAYS = _env_whole("CASHBACK_EXPIRY_WARNING_DAYS", 7)
 # When the worker releases held cashback and expires lots: cron, with an optional sixth field
 # for seconds (every minute by default).

@@ -52,6 +52,10 @@ def form_data(card: Card, **changes) -> dict:
         "currency": card.currency,
         "allows_pin_redemption": "on",
         "cashback_holding_days": "0",
+        "cashback_expiry_policy": card.cashback_expiry_policy,
+        "tier_period_days": str(card.tier_period_days),
+        "tier_retention_days": str(card.tier_retention_days),
+        "time_zone": card.time_zone,
         "is_active": "on",
     }
     data.update(changes)

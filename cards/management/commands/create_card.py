@@ -34,6 +34,16 @@ class Command(AppCommand):
         parser.add_argument(
             "--expiry-days", type=int, help="Days cashback lasts once spendable; none: forever."
         )
+        parser.add_argument(
+            "--expiry-policy", choices=["rolling", "end_of_month", "fixed_date"], default="rolling"
+        )
+        parser.add_argument("--expiry-date", help="MM-DD, with --expiry-policy fixed_date.")
+        parser.add_argument(
+            "--inactivity-days", type=int, help="Days without an earning before cashback expires."
+        )
+        parser.add_argument("--time-zone", help="IANA name; the default is a setting.")
+        parser.add_argument("--tier-period-days", type=int, default=365)
+        parser.add_argument("--tier-retention-days", type=int, default=365)
         parser.add_argument("--currency", help="ISO 4217 code; the default is a setting.")
         parser.add_argument("--inactive", action="store_true")
 
@@ -49,6 +59,12 @@ class Command(AppCommand):
             allows_pin_redemption=options["allow_pin_redemption"],
             cashback_holding_days=options["holding_days"],
             cashback_expiry_days=options["expiry_days"],
+            cashback_expiry_policy=options["expiry_policy"],
+            cashback_expiry_date=options["expiry_date"],
+            cashback_inactivity_days=options["inactivity_days"],
+            tier_period_days=options["tier_period_days"],
+            tier_retention_days=options["tier_retention_days"],
+            time_zone=options["time_zone"],
             currency=options["currency"],
             is_active=not options["inactive"],
         )
