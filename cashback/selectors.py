@@ -1,16 +1,17 @@
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from decimal import Decimal
 from functools import cache
 from typing import Any
 
+from django.db.models import Q, Sum
 from django.http import QueryDict
 from django.utils import timezone
 
 from apps_auth.models import App
 from cards.models import Card
 from cashback.filters import LedgerEntryFilter
-from cashback.models import LedgerEntry, Lot, Wallet
+from cashback.models import EntryType, LedgerEntry, Lot, Wallet
 from core.errors import InvalidInput, NotFound
 from core.replicas import replica_read
 from core.rows import from_row, prepared_cursor, quote, select_list
@@ -177,3 +178,27 @@ def entry_history(
         using=member_card.using,
     )
     return HistoryPage(entries=entries, total=total)
+
+
+def earned_before(*, wallet: Wallet) -> bool:
+    """Whether the wallet has an earning: a first-purchase rule applies to none."""
+    return LedgerEntry.objects.filter(
+        app_id=wallet.app_id, wallet_id=wallet.pk, entry_type=EntryType.EARNING
+    ).exists()
+
+
+def qualifying_spend(*, wallet: Wallet, card: Card, at: datetime) -> Decimal:
+    """The member's qualifying spend on the card at `at`: the purchases of its earnings in the
+    last `tier_period_days`, minus what refunds gave back of them (a refund naming an earning
+    counts against it; one naming none, made in the period, against the period). One query on
+    the wallet's entries of the period (`entry_wallet_type_history`)."""
+    since = at - timedelta(days=card.tier_period_days)
+    entries = LedgerEntry.objects.filter(app_id=wallet.app_id, wallet_id=wallet.pk)
+    earnings = entries.filter(entry_type=EntryType.EARNING, created_at__gt=since)
+    refunds = entries.filter(entry_type=EntryType.REFUND).filter(
+        Q(original_entry__in=earnings.values("pk"))
+        | Q(original_entry__isnull=True, created_at__gt=since)
+    )
+    purchased = earnings.aggregate(total=Sum("purchase_amount", default=Decimal(0)))["total"]
+    refunded = refunds.aggregate(total=Sum("refund_amount", default=Decimal(0)))["total"]
+    return max(purchased - refunded, Decimal(0))

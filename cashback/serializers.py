@@ -10,6 +10,7 @@ from core import money
 from core.api.fields import AmountField, IdField, MetadataField, NumberOutField, WholeNumberField
 from core.api.serializers import StrictSerializer
 from members.serializers import MemberRefSerializer, PinField
+from programme.engine import Line
 
 
 def timestamp(value: datetime) -> str:
@@ -29,11 +30,76 @@ class _OperationFields(serializers.Serializer):
     metadata = MetadataField(required=False, help_text="Your own data, a JSON object ≤ 16 KB.")
 
 
+MAX_LINES = 100
+
+
+class LineSerializer(StrictSerializer):
+    sku = serializers.CharField(min_length=1, max_length=64, help_text="Your product code.")
+    category = serializers.CharField(
+        min_length=1,
+        max_length=64,
+        required=False,
+        allow_null=True,
+        default=None,
+        help_text="Your product category, which rules may name.",
+    )
+    amount = AmountField(help_text="What the line costs in all (not per unit).")
+    quantity = WholeNumberField(min_value=1, max_value=10**6, default=1)
+
+
+class RefundLineSerializer(StrictSerializer):
+    sku = serializers.CharField(min_length=1, max_length=64, help_text="A line of the earning.")
+    amount = AmountField(help_text="What of that line is refunded.")
+
+
+def lines_check(attrs: dict, total_field: str) -> None:
+    """Basket lines add up to the operation's amount exactly."""
+    lines = attrs.get("lines")
+    if lines is None or total_field not in attrs:
+        return
+    total = sum((line["amount"] for line in lines), Decimal(0))
+    if total != attrs[total_field]:
+        raise serializers.ValidationError(
+            {"lines": [f"The lines add up to {total}, not the {total_field} {attrs[total_field]}."]}
+        )
+
+
 class EarnSerializer(MemberRefSerializer, _OperationFields, StrictSerializer):
     member_name = serializers.CharField(
         max_length=200, required=False, allow_blank=True, help_text="Name for a new member."
     )
     purchase_amount = AmountField(help_text="The purchase amount, in the card's currency.")
+    lines = serializers.ListField(
+        child=LineSerializer(),
+        required=False,
+        min_length=1,
+        max_length=MAX_LINES,
+        help_text="The basket, at most 100 lines adding up to purchase_amount exactly; rules "
+        "may name their categories and SKUs. Without lines the purchase is one unnamed line.",
+    )
+
+    def validate(self, attrs):
+        attrs = super().validate(attrs)
+        lines_check(attrs, "purchase_amount")
+        return attrs
+
+    def basket(self) -> list[Line] | None:
+        lines = self.validated_data.get("lines")
+        if lines is None:
+            return None
+        return [
+            Line(
+                sku=line["sku"],
+                category=line.get("category"),
+                amount=line["amount"],
+                quantity=line.get("quantity", 1),
+            )
+            for line in lines
+        ]
+
+
+class QuoteSerializer(EarnSerializer):
+    """An earn's body, answered without writing anything."""
 
 
 class RedeemSerializer(_OperationFields, StrictSerializer):
@@ -43,11 +109,47 @@ class RedeemSerializer(_OperationFields, StrictSerializer):
 
 
 class RefundSerializer(MemberRefSerializer, _OperationFields, StrictSerializer):
-    refund_amount = AmountField(help_text="The amount of the purchase refunded.")
+    refund_amount = AmountField(
+        required=False,
+        help_text="The amount of the purchase refunded; or give lines (with "
+        "original_transaction_id).",
+    )
     cashback_to_deduct = AmountField(
         required=False, help_text="Cashback to take back instead of the computed amount."
     )
     original_transaction_id = IdField(required=False, help_text="The earning this refund reverses.")
+    lines = serializers.ListField(
+        child=RefundLineSerializer(),
+        required=False,
+        min_length=1,
+        max_length=MAX_LINES,
+        help_text="Instead of refund_amount, for an earning made with lines: the lines "
+        "refunded, by SKU. Each takes back its share of every contribution it earned.",
+    )
+
+    def validate(self, attrs):
+        attrs = super().validate(attrs)
+        lines = attrs.get("lines")
+        if lines is None and "refund_amount" not in attrs:
+            raise serializers.ValidationError(
+                {"refund_amount": ["Give refund_amount, or lines with original_transaction_id."]}
+            )
+        if lines is not None:
+            if "original_transaction_id" not in attrs:
+                raise serializers.ValidationError(
+                    {"lines": ["Lines refund an earning: give original_transaction_id."]}
+                )
+            if "cashback_to_deduct" in attrs:
+                raise serializers.ValidationError(
+                    {"cashback_to_deduct": ["Lines compute the deduction; give one or the other."]}
+                )
+            total = sum((line["amount"] for line in lines), Decimal(0))
+            if attrs.get("refund_amount", total) != total:
+                raise serializers.ValidationError(
+                    {"lines": [f"The lines add up to {total}, not the refund_amount."]}
+                )
+            attrs["refund_amount"] = total
+        return attrs
 
 
 class ReverseSerializer(StrictSerializer):
@@ -82,6 +184,41 @@ class _PostedSerializer(serializers.Serializer):
         return None if value is None else money.quantize(value, self.context["card"].currency)
 
 
+class BreakdownItemSerializer(serializers.Serializer):
+    # A declared field named `source` shadows `Field.source` for the type checker only: the
+    # serializer's metaclass takes declared fields out of the class.
+    source = serializers.ChoiceField(  # type: ignore[assignment]
+        choices=["card", "tier", "rule"],
+        help_text="card: the card's percentage; tier: the member's tier's, which replaces the "
+        "card's; rule: an earning rule (a campaign).",
+    )
+    rule_id = serializers.IntegerField(allow_null=True, help_text="The rule; null for the base.")
+    name = serializers.CharField(help_text="The card's, tier's or rule's name.")
+    amount = NumberOutField(help_text="This part's cashback, rounded on its own.")
+
+
+def breakdown_of(entry: LedgerEntry, currency: str, card_name: str) -> list[dict] | None:
+    """Why the entry credited (or took back) what it did, as the API renders it: an earning's
+    contributions adding up to its cashback (an earning made before breakdowns were kept was
+    the card's alone), a refund's share of each; None for other entries."""
+    kept = entry.breakdown
+    if kept is None:
+        if entry.entry_type != EntryType.EARNING:
+            return None
+        kept = [
+            {"source": "card", "rule_id": None, "name": card_name, "amount": entry.total_amount}
+        ]
+    return [
+        {
+            "source": part["source"],
+            "rule_id": part["rule_id"],
+            "name": part["name"],
+            "amount": money.quantize(Decimal(part["amount"]), currency),
+        }
+        for part in kept
+    ]
+
+
 class EarnResultSerializer(_PostedSerializer):
     transaction_id = serializers.IntegerField()
     purchase_amount = NumberOutField()
@@ -103,8 +240,12 @@ class EarnResultSerializer(_PostedSerializer):
         help_text="true when this earn created the member (neither its email nor its phone "
         "was known)."
     )
+    breakdown = BreakdownItemSerializer(
+        many=True, help_text="Why: each part of cashback_earned, adding up to it exactly."
+    )
 
     def to_representation(self, entry: LedgerEntry) -> dict:
+        card = self.context["card"]
         return {
             "transaction_id": entry.pk,
             "purchase_amount": self.in_currency(entry.purchase_amount),
@@ -121,6 +262,44 @@ class EarnResultSerializer(_PostedSerializer):
             "available_at": timestamp(entry.lot.available_at),
             "pending_balance": self.in_currency(entry.pending_balance_after),
             "member_created": entry.member_created,
+            "breakdown": breakdown_of(entry, card.currency, card.name),
+        }
+
+
+class QuoteResultSerializer(serializers.Serializer):
+    cashback = NumberOutField(help_text="What the earn would credit now.")
+    breakdown = BreakdownItemSerializer(many=True, help_text="Why, adding up to cashback.")
+    cashback_percentage = NumberOutField(
+        help_text="The base rate: the member's tier's or the card's."
+    )
+    currency = serializers.CharField()
+    tier = serializers.CharField(allow_null=True, help_text="The member's tier on the card.")
+    status = serializers.ChoiceField(
+        choices=["pending", "available"], help_text="pending on a card that holds cashback."
+    )
+    member_id = serializers.IntegerField(
+        allow_null=True, help_text="null: no such member yet (an earn would create it)."
+    )
+
+    def to_representation(self, quote) -> dict:
+        card = self.context["card"]
+        breakdown = [
+            {
+                "source": part.source,
+                "rule_id": part.rule_id,
+                "name": part.name,
+                "amount": money.quantize(part.amount, card.currency),
+            }
+            for part in quote.breakdown.contributions
+        ]
+        return {
+            "cashback": money.quantize(quote.cashback, card.currency),
+            "breakdown": breakdown,
+            "cashback_percentage": money.plain(quote.breakdown.percentage),
+            "currency": card.currency,
+            "tier": None if quote.tier is None else quote.tier.name,
+            "status": "pending" if quote.held else "available",
+            "member_id": quote.member_id,
         }
 
 
@@ -307,10 +486,17 @@ class HistoryItemSerializer(_PostedSerializer):
         help_text="The earning a refund, release or expiration concerns; the redemption a "
         "reversal undoes.",
     )
+    breakdown = BreakdownItemSerializer(
+        many=True,
+        allow_null=True,
+        help_text="An earning's parts (adding up to its cashback); a refund's share of each "
+        "part of its earning; else null.",
+    )
 
     def to_representation(self, entry: LedgerEntry) -> dict:
         # Written out, the currency read once: a page renders twenty entries.
-        currency = self.context["card"].currency
+        card = self.context["card"]
+        currency = card.currency
 
         def amount(value: Decimal | None) -> Decimal | None:
             return None if value is None else money.quantize(value, currency)
@@ -330,6 +516,7 @@ class HistoryItemSerializer(_PostedSerializer):
             "reference": entry.reference,
             "metadata": entry.metadata,
             "created_at": timestamp(entry.created_at),
+            "breakdown": breakdown_of(entry, currency, card.name),
         }
 
 

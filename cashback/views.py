@@ -31,6 +31,8 @@ from cashback.serializers import (
     HistoryItemSerializer,
     HistoryQuerySerializer,
     HistorySerializer,
+    QuoteResultSerializer,
+    QuoteSerializer,
     RedeemResultSerializer,
     RedeemSerializer,
     RefundResultSerializer,
@@ -40,6 +42,7 @@ from cashback.serializers import (
     timestamp,
 )
 from cashback.services import cashback_earn, cashback_redeem, cashback_refund, cashback_reverse
+from cashback.services.quote import cashback_quote
 from core import money
 from core.api.responses import ok
 from core.api.schema import documented
@@ -119,12 +122,80 @@ class CashbackViewSet(viewsets.ViewSet):
             card=card,
             member_ref=params.member_ref(),
             purchase_amount=data["purchase_amount"],
+            lines=params.basket(),
             reference=data.get("reference"),
             metadata=data.get("metadata"),
             idempotency_record=idempotency_record(request),
         )
         data = entry_answer(entry=posted.entry, card=card)
         return ok(data, replayed=posted.replayed)
+
+    @extend_schema(
+        summary="Quote an earn",
+        operation_id="quote_cashback",
+        description="What an earn with this body would credit now, and why, without writing "
+        "anything: no member is created, no rule use counted, no budget taken. Show it at the "
+        "till before the sale; the earn itself may differ if a budget runs out or a tier "
+        "changes in between.",
+        request=QuoteSerializer,
+        responses={
+            200: envelope(QuoteResultSerializer),
+            **error_responses(
+                documented(
+                    NotFound, "The card, or the member named by member_id, is not the app's."
+                ),
+                MemberConflict,
+                CardInactive,
+                BelowMinimumPurchase,
+            ),
+        },
+        examples=examples(
+            request={
+                "card_id": 10,
+                "email": "carol@example.com",
+                "purchase_amount": Decimal("50.00"),
+                "lines": [
+                    {"sku": "COFFEE-1KG", "category": "coffee", "amount": Decimal("30.00")},
+                    {"sku": "MUG-01", "category": "kitchen", "amount": Decimal("20.00")},
+                ],
+            },
+            response={
+                "cashback": Decimal("5.500"),
+                "breakdown": [
+                    {
+                        "source": "card",
+                        "rule_id": None,
+                        "name": "Premium Cashback Card",
+                        "amount": Decimal("2.500"),
+                    },
+                    {
+                        "source": "rule",
+                        "rule_id": 7,
+                        "name": "10 % on coffee",
+                        "amount": Decimal("3.000"),
+                    },
+                ],
+                "cashback_percentage": 5,
+                "currency": "TND",
+                "tier": None,
+                "status": "available",
+                "member_id": 123,
+            },
+        ),
+    )
+    @action(detail=False, methods=["post"], permission_classes=[HasCashbackRead])
+    def quote(self, request):
+        params = validated(QuoteSerializer, request.data)
+        data = params.validated_data
+        card = card_get(app=request.auth, card_id=data["card_id"])
+        quote = cashback_quote(
+            app=request.auth,
+            card=card,
+            member_ref=params.member_ref(),
+            purchase_amount=data["purchase_amount"],
+            lines=params.basket(),
+        )
+        return ok(QuoteResultSerializer(quote, context={"card": card}).data)
 
     @extend_schema(
         summary="Redeem cashback",

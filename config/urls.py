@@ -7,6 +7,7 @@ from cashback.views import CashbackViewSet
 from config.health import healthz, readyz
 from core.api.openapi import ApiDocsView, OpenApiDocumentView
 from members.views import MemberViewSet, OtpViewSet
+from programme.views import CardRuleViewSet, CardTierViewSet, RuleViewSet
 from webhooks.views import WebhookViewSet
 
 router = SimpleRouter(trailing_slash=False)
@@ -15,6 +16,9 @@ router.register("cards", CardViewSet, basename="cards")
 router.register("auth", OtpViewSet, basename="auth")
 router.register("members", MemberViewSet, basename="members")
 router.register("webhooks", WebhookViewSet, basename="webhooks")
+router.register(r"cards/(?P<card_id>[0-9]+)/rules", CardRuleViewSet, basename="card-rules")
+router.register(r"cards/(?P<card_id>[0-9]+)/tiers", CardTierViewSet, basename="card-tiers")
+router.register("rules", RuleViewSet, basename="rules")
 
 # Without credentials, throttled per client address; health checks are neither.
 api_docs = [

@@ -28,7 +28,9 @@ class EarningRule(models.Model):
 
     `budget_spent` is what the rule gave net of what refunds took back from it; the database
     keeps it within `budget` whatever the concurrency (an earn locks the rule's row to take from
-    it). A rule that ever applied (`uses` > 0) is never deleted, only deactivated, so that the
+    it). How many earns it applied to is counted per member and period (`RuleUse`): an earn
+    counts its member's uses, and no earn waits for another member's. A rule that ever applied
+    is never deleted, only deactivated, so that the
     breakdowns that name it stay explainable.
     """
 
@@ -88,8 +90,6 @@ class EarningRule(models.Model):
     per = models.CharField(max_length=5, choices=Period.choices, null=True, blank=True)
     budget = models.DecimalField(max_digits=20, decimal_places=4, null=True, blank=True)
     budget_spent = models.DecimalField(max_digits=20, decimal_places=4, default=Decimal(0))
-    # How many earns it applied to (refunds do not take a use back).
-    uses = models.PositiveBigIntegerField(default=0)
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
 
@@ -142,8 +142,10 @@ class EarningRule(models.Model):
 
 class RuleUse(models.Model):
     """How many earns of a member one rule applied to in one calendar period of the card's
-    zone (`period_start`: the period's first day; 0001-01-01 for `ever`). Counted under the
-    member's wallet lock, so that a member's earns on the card count one at a time."""
+    zone (`period_start`: the period's first day; 0001-01-01 for `ever`), `per` the rule's
+    period when it was counted. Every application is counted (a rule without a limit counts
+    `ever`): a rule's `uses` is their sum. Counted under the member's wallet lock, so that a
+    member's earns on the card count one at a time."""
 
     app = models.ForeignKey("apps_auth.App", on_delete=models.PROTECT, related_name="+")
     rule = models.ForeignKey(
@@ -152,6 +154,7 @@ class RuleUse(models.Model):
     member = models.ForeignKey(
         "members.Member", on_delete=models.PROTECT, related_name="+", db_index=False
     )
+    per = models.CharField(max_length=5, choices=Period.choices)
     period_start = models.DateField()
     uses = models.PositiveIntegerField(default=0)
 
@@ -159,7 +162,8 @@ class RuleUse(models.Model):
         ordering = ["id"]
         constraints = [
             models.UniqueConstraint(
-                fields=["app", "member", "rule", "period_start"], name="rule_use_per_period"
+                fields=["app", "member", "rule", "per", "period_start"],
+                name="rule_use_per_period",
             )
         ]
         indexes = [models.Index(fields=["app", "rule"], name="rule_use_rule")]

@@ -15,6 +15,7 @@ from cards.selectors import card_cache_clear
 from config.wsgi import api_middleware
 from core.api.throttling import BatchedAllowance
 from members.tokens import member_token_issue
+from programme.services import programme_cache_clear
 from tests.factories import AppFactory, CardFactory, MemberFactory
 
 # The test modules whose outcome depends on the PostgreSQL server's version: migrations, the
@@ -145,10 +146,12 @@ def _fresh_key_cache(monkeypatch):
     # are gone, and so are the requests this process held of their rate windows.
     api_key_cache_clear()
     card_cache_clear()
+    programme_cache_clear()
     monkeypatch.setattr("core.api.throttling.allowance", BatchedAllowance())
     yield
     api_key_cache_clear()
     card_cache_clear()
+    programme_cache_clear()
 
 
 @pytest.fixture

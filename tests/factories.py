@@ -5,6 +5,7 @@ import factory
 from apps_auth.models import App, Scope
 from cards.models import Card
 from members.models import Member
+from programme.models import EarningRule, Tier
 
 
 class AppFactory(factory.django.DjangoModelFactory[App]):
@@ -38,3 +39,25 @@ class MemberFactory(factory.django.DjangoModelFactory[Member]):
     app = factory.SubFactory(AppFactory)
     name = factory.Faker("name")
     email = factory.Sequence(lambda n: f"member{n}@example.com")
+
+
+class RuleFactory(factory.django.DjangoModelFactory[EarningRule]):
+    class Meta:
+        model = EarningRule
+
+    card = factory.SubFactory(CardFactory)
+    app = factory.SelfAttribute("card.app")
+    name = factory.Sequence(lambda n: f"Rule {n}")
+    kind = "bonus_percentage"
+    percentage = Decimal(10)
+
+
+class TierFactory(factory.django.DjangoModelFactory[Tier]):
+    class Meta:
+        model = Tier
+
+    card = factory.SubFactory(CardFactory)
+    app = factory.SelfAttribute("card.app")
+    name = factory.Sequence(lambda n: f"Tier {n}")
+    threshold = Decimal(1000)
+    cashback_percentage = Decimal(7)

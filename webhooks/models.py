@@ -26,6 +26,7 @@ class EventType(models.TextChoices):
     EXPIRING = "cashback.expiring", "Cashback about to expire"
     REDEMPTION_REVERSED = "cashback.redemption_reversed", "A redemption reversed"
     ENDPOINT_DISABLED = "webhook_endpoint.disabled", "A webhook endpoint disabled"
+    TIER_CHANGED = "member.tier_changed", "A member's tier changed"
 
 
 class WebhookEndpoint(models.Model):

@@ -2,12 +2,14 @@ from decimal import Decimal
 from typing import Any
 
 from django.db import transaction
+from django.utils import timezone
 
 from apps_auth.models import App, IdempotencyRecord
 from cards.models import Card
 from cards.selectors import card_check_active
 from cashback.errors import BelowMinimumPurchase
 from cashback.models import EntryType, Wallet
+from cashback.selectors import earned_before, qualifying_spend
 from cashback.services.ledger import (
     ZERO,
     Operation,
@@ -16,13 +18,25 @@ from cashback.services.ledger import (
     entry_append,
     entry_post,
     member_ref_digest,
+    member_wallet,
     member_wallet_create,
     wallet_open,
 )
 from core import money
+from core.errors import NotFound
 from core.fingerprint import digest
 from members.selectors import member_match
 from members.services import MemberRef
+from programme.engine import Breakdown, Line, breakdown_for
+from programme.engine import Member as MemberFacts
+from programme.services import (
+    EarnCounters,
+    Programme,
+    card_programme,
+    member_tier_get,
+    member_tier_review,
+    rule_uses_count,
+)
 
 
 @transaction.atomic(durable=True)
@@ -32,13 +46,19 @@ def cashback_earn(
     card: Card,
     member_ref: MemberRef,
     purchase_amount: Decimal,
+    lines: list[Line] | None = None,
     reference: str | None = None,
     metadata: dict | None = None,
     idempotency_record: IdempotencyRecord | None = None,
 ) -> Posted:
-    """Credits `purchase_amount × percentage / 100` (half-up, capped) to the member's wallet:
-    to its spendable balance, or to its pending balance on a card that holds cashback. Either
-    way the earning opens a lot (`lot_open`).
+    """Credits the purchase's cashback to the member's wallet: to its spendable balance, or to
+    its pending balance on a card that holds cashback. Either way the earning opens a lot.
+    The cashback is `purchase_amount × percentage / 100` (half-up, capped) on a card without a
+    programme; on one with earning rules or tiers, the programme's breakdown
+    (`programme.engine.breakdown_for`), computed under the member's wallet lock with what the
+    ledger knows of the member, which counts the rules' uses and takes from their budgets. The
+    entry keeps its breakdown and its basket `lines` (each given line's amount within the
+    currency's places; they add up to the purchase, as the serializer checked).
 
     Creates the member (with the name, the email and the phone given) when neither the email
     nor the phone is the app's; the entry records that it did. Nothing is written unless the whole
@@ -50,16 +70,12 @@ def cashback_earn(
     """
     card_check_active(card)
     amount_check_places(field="purchase_amount", amount=purchase_amount, currency=card.currency)
+    for line in lines or ():
+        amount_check_places(field="lines", amount=line.amount, currency=card.currency)
     if purchase_amount < card.cashback_min_amount:
         raise BelowMinimumPurchase(
             details={"cashback_min_amount": money.quantize(card.cashback_min_amount, card.currency)}
         )
-    cashback = money.cashback_for(
-        purchase_amount, card.cashback_percentage, card.currency, card.cashback_max_amount
-    )
-    if cashback == 0:
-        raise BelowMinimumPurchase("The purchase is too small to earn any cashback.")
-
     operation = Operation(
         card=card,
         entry_type=EntryType.EARNING,
@@ -71,11 +87,37 @@ def cashback_earn(
                 "purchase_amount": purchase_amount,
                 "metadata": metadata or {},
             }
+            | ({} if lines is None else {"lines": [_line_digest(line) for line in lines]})
         ),
     )
     replay = operation.replay()
     if replay is not None:
         return replay
+
+    programme = card_programme(card)
+    basket = lines or [Line(amount=purchase_amount)]
+    if not programme.empty:
+        return _programme_earn(
+            app=app,
+            card=card,
+            programme=programme,
+            member_ref=member_ref,
+            purchase_amount=purchase_amount,
+            basket=basket,
+            lines=lines,
+            operation=operation,
+            metadata=metadata,
+        )
+    breakdown = breakdown_for(
+        card=card,
+        rules=(),
+        member=MemberFacts(),
+        purchase_amount=purchase_amount,
+        lines=basket,
+        at=timezone.now(),
+        counters=EarnCounters(card=card, member_id=None),
+    )
+    cashback = _cashback_of(breakdown)
 
     # On a card that holds cashback the earning is pending: it moves the pending balance, and
     # its lot is released `cashback_holding_days` later.
@@ -87,6 +129,8 @@ def cashback_earn(
         "purchase_amount": purchase_amount,
         "cashback_percentage": card.cashback_percentage,
         "metadata": metadata or {},
+        "breakdown": breakdown.as_list(),
+        "lines": None if lines is None else [line.as_dict() for line in lines],
     }
     # A member with a wallet on the card is found (by id, email or phone) and credited in one
     # statement (the wallet's existence proves the member is the app's), unless a lot of the
@@ -115,3 +159,99 @@ def cashback_earn(
     if posted is None:  # wallets are never deleted
         raise Wallet.DoesNotExist(f"The wallet of member {member.pk} is gone.")
     return posted
+
+
+def _line_digest(line: Line) -> list:
+    # Amounts as decimals: 12, 12.0 and "12.000" are one amount to a retry.
+    return [line.sku, line.category, line.amount, line.quantity]
+
+
+def _cashback_of(breakdown: Breakdown) -> Decimal:
+    """The earn's cashback; raises `BelowMinimumPurchase` when it is nothing."""
+    cashback = breakdown.total
+    if cashback == 0:
+        raise BelowMinimumPurchase("The purchase is too small to earn any cashback.")
+    return cashback
+
+
+def _programme_earn(
+    *,
+    app: App,
+    card: Card,
+    programme: Programme,
+    member_ref: MemberRef,
+    purchase_amount: Decimal,
+    basket: list[Line],
+    lines: list[Line] | None,
+    operation: Operation,
+    metadata: dict | None,
+) -> Posted:
+    """An earn on a card with a programme: the member's wallet is found (or the member and an
+    empty wallet created) and locked first, so that the member's tier, first purchase and uses
+    are read and counted one earn at a time, and budgets are taken after the wallet (the order
+    refunds take them in too). The earn that crosses a tier's threshold is computed at the old
+    tier; the member is moved up after it."""
+    at = timezone.now()
+    wallet, created = _earn_wallet(app=app, card=card, member_ref=member_ref)
+    member_id = wallet.member_id
+    current = member_tier_get(card=card, member_id=member_id) if programme.tiers else None
+    first = True
+    if any(rule.first_purchase_only for rule in programme.rules):
+        first = not earned_before(wallet=wallet)
+    breakdown = breakdown_for(
+        card=card,
+        rules=programme.rules,
+        member=MemberFacts(
+            tier=programme.tier(current.tier_id) if current is not None else None,
+            first_purchase=first,
+        ),
+        purchase_amount=purchase_amount,
+        lines=basket,
+        at=at,
+        counters=EarnCounters(card=card, member_id=member_id),
+    )
+    cashback = _cashback_of(breakdown)
+    held = card.cashback_holding_days > 0
+    posted = entry_append(
+        wallet=wallet,
+        operation=operation,
+        amount=ZERO if held else cashback,
+        pending_amount=cashback if held else ZERO,
+        purchase_amount=purchase_amount,
+        cashback_percentage=breakdown.percentage,
+        metadata=metadata or {},
+        breakdown=breakdown.as_list(),
+        lines=None if lines is None else [line.as_dict() for line in lines],
+        member_created=created,
+    )
+    if posted.replayed:
+        return posted
+    rule_uses_count(card=card, member_id=member_id, rules=breakdown.applied, at=at)
+    if programme.tiers:
+        member_tier_review(
+            card=card,
+            programme=programme,
+            member_id=member_id,
+            spend=qualifying_spend(wallet=wallet, card=card, at=at),
+            at=at,
+            upgrade_only=True,
+        )
+    return posted
+
+
+def _earn_wallet(*, app: App, card: Card, member_ref: MemberRef) -> tuple[Wallet, bool]:
+    """The locked and settled wallet of the member `member_ref` names, and whether the member
+    was created: a member unknown by email and phone is created with an empty wallet."""
+    if member_ref.by_email_and_phone:
+        member = member_match(app=app, email=member_ref.email, phone=member_ref.phone)
+        if member is not None:
+            member_ref = MemberRef(member_id=member.pk)
+    try:
+        return member_wallet(app=app, card=card, ref=member_ref), False
+    except NotFound:
+        if member_ref.member_id is not None:
+            raise
+    member, created, _ = member_wallet_create(
+        app=app, card=card, ref=member_ref, amount=ZERO, pending_amount=ZERO
+    )
+    return wallet_open(app=app, card=card, member=member), created

@@ -60,6 +60,15 @@ AMOUNT_IN_SCHEMA = {
         },
     ],
 }
+# An amount that may be 0 (a tier's threshold).
+AMOUNT_OR_ZERO_IN_SCHEMA = {
+    "oneOf": [
+        {**AMOUNT_IN_SCHEMA["oneOf"][0], "exclusiveMinimum": False,
+         "description": "A JSON number, read as an exact decimal: at least 0, at most "
+         "1000000000, with no more decimal places than the card's currency has."},
+        AMOUNT_IN_SCHEMA["oneOf"][1],
+    ]
+}  # fmt: skip
 # An amount or a rate in a response: an exact JSON number (`12.500`), for a decimal type.
 NUMBER_OUT_SCHEMA = {"type": "number", "format": "decimal"}
 
@@ -78,6 +87,8 @@ class AmountField(serializers.Field):
         "too_large": "Must be at most 1000000000.",
     }
 
+    zero_allowed = False
+
     def to_internal_value(self, data):
         if isinstance(data, bool) or not isinstance(data, (int, Decimal, str)):
             self.fail("invalid")
@@ -91,7 +102,7 @@ class AmountField(serializers.Field):
             self.fail("invalid")
         if not amount.is_finite():
             self.fail("invalid")
-        if amount <= 0:
+        if amount < 0 or (amount == 0 and not self.zero_allowed):
             self.fail("not_positive")
         if amount > MAX_AMOUNT:
             self.fail("too_large")
@@ -99,6 +110,13 @@ class AmountField(serializers.Field):
 
     def to_representation(self, value):
         return value
+
+
+@extend_schema_field(AMOUNT_OR_ZERO_IN_SCHEMA)
+class AmountOrZeroField(AmountField):
+    """An amount as `AmountField` reads it, 0 included."""
+
+    zero_allowed = True
 
 
 @extend_schema_field(NUMBER_OUT_SCHEMA)

@@ -45,6 +45,7 @@ def test_history_answers_the_reference_shape_newest_first(api, card, member, ent
                     "pending_amount": 0,
                     "pending_balance_after": 0,
                     "original_transaction_id": None,
+                    "breakdown": None,
                 },
                 {
                     "id": earning.pk,
@@ -61,6 +62,9 @@ def test_history_answers_the_reference_shape_newest_first(api, card, member, ent
                     "pending_amount": 0,
                     "pending_balance_after": 0,
                     "original_transaction_id": None,
+                    "breakdown": [
+                        {"source": "card", "rule_id": None, "name": card.name, "amount": 2.5}
+                    ],
                 },
             ],
             "pagination": {"limit": 20, "offset": 0, "total": 2, "has_more": False},

@@ -78,14 +78,16 @@ def test_earn_creating_its_member_takes_at_most_5_queries(warm, django_assert_ma
         assert response.json()["data"]["new_balance"] == 5
 
 
-def test_a_members_first_earn_on_a_card_takes_at_most_6_queries(
+def test_a_members_first_earn_on_a_card_takes_at_most_8_queries(
     warm, merchant, django_assert_max_num_queries
 ):
+    # Two of them read the card's programme (its rules and tiers), once per process: the
+    # steady-state earn above reads none.
     client, _, member = warm
     other = CardFactory.create(app=merchant.app, cashback_percentage=Decimal(10))
     client.get(f"/api/v1/cashback/cards/{other.pk}")
     body = {"card_id": other.pk, "member_id": member.pk, "purchase_amount": "100"}
-    with django_assert_max_num_queries(6):
+    with django_assert_max_num_queries(8):
         response = client.post(f"{API}/earn", body)
         assert response.status_code == 200
         assert response.json()["data"]["new_balance"] == 10

@@ -1,0 +1,89 @@
+from dataclasses import dataclass
+from datetime import datetime
+from decimal import Decimal
+
+from django.utils import timezone
+
+from apps_auth.models import App
+from cards.models import Card
+from cards.selectors import card_check_active
+from cashback.errors import BelowMinimumPurchase
+from cashback.models import Wallet
+from cashback.selectors import earned_before
+from cashback.services.ledger import amount_check_places
+from core import money
+from members.models import Member
+from members.selectors import member_get, member_match
+from members.services import MemberRef
+from programme.engine import Breakdown, Line, breakdown_for
+from programme.engine import Member as MemberFacts
+from programme.models import Tier
+from programme.services import QuoteCounters, card_programme, member_tier_get
+
+
+@dataclass(frozen=True)
+class Quote:
+    breakdown: Breakdown
+    held: bool
+    member_id: int | None
+
+    @property
+    def cashback(self) -> Decimal:
+        return self.breakdown.total
+
+    @property
+    def tier(self) -> Tier | None:
+        return self.breakdown.tier
+
+
+def cashback_quote(
+    *,
+    app: App,
+    card: Card,
+    member_ref: MemberRef,
+    purchase_amount: Decimal,
+    lines: list[Line] | None = None,
+    at: datetime | None = None,
+) -> Quote:
+    """What an earn of this body would credit at `at` (default now), and why, writing nothing:
+    no member is created, no use counted, no budget taken, and no row locked (the member's
+    tier, first purchase, uses and the rules' budgets are read as they stand). Raises what an
+    earn raises before it writes: `CardInactive`, `InvalidInput`, `BelowMinimumPurchase`,
+    `NotFound` (an unknown member id), `MemberConflict`."""
+    card_check_active(card)
+    amount_check_places(field="purchase_amount", amount=purchase_amount, currency=card.currency)
+    for line in lines or ():
+        amount_check_places(field="lines", amount=line.amount, currency=card.currency)
+    if purchase_amount < card.cashback_min_amount:
+        raise BelowMinimumPurchase(
+            details={"cashback_min_amount": money.quantize(card.cashback_min_amount, card.currency)}
+        )
+    at = at or timezone.now()
+    programme = card_programme(card)
+    member: Member | None
+    if member_ref.member_id is not None:
+        member = member_get(app=app, member_id=member_ref.member_id)
+    else:
+        member = member_match(app=app, email=member_ref.email, phone=member_ref.phone)
+    member_id = None if member is None else member.pk
+    tier = None
+    first = True
+    if member_id is not None and not programme.empty:
+        if programme.tiers:
+            current = member_tier_get(card=card, member_id=member_id)
+            tier = programme.tier(current.tier_id) if current is not None else None
+        if any(rule.first_purchase_only for rule in programme.rules):
+            wallet = Wallet.objects.filter(app=app, card=card, member_id=member_id).first()
+            first = wallet is None or not earned_before(wallet=wallet)
+    breakdown = breakdown_for(
+        card=card,
+        rules=programme.rules,
+        member=MemberFacts(tier=tier, first_purchase=first),
+        purchase_amount=purchase_amount,
+        lines=lines or [Line(amount=purchase_amount)],
+        at=at,
+        counters=QuoteCounters(card=card, member_id=member_id),
+    )
+    if breakdown.total == 0:
+        raise BelowMinimumPurchase("The purchase is too small to earn any cashback.")
+    return Quote(breakdown=breakdown, held=card.cashback_holding_days > 0, member_id=member_id)

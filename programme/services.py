@@ -1,0 +1,442 @@
+"""The programme's writes: rules and tiers as merchants change them, what an earn takes from a
+rule (a use, a share of its budget), members' tiers as their spend moves them."""
+
+from dataclasses import dataclass
+from datetime import date, datetime, timedelta
+from decimal import Decimal
+
+from django.conf import settings
+from django.db import IntegrityError, transaction
+from django.db.models import F, Sum
+from django.db.models.signals import post_delete, post_save
+from django.dispatch import receiver
+
+from cards.models import Card
+from core import money
+from core.errors import InvalidInput, NotFound
+from core.generations import GenerationCache, configuration_changed
+from programme.models import EarningRule, MemberTier, Period, RuleUse, Tier, TierReason
+from webhooks.models import EventType
+from webhooks.services import event_record
+
+EVER = date(1, 1, 1)
+
+
+@dataclass(frozen=True)
+class Programme:
+    """A card's active rules, in the order they apply, and its tiers, lowest first."""
+
+    rules: tuple[EarningRule, ...]
+    tiers: tuple[Tier, ...]
+
+    @property
+    def empty(self) -> bool:
+        return not self.rules and not self.tiers
+
+    def tier(self, tier_id: int | None) -> Tier | None:
+        return next((t for t in self.tiers if t.pk == tier_id), None)
+
+    def supported(self, spend: Decimal) -> Tier | None:
+        """The highest tier whose threshold `spend` reaches."""
+        reached = [t for t in self.tiers if spend >= t.threshold]
+        return reached[-1] if reached else None
+
+
+_programmes: GenerationCache[int, Programme] = GenerationCache(
+    10_000, ttl=settings.API_KEY_CACHE_SECONDS
+)
+
+
+def card_programme(card: Card) -> Programme:
+    """The card's programme, from this process's cache while the configuration generation
+    holds (a rule or tier saved anywhere moves it: `programme_changed`)."""
+
+    def load() -> Programme:
+        rules = EarningRule.objects.filter(app_id=card.app_id, card_id=card.pk, active=True)
+        tiers = Tier.objects.filter(app_id=card.app_id, card_id=card.pk)
+        return Programme(
+            rules=tuple(rules.order_by("priority", "id")),
+            tiers=tuple(tiers.order_by("threshold", "id")),
+        )
+
+    return _programmes.get(card.pk, load)
+
+
+def programme_cache_clear() -> None:
+    """Forgets every card's programme this process holds."""
+    _programmes.clear()
+
+
+@receiver(post_save, sender=EarningRule)
+@receiver(post_delete, sender=EarningRule)
+@receiver(post_save, sender=Tier)
+@receiver(post_delete, sender=Tier)
+def programme_changed(**kwargs) -> None:
+    """Every process reads a card's programme again once a change to it is committed."""
+    _programmes.clear()
+    configuration_changed()
+
+
+def period_start(per: str | None, local: datetime) -> date:
+    """The first day, in the card's zone, of the calendar period of `local`: its day, its ISO
+    week (from Monday), its month, its year; `ever` (and no period) one bucket for all time."""
+    day = local.date()
+    if per == Period.DAY:
+        return day
+    if per == Period.WEEK:
+        return day - timedelta(days=day.isoweekday() - 1)
+    if per == Period.MONTH:
+        return day.replace(day=1)
+    if per == Period.YEAR:
+        return day.replace(month=1, day=1)
+    return EVER
+
+
+def _bucket(rule: EarningRule, card: Card, at: datetime) -> tuple[str, date]:
+    per = rule.per if rule.max_uses_per_member is not None and rule.per else Period.EVER
+    return per, period_start(per, at.astimezone(card.zone))
+
+
+class EarnCounters:
+    """An earn's limits, under the member's wallet lock: uses read once for the member's rules
+    with a limit; a budget taken under the rule's row lock (rules in the order they apply, after
+    the wallet: the order every writer takes them in)."""
+
+    def __init__(self, *, card: Card, member_id: int | None):
+        self.card = card
+        self.member_id = member_id
+        self._uses: dict[tuple[int, str, date], int] | None = None
+
+    def uses_left(self, rule: EarningRule, at: datetime) -> int | None:
+        if rule.max_uses_per_member is None:
+            return None
+        if self.member_id is None:
+            return rule.max_uses_per_member
+        if self._uses is None:
+            self._uses = _member_uses(card=self.card, member_id=self.member_id)
+        per, start = _bucket(rule, self.card, at)
+        return rule.max_uses_per_member - self._uses.get((rule.pk, per, start), 0)
+
+    def grant(self, rule: EarningRule, wanted: Decimal) -> Decimal:
+        if rule.budget is None:
+            return wanted
+        locked = (
+            EarningRule.objects.select_for_update()
+            .filter(app_id=rule.app_id, pk=rule.pk)
+            .values_list("budget", "budget_spent")
+            .first()
+        )
+        if locked is None:  # deleted meanwhile: it gives nothing
+            return Decimal(0)
+        budget, spent = locked
+        if budget is None:  # its budget lifted meanwhile
+            return wanted
+        granted = max(min(wanted, budget - spent), Decimal(0))
+        if granted > 0:
+            EarningRule.objects.filter(app_id=rule.app_id, pk=rule.pk).update(
+                budget_spent=F("budget_spent") + granted
+            )
+        return granted
+
+
+class QuoteCounters(EarnCounters):
+    """A quote's limits: read as they stand, locking and writing nothing."""
+
+    def grant(self, rule: EarningRule, wanted: Decimal) -> Decimal:
+        if rule.budget is None:
+            return wanted
+        spent = (
+            EarningRule.objects.filter(app_id=rule.app_id, pk=rule.pk)
+            .values_list("budget_spent", flat=True)
+            .first()
+        )
+        return max(min(wanted, rule.budget - (spent or Decimal(0))), Decimal(0))
+
+
+def _member_uses(*, card: Card, member_id: int) -> dict[tuple[int, str, date], int]:
+    rows = RuleUse.objects.filter(
+        app_id=card.app_id, member_id=member_id, rule__card_id=card.pk
+    ).values_list("rule_id", "per", "period_start", "uses")
+    return {(rule_id, per, start): uses for rule_id, per, start, uses in rows}
+
+
+def rule_uses_count(*, card: Card, member_id: int, rules: tuple[EarningRule, ...], at: datetime):
+    """Counts one use of each rule an earn of the member applied: in the rule's period (of
+    `at`, in the card's zone) when it limits uses, else `ever`. The caller holds the member's
+    wallet on the card locked."""
+    for rule in rules:
+        per, start = _bucket(rule, card, at)
+        updated = RuleUse.objects.filter(
+            app_id=card.app_id, member_id=member_id, rule_id=rule.pk, per=per, period_start=start
+        ).update(uses=F("uses") + 1)
+        if not updated:
+            RuleUse.objects.create(
+                app_id=card.app_id,
+                member_id=member_id,
+                rule_id=rule.pk,
+                per=per,
+                period_start=start,
+                uses=1,
+            )
+
+
+def rule_budget_return(*, app_id: int, returns: dict[int, Decimal]) -> None:
+    """Gives back to each rule's budget what a refund took back of what it gave; rules in id
+    order, after the wallet's lock (as earns take them)."""
+    for rule_id in sorted(returns):
+        amount = returns[rule_id]
+        if amount > 0:
+            EarningRule.objects.filter(app_id=app_id, pk=rule_id, budget__isnull=False).update(
+                budget_spent=F("budget_spent") - amount
+            )
+
+
+def rule_uses(rule_ids: list[int]) -> dict[int, int]:
+    """How many earns each rule applied to."""
+    rows = (
+        RuleUse.objects.filter(rule_id__in=rule_ids)
+        .values("rule_id")
+        .annotate(total=Sum("uses"))
+        .values_list("rule_id", "total")
+    )
+    return dict(rows)
+
+
+def member_tier_get(*, card: Card, member_id: int) -> MemberTier | None:
+    return MemberTier.objects.filter(
+        app_id=card.app_id, card_id=card.pk, member_id=member_id
+    ).first()
+
+
+def member_tier_review(
+    *,
+    card: Card,
+    programme: Programme,
+    member_id: int,
+    spend: Decimal,
+    at: datetime,
+    upgrade_only: bool,
+) -> MemberTier | None:
+    """Moves the member to the tier its qualifying `spend` supports: up at once (the earn that
+    crosses a threshold was computed at the old tier; the next earns use the new one), down only
+    once the reached tier's retention has ended (`upgrade_only`: never down, as after an earn or
+    a refund). A tier reached, or supported again at its review, is kept `tier_retention_days`
+    from then. Each change records `member.tier_changed`. The caller holds the member's wallet
+    on the card locked. Returns the member's tier row when it changed."""
+    current = member_tier_get(card=card, member_id=member_id)
+    now_tier = programme.tier(current.tier_id) if current is not None else None
+    supported = programme.supported(spend)
+    retention = timedelta(days=card.tier_retention_days)
+    rank = _rank(programme)
+    if rank(supported) > rank(now_tier):
+        return _tier_set(
+            card=card, row=current, member_id=member_id, old=now_tier, new=supported,
+            reason=TierReason.UPGRADE, at=at, retained_until=at + retention,
+        )  # fmt: skip
+    if upgrade_only or current is None or now_tier is None:
+        return None
+    if current.retained_until is not None and current.retained_until > at:
+        return None
+    if rank(supported) == rank(now_tier):
+        # Supported again: kept another period, without an event (the tier did not change).
+        MemberTier.objects.filter(pk=current.pk).update(retained_until=at + retention)
+        return None
+    return _tier_set(
+        card=card, row=current, member_id=member_id, old=now_tier, new=supported,
+        reason=TierReason.DOWNGRADE, at=at,
+        retained_until=None if supported is None else at + retention,
+    )  # fmt: skip
+
+
+def _rank(programme: Programme):
+    order = {t.pk: i for i, t in enumerate(programme.tiers)}
+    return lambda tier: -1 if tier is None else order.get(tier.pk, -1)
+
+
+def _tier_set(
+    *,
+    card: Card,
+    row: MemberTier | None,
+    member_id: int,
+    old: Tier | None,
+    new: Tier | None,
+    reason: str,
+    at: datetime,
+    retained_until: datetime | None,
+    note: str = "",
+) -> MemberTier:
+    if row is None:
+        row = MemberTier(app_id=card.app_id, card_id=card.pk, member_id=member_id)
+    row.tier = new
+    row.reached_at = at if new is not None else None
+    row.retained_until = retained_until
+    row.reason = reason
+    row.note = note
+    row.save()
+    event_record(
+        app_id=card.app_id,
+        event_type=EventType.TIER_CHANGED,
+        data={
+            "member_id": member_id,
+            "card_id": card.pk,
+            "from": None if old is None else old.name,
+            "to": None if new is None else new.name,
+            "reason": reason,
+            "changed_at": at.isoformat().replace("+00:00", "Z"),
+        },
+    )
+    return row
+
+
+@transaction.atomic
+def member_tier_set_by_staff(
+    *, card: Card, member_id: int, tier: Tier | None, note: str, at: datetime
+) -> MemberTier:
+    """Staff put the member in `tier` (None: no tier), with a reason; kept
+    `tier_retention_days` from now like a reached tier. The caller locks the member's wallet
+    first when it has one (`cashback.services.tiers`)."""
+    if not note.strip():
+        raise ValueError("A staff change of tier needs a reason.")
+    current = member_tier_get(card=card, member_id=member_id)
+    programme = card_programme(card)
+    old = programme.tier(current.tier_id) if current is not None else None
+    return _tier_set(
+        card=card, row=current, member_id=member_id, old=old, new=tier, reason=TierReason.STAFF,
+        at=at, retained_until=at + timedelta(days=card.tier_retention_days), note=note,
+    )  # fmt: skip
+
+
+# The fields a rule takes from its API body besides `hours`.
+RULE_FIELDS = (
+    "name", "kind", "factor", "percentage", "amount", "priority", "stackable", "active",
+    "starts_at", "ends_at", "days_of_week", "categories", "skus", "min_purchase", "tiers",
+    "first_purchase_only", "max_per_transaction", "max_uses_per_member", "per", "budget",
+)  # fmt: skip
+_KIND_VALUE = {"multiplier": "factor", "bonus_percentage": "percentage", "fixed_bonus": "amount"}
+_LISTS = ("days_of_week", "categories", "skus", "tiers")
+_AMOUNTS = ("amount", "min_purchase", "max_per_transaction", "budget")
+
+
+def _four_places(value: Decimal) -> bool:
+    """Rates and factors are kept to 4 decimal places."""
+    return value == value.quantize(Decimal("0.0001"))
+
+
+def _rule_apply(rule: EarningRule, changes: dict) -> None:
+    """Sets the rule's fields from an API body (`null` and `[]` clear a condition)."""
+    for name in RULE_FIELDS:
+        if name in changes:
+            value = changes[name]
+            if name in _LISTS:
+                value = sorted(set(value or [])) if name == "days_of_week" else list(value or [])
+            setattr(rule, name, value)
+    if "hours" in changes:
+        hours = changes["hours"]
+        rule.hours_from = None if hours is None else hours["from"]
+        rule.hours_to = None if hours is None else hours["to"]
+
+
+def _rule_check(rule: EarningRule, card: Card) -> None:
+    """Raises `InvalidInput` naming each field that does not hold."""
+    errors: dict[str, list[str]] = {}
+    value_field = _KIND_VALUE.get(rule.kind)
+    for kind, name in _KIND_VALUE.items():
+        given = getattr(rule, name) is not None
+        if name == value_field and not given:
+            errors[name] = [f"A {kind} rule needs {name}."]
+        elif name != value_field and given:
+            errors[name] = [f"Only a {kind} rule takes {name}."]
+    if rule.factor is not None and not Decimal(1) < rule.factor <= 10:
+        errors["factor"] = ["Must be more than 1 and at most 10."]
+    if rule.percentage is not None and not Decimal(0) < rule.percentage <= 100:
+        errors["percentage"] = ["Must be more than 0 and at most 100."]
+    if rule.factor is not None and not _four_places(rule.factor):
+        errors["factor"] = ["At most 4 decimal places."]
+    if rule.percentage is not None and not _four_places(rule.percentage):
+        errors["percentage"] = ["At most 4 decimal places."]
+    for name in _AMOUNTS:
+        value = getattr(rule, name)
+        if value is not None and not money.has_valid_places(value, card.currency):
+            digits = money.minor_digits(card.currency)
+            errors[name] = [f"At most {digits} decimal places for {card.currency}."]
+    if rule.starts_at and rule.ends_at and rule.ends_at <= rule.starts_at:
+        errors["ends_at"] = ["Must be after starts_at."]
+    if rule.max_uses_per_member is not None and not rule.per:
+        errors["per"] = ["max_uses_per_member needs per: day, week, month, year or ever."]
+    if rule.per and rule.max_uses_per_member is None:
+        errors["max_uses_per_member"] = ["per needs max_uses_per_member."]
+    if rule.tiers:
+        known = set(
+            Tier.objects.filter(app_id=card.app_id, card_id=card.pk).values_list("name", flat=True)
+        )
+        unknown = sorted(set(rule.tiers) - known)
+        if unknown:
+            errors["tiers"] = [f"The card has no tier named {', '.join(unknown)}."]
+    if rule.budget is not None and rule.budget < rule.budget_spent:
+        errors["budget"] = [
+            f"The rule gave {money.quantize(rule.budget_spent, card.currency)} already; the "
+            "budget cannot be less."
+        ]
+    if errors:
+        raise InvalidInput("The rule is invalid.", details=errors)
+
+
+@transaction.atomic
+def rule_create(*, card: Card, fields: dict) -> EarningRule:
+    """A new rule on the card, as the API's POST or `create_earning_rule` gives it. Raises
+    `InvalidInput`."""
+    rule = EarningRule(app_id=card.app_id, card=card)
+    _rule_apply(rule, fields)
+    _rule_check(rule, card)
+    rule.save()
+    return rule
+
+
+@transaction.atomic
+def rule_update(*, card: Card, rule_id: int, changes: dict) -> EarningRule:
+    """Changes the card's rule. The rule's row is locked first, so that a budget is never set
+    below what concurrent earns have taken. Raises `NotFound`, `InvalidInput`."""
+    rule = (
+        EarningRule.objects.select_for_update()
+        .filter(app_id=card.app_id, card=card, pk=rule_id)
+        .first()
+    )
+    if rule is None:
+        raise NotFound("Rule not found.")
+    _rule_apply(rule, changes)
+    _rule_check(rule, card)
+    rule.save()
+    return rule
+
+
+def rule_deactivate(*, card: Card, rule_id: int) -> EarningRule:
+    """Deactivates the rule: it applies no more, and stays, with what it gave, for the
+    breakdowns that name it."""
+    return rule_update(card=card, rule_id=rule_id, changes={"active": False})
+
+
+def tier_create(*, card: Card, name: str, threshold: Decimal, cashback_percentage: Decimal) -> Tier:
+    """A new tier on the card. Raises `InvalidInput` (a taken name or threshold, a percentage
+    out of range, too many decimal places)."""
+    errors: dict[str, list[str]] = {}
+    tiers = Tier.objects.filter(app_id=card.app_id, card_id=card.pk)
+    if tiers.filter(name=name).exists():
+        errors["name"] = ["The card has a tier of this name."]
+    if tiers.filter(threshold=threshold).exists():
+        errors["threshold"] = ["The card has a tier at this threshold."]
+    if threshold < 0 or not money.has_valid_places(threshold, card.currency):
+        errors["threshold"] = [f"An amount ≥ 0 in {card.currency}."]
+    if not Decimal(0) < cashback_percentage <= 100 or not _four_places(cashback_percentage):
+        errors["cashback_percentage"] = ["More than 0, at most 100, 4 decimal places at most."]
+    if errors:
+        raise InvalidInput("The tier is invalid.", details=errors)
+    try:
+        with transaction.atomic():
+            return Tier.objects.create(
+                app_id=card.app_id, card=card, name=name, threshold=threshold,
+                cashback_percentage=cashback_percentage,
+            )  # fmt: skip
+    except IntegrityError:  # a concurrent tier took the name or the threshold
+        raise InvalidInput(
+            "The tier is invalid.", details={"threshold": ["Taken by another tier."]}
+        ) from None
