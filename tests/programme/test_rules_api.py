@@ -9,6 +9,8 @@ from programme.models import EarningRule, Tier
 from tests.factories import CardFactory, RuleFactory, TierFactory
 from tests.helpers import earn, error
 
+BONUS = {"name": "x", "kind": "bonus_percentage", "percentage": 1}
+
 
 def rules_path(card) -> str:
     return f"/api/v1/cashback/cards/{card.pk}/rules"
@@ -84,15 +86,15 @@ def test_a_rule_is_created_with_every_field_and_listed(api, card):
         ({"name": "x", "kind": "bonus_percentage", "percentage": 101}, "percentage"),
         ({"name": "x", "kind": "fixed_bonus", "amount": 1, "percentage": 2}, "percentage"),
         ({"name": "x", "kind": "fixed_bonus", "amount": "1.0001"}, "amount"),
-        ({"name": "x", "kind": "bonus_percentage", "percentage": 1, "days_of_week": [8]}, "days_of_week"),
-        ({"name": "x", "kind": "bonus_percentage", "percentage": 1, "hours": {"from": "9:00"}}, "hours"),
-        ({"name": "x", "kind": "bonus_percentage", "percentage": 1, "hours": {"from": "09:00", "to": "09:00"}}, "hours"),
-        ({"name": "x", "kind": "bonus_percentage", "percentage": 1, "max_uses_per_member": 2}, "per"),
-        ({"name": "x", "kind": "bonus_percentage", "percentage": 1, "per": "week"}, "max_uses_per_member"),
-        ({"name": "x", "kind": "bonus_percentage", "percentage": 1, "tiers": ["platinum"]}, "tiers"),
+        ({**BONUS, "days_of_week": [8]}, "days_of_week"),
+        ({**BONUS, "hours": {"from": "9:00"}}, "hours"),
+        ({**BONUS, "hours": {"from": "09:00", "to": "09:00"}}, "hours"),
+        ({**BONUS, "max_uses_per_member": 2}, "per"),
+        ({**BONUS, "per": "week"}, "max_uses_per_member"),
+        ({**BONUS, "tiers": ["platinum"]}, "tiers"),
         ({"name": "x", "kind": "bonus_percentage", "percentage": 1,
           "starts_at": "2026-12-02T00:00:00Z", "ends_at": "2026-12-01T00:00:00Z"}, "ends_at"),
-        ({"name": "x", "kind": "bonus_percentage", "percentage": 1, "colour": "red"}, "colour"),
+        ({**BONUS, "colour": "red"}, "colour"),
         ({"name": "x", "kind": "boost", "percentage": 1}, "kind"),
     ],
 )  # fmt: skip
