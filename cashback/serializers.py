@@ -10,7 +10,7 @@ from core import money
 from core.api.fields import AmountField, IdField, MetadataField, NumberOutField, WholeNumberField
 from core.api.serializers import StrictSerializer
 from members.serializers import MemberRefSerializer, PinField
-from programme.engine import Line
+from programme.engine import Line, RefundLine
 
 
 def timestamp(value: datetime) -> str:
@@ -150,6 +150,12 @@ class RefundSerializer(MemberRefSerializer, _OperationFields, StrictSerializer):
                 )
             attrs["refund_amount"] = total
         return attrs
+
+    def refunded_lines(self) -> list[RefundLine] | None:
+        lines = self.validated_data.get("lines")
+        if lines is None:
+            return None
+        return [RefundLine(sku=line["sku"], amount=line["amount"]) for line in lines]
 
 
 class ReverseSerializer(StrictSerializer):

@@ -329,6 +329,7 @@ class CashbackViewSet(viewsets.ViewSet):
             refund_amount=data["refund_amount"],
             cashback_to_deduct=data.get("cashback_to_deduct"),
             original_transaction_id=data.get("original_transaction_id"),
+            lines=params.refunded_lines(),
             reference=data.get("reference"),
             metadata=data.get("metadata"),
             idempotency_record=idempotency_record(request),

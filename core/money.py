@@ -1,6 +1,6 @@
 """Money has one home: minor units from the currency, half-up rounding, the amount rules."""
 
-from decimal import ROUND_HALF_UP, Decimal
+from decimal import ROUND_FLOOR, ROUND_HALF_UP, Decimal
 from functools import lru_cache
 
 from babel.numbers import get_currency_precision, is_currency
@@ -51,3 +51,21 @@ def plain(number: Decimal) -> Decimal:
     """A decimal without trailing zeros or an exponent, for rates such as 5 or 2.5."""
     normalized = number.normalize()
     return normalized.quantize(Decimal(1)) if normalized == normalized.to_integral() else normalized
+
+
+def allocate(total: Decimal, weights: list[Decimal], currency: str) -> list[Decimal]:
+    """`total` split in proportion to `weights`, each part in whole minor units, the parts
+    adding up to `total` exactly: each part rounded down, then the minor units left given one
+    each to the parts that lost most to the rounding (the largest remainders, the first on a
+    tie). Zero weights get nothing; all-zero weights, nothing at all."""
+    whole = sum(weights, Decimal(0))
+    if whole <= 0 or total == 0:
+        return [Decimal(0) for _ in weights]
+    unit = quantum(currency)
+    exact = [total * weight / whole for weight in weights]
+    parts = [(share / unit).to_integral_value(rounding=ROUND_FLOOR) * unit for share in exact]
+    left = int((total - sum(parts, Decimal(0))) / unit)
+    by_remainder = sorted(range(len(weights)), key=lambda i: (-(exact[i] - parts[i]), i))
+    for i in by_remainder[:left]:
+        parts[i] += unit
+    return [quantize(part, currency) for part in parts]

@@ -34,6 +34,17 @@ class Line:
 
 
 @dataclass(frozen=True)
+class RefundLine:
+    """A refunded basket line: its SKU and how much of it."""
+
+    sku: str
+    amount: Decimal
+
+    def as_dict(self) -> dict:
+        return {"sku": self.sku, "amount": str(self.amount)}
+
+
+@dataclass(frozen=True)
 class Contribution:
     """One part of an earn's cashback: the base (`source` card or tier) or one rule's, with the
     basket lines (by index) it was earned on."""

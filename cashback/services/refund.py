@@ -9,6 +9,11 @@ from cards.models import Card
 from cards.selectors import card_check_active
 from cashback.errors import RefundExceedsPurchase
 from cashback.models import EntryType, LedgerEntry, Lot, Wallet
+from cashback.services.breakdowns import (
+    breakdown_share,
+    breakdown_share_of_lines,
+    refund_breakdown,
+)
 from cashback.services.ledger import (
     ZERO,
     Operation,
@@ -23,6 +28,8 @@ from core import money
 from core.errors import NotFound
 from core.fingerprint import digest
 from members.services import MemberRef
+from programme.engine import RefundLine
+from programme.services import rule_budget_return
 
 # What a refund set out to take back: what it took (its amounts are negative) plus what it
 # could not.
@@ -38,11 +45,20 @@ def cashback_refund(
     refund_amount: Decimal,
     cashback_to_deduct: Decimal | None = None,
     original_transaction_id: int | None = None,
+    lines: list[RefundLine] | None = None,
     reference: str | None = None,
     metadata: dict | None = None,
     idempotency_record: IdempotencyRecord | None = None,
 ) -> Posted:
     """Takes back the cashback of a refunded purchase, never below a zero balance.
+
+    Against an earning with a breakdown (`LedgerEntry.breakdown`), the refund takes back its
+    share of each contribution and keeps it as its own breakdown: by `lines` (an earning made
+    with lines: each refunded line takes back, of every contribution it earned, the share its
+    amount is of what that contribution matched; a contribution whose lines are all refunded
+    gives its exact rest), else in proportion to what each contribution has left. What it took
+    back of a rule returns to the rule's budget (`rule_budget_return`): what it took, not what
+    it could not recover.
 
     The deduction is `cashback_to_deduct` when given; else, against an original earning, its
     share of what that earning credited; else the card's rate on `refund_amount` (half-up,
@@ -55,9 +71,10 @@ def cashback_refund(
     out of its pending part only, a refund naming none out of the wallet's held cashback
     (newest first) before its spendable balance (oldest lots first).
 
-    Raises `CardInactive`, `InvalidInput`, `NotFound` (member, original),
-    `RefundExceedsPurchase`, `DuplicateReference` and `IdempotencyKeyReused`. Never creates a
-    member.
+    Raises `CardInactive`, `InvalidInput` (also lines given for an earning made without),
+    `NotFound` (member, original), `RefundExceedsPurchase` (also a line refunded past its
+    amount, with `details.sku`), `DuplicateReference` and `IdempotencyKeyReused`. Never creates
+    a member.
     """
     card_check_active(card)
     amount_check_places(field="refund_amount", amount=refund_amount, currency=card.currency)
@@ -79,6 +96,7 @@ def cashback_refund(
                 "original": original_transaction_id,
                 "metadata": metadata or {},
             }
+            | ({} if lines is None else {"lines": [[line.sku, line.amount] for line in lines]})
         ),
     )
     replay = operation.replay()
@@ -87,6 +105,7 @@ def cashback_refund(
 
     wallet = member_wallet(app=app, card=card, ref=member_ref)
     original = None
+    share: list[Decimal] | None = None
     if original_transaction_id is None:
         to_deduct = cashback_to_deduct
         if to_deduct is None:
@@ -103,12 +122,16 @@ def cashback_refund(
             )
     else:
         original = _original_earning(wallet=wallet, entry_id=original_transaction_id)
+        if lines is not None:
+            share = breakdown_share_of_lines(original=original, lines=lines, currency=card.currency)
         to_deduct = _deduction_against(
             original=original,
             refund_amount=refund_amount,
-            requested=cashback_to_deduct,
+            requested=cashback_to_deduct if share is None else sum(share, ZERO),
             currency=card.currency,
         )
+        if share is None and original.breakdown is not None:
+            share = breakdown_share(original=original, amount=to_deduct, currency=card.currency)
 
     # Held cashback goes first: a named earning still held gives only from its own pending
     # part; without a named earning the wallet's held cashback gives before its balance.
@@ -120,6 +143,14 @@ def cashback_refund(
     else:
         from_pending = min(to_deduct, wallet.pending_balance)
         from_balance = min(to_deduct - from_pending, wallet.balance)
+    breakdown = None
+    if original is not None and original.breakdown is not None and share is not None:
+        breakdown = refund_breakdown(
+            original=original,
+            claims=share,
+            taken=from_pending + from_balance,
+            currency=card.currency,
+        )
     posted = entry_append(
         wallet=wallet,
         operation=operation,
@@ -130,9 +161,20 @@ def cashback_refund(
         unrecovered_amount=to_deduct - from_pending - from_balance,
         original_entry=original,
         metadata=metadata or {},
+        breakdown=breakdown,
+        lines=None if lines is None else [line.as_dict() for line in lines],
     )
     if not posted.replayed:
         _lots_take(entry=posted.entry, named=lot, pending=from_pending, spendable=from_balance)
+        if breakdown is not None:
+            rule_budget_return(
+                app_id=card.app_id,
+                returns={
+                    part["rule_id"]: -Decimal(part["amount"])
+                    for part in breakdown
+                    if part["rule_id"] is not None
+                },
+            )
     return posted
 
 

@@ -1,0 +1,50 @@
+"""A rule's budget under concurrent earns, with real threads on PostgreSQL: never overspent."""
+
+from decimal import Decimal
+
+import pytest
+from rest_framework.test import APIClient
+
+from apps_auth.services import api_key_create
+from cashback.ledger_check import ledger_verify
+from cashback.models import LedgerEntry
+from programme.models import EarningRule
+from tests.factories import AppFactory, CardFactory, MemberFactory, RuleFactory
+from tests.helpers import concurrently
+
+EARN = "/api/v1/cashback/cashback/earn"
+
+pytestmark = pytest.mark.django_db(transaction=True)
+
+
+def test_48_concurrent_earns_never_overspend_a_budget(tmp_path):
+    app = AppFactory.create()
+    key = api_key_create(app=app).raw_key
+    card = CardFactory.create(app=app, cashback_min_amount=0, cashback_max_amount=None)
+    # Each earn of 100 wants 10 from the rule; the budget holds 4 of them and a half.
+    rule = RuleFactory.create(card=card, percentage=Decimal(10), budget=Decimal(45))
+    members = [MemberFactory.create(app=app) for _ in range(16)]
+
+    def one(i: int):
+        client = APIClient(headers={"X-App-Id": app.app_id, "X-Api-Key": key})
+        client.default_format = "json"
+        # Three earns per member, concurrently with the member's own and the others'.
+        body = {"card_id": card.pk, "member_id": members[i % 16].pk, "purchase_amount": "100"}
+        return client.post(EARN, body)
+
+    responses = concurrently(48, one)
+    assert [r.status_code for r in responses] == [200] * 48
+    from_rule = sorted(
+        p["amount"]
+        for r in responses
+        for p in r.json()["data"]["breakdown"]
+        if p["rule_id"] == rule.pk
+    )
+    # Four got all 10, one the 5 left, the rest nothing from the rule.
+    assert from_rule == [5, 10, 10, 10, 10]
+    rule = EarningRule.objects.get()
+    assert rule.budget_spent == Decimal(45)
+    assert rule.budget_remaining == 0
+    credited = sum(e.amount for e in LedgerEntry.objects.all())
+    assert credited == Decimal(48 * 5 + 45)
+    assert ledger_verify().mismatches == []
