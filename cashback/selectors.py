@@ -12,11 +12,14 @@ from apps_auth.models import App
 from cards.models import Card
 from cashback.filters import LedgerEntryFilter
 from cashback.models import EntryType, LedgerEntry, Lot, Wallet
+from cashback.serializers import timestamp
+from core import money
 from core.errors import InvalidInput, NotFound
 from core.replicas import replica_read
 from core.rows import from_row, prepared_cursor, quote, select_list
 from members.models import Member
 from members.services import MemberRef, member_resolve
+from programme.services import card_programme, member_tier_get
 
 
 def member_key(*, app_id: int, member_id: int) -> str:
@@ -187,13 +190,15 @@ def earned_before(*, wallet: Wallet) -> bool:
     ).exists()
 
 
-def qualifying_spend(*, wallet: Wallet, card: Card, at: datetime) -> Decimal:
+def qualifying_spend(*, wallet_id: int | None, card: Card, at: datetime) -> Decimal:
     """The member's qualifying spend on the card at `at`: the purchases of its earnings in the
     last `tier_period_days`, minus what refunds gave back of them (a refund naming an earning
     counts against it; one naming none, made in the period, against the period). One query on
     the wallet's entries of the period (`entry_wallet_type_history`)."""
+    if wallet_id is None:
+        return Decimal(0)
     since = at - timedelta(days=card.tier_period_days)
-    entries = LedgerEntry.objects.filter(app_id=wallet.app_id, wallet_id=wallet.pk)
+    entries = LedgerEntry.objects.filter(app_id=card.app_id, wallet_id=wallet_id)
     earnings = entries.filter(entry_type=EntryType.EARNING, created_at__gt=since)
     refunds = entries.filter(entry_type=EntryType.REFUND).filter(
         Q(original_entry__in=earnings.values("pk"))
@@ -202,3 +207,29 @@ def qualifying_spend(*, wallet: Wallet, card: Card, at: datetime) -> Decimal:
     purchased = earnings.aggregate(total=Sum("purchase_amount", default=Decimal(0)))["total"]
     refunded = refunds.aggregate(total=Sum("refund_amount", default=Decimal(0)))["total"]
     return max(purchased - refunded, Decimal(0))
+
+
+def tier_status(*, card: Card, member_id: int, wallet_id: int | None, at: datetime) -> dict | None:
+    """The member's tier on the card as balance answers it: its name and percentage, the
+    qualifying spend, the next tier and the spend still needed for it, and until when the tier
+    is kept whatever the spend; None when the card has no tiers or the member reached none."""
+    programme = card_programme(card)
+    if not programme.tiers:
+        return None
+    row = member_tier_get(card=card, member_id=member_id)
+    tier = programme.tier(row.tier_id) if row is not None else None
+    if tier is None or row is None:
+        return None
+    spend = qualifying_spend(wallet_id=wallet_id, card=card, at=at)
+    above = [t for t in programme.tiers if t.threshold > tier.threshold]
+    following = above[0] if above else None
+    return {
+        "name": tier.name,
+        "cashback_percentage": money.plain(tier.cashback_percentage),
+        "qualifying_spend": money.quantize(spend, card.currency),
+        "next_tier": None if following is None else following.name,
+        "spend_to_next": None
+        if following is None
+        else money.quantize(max(following.threshold - spend, Decimal(0)), card.currency),
+        "retained_until": None if row.retained_until is None else timestamp(row.retained_until),
+    }

@@ -457,6 +457,19 @@ class NextExpirySerializer(serializers.Serializer):
     expires_at = serializers.DateTimeField()
 
 
+class TierStatusSerializer(serializers.Serializer):
+    name = serializers.CharField()
+    cashback_percentage = NumberOutField(help_text="The tier's rate, which replaces the card's.")
+    qualifying_spend = NumberOutField(
+        help_text="Purchases over the card's tier_period_days, net of refunds."
+    )
+    next_tier = serializers.CharField(allow_null=True)
+    spend_to_next = NumberOutField(allow_null=True, help_text="Spend still needed for next_tier.")
+    retained_until = serializers.DateTimeField(
+        allow_null=True, help_text="The tier is kept at least until then, whatever the spend."
+    )
+
+
 class BalanceSerializer(serializers.Serializer):
     card_id = serializers.IntegerField()
     member_id = serializers.IntegerField()
@@ -469,6 +482,9 @@ class BalanceSerializer(serializers.Serializer):
     reward_system = serializers.CharField()
     currency = serializers.CharField()
     queried_at = serializers.DateTimeField()
+    tier = TierStatusSerializer(
+        allow_null=True, help_text="The member's tier on the card; null: none reached, or none."
+    )
 
 
 class HistoryItemSerializer(_PostedSerializer):

@@ -1,6 +1,6 @@
 """Periodic jobs of the cashback lifecycle, run by the worker (every minute unless
 `CASHBACK_LIFECYCLE_CRON` says otherwise): held cashback released when due, lots expired and
-their warnings sent."""
+their warnings sent, members whose tier's retention ended moved to what their spend supports."""
 
 import logging
 
@@ -9,6 +9,7 @@ from django.utils import timezone
 from procrastinate.contrib.django import app
 
 from cashback.services import cashback_expire_due, cashback_release_due
+from cashback.services.tiers import cashback_tiers_review
 
 logger = logging.getLogger(__name__)
 
@@ -32,3 +33,11 @@ def cashback_expire(timestamp: int) -> None:
             result.amount,
             result.warned,
         )
+
+
+@app.periodic(cron=settings.CASHBACK_LIFECYCLE_CRON, periodic_id="lifecycle")
+@app.task(name="cashback_tiers_review", queueing_lock="cashback_tiers_review")
+def cashback_tiers(timestamp: int) -> None:
+    result = cashback_tiers_review(as_of=timezone.now())
+    if result.changed:
+        logger.info("Moved %s members to the tier their spend supports.", result.changed)

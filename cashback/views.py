@@ -22,7 +22,7 @@ from cashback.errors import (
 )
 from cashback.events import entry_answer
 from cashback.models import EntryType
-from cashback.selectors import entry_history, member_card
+from cashback.selectors import entry_history, member_card, tier_status
 from cashback.serializers import (
     BalanceQuerySerializer,
     BalanceSerializer,
@@ -421,6 +421,14 @@ class CashbackViewSet(viewsets.ViewSet):
                 "reward_system": "cashback",
                 "currency": "TND",
                 "queried_at": "2025-01-15T10:30:00Z",
+                "tier": {
+                    "name": "Gold",
+                    "cashback_percentage": 7,
+                    "qualifying_spend": Decimal("1250.000"),
+                    "next_tier": "Platinum",
+                    "spend_to_next": Decimal("3750.000"),
+                    "retained_until": "2026-01-15T10:30:00Z",
+                },
             }
         ),
     )
@@ -433,6 +441,8 @@ class CashbackViewSet(viewsets.ViewSet):
             member_ref=params.member_ref(),
         )
         card = found.card
+        now = timezone.now()
+        tier = tier_status(card=card, member_id=found.member_id, wallet_id=found.wallet_id, at=now)
         data = {
             "card_id": card.pk,
             "member_id": found.member_id,
@@ -447,7 +457,8 @@ class CashbackViewSet(viewsets.ViewSet):
             "cashback_percentage": money.plain(card.cashback_percentage),
             "reward_system": card.reward_system,
             "currency": card.currency,
-            "queried_at": timestamp(timezone.now()),
+            "queried_at": timestamp(now),
+            "tier": tier,
         }
         return ok(data)  # already rendered; BalanceSerializer documents it
 

@@ -232,7 +232,7 @@ def _programme_earn(
             card=card,
             programme=programme,
             member_id=member_id,
-            spend=qualifying_spend(wallet=wallet, card=card, at=at),
+            spend=qualifying_spend(wallet_id=wallet.pk, card=card, at=at),
             at=at,
             upgrade_only=True,
         )
