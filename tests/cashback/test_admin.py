@@ -52,11 +52,15 @@ def test_staff_can_set_a_cards_percentage_limits_and_pin_option(staff_client, le
             "cashback_max_amount": "",
             "allows_pin_redemption": "",
             "cashback_holding_days": "0",
+            "cashback_expiry_policy": "rolling",
+            "tier_period_days": "365",
+            "tier_retention_days": "365",
+            "time_zone": "Africa/Tunis",
             "currency": "TND",
             "is_active": "on",
         },
     )
-    assert response.status_code == 302
+    assert response.status_code == 302, response.context["adminform"].form.errors
     card.refresh_from_db()
     assert str(card.cashback_percentage) == "7.5000"
     assert card.cashback_max_amount is None
