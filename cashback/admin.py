@@ -17,6 +17,7 @@ from django.urls import path, reverse
 from django.utils.functional import cached_property
 from django.utils.html import format_html
 
+import cashback.programme_admin  # noqa: F401  (registers the programme's admin)
 from cashback.dashboard import daily_chart_svg, dashboard_card_totals, dashboard_daily
 from cashback.models import AdjustmentRequest, AdjustmentStatus, LedgerEntry, Lot, Wallet
 from cashback.services.adjust import (
