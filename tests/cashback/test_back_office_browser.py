@@ -136,7 +136,8 @@ def test_the_dashboard_and_a_members_page_as_staff_see_them(
         eur = page.locator("#key-figures-EUR")
         assert eur.locator("[data-figure=liability]").inner_text() == "2.00 EUR"
         assert page.locator("svg[role=img]").count() == 6
-        assert page.locator("#currency-TND svg[role=img] rect[fill='#2e7d32'] > title").count() == 30
+        earned_bars = "#currency-TND svg[role=img] rect[fill='#2e7d32'] > title"
+        assert page.locator(earned_bars).count() == 30
         campaigns = page.inner_text("#campaigns")
         assert "Weekend double" in campaigns
         assert "37%" in campaigns
