@@ -17,7 +17,8 @@ from django.urls import path, reverse
 from django.utils.functional import cached_property
 from django.utils.html import format_html
 
-from cashback.dashboard import daily_chart_svg, dashboard_card_totals, dashboard_daily
+import cashback.programme_admin  # noqa: F401  (registers the programme's admin)
+from cashback.member_summary import member_summary
 from cashback.models import AdjustmentRequest, AdjustmentStatus, LedgerEntry, Lot, Wallet
 from cashback.services.adjust import (
     Adjustment,
@@ -34,21 +35,22 @@ from members.admin import MemberAdmin
 from members.models import Member
 
 
-class WalletInline(admin.TabularInline):
-    model = Wallet
-    extra = 0
-    readonly_fields = ("card", "balance", "updated_at")
-    fields = readonly_fields
-    can_delete = False
-
-    def has_add_permission(self, request, obj=None):
-        return False
-
-
 class MemberWithWalletsAdmin(MemberAdmin):
-    """The member's page, with their wallets and balances (members know nothing of wallets)."""
+    """The member's page, with their cashback (members know nothing of wallets): every wallet
+    with its balances and tier, the soonest expiries and the latest entries, above the PIN."""
 
-    inlines = [*MemberAdmin.inlines, WalletInline]
+    change_form_template = "admin/cashback/member/change_form.html"
+
+    def change_view(self, request, object_id, form_url="", extra_context=None):
+        member = self.get_object(request, object_id)
+        if member is not None:
+            extra_context = {
+                **(extra_context or {}),
+                "summary": member_summary(member=member),
+                "can_view_wallets": request.user.has_perm("cashback.view_wallet"),
+                "can_view_entries": request.user.has_perm("cashback.view_ledgerentry"),
+            }
+        return super().change_view(request, object_id, form_url, extra_context)
 
 
 admin.site.unregister(Member)
@@ -460,20 +462,8 @@ class LedgerEntryAdmin(ReadOnlyAdmin):
         return response
 
     def dashboard_view(self, request):
-        if not request.user.has_perm("cashback.view_dashboard"):
-            raise PermissionDenied
-        currency = request.GET.get("currency", settings.CASHBACK_DEFAULT_CURRENCY)[:3].upper()
-        daily = dashboard_daily(currency=currency)
-        context = {
-            **self.admin_site.each_context(request),
-            "title": "Cashback dashboard",
-            "totals": dashboard_card_totals(),
-            "currency": currency,
-            "chart": daily_chart_svg(daily),
-            "daily": daily,
-            "opts": self.model._meta,
-        }
-        return TemplateResponse(request, "admin/cashback/dashboard.html", context)
+        """Where the dashboard was before it became the home page: bookmarks still find it."""
+        return HttpResponseRedirect(reverse("admin:index"))
 
 
 @admin.register(Lot)

@@ -67,6 +67,20 @@ def member_pin_set(*, member: Member, pin: str) -> Member:
     return member
 
 
+def member_pin_unlock(*, member: Member) -> bool:
+    """Lifts a PIN lock and forgets the wrong PINs counted so far (staff, in the back office).
+
+    One UPDATE of a row that has something to clear: returns whether it had, so that a second
+    unlock, or two at once, changes and records nothing more."""
+    cleared = (
+        Member.objects.filter(app_id=member.app_id, pk=member.pk)
+        .exclude(pin_failed_attempts=0, pin_locked_until__isnull=True)
+        .update(pin_failed_attempts=0, pin_locked_until=None)
+    )
+    member.pin_failed_attempts, member.pin_locked_until = 0, None
+    return cleared > 0
+
+
 def member_pin_check_unlocked(member: Member) -> None:
     """Raises `PinLocked` while the member's PIN is locked: no redeem of the member goes
     through then, with or without a PIN."""

@@ -1,9 +1,11 @@
 """A staff member in a real browser (Debian's headless Chromium, driven by Playwright): logs in,
-changes a card's percentage, adjusts a wallet and finds the adjustment in the ledger list."""
+changes a card's percentage, adjusts a wallet and finds the adjustment in the ledger list; reads
+the dashboard and a member's page, and unlocks the member's PIN."""
 
 import os
 import shutil
 from decimal import Decimal
+from pathlib import Path
 
 import pytest
 from django.contrib.staticfiles.handlers import StaticFilesHandler
@@ -11,6 +13,7 @@ from django.test.testcases import LiveServerThread
 
 from cards.models import Card
 from cashback.models import LedgerEntry, Wallet
+from tests.cashback.back_office_seed import seed_back_office
 from tests.factories import CardFactory, MemberFactory
 from tests.helpers import give_balance
 
@@ -99,3 +102,64 @@ def test_staff_change_a_card_adjust_a_wallet_and_see_it_in_the_ledger(back_offic
     assert adjustment.created_by.username == "ops"
     assert adjustment.metadata == {"reason": "Receipt scanned late"}
     assert Wallet.objects.get(pk=wallet.pk).balance == Decimal(5)
+
+
+SCREENSHOTS = Path(__file__).resolve().parents[2] / "docs" / "screenshots"
+
+
+def test_the_dashboard_and_a_members_page_as_staff_see_them(
+    server_url, django_user_model, merchant
+):
+    """Screenshots of both pages, from the real server, for the docs (docs/screenshots/)."""
+    django_user_model.objects.create_superuser("ops", "ops@example.com", "a-strong-passw0rd")
+    seeded = seed_back_office(merchant.app)
+    member = seeded.members[0]
+    SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+    with sync_api.sync_playwright() as playwright:
+        browser = playwright.chromium.launch(
+            executable_path=CHROMIUM, headless=True, args=LAUNCH_FLAGS
+        )
+        page = browser.new_page(viewport={"width": 1280, "height": 900})
+        page.goto(f"{server_url}/admin/login/")
+        assert "Cashback back office" in page.title()
+        assert page.inner_text("#site-name") == "Cashback back office"
+        page.fill("#id_username", "ops")
+        page.fill("#id_password", "a-strong-passw0rd")
+        page.click("input[type=submit]")
+        page.wait_for_url(f"{server_url}/admin/")
+
+        assert page.inner_text("#site-name") == "Cashback back office"
+        tnd = page.locator("#key-figures-TND")
+        assert tnd.locator("[data-figure=liability]").inner_text() == "47.500 TND"
+        assert tnd.locator("[data-figure=earned]").inner_text() == "67.000 TND"
+        assert tnd.locator("[data-figure=redeemed]").inner_text() == "19.500 TND"
+        eur = page.locator("#key-figures-EUR")
+        assert eur.locator("[data-figure=liability]").inner_text() == "2.00 EUR"
+        assert page.locator("svg[role=img]").count() == 6
+        earned_bars = "#currency-TND svg[role=img] rect[fill='#2e7d32'] > title"
+        assert page.locator(earned_bars).count() == 30
+        campaigns = page.inner_text("#campaigns")
+        assert "Weekend double" in campaigns
+        assert "37%" in campaigns
+        assert "Gold" in page.inner_text("#tiers")
+        assert page.inner_text("#webhooks [data-figure=delivered]") == "2"
+        assert page.inner_text("#webhooks [data-figure=failed]") == "1"
+        page.screenshot(path=str(SCREENSHOTS / "back-office-dashboard.png"), full_page=True)
+
+        page.goto(f"{server_url}/admin/members/member/{member.pk}/change/")
+        wallets = page.inner_text("#member-wallets")
+        assert "20.500 TND" in wallets
+        assert "2.00 EUR" in wallets
+        assert "Gold" in wallets
+        assert page.locator("#member-entries tbody tr").count() == 6
+        assert "Locked until" in page.inner_text("#member-pin")
+        page.screenshot(path=str(SCREENSHOTS / "back-office-member.png"), full_page=True)
+
+        page.click("#unlock-pin")
+        page.wait_for_url(f"{server_url}/admin/members/member/{member.pk}/change/")
+        assert "is unlocked" in page.inner_text(".messagelist")
+        assert "Not locked" in page.inner_text("#member-pin")
+        browser.close()
+
+    member.refresh_from_db()
+    assert member.pin_locked_until is None

@@ -1,0 +1,285 @@
+"""The programme in the back office: earning rules (campaigns), tiers and members' tiers.
+
+Here rather than in `programme/admin.py` because the preview of what a basket would earn is the
+ledger's quote (`programme` may not import `cashback`); imported by `cashback.admin`."""
+
+from django import forms
+from django.contrib import admin, messages
+from django.db.models import QuerySet
+from django.http import HttpRequest
+
+from core import money
+from core.admin import ReadOnlyAdmin
+from programme.models import EarningRule, MemberTier, RuleKind, Tier
+
+# The value each kind of rule takes; the others stay empty (the `rule_kind_value` constraint).
+KIND_VALUE = {
+    RuleKind.MULTIPLIER: "factor",
+    RuleKind.BONUS_PERCENTAGE: "percentage",
+    RuleKind.FIXED_BONUS: "amount",
+}
+# Counted by earns and refunds, under the rule's row lock: never written from a form.
+RULE_COUNTERS = {"budget_spent", "uses"}
+
+
+class PreviewMixin:
+    """The place for the preview on a rule's or a tier's page: what a basket would earn for a
+    member now, with its breakdown.
+
+    Not built yet: it is to call `cashback.services.quote.cashback_quote(...)`, the quote the
+    API answers (it writes nothing). Until then `preview_context` gives nothing and the
+    `preview` block of the change form (`admin/programme/preview.html`) says so."""
+
+    def preview_context(self, request: HttpRequest, obj) -> dict | None:
+        return None
+
+    def change_view(self, request, object_id, form_url="", extra_context=None):
+        obj = self.get_object(request, object_id) if object_id else None  # type: ignore[attr-defined]
+        extra_context = {
+            **(extra_context or {}),
+            "preview": None if obj is None else self.preview_context(request, obj),
+        }
+        return super().change_view(request, object_id, form_url, extra_context)  # type: ignore[misc]
+
+
+class EarningRuleForm(forms.ModelForm):
+    class Meta:
+        model = EarningRule
+        # All but the app (the card's) and the counters.
+        fields = [
+            "card",
+            "name",
+            "kind",
+            "factor",
+            "percentage",
+            "amount",
+            "priority",
+            "stackable",
+            "active",
+            "starts_at",
+            "ends_at",
+            "days_of_week",
+            "hours_from",
+            "hours_to",
+            "categories",
+            "skus",
+            "min_purchase",
+            "tiers",
+            "first_purchase_only",
+            "max_per_transaction",
+            "max_uses_per_member",
+            "per",
+            "budget",
+        ]
+
+    def clean(self):
+        cleaned = super().clean() or {}
+        kind = cleaned.get("kind")
+        if kind in KIND_VALUE:
+            wanted = KIND_VALUE[kind]
+            if cleaned.get(wanted) is None:
+                self.add_error(wanted, f"A {kind} rule needs a {wanted}.")
+            for other in set(KIND_VALUE.values()) - {wanted}:
+                if cleaned.get(other) is not None:
+                    self.add_error(other, f"A {kind} rule takes no {other}.")
+        if (cleaned.get("hours_from") is None) != (cleaned.get("hours_to") is None):
+            self.add_error("hours_to", "Give both hours, or neither.")
+        if cleaned.get("max_uses_per_member") is not None and not cleaned.get("per"):
+            self.add_error("per", "Say per what period the uses are counted.")
+        card = cleaned.get("card") or (self.instance.card if self.instance.card_id else None)
+        if card is not None:
+            currency = card.currency
+            for field in ("amount", "min_purchase", "max_per_transaction", "budget"):
+                value = cleaned.get(field)
+                if value is not None and not money.has_valid_places(value, currency):
+                    digits = money.minor_digits(currency)
+                    self.add_error(field, f"At most {digits} decimal places for {currency}.")
+        budget = cleaned.get("budget")
+        if budget is not None and self.instance.pk is not None:
+            # Held until the admin's transaction ends, as an earn holds it to spend from it.
+            spent = (
+                EarningRule.objects.select_for_update()
+                .values_list("budget_spent", flat=True)
+                .get(pk=self.instance.pk)
+            )
+            if budget < spent:
+                self.add_error("budget", f"The rule has already given {spent}.")
+        return cleaned
+
+
+@admin.register(EarningRule)
+class EarningRuleAdmin(PreviewMixin, admin.ModelAdmin):
+    """A card's rules. A rule that ever applied is kept for the breakdowns that name it:
+    deactivated, never deleted."""
+
+    form = EarningRuleForm
+    change_form_template = "admin/programme/earningrule/change_form.html"
+    list_display = [
+        "name",
+        "card",
+        "kind",
+        "priority",
+        "active",
+        "budget_used",
+        "budget_remaining_shown",
+        "uses",
+    ]
+    list_filter = ["active", "kind", "stackable", "card__app", "card"]
+    search_fields = ["name"]
+    list_select_related = ["card"]
+    ordering = ["card", "priority", "id"]
+    readonly_fields = ["budget_spent", "uses", "created_at", "updated_at"]
+    actions = ["deactivate"]
+    fieldsets = [
+        (None, {"fields": ["card", "name", "kind", "factor", "percentage", "amount"]}),
+        ("Order", {"fields": ["priority", "stackable", "active"]}),
+        (
+            "Conditions",
+            {
+                "fields": [
+                    "starts_at",
+                    "ends_at",
+                    "days_of_week",
+                    ("hours_from", "hours_to"),
+                    "categories",
+                    "skus",
+                    "min_purchase",
+                    "tiers",
+                    "first_purchase_only",
+                ]
+            },
+        ),
+        (
+            "Limits",
+            {
+                "fields": [
+                    "max_per_transaction",
+                    ("max_uses_per_member", "per"),
+                    "budget",
+                    "budget_spent",
+                    "uses",
+                ]
+            },
+        ),
+        (None, {"fields": ["created_at", "updated_at"]}),
+    ]
+
+    @admin.display(description="Budget used")
+    def budget_used(self, rule: EarningRule) -> str:
+        if rule.budget is None:
+            return "—"
+        currency = rule.card.currency
+        return (
+            f"{money.quantize(rule.budget_spent, currency)} of "
+            f"{money.quantize(rule.budget, currency)} {currency}"
+        )
+
+    @admin.display(description="Budget remaining")
+    def budget_remaining_shown(self, rule: EarningRule) -> str:
+        remaining = rule.budget_remaining
+        return "—" if remaining is None else str(money.quantize(remaining, rule.card.currency))
+
+    def get_readonly_fields(self, request, obj=None):
+        fields = list(super().get_readonly_fields(request, obj))
+        if obj is not None:
+            fields.append("card")  # a rule belongs to its card
+        return fields
+
+    def save_model(self, request, obj, form, change):
+        obj.app_id = obj.card.app_id
+        if change:
+            # Never the counters: an earn may have moved them since the form was read.
+            fields = [
+                f.name
+                for f in obj._meta.concrete_fields
+                if not f.primary_key and f.name not in RULE_COUNTERS | {"created_at"}
+            ]
+            obj.save(update_fields=fields)
+        else:
+            obj.save()
+
+    def has_delete_permission(self, request, obj=None):
+        if obj is not None and obj.uses > 0:
+            return False
+        return super().has_delete_permission(request, obj)
+
+    def delete_queryset(self, request, queryset: QuerySet[EarningRule]) -> None:
+        used = queryset.filter(uses__gt=0)
+        if used.exists():
+            self.message_user(
+                request,
+                "Rules that applied to an earn are kept; deactivate them instead.",
+                messages.ERROR,
+            )
+        queryset.filter(uses=0).delete()
+
+    @admin.action(description="Deactivate selected rules", permissions=["change"])
+    def deactivate(self, request, queryset: QuerySet[EarningRule]) -> None:
+        count = queryset.filter(active=True).update(active=False)
+        self.message_user(request, f"Deactivated {count} rule(s).", messages.SUCCESS)
+
+
+class TierForm(forms.ModelForm):
+    class Meta:
+        model = Tier
+        fields = ["card", "name", "threshold", "cashback_percentage"]
+
+    def clean(self):
+        cleaned = super().clean() or {}
+        card = cleaned.get("card") or (self.instance.card if self.instance.card_id else None)
+        if card is None:
+            return cleaned
+        # The uniqueness constraints include the app, which is the card's and not on the form.
+        others = Tier.objects.filter(app_id=card.app_id, card=card).exclude(pk=self.instance.pk)
+        for field in ("threshold", "name"):
+            value = cleaned.get(field)
+            if value is not None and others.filter(**{field: value}).exists():
+                self.add_error(field, f"The card has a tier with this {field}.")
+        threshold = cleaned.get("threshold")
+        if threshold is not None and not money.has_valid_places(threshold, card.currency):
+            digits = money.minor_digits(card.currency)
+            self.add_error("threshold", f"At most {digits} decimal places for {card.currency}.")
+        return cleaned
+
+
+@admin.register(Tier)
+class TierAdmin(PreviewMixin, admin.ModelAdmin):
+    """A card's tiers, lowest threshold first. A tier members are in cannot be deleted."""
+
+    form = TierForm
+    change_form_template = "admin/programme/tier/change_form.html"
+    list_display = ["name", "card", "threshold", "cashback_percentage", "created_at"]
+    list_filter = ["card__app", "card"]
+    search_fields = ["name"]
+    list_select_related = ["card"]
+    ordering = ["card", "threshold", "id"]
+    readonly_fields = ["created_at"]
+
+    def get_readonly_fields(self, request, obj=None):
+        fields = list(super().get_readonly_fields(request, obj))
+        if obj is not None:
+            fields.append("card")
+        return fields
+
+    def save_model(self, request, obj, form, change):
+        obj.app_id = obj.card.app_id
+        super().save_model(request, obj, form, change)
+
+
+@admin.register(MemberTier)
+class MemberTierAdmin(ReadOnlyAdmin):
+    """Members' tiers as the earns and the worker set them: read-only here."""
+
+    list_display = [
+        "member",
+        "card",
+        "tier",
+        "reached_at",
+        "retained_until",
+        "reason",
+        "updated_at",
+    ]
+    list_filter = ["reason", "card", "tier"]
+    search_fields = ["=member__email", "=member__phone"]
+    list_select_related = ["member", "card", "tier"]
+    show_full_result_count = False
