@@ -6,7 +6,7 @@ HOST ?= 127.0.0.1
 PORT ?= 8000
 HOOK_PORT ?= 8001
 
-.PHONY: install run test lint format drill scale-drill bench db-stop
+.PHONY: install run test lint format drill scale-drill bench db-stop screenshots
 
 install: $(VENV)/.installed
 
@@ -56,6 +56,11 @@ format: install
 
 # Retries, cut-off requests, holding, expiry, reversals and webhook deliveries, with killed
 # gunicorn and background workers, on PostgreSQL (see README).
+# The back office's screenshots in docs/screenshots/, taken by the browser test from the real server.
+screenshots: export SECRET_KEY ?= insecure-test-only-secret-key-0123456789
+screenshots: install
+	DOCS_SCREENSHOTS=1 $(VENV)/bin/pytest -q -p no:cacheprovider tests/cashback/test_back_office_browser.py -k as_staff_see_them
+
 drill: install
 	$(PY) bench/fault_drill.py $(DRILL_ARGS)
 

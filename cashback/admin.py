@@ -10,7 +10,12 @@ from django.core.exceptions import PermissionDenied
 from django.core.paginator import Paginator
 from django.db import connections
 from django.db.models import QuerySet
-from django.http import HttpResponseNotAllowed, HttpResponseRedirect, StreamingHttpResponse
+from django.http import (
+    Http404,
+    HttpResponseNotAllowed,
+    HttpResponseRedirect,
+    StreamingHttpResponse,
+)
 from django.shortcuts import get_object_or_404
 from django.template.response import TemplateResponse
 from django.urls import path, reverse
@@ -18,6 +23,7 @@ from django.utils.functional import cached_property
 from django.utils.html import format_html
 
 import cashback.programme_admin  # noqa: F401  (registers the programme's admin)
+from cards.models import Card
 from cashback.member_summary import member_summary
 from cashback.models import AdjustmentRequest, AdjustmentStatus, LedgerEntry, Lot, Wallet
 from cashback.services.adjust import (
@@ -27,12 +33,14 @@ from cashback.services.adjust import (
     adjustment_request_reject,
     cashback_adjust,
 )
+from cashback.services.tiers import member_tier_staff_set
 from core import money
 from core.admin import ReadOnlyAdmin
 from core.errors import DomainError
 from core.spreadsheet import spreadsheet_cell
 from members.admin import MemberAdmin
 from members.models import Member
+from programme.models import Tier
 
 
 class MemberWithWalletsAdmin(MemberAdmin):
@@ -41,16 +49,62 @@ class MemberWithWalletsAdmin(MemberAdmin):
 
     change_form_template = "admin/cashback/member/change_form.html"
 
+    def get_urls(self):
+        return [
+            path(
+                "<path:object_id>/set-tier/",
+                self.admin_site.admin_view(self.set_tier_view),
+                name="members_member_set_tier",
+            ),
+            *super().get_urls(),
+        ]
+
     def change_view(self, request, object_id, form_url="", extra_context=None):
         member = self.get_object(request, object_id)
         if member is not None:
+            summary = member_summary(member=member)
             extra_context = {
                 **(extra_context or {}),
-                "summary": member_summary(member=member),
+                "summary": summary,
                 "can_view_wallets": request.user.has_perm("cashback.view_wallet"),
                 "can_view_entries": request.user.has_perm("cashback.view_ledgerentry"),
+                "can_set_tier": request.user.has_perm("programme.change_membertier"),
+                "tier_cards": [
+                    (row.card, list(Tier.objects.filter(app_id=row.card.app_id, card=row.card)))
+                    for row in summary.wallets
+                    if Tier.objects.filter(app_id=row.card.app_id, card=row.card).exists()
+                ],
             }
         return super().change_view(request, object_id, form_url, extra_context)
+
+    def set_tier_view(self, request, object_id):
+        """Staff put the member in a tier of one of its cards (or none), with a reason
+        (`member_tier_staff_set`: a `member.tier_changed` event, reason `staff`); POST, with
+        the permission to change members' tiers; recorded in the admin's log."""
+        if request.method != "POST":
+            return HttpResponseNotAllowed(["POST"])
+        if not request.user.has_perm("programme.change_membertier"):
+            raise PermissionDenied
+        member = self.get_object(request, object_id)
+        if member is None:
+            raise Http404
+        back = reverse("admin:members_member_change", args=[member.pk])
+        card = Card.objects.filter(app_id=member.app_id, pk=request.POST.get("card") or 0).first()
+        tier_id = request.POST.get("tier") or ""
+        tier = None
+        if card is not None and tier_id:
+            tier = Tier.objects.filter(app_id=card.app_id, card=card, pk=tier_id).first()
+        reason = (request.POST.get("reason") or "").strip()
+        if card is None or (tier_id and tier is None) or not reason:
+            self.message_user(
+                request, "Choose a card, a tier (or none) and give a reason.", messages.ERROR
+            )
+            return HttpResponseRedirect(back)
+        member_tier_staff_set(card=card, member_id=member.pk, tier=tier, note=reason[:500])
+        name = tier.name if tier is not None else "no tier"
+        self.log_change(request, member, f"Set the tier on {card.name} to {name}: {reason[:200]}")
+        self.message_user(request, f"{member} is now in {name} on {card.name}.", messages.SUCCESS)
+        return HttpResponseRedirect(back)
 
 
 admin.site.unregister(Member)

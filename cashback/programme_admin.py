@@ -3,14 +3,21 @@
 Here rather than in `programme/admin.py` because the preview of what a basket would earn is the
 ledger's quote (`programme` may not import `cashback`); imported by `cashback.admin`."""
 
+from decimal import Decimal, InvalidOperation
+
 from django import forms
 from django.contrib import admin, messages
-from django.db.models import QuerySet
+from django.db.models import QuerySet, Sum
+from django.db.models.functions import Coalesce
 from django.http import HttpRequest
 
+from cashback.serializers import QuoteResultSerializer, QuoteSerializer
+from cashback.services.quote import cashback_quote
 from core import money
 from core.admin import ReadOnlyAdmin
-from programme.models import EarningRule, MemberTier, RuleKind, Tier
+from core.errors import DomainError
+from programme.models import EarningRule, MemberTier, RuleKind, RuleUse, Tier
+from programme.services import rule_uses
 
 # The value each kind of rule takes; the others stay empty (the `rule_kind_value` constraint).
 KIND_VALUE = {
@@ -19,19 +26,88 @@ KIND_VALUE = {
     RuleKind.FIXED_BONUS: "amount",
 }
 # Counted by earns and refunds, under the rule's row lock: never written from a form.
-RULE_COUNTERS = {"budget_spent", "uses"}
+RULE_COUNTERS = {"budget_spent"}
+
+
+class PreviewForm(forms.Form):
+    member = forms.CharField(
+        required=False,
+        max_length=254,
+        help_text="A member's id, email or phone; empty: a new member.",
+    )
+    lines = forms.CharField(
+        required=False,
+        widget=forms.Textarea(attrs={"rows": 4, "cols": 50}),
+        help_text="One basket line per row: SKU, category, amount (the category may be empty).",
+    )
+    purchase_amount = forms.CharField(
+        required=False, max_length=32, help_text="Without lines: the purchase amount."
+    )
+
+
+def _preview_body(data: dict) -> dict:
+    """The form as an earn's body, for the API's own validation (`QuoteSerializer`)."""
+    body: dict = {}
+    who = data["member"].strip()
+    if not who:
+        body["email"] = "new.member@example.invalid"
+    elif who.isdigit():
+        body["member_id"] = who
+    else:
+        body["email" if "@" in who else "phone"] = who
+    rows = [row.strip() for row in data["lines"].splitlines() if row.strip()]
+    lines = []
+    for row in rows:
+        sku, category, amount = ([*(part.strip() for part in row.split(",")), "", ""])[:3]
+        if not amount:  # "SKU, amount"
+            category, amount = "", category
+        lines.append({"sku": sku, "category": category or None, "amount": amount})
+    if lines:
+        body["lines"] = lines
+        body["purchase_amount"] = data["purchase_amount"].strip() or str(
+            sum((Decimal(line["amount"]) for line in lines if _number(line["amount"])), Decimal(0))
+        )
+    else:
+        body["purchase_amount"] = data["purchase_amount"].strip()
+    return body
+
+
+def _number(text: str) -> bool:
+    try:
+        return Decimal(text).is_finite()
+    except InvalidOperation:
+        return False
 
 
 class PreviewMixin:
-    """The place for the preview on a rule's or a tier's page: what a basket would earn for a
-    member now, with its breakdown.
-
-    Not built yet: it is to call `cashback.services.quote.cashback_quote(...)`, the quote the
-    API answers (it writes nothing). Until then `preview_context` gives nothing and the
-    `preview` block of the change form (`admin/programme/preview.html`) says so."""
+    """The preview on a rule's or a tier's page: what a basket would earn on its card for a
+    member now, with its breakdown, as the API's quote answers it (`cashback_quote`, which
+    writes nothing: no member created, no use counted, no budget taken)."""
 
     def preview_context(self, request: HttpRequest, obj) -> dict | None:
-        return None
+        card = obj.card
+        asked = "preview-lines" in request.GET or "preview-purchase_amount" in request.GET
+        form = PreviewForm(request.GET if asked else None, prefix="preview")
+        context: dict = {"form": form, "currency": card.currency, "quote": None, "errors": None}
+        if not asked or not form.is_valid():
+            return context
+        params = QuoteSerializer(data={"card_id": card.pk, **_preview_body(form.cleaned_data)})
+        if not params.is_valid():
+            context["errors"] = params.errors
+            return context
+        try:
+            quote = cashback_quote(
+                app=card.app,
+                card=card,
+                member_ref=params.member_ref(),
+                purchase_amount=params.validated_data["purchase_amount"],
+                lines=params.basket(),
+            )
+        except DomainError as exc:
+            context["errors"] = {exc.code: [exc.message]}
+            return context
+        context["quote"] = QuoteResultSerializer(quote, context={"card": card}).data
+        return context
 
     def change_view(self, request, object_id, form_url="", extra_context=None):
         obj = self.get_object(request, object_id) if object_id else None  # type: ignore[attr-defined]
@@ -129,6 +205,17 @@ class EarningRuleAdmin(PreviewMixin, admin.ModelAdmin):
     list_select_related = ["card"]
     ordering = ["card", "priority", "id"]
     readonly_fields = ["budget_spent", "uses", "created_at", "updated_at"]
+
+    def get_queryset(self, request):
+        # How many earns each rule applied to: the sum of its members' uses.
+        return (
+            super().get_queryset(request).annotate(uses_count=Coalesce(Sum("member_uses__uses"), 0))
+        )
+
+    @admin.display(description="Uses", ordering="uses_count")
+    def uses(self, rule: EarningRule) -> int:
+        return getattr(rule, "uses_count", None) or rule_uses([rule.pk]).get(rule.pk, 0)
+
     actions = ["deactivate"]
     fieldsets = [
         (None, {"fields": ["card", "name", "kind", "factor", "percentage", "amount"]}),
@@ -199,19 +286,19 @@ class EarningRuleAdmin(PreviewMixin, admin.ModelAdmin):
             obj.save()
 
     def has_delete_permission(self, request, obj=None):
-        if obj is not None and obj.uses > 0:
+        if obj is not None and RuleUse.objects.filter(rule=obj).exists():
             return False
         return super().has_delete_permission(request, obj)
 
     def delete_queryset(self, request, queryset: QuerySet[EarningRule]) -> None:
-        used = queryset.filter(uses__gt=0)
+        used = queryset.filter(member_uses__isnull=False).distinct()
         if used.exists():
             self.message_user(
                 request,
                 "Rules that applied to an earn are kept; deactivate them instead.",
                 messages.ERROR,
             )
-        queryset.filter(uses=0).delete()
+        queryset.exclude(pk__in=used.values("pk")).delete()
 
     @admin.action(description="Deactivate selected rules", permissions=["change"])
     def deactivate(self, request, queryset: QuerySet[EarningRule]) -> None:

@@ -13,7 +13,8 @@ from cards.models import Card
 from cashback.models import LedgerEntry, Lot
 from cashback.services import cashback_redeem
 from members.models import Member
-from programme.models import EarningRule, MemberTier, RuleKind, Tier, TierReason
+from programme.models import EarningRule, MemberTier, RuleKind, RuleUse, Tier, TierReason
+from programme.services import EVER
 from tests.factories import CardFactory, MemberFactory
 from tests.helpers import give_balance
 from webhooks.models import (
@@ -97,10 +98,9 @@ def seed_back_office(app: App) -> Seeded:
         factor=Decimal(2),
         budget=Decimal(500),
         budget_spent=Decimal("187.250"),
-        uses=41,
         days_of_week=[6, 7],
     )
-    EarningRule.objects.create(
+    coffee = EarningRule.objects.create(
         app=app,
         card=card,
         name="Coffee bonus",
@@ -108,9 +108,12 @@ def seed_back_office(app: App) -> Seeded:
         percentage=Decimal(3),
         budget=Decimal(200),
         budget_spent=Decimal(180),
-        uses=120,
         categories=["coffee"],
     )
+    for applied, uses in ((rule, 41), (coffee, 120)):
+        RuleUse.objects.create(
+            app=app, rule=applied, member=members[0], per="ever", period_start=EVER, uses=uses
+        )
     tiers = [
         Tier.objects.create(
             app=app, card=card, name=name, threshold=Decimal(threshold), cashback_percentage=pct

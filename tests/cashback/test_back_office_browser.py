@@ -104,17 +104,19 @@ def test_staff_change_a_card_adjust_a_wallet_and_see_it_in_the_ledger(back_offic
     assert Wallet.objects.get(pk=wallet.pk).balance == Decimal(5)
 
 
-SCREENSHOTS = Path(__file__).resolve().parents[2] / "docs" / "screenshots"
+DOCS_SCREENSHOTS = Path(__file__).resolve().parents[2] / "docs" / "screenshots"
 
 
-def test_the_dashboard_and_a_members_page_as_staff_see_them(
-    server_url, django_user_model, merchant
+def test_the_dashboard_a_rule_and_a_members_page_as_staff_see_them(
+    server_url, django_user_model, merchant, tmp_path
 ):
-    """Screenshots of both pages, from the real server, for the docs (docs/screenshots/)."""
+    """Screenshots of the three pages from the real server: into docs/screenshots/ when
+    `make screenshots` asks (DOCS_SCREENSHOTS=1), else beside the test's own files."""
     django_user_model.objects.create_superuser("ops", "ops@example.com", "a-strong-passw0rd")
     seeded = seed_back_office(merchant.app)
     member = seeded.members[0]
-    SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+    screenshots = DOCS_SCREENSHOTS if os.environ.get("DOCS_SCREENSHOTS") else tmp_path
+    screenshots.mkdir(parents=True, exist_ok=True)
     with sync_api.sync_playwright() as playwright:
         browser = playwright.chromium.launch(
             executable_path=CHROMIUM, headless=True, args=LAUNCH_FLAGS
@@ -144,7 +146,19 @@ def test_the_dashboard_and_a_members_page_as_staff_see_them(
         assert "Gold" in page.inner_text("#tiers")
         assert page.inner_text("#webhooks [data-figure=delivered]") == "2"
         assert page.inner_text("#webhooks [data-figure=failed]") == "1"
-        page.screenshot(path=str(SCREENSHOTS / "back-office-dashboard.png"), full_page=True)
+        page.screenshot(path=str(screenshots / "back-office-dashboard.png"), full_page=True)
+
+        page.goto(f"{server_url}/admin/programme/earningrule/{seeded.rule.pk}/change/")
+        page.fill("#id_preview-member", str(member.pk))
+        page.fill("#id_preview-lines", "COF-1, coffee, 30\nMUG-1, kitchen, 20")
+        page.click("#preview-submit")
+        page.wait_for_selector("#preview-result")
+        assert "TND" in page.inner_text("#preview-total")
+        result = page.inner_text("#preview-result")
+        assert "Coffee bonus" in result  # 3 % of the coffee line
+        assert "tier Gold" in result  # the member's tier sets the base
+        page.locator("#preview").scroll_into_view_if_needed()
+        page.screenshot(path=str(screenshots / "back-office-rule-preview.png"), full_page=True)
 
         page.goto(f"{server_url}/admin/members/member/{member.pk}/change/")
         wallets = page.inner_text("#member-wallets")
@@ -153,7 +167,8 @@ def test_the_dashboard_and_a_members_page_as_staff_see_them(
         assert "Gold" in wallets
         assert page.locator("#member-entries tbody tr").count() == 6
         assert "Locked until" in page.inner_text("#member-pin")
-        page.screenshot(path=str(SCREENSHOTS / "back-office-member.png"), full_page=True)
+        assert page.locator("#member-set-tier").count() == 1
+        page.screenshot(path=str(screenshots / "back-office-member.png"), full_page=True)
 
         page.click("#unlock-pin")
         page.wait_for_url(f"{server_url}/admin/members/member/{member.pk}/change/")
