@@ -3,6 +3,7 @@
 from dataclasses import asdict, dataclass
 from decimal import Decimal
 
+from django.db import connection
 from django.db.models import F, OuterRef, Q, Subquery, Sum
 from django.db.models.functions import Coalesce
 
@@ -56,11 +57,29 @@ def _lots_off_their_ledger() -> dict[int, int]:
     return dict(lots.order_by("-pk").values_list("wallet_id", "pk"))
 
 
+# Entries whose breakdown does not add up to what they moved: wallet, and its latest such entry.
+BREAKDOWNS_OFF_THEIR_ENTRY = """
+SELECT e.wallet_id, max(e.id)
+FROM cashback_ledgerentry e
+WHERE e.breakdown IS NOT NULL
+  AND (SELECT COALESCE(SUM((part ->> 'amount')::numeric), 0)
+       FROM jsonb_array_elements(e.breakdown) AS part) <> e.amount + e.pending_amount
+GROUP BY e.wallet_id
+"""
+
+
+def _breakdowns_off_their_entry() -> dict[int, int]:
+    with connection.cursor() as cursor:
+        cursor.execute(BREAKDOWNS_OFF_THEIR_ENTRY)
+        return dict(cursor.fetchall())
+
+
 def ledger_verify() -> LedgerReport:
     """Checks every wallet: its spendable and its pending balance each equal the sum of its
     entries' amounts, each entry's `balance_after` and `pending_balance_after` follow from the
     one before it (entries in the order they were posted), its lots add up to both balances,
-    and each lot is its source entry's credit plus its movements."""
+    each lot is its source entry's credit plus its movements, and each entry's breakdown (an
+    earning's contributions, a refund's share of them) adds up to what the entry moved."""
     wallets = {
         wallet.pk: wallet
         for wallet in Wallet.objects.only(
@@ -86,6 +105,7 @@ def ledger_verify() -> LedgerReport:
         counts[wallet_id] = counts.get(wallet_id, 0) + 1
     lots = _lots_by_wallet()
     off_ledger = _lots_off_their_ledger()
+    off_breakdown = _breakdowns_off_their_entry()
 
     mismatches = []
     for wallet in wallets.values():
@@ -103,6 +123,8 @@ def ledger_verify() -> LedgerReport:
             problem = "its lots do not add up to its balances"
         elif wallet.pk in off_ledger:
             problem = f"lot {off_ledger[wallet.pk]} differs from its entry and its movements"
+        elif wallet.pk in off_breakdown:
+            problem = f"entry {off_breakdown[wallet.pk]} has a breakdown that does not add up to it"
         if problem:
             mismatches.append(
                 Mismatch(

@@ -122,3 +122,20 @@ def test_verify_ledger_catches_a_lot_moved_without_its_movement(two_lots):
     code, report = verify()
     assert code == 1
     assert "differs from its entry and its movements" in report["mismatches"][0]["problem"]
+
+
+def test_verify_ledger_catches_a_breakdown_that_does_not_add_up(activity):
+    earning = LedgerEntry.objects.filter(entry_type="earning").order_by("id").first()
+    assert earning is not None
+    assert earning.breakdown is not None
+    part = {**earning.breakdown[0], "amount": str(Decimal(earning.breakdown[0]["amount"]) + 1)}
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"UPDATE {LedgerEntry._meta.db_table} SET breakdown = %s WHERE id = %s",
+            [json.dumps([part]), earning.pk],
+        )
+    code, report = verify()
+    assert code == 1
+    assert report["mismatches"][0]["problem"] == (
+        f"entry {earning.pk} has a breakdown that does not add up to it"
+    )
