@@ -352,8 +352,15 @@ class RefundResultSerializer(_PostedSerializer):
         help_text="The part of cashback_deducted taken from cashback still held."
     )
     pending_balance = NumberOutField(help_text="The wallet's cashback held, not yet spendable.")
+    breakdown = BreakdownItemSerializer(
+        many=True,
+        allow_null=True,
+        help_text="Against an earning with a breakdown: what was taken back of each of its "
+        "parts (negative; what a rule gave goes back to its budget); else null.",
+    )
 
     def to_representation(self, entry: LedgerEntry) -> dict:
+        card = self.context["card"]
         not_recovered = self.in_currency(entry.unrecovered_amount)
         taken = -entry.total_amount
         warning = None
@@ -380,6 +387,7 @@ class RefundResultSerializer(_PostedSerializer):
             "refunded_at": timestamp(entry.created_at),
             "pending_deducted": self.in_currency(-entry.pending_amount),
             "pending_balance": self.in_currency(entry.pending_balance_after),
+            "breakdown": breakdown_of(entry, card.currency, card.name),
         }
 
 

@@ -44,6 +44,7 @@ def test_refund_deducts_the_rate_on_the_refund_amount(api, card, member, earning
             "refunded_at": IsoTimestamp(),
             "pending_deducted": 0,
             "pending_balance": 0,
+            "breakdown": None,
         },
     }
     assert entry.amount == Decimal("-1.25")
