@@ -1,5 +1,5 @@
 from collections.abc import Callable
-from datetime import datetime, timedelta
+from datetime import datetime
 from decimal import Decimal
 from functools import cache
 from typing import Any
@@ -182,17 +182,18 @@ class LedgerEntryManager(models.Manager["LedgerEntry"]):
     def append(
         self,
         *,
-        lot_days: tuple[int, int | None] | None = None,
+        lot: tuple[datetime, datetime | None] | None = None,
         webhook_event: Callable[["LedgerEntry"], EventDraft] | None = None,
         spend: Decimal | None = None,
         **fields: Any,
     ) -> "LedgerEntry":
         """Saves a new entry in one `INSERT ... RETURNING` (`_append_sql`) and returns it.
 
-        With `lot_days` (a credit's holding and expiry days), the same statement opens the
-        entry's lot (`entry.lot`): what the entry holds is pending until `created_at` plus the
-        holding days, what it credits is spendable at once, and the lot expires the expiry days
-        (None: never) after it becomes spendable.
+        With `lot` (a credit's `available_at` and `expires_at`, None: never, as the caller
+        computed them from the entry's `created_at` and its card: `_lot_of`), the same
+        statement opens the entry's lot (`entry.lot`): what the entry holds is pending until
+        `available_at`, what it credits is spendable at once. A lot is opened with the entry's
+        event only, whose `created_at` is known before the statement.
 
         With `webhook_event`, which makes the entry's webhook event from the entry, the same
         statement saves the event too and reads the app's endpoints that take it
@@ -225,8 +226,10 @@ class LedgerEntryManager(models.Manager["LedgerEntry"]):
             raise ValueError("An entry saved with its event needs its id and created_at.")
         if spend is not None and not with_event:
             raise ValueError("An entry spends its lots in its statement with its event only.")
+        if lot is not None and not with_event:
+            raise ValueError("An entry opens its lot in its statement with its event only.")
         sql, columns = _append_sql(
-            with_lot=lot_days is not None, with_event=with_event, with_spend=spend is not None
+            with_lot=lot is not None, with_event=with_event, with_spend=spend is not None
         )
         params: dict[str, Any] = {
             f"c{i}": field.get_db_prep_save(
@@ -240,10 +243,9 @@ class LedgerEntryManager(models.Manager["LedgerEntry"]):
         params["type"] = entry.entry_type
         if spend is not None:
             params.update(entry=entry.pk, amount=spend, first=None)
-        if lot_days is not None:
-            params["holding"], params["expiry"] = lot_days
-            if with_event:  # the lot as the statement opens it
-                entry.lot = _lot_of(entry, *lot_days)
+        if lot is not None:  # the lot as the statement opens it
+            entry.lot = _lot_of(entry, *lot)
+            params["available_at"], params["expires_at"] = lot
         draft = None
         if webhook_event is not None:
             draft = webhook_event(entry)
@@ -256,21 +258,11 @@ class LedgerEntryManager(models.Manager["LedgerEntry"]):
         entry.pk, entry.created_at = pk, created_at
         entry._state.adding = False
         entry._state.db = using
-        if lot_days is not None and with_event:  # made before the statement, as it saved it
-            lot_id, _, _, *more = more
+        if lot is not None:  # made before the statement, as it saved it
+            lot_id, *more = more
             entry.lot.pk = lot_id
             entry.lot._state.adding = False
             entry.lot._state.db = using
-        elif lot_days is not None:
-            lot_id, available_at, expires_at, *more = more
-            entry.lot = from_row(
-                Lot,
-                [
-                    lot_id, entry.app_id, entry.wallet_id, entry.pk, entry.pending_amount,
-                    entry.amount, available_at, expires_at, None, created_at,
-                ],
-                using,
-            )  # fmt: skip
         if draft is not None:
             event_id, body, endpoint_ids = more
             draft.saved(pk=event_id, body=body, endpoint_ids=endpoint_ids, using=using)
@@ -818,11 +810,9 @@ def _next_entry_id_sql() -> str:
     return f"nextval(pg_get_serial_sequence('{quote(meta.db_table)}', '{meta.pk.column}'))"
 
 
-def _lot_of(entry: "LedgerEntry", holding_days: int, expiry_days: int | None) -> "Lot":
-    """The lot `_append_sql` opens for the entry, before it does (no id yet)."""
-    available_at = entry.created_at + timedelta(
-        days=holding_days if entry.pending_amount > 0 else 0
-    )
+def _lot_of(entry: "LedgerEntry", available_at: datetime, expires_at: datetime | None) -> "Lot":
+    """The lot `_append_sql` opens for the entry, before it does (no id yet): the statement
+    saves these dates as they are."""
     return new(
         Lot,
         app_id=entry.app_id,
@@ -831,7 +821,7 @@ def _lot_of(entry: "LedgerEntry", holding_days: int, expiry_days: int | None) ->
         pending=entry.pending_amount,
         remaining=entry.amount,
         available_at=available_at,
-        expires_at=None if expiry_days is None else available_at + timedelta(days=expiry_days),
+        expires_at=expires_at,
         created_at=entry.created_at,
     )
 
@@ -842,10 +832,10 @@ def _append_sql(
 ) -> tuple[str, list[models.Field]]:
     """The INSERT, and the fields whose prepared values it takes as %(c0)s, %(c1)s, ... in its
     column order (the id among them `with_event`), besides %(app)s, %(wallet)s and %(type)s (and,
-    `with_lot`, %(holding)s and %(expiry)s, `with_event` an `EventDraft`'s parameters, and
-    `with_spend` `_spend_ctes`'); it returns the id, `created_at`, `sequence` and
-    `type_sequence` (and the lot's id, `available_at` and `expires_at`; and the event's id, its
-    body and its endpoints' ids)."""
+    `with_lot`, the lot's %(available_at)s and %(expires_at)s, `with_event` an `EventDraft`'s
+    parameters, and `with_spend` `_spend_ctes`'); it returns the id, `created_at`, `sequence`
+    and `type_sequence` (and the lot's id; and the event's id, its body and its endpoints'
+    ids)."""
     meta = LedgerEntry._meta
     numbered = {"sequence", "type_sequence"}
     fields = [
@@ -890,11 +880,9 @@ def _append_sql(
             f"{lot['source']}, {lot['pending']}, {lot['remaining']}, {lot['available_at']}, "
             f"{lot['expires_at']}, {lot['created_at']}) "
             f"SELECT e.{column['app']}, e.{column['wallet']}, e.{column['id']}, "
-            f"e.{column['pending_amount']}, e.{column['amount']}, a.at, "
-            f"a.at + make_interval(days => %(expiry)s::int), e.{column['created_at']} FROM e, "
-            f"LATERAL (SELECT e.{column['created_at']} + CASE WHEN e.{column['pending_amount']} "
-            f"> 0 THEN make_interval(days => %(holding)s::int) ELSE interval '0' END AS at) a "
-            f"RETURNING {lot['id']}, {lot['available_at']}, {lot['expires_at']})"
+            f"e.{column['pending_amount']}, e.{column['amount']}, %(available_at)s::timestamptz, "
+            f"%(expires_at)s::timestamptz, e.{column['created_at']} FROM e "
+            f"RETURNING {lot['id']})"
         )
         selected.append("lot.*")
         sources.append("lot")

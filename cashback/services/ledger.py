@@ -3,7 +3,7 @@
 from collections.abc import Iterator
 from contextlib import nullcontext
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from decimal import Decimal
 
 from django.db import IntegrityError, transaction
@@ -201,7 +201,7 @@ def entry_post(
     **fields,
 ) -> Posted | None:
     """Moves the member's wallet on the operation's card by `amount` (spendable) and
-    `pending_amount`, appends its entry (which opens a lot when it is a credit: `_lot_days`)
+    `pending_amount`, appends its entry (which opens a lot when it is a credit: `_lot_dates`)
     and records its webhook event (`cashback.events`); None when the member has no wallet on
     the card yet. The member is `member_id`, or the app's member `member_ref` names (found by
     the statement that moves the wallet; None too when there is no such member). `covered`: None
@@ -241,14 +241,15 @@ def entry_post(
             if wallet is None:
                 return None
             now = timezone.now()
+            created_at = now if wallet.last_entry_at is None else max(now, wallet.last_entry_at)
             # The entry is whole before it is saved, so that one statement saves it with its lot
             # and its webhook event, which tells of it (`LedgerEntry.objects.append`).
             entry = LedgerEntry.objects.append(
-                lot_days=_lot_days(operation.entry_type, amount + pending_amount, card),
+                lot=_lot_dates(operation.entry_type, amount, pending_amount, card, created_at),
                 webhook_event=lambda entry: entry_event_draft(entry=entry, card=card),
                 spend=spend,
                 id=wallet.next_entry_id,
-                created_at=now if wallet.last_entry_at is None else max(now, wallet.last_entry_at),
+                created_at=created_at,
                 app_id=wallet.app_id,
                 wallet=wallet,
                 card=card,
@@ -289,13 +290,20 @@ def entry_append(*, wallet: Wallet, operation: Operation, amount: Decimal, **fie
     return posted
 
 
-def _lot_days(entry_type: str, amount: Decimal, card: Card) -> tuple[int, int | None] | None:
-    """The holding and expiry days of the lot an entry opens; None when it opens none. Each
-    earning and each positive adjustment is a lot: a held earning is spendable the card's
-    `cashback_holding_days` after it, anything else at once, and expires the card's
-    `cashback_expiry_days` after it becomes spendable."""
-    if entry_type == EntryType.EARNING or (entry_type == EntryType.ADJUSTMENT and amount > 0):
-        return card.cashback_holding_days, card.cashback_expiry_days
+def _lot_dates(
+    entry_type: str, amount: Decimal, pending_amount: Decimal, card: Card, created_at: datetime
+) -> tuple[datetime, datetime | None] | None:
+    """When the lot an entry made at `created_at` opens becomes spendable and when it expires
+    (None: never); None when it opens none. Each earning and each positive adjustment is a
+    lot: a held earning (`pending_amount`) is spendable the card's `cashback_holding_days`
+    after it, anything else at once, and it expires by the card's policy
+    (`Card.lot_expires_at`)."""
+    if entry_type == EntryType.EARNING or (
+        entry_type == EntryType.ADJUSTMENT and amount + pending_amount > 0
+    ):
+        held = timedelta(days=card.cashback_holding_days if pending_amount > 0 else 0)
+        available_at = created_at + held
+        return available_at, card.lot_expires_at(available_at)
     return None
 
 
