@@ -278,7 +278,14 @@ class BalanceSerializer(serializers.Serializer):
     cashback_balance = NumberOutField(help_text="What the member can spend now.")
     pending_balance = NumberOutField(help_text="Cashback earned and held, not yet spendable.")
     next_expiry = NextExpirySerializer(
-        allow_null=True, help_text="The soonest unspent cashback to expire; null: none expires."
+        allow_null=True,
+        help_text="The soonest unspent cashback to expire (the first of upcoming_expiries); "
+        "null: none expires.",
+    )
+    upcoming_expiries = NextExpirySerializer(
+        many=True,
+        help_text="The 10 soonest instants spendable cashback expires at, oldest first, each "
+        "with all that expires then.",
     )
     cashback_percentage = NumberOutField()
     reward_system = serializers.CharField()

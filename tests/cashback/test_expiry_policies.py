@@ -1,0 +1,170 @@
+"""Expiry policies on the ledger: each lot is dated by its card's policy when it is opened, and
+balance tells the soonest instants cashback expires at."""
+
+from datetime import datetime, timedelta
+from decimal import Decimal
+
+import pytest
+from django.contrib.auth.models import User
+from django.utils import timezone
+
+from cards.models import ExpiryPolicy
+from cashback.ledger_check import ledger_verify
+from cashback.models import LedgerEntry, Lot, Wallet
+from cashback.services.adjust import cashback_adjust
+from members.tokens import member_token_issue
+from tests.factories import CardFactory
+from tests.helpers import balance, earn, instant
+
+API = "/api/v1/cashback/cashback"
+DAY = timedelta(days=1)
+
+
+class Clock:
+    """`timezone.now`, moved forward by `offset` (real time keeps running beneath it)."""
+
+    def __init__(self, now):
+        self.now, self.offset = now, timedelta(0)
+
+    def __call__(self):
+        return self.now() + self.offset
+
+
+@pytest.fixture
+def clock(monkeypatch):
+    clock = Clock(timezone.now)
+    monkeypatch.setattr(timezone, "now", clock)
+    return clock
+
+
+def make_card(merchant, **config):
+    return CardFactory.create(app=merchant.app, cashback_min_amount=0, **config)
+
+
+def redeem(api, card, member, amount):
+    # Issued on the real clock, which the token's verification reads.
+    now, timezone.now = timezone.now, getattr(timezone.now, "now", timezone.now)
+    try:
+        token = member_token_issue(app=card.app, member_id=member.pk).token
+    finally:
+        timezone.now = now
+    return api.post(
+        f"{API}/redeem", {"card_id": card.pk, "amount": amount}, headers={"X-Member-Token": token}
+    )
+
+
+def lot_of(data: dict) -> Lot:
+    return Lot.objects.get(source_id=data["transaction_id"])
+
+
+def upcoming(data: list[dict]) -> list[tuple[Decimal, datetime]]:
+    return [(Decimal(str(i["amount"])), instant(i["expires_at"])) for i in data]
+
+
+# Lots dated by the policy
+
+
+@pytest.mark.parametrize(
+    "config",
+    [
+        {"cashback_expiry_days": 30},
+        {"cashback_expiry_days": 30, "cashback_expiry_policy": ExpiryPolicy.END_OF_MONTH},
+        {"cashback_expiry_policy": ExpiryPolicy.FIXED_DATE, "cashback_expiry_date": "01-15"},
+        {
+            "cashback_holding_days": 7,
+            "cashback_expiry_days": 3,
+            "cashback_expiry_policy": "end_of_month",
+        },
+    ],
+)
+def test_an_earnings_lot_is_dated_by_its_cards_policy_from_when_it_is_spendable(
+    api, merchant, member, config
+):
+    card = make_card(merchant, time_zone="Europe/Paris", **config)
+    data = earn(api, card, member, "100")
+    lot = lot_of(data)
+    earned_at = LedgerEntry.objects.get(pk=data["transaction_id"]).created_at
+    assert lot.available_at == earned_at + card.cashback_holding_days * DAY
+    assert lot.expires_at == card.lot_expires_at(lot.available_at)
+    if card.cashback_expiry_policy != ExpiryPolicy.ROLLING:
+        # The first instant of a day in Paris: 22:00 or 23:00 UTC.
+        assert (lot.expires_at.hour, lot.expires_at.minute) in {(22, 0), (23, 0)}
+    # The answer and the stored lot agree.
+    assert instant(data["available_at"]) == lot.available_at
+    assert ledger_verify().mismatches == []
+
+
+def test_a_positive_adjustment_is_a_lot_dated_by_the_policy(merchant, member):
+    card = make_card(
+        merchant, cashback_expiry_policy=ExpiryPolicy.FIXED_DATE, cashback_expiry_date="12-31"
+    )
+    wallet = Wallet.objects.create(app=merchant.app, card=card, member=member)
+    staff = User.objects.create_superuser("staff", password="x")
+    posted = cashback_adjust(wallet=wallet, amount=Decimal(3), reason="goodwill", staff_user=staff)
+    entry = posted.entry
+    assert entry is not None
+    lot = Lot.objects.get(source_id=entry.pk)
+    assert lot.expires_at == card.lot_expires_at(entry.created_at)
+    assert lot.expires_at is not None
+
+
+def test_existing_lots_keep_their_dates_when_the_policy_changes(api, merchant, member):
+    card = make_card(merchant, cashback_expiry_days=30)
+    first = earn(api, card, member, "100")
+    rolling = lot_of(first).expires_at
+    card.cashback_expiry_policy = ExpiryPolicy.END_OF_MONTH
+    card.save()
+    second = earn(api, card, member, "40")
+    assert lot_of(first).expires_at == rolling
+    assert lot_of(second).expires_at == card.lot_expires_at(lot_of(second).available_at)
+    assert lot_of(second).expires_at != lot_of(second).available_at + 30 * DAY
+
+
+# Balance: upcoming_expiries
+
+
+def test_lots_expiring_at_one_instant_are_one_upcoming_expiry(api, merchant, member):
+    card = make_card(
+        merchant, cashback_expiry_policy=ExpiryPolicy.FIXED_DATE, cashback_expiry_date="12-31"
+    )
+    first = earn(api, card, member, "100")  # 5
+    earn(api, card, member, "40")  # 2
+    assert redeem(api, card, member, "1").status_code == 200  # from the oldest lot
+    shown = balance(api, card, member)
+    expires_at = lot_of(first).expires_at
+    assert upcoming(shown["upcoming_expiries"]) == [(Decimal(6), expires_at)]
+    assert upcoming([shown["next_expiry"]]) == [(Decimal(6), expires_at)]
+
+
+def test_upcoming_expiries_are_the_ten_soonest_instants_oldest_first(api, merchant, member, clock):
+    card = make_card(merchant, cashback_expiry_days=30)
+    lots = []
+    for day in range(12):
+        clock.offset = day * DAY
+        lots.append(lot_of(earn(api, card, member, str(20 + day))))  # 1, 1.05, 1.10, ...
+    assert redeem(api, card, member, "0.5").status_code == 200  # half of the oldest
+    clock.offset = 12 * DAY
+    shown = balance(api, card, member)
+    expected = [
+        (Decimal("0.5") if i == 0 else Decimal(20 + i) / 20, lot.expires_at)
+        for i, lot in enumerate(lots[:10])
+    ]
+    assert upcoming(shown["upcoming_expiries"]) == expected
+    assert upcoming([shown["next_expiry"]]) == expected[:1]
+    # The soonest lot past its expiry is gone from the list, at read time.
+    clock.offset = 30 * DAY + timedelta(hours=1)
+    shown = balance(api, card, member)
+    assert [at for _, at in upcoming(shown["upcoming_expiries"])] == [
+        lot.expires_at for lot in lots[1:11]
+    ]
+
+
+def test_held_cashback_is_not_among_the_upcoming_expiries_until_it_is_due(
+    api, merchant, member, clock
+):
+    card = make_card(merchant, cashback_holding_days=7, cashback_expiry_days=30)
+    data = earn(api, card, member, "100")
+    assert balance(api, card, member)["upcoming_expiries"] == []
+    clock.offset = 7 * DAY + timedelta(seconds=1)  # due, not yet released by the worker
+    shown = balance(api, card, member)
+    assert upcoming(shown["upcoming_expiries"]) == [(Decimal(5), lot_of(data).expires_at)]
