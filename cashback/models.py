@@ -68,6 +68,8 @@ class WalletManager(models.Manager["Wallet"]):
         covered: bool = False,
         unlocked: bool = False,
         settled: bool = False,
+        earning: bool = False,
+        inactive_at: datetime | None = None,
     ) -> "Wallet | None":
         """Adds `amount` (signed) to the spendable balance on the card of the app's member with
         this id, else this email, else this phone, and `pending_amount` (signed) to its pending
@@ -76,7 +78,10 @@ class WalletManager(models.Manager["Wallet"]):
         spendable balance does not cover a debit (it would go below zero), and, `unlocked`, when
         the member's PIN is locked (`members.errors.PinLocked`), and, `settled`, when a lot of
         the wallet is due for release or past its expiry (the caller then locks the wallet and
-        settles it first: `cashback.services.ledger.wallet_settle`). The wallet also carries
+        settles it first: `cashback.services.ledger.wallet_settle`), which includes a wallet
+        past its `inactive_at`. `earning`: the move is an earning's, which sets the wallet's
+        `inactive_at` to `inactive_at` (None: the card has no inactivity expiry). The wallet
+        also carries
         the id its next entry takes (`next_entry_id`, drawn from the entries' sequence) and the
         time of its last entry (`last_entry_at`, None: none), read under its lock, so that the
         caller knows its entry whole before it saves it (`LedgerEntry.objects.append`).
@@ -100,10 +105,11 @@ class WalletManager(models.Manager["Wallet"]):
             "card": card_id,
             "member": member,
         }
+        if earning:
+            params["inactive_at"] = inactive_at
+        sql = _move_sql(key, covered=covered, unlocked=unlocked, settled=settled, earning=earning)
         with prepared_cursor(using) as cursor:
-            cursor.execute(
-                _move_sql(key, covered=covered, unlocked=unlocked, settled=settled), params
-            )
+            cursor.execute(sql, params)
             row = cursor.fetchone()
         if row is None:
             return None
@@ -132,6 +138,11 @@ class Wallet(models.Model):
     pending_balance = models.DecimalField(max_digits=20, decimal_places=4, default=Decimal(0))
     # How many entries the wallet has: history's total without counting a million rows.
     entries_count = models.PositiveBigIntegerField(default=0)
+    # When all the spendable cashback expires unless the member earns on the card before: each
+    # earning sets it to its time plus the card's `cashback_inactivity_days` (null: the card has
+    # none, or no earning since). Settling a wallet past it brings each lot's expiry forward to
+    # it and clears it (`cashback.services.ledger.wallet_expire_due`).
+    inactive_at = models.DateTimeField(null=True, blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
 
@@ -150,8 +161,17 @@ class Wallet(models.Model):
                 condition=Q(pending_balance__gte=0), name="wallet_pending_balance_gte_0"
             ),
         ]
-        # A card's wallets (whether its currency may change).
-        indexes = [models.Index(fields=["app", "card"], name="wallet_card")]
+        indexes = [
+            # A card's wallets (whether its currency may change).
+            models.Index(fields=["app", "card"], name="wallet_card"),
+            # The wallets the expiry sweep settles for inactivity: only those with a date, which
+            # settling clears.
+            models.Index(
+                fields=["app", "inactive_at"],
+                condition=Q(inactive_at__isnull=False),
+                name="wallet_inactive",
+            ),
+        ]
 
     def __str__(self) -> str:
         return f"Wallet {self.pk}: member {self.member_id}, card {self.card_id}"
@@ -741,14 +761,20 @@ class AdjustmentRequest(models.Model):
 
 @cache
 def _move_sql(
-    key: str, *, covered: bool = False, unlocked: bool = False, settled: bool = False
+    key: str,
+    *,
+    covered: bool = False,
+    unlocked: bool = False,
+    settled: bool = False,
+    earning: bool = False,
 ) -> str:
     """The move of the wallet of the member whose `key` field (id, email or phone) is
     %(member)s; by email or phone, the member of the app %(app)s; `covered`, only when the
     spendable balance stays at or above zero; `unlocked`, only when the member's PIN is not
     locked at %(now)s; `settled`, only when none of the wallet's lots is due for release or
     past its expiry at %(now)s (one probe of `lot_wallet_held` and one of
-    `lot_wallet_expiring`)."""
+    `lot_wallet_expiring`) and the wallet is not past its `inactive_at` (the row's own column,
+    read before the move sets it); `earning`, setting `inactive_at` to %(inactive_at)s."""
     meta = Wallet._meta
     column = {field.name: quote(field.column) for field in meta.concrete_fields}
     balance, count = column["balance"], column["entries_count"]
@@ -776,12 +802,14 @@ def _move_sql(
         f"AND x.{lot['available_at']} <= %(now)s) "
         f"AND NOT EXISTS (SELECT 1 {of_wallet} AND x.{lot['remaining']} > 0 "
         f"AND x.{lot['expires_at']} IS NOT NULL AND x.{lot['expires_at']} <= %(now)s) "
+        f"AND (w.{column['inactive_at']} IS NULL OR w.{column['inactive_at']} > %(now)s) "
     )
     return (
         f"UPDATE {quote(meta.db_table)} w SET "  # noqa: S608  names from _meta, values bound
         f"{balance} = {balance} + %(amount)s, {pending} = {pending} + %(pending)s, "
         f"{count} = {count} + 1, "
-        f"{column['updated_at']} = %(now)s "
+        + (f"{column['inactive_at']} = %(inactive_at)s::timestamptz, " if earning else "")
+        + f"{column['updated_at']} = %(now)s "
         f"WHERE w.{column['app']} = %(app)s AND w.{column['card']} = %(card)s "
         f"AND w.{column['member']} = {member} "
         + (f"AND w.{balance} + %(amount)s >= 0 " if covered else "")

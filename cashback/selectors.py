@@ -35,7 +35,7 @@ class MemberCard:
     entries_count: int
     # The wallet's spendable cashback to expire, by instant, the soonest `UPCOMING_EXPIRIES`
     # first: (amount, expires_at), the amounts of the lots that expire at one instant added
-    # up.
+    # up; the wallet's `inactive_at` is the instant all that does not expire before it does.
     upcoming_expiries: list[tuple[Decimal, datetime]]
     # The first of them.
     next_expiry: tuple[Decimal, datetime] | None
@@ -59,10 +59,11 @@ def _member_card_sql() -> str:
     JOIN), what of its lots the clock has moved since the worker last came by: the rest of
     lots past their expiry, and the held cashback due (and of it, what is past its expiry too),
     each an index range (`lot_wallet_expiring`, `lot_wallet_held`); and its spendable cashback
-    to expire after %(now)s: the soonest `UPCOMING_EXPIRIES` instants with what expires at
-    each (two arrays, of the lots released and of the held lots due; an ordered range of
-    `lot_wallet_expiring` read up to its tenth instant, and one of `lot_wallet_held`). In one
-    statement, names from the models' _meta."""
+    to expire after %(now)s: the soonest `UPCOMING_EXPIRIES` instants before the wallet's
+    `inactive_at` with what expires at each (two arrays, of the lots released and of the held
+    lots due; an ordered range of `lot_wallet_expiring` read up to its tenth instant, and one
+    of `lot_wallet_held`), and, when `inactive_at` is to come, what expires then (all the
+    rest). In one statement, names from the models' _meta."""
     card, wallet, member, lot = (
         {f.name: quote(f.column) for f in model._meta.concrete_fields}
         for model in (Card, Wallet, Member, Lot)
@@ -74,8 +75,12 @@ def _member_card_sql() -> str:
         f"FROM {lot_table} WHERE {lot['app']} = %(app)s AND {lot['wallet']} = w.{wallet['id']}"
     )
     expires_at, pending, remaining = lot["expires_at"], lot["pending"], lot["remaining"]
+    inactive_at = f"w.{wallet['inactive_at']}"
     due = f"{pending} > 0 AND {lot['available_at']} <= %(now)s"
-    to_come = f"{expires_at} IS NOT NULL AND {expires_at} > %(now)s"
+    to_come = (
+        f"{expires_at} IS NOT NULL AND {expires_at} > %(now)s "
+        f"AND ({inactive_at} IS NULL OR {expires_at} < {inactive_at})"
+    )
 
     def soonest(amount: str, held: str) -> str:
         return (
@@ -86,12 +91,16 @@ def _member_card_sql() -> str:
 
     return (
         f"SELECT {select_list(Card, 'c')}, w.{wallet['id']}, w.{wallet['balance']}, "  # noqa: S608
-        f"w.{wallet['pending_balance']}, w.{wallet['entries_count']}, "
+        f"w.{wallet['pending_balance']}, w.{wallet['entries_count']}, {inactive_at}, "
         f"EXISTS (SELECT 1 FROM {member_table} m "
         f"WHERE m.{member['id']} = %(member)s AND m.{member['app']} = %(app)s), "
         f"(SELECT COALESCE(SUM({remaining}), 0) {of_wallet} AND {remaining} > 0 "
         f"AND {expires_at} IS NOT NULL AND {expires_at} <= %(now)s), "
-        f"due.pending, due.expired, up.ats, up.amounts "
+        f"due.pending, due.expired, up.ats, up.amounts, "
+        f"CASE WHEN {inactive_at} > %(now)s THEN (SELECT COALESCE(SUM({remaining}), 0) "
+        f"+ COALESCE(SUM({pending}) FILTER (WHERE {due}), 0) {of_wallet} "
+        f"AND ({remaining} > 0 OR ({due})) "
+        f"AND ({expires_at} IS NULL OR {expires_at} >= {inactive_at})) END "
         f"FROM {card_table} c LEFT JOIN {wallet_table} w "
         f"ON w.{wallet['card']} = c.{card['id']} AND w.{wallet['member']} = %(member)s "
         f"AND w.{wallet['app']} = %(app)s "
@@ -135,19 +144,25 @@ def member_card(*, app: App, card_id: int, member_ref: MemberRef) -> MemberCard:
     using, row = replica_read(read, member_key=member_key(app_id=app.pk, member_id=member_id))
     if row is None:
         raise NotFound("Card not found.")
-    *card_columns, wallet_id, balance, pending, entries_count, found = row[:-5]
-    expired, due, due_expired, ats, amounts = row[-5:]
+    *card_columns, wallet_id, balance, pending, entries_count, inactive_at, found = row[:-6]
+    expired, due, due_expired, ats, amounts, inactive_amount = row[-6:]
     if not found:
         raise NotFound("Member not found.")
     upcoming: dict[datetime, Decimal] = {}
     if wallet_id is None:
         balance = pending = Decimal(0)
+    elif inactive_at is not None and inactive_at <= now:
+        # No earning for the card's inactivity days: all that is spendable is gone, what is
+        # due with it, as for an operation (`wallet_settle`). Held cashback not yet due stays.
+        balance, pending = Decimal(0), pending - due
     else:
         # As of now, not as of the worker's last pass: what expired is gone, what is due is
         # spendable (unless it is past its expiry too), as for an operation (`wallet_settle`).
         balance, pending = balance - expired + due - due_expired, pending - due
         for at, amount in zip(ats or [], amounts or [], strict=True):
             upcoming[at] = upcoming.get(at, Decimal(0)) + amount
+        if inactive_amount:
+            upcoming[inactive_at] = inactive_amount
     upcoming_expiries = [(amount, at) for at, amount in sorted(upcoming.items())]
     upcoming_expiries = upcoming_expiries[:UPCOMING_EXPIRIES]
     return MemberCard(

@@ -285,7 +285,7 @@ class BalanceSerializer(serializers.Serializer):
     upcoming_expiries = NextExpirySerializer(
         many=True,
         help_text="The 10 soonest instants spendable cashback expires at, oldest first, each "
-        "with all that expires then.",
+        "with all that expires then; the instant the member's inactivity ends all of it is one.",
     )
     cashback_percentage = NumberOutField()
     reward_system = serializers.CharField()

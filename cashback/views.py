@@ -329,8 +329,9 @@ class CashbackViewSet(viewsets.ViewSet):
         summary="Get balance",
         operation_id="get_balance",
         description="The member's cashback on the card: what can be spent now, what is "
-        "pending, and when it expires (the soonest instants, each with what expires then), as "
-        "of the instant asked: cashback past its expiry "
+        "pending, and when it expires (the soonest instants, each with what expires then; the "
+        "instant all of it expires when the member earns nothing more before it too), as of the "
+        "instant asked: cashback past its expiry "
         "counts for nothing and held cashback past its available_at is spendable, whether or "
         "not the background worker has written them yet. The member is named by member_id, "
         "else email, else phone (never created). A member without activity on the card has 0.",

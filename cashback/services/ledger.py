@@ -7,7 +7,8 @@ from datetime import datetime, timedelta
 from decimal import Decimal
 
 from django.db import IntegrityError, transaction
-from django.db.models import F, QuerySet
+from django.db.models import F, Q, QuerySet, Value
+from django.db.models.functions import Greatest, Least
 from django.utils import timezone
 
 from apps_auth.errors import IdempotencyKeyReused
@@ -158,7 +159,8 @@ def member_wallet_create(
 
 
 def _new_wallet(app: App, card: Card, amount: Decimal, pending_amount: Decimal) -> dict:
-    """A new wallet's fields, as its first entry (if any) leaves it."""
+    """A new wallet's fields, as its first entry (if any) leaves it. A wallet is created with
+    its first entry by an earning only (`cashback_earn`), which sets `inactive_at`."""
     moved = bool(amount or pending_amount)
     return {
         "app": app,
@@ -166,6 +168,7 @@ def _new_wallet(app: App, card: Card, amount: Decimal, pending_amount: Decimal) 
         "balance": amount,
         "pending_balance": pending_amount,
         "entries_count": 1 if moved else 0,
+        "inactive_at": card.wallet_inactive_at(timezone.now()) if moved else None,
     }
 
 
@@ -219,6 +222,7 @@ def entry_post(
     it, or raises `IdempotencyKeyReused`/`DuplicateReference` when its request differs.
     """
     card = operation.card
+    earning = operation.entry_type == EntryType.EARNING
     # Only a reference, or a key taken over from a request that stopped, can collide with an
     # entry posted concurrently; only then is a savepoint worth its round trips.
     may_collide = operation.reference is not None or (
@@ -237,6 +241,11 @@ def entry_post(
                 covered=covered,
                 unlocked=unlocked,
                 settled=settled,
+                earning=earning,
+                # Counted from before the move: the entry's time is read after it (a wait for
+                # the wallet's lock ends with a later entry of another's, which the move's
+                # statement may not see), so at most that wait earlier than created_at.
+                inactive_at=card.wallet_inactive_at(timezone.now()) if earning else None,
             )
             if wallet is None:
                 return None
@@ -363,7 +372,14 @@ def wallet_release_due(*, wallet: Wallet, card: Card, as_of: datetime) -> list[L
 
 def wallet_expire_due(*, wallet: Wallet, card: Card, as_of: datetime) -> list[LedgerEntry]:
     """Writes off the rest of each lot of a locked wallet expired at `as_of`, the soonest
-    expired first: one `expiration` entry each, returned."""
+    expired first: one `expiration` entry each, returned.
+
+    A wallet past its `inactive_at` at `as_of` (no earning on the card for its
+    `cashback_inactivity_days`) loses all its spendable cashback then: first each lot's expiry
+    is brought forward to `inactive_at` (`wallet_inactivity_apply`), so that what is spendable
+    is written off here with the lots past their own expiry."""
+    if wallet.inactive_at is not None and wallet.inactive_at <= as_of:
+        wallet_inactivity_apply(wallet=wallet)
     lots = Lot.objects.filter(
         app_id=wallet.app_id, wallet_id=wallet.pk, remaining__gt=0, expires_at__lte=as_of
     )
@@ -372,13 +388,35 @@ def wallet_expire_due(*, wallet: Wallet, card: Card, as_of: datetime) -> list[Le
     ]
 
 
+def wallet_inactivity_apply(*, wallet: Wallet) -> None:
+    """Ends a locked wallet's inactivity period: each lot with cashback in it expires at the
+    wallet's `inactive_at` at the latest (a lot keeps an earlier expiry of its own), and
+    `inactive_at` is cleared. Held cashback is not spendable and so does not expire by
+    inactivity while it is held: a held lot expires at the latest the instant it is released,
+    when it becomes spendable in a wallet still inactive. A reversal that puts cashback back
+    into such a lot later finds it expired, as any lot past its expiry.
+
+    Once cleared, the wallet leaves the sweep's index (`wallet_inactive`), and what is credited
+    to it afterwards (a staff adjustment) is not expired by this period: the next earning
+    starts the next one."""
+    inactive_at = wallet.inactive_at
+    if inactive_at is None:
+        return
+    Lot.objects.filter(app_id=wallet.app_id, wallet_id=wallet.pk).filter(
+        Q(remaining__gt=0) | Q(pending__gt=0)
+    ).update(expires_at=Least("expires_at", Greatest("available_at", Value(inactive_at))))
+    Wallet.objects.filter(app_id=wallet.app_id, pk=wallet.pk).update(inactive_at=None)
+    wallet.inactive_at = None
+
+
 def wallet_settle(*, wallet: Wallet, card: Card) -> None:
     """Brings a locked wallet up to now before an operation decides on its balance: each held
-    lot due is released, then the rest of each lot expired is written off, as the worker would
-    have done. So an operation never spends, takes back or counts cashback past its expiry, and
-    held cashback is spendable the instant it is due, whether or not the worker has come by.
+    lot due is released, then the rest of each lot expired is written off (and, past the
+    wallet's `inactive_at`, all that is spendable), as the worker would have done. So an
+    operation never spends, takes back or counts cashback past its expiry, and held cashback
+    is spendable the instant it is due, whether or not the worker has come by.
     An index probe each finds nothing to do on a wallet that is up to date
-    (`lot_wallet_held`, `lot_wallet_expiring`)."""
+    (`lot_wallet_held`, `lot_wallet_expiring`; `inactive_at` is the wallet's own)."""
     now = timezone.now()
     wallet_release_due(wallet=wallet, card=card, as_of=now)
     wallet_expire_due(wallet=wallet, card=card, as_of=now)
