@@ -6,6 +6,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from decimal import Decimal
 
+from django.conf import settings
 from django.db import IntegrityError, transaction
 from django.db.models import F, Q, QuerySet, Value
 from django.db.models.functions import Greatest, Least
@@ -379,7 +380,7 @@ def wallet_expire_due(*, wallet: Wallet, card: Card, as_of: datetime) -> list[Le
     is brought forward to `inactive_at` (`wallet_inactivity_apply`), so that what is spendable
     is written off here with the lots past their own expiry."""
     if wallet.inactive_at is not None and wallet.inactive_at <= as_of:
-        wallet_inactivity_apply(wallet=wallet)
+        wallet_inactivity_apply(wallet=wallet, as_of=as_of)
     lots = Lot.objects.filter(
         app_id=wallet.app_id, wallet_id=wallet.pk, remaining__gt=0, expires_at__lte=as_of
     )
@@ -388,13 +389,14 @@ def wallet_expire_due(*, wallet: Wallet, card: Card, as_of: datetime) -> list[Le
     ]
 
 
-def wallet_inactivity_apply(*, wallet: Wallet) -> None:
-    """Ends a locked wallet's inactivity period: each lot with cashback in it expires at the
-    wallet's `inactive_at` at the latest (a lot keeps an earlier expiry of its own), and
-    `inactive_at` is cleared. Held cashback is not spendable and so does not expire by
-    inactivity while it is held: a held lot expires at the latest the instant it is released,
-    when it becomes spendable in a wallet still inactive. A reversal that puts cashback back
-    into such a lot later finds it expired, as any lot past its expiry.
+def wallet_inactivity_apply(*, wallet: Wallet, as_of: datetime) -> None:
+    """Ends a locked wallet's inactivity period, past at `as_of`: each lot with cashback in it
+    expires at the wallet's `inactive_at` at the latest (a lot keeps an earlier expiry of its
+    own), and `inactive_at` is cleared. Held cashback is not spendable and so does not expire
+    by inactivity while it is held: a held lot expires at the latest the instant it is
+    released, when it becomes spendable in a wallet still inactive. So does each lot that a
+    redemption still within the reversal window took from (`cashback_reverse`): the reversal
+    that puts cashback back into it finds it expired, as any lot past its expiry.
 
     Once cleared, the wallet leaves the sweep's index (`wallet_inactive`), and what is credited
     to it afterwards (a staff adjustment) is not expired by this period: the next earning
@@ -402,8 +404,18 @@ def wallet_inactivity_apply(*, wallet: Wallet) -> None:
     inactive_at = wallet.inactive_at
     if inactive_at is None:
         return
+    window = timedelta(hours=settings.CASHBACK_REVERSAL_WINDOW_HOURS)
+    reversible = LotMovement.objects.filter(
+        app_id=wallet.app_id,
+        entry__in=LedgerEntry.objects.filter(
+            app_id=wallet.app_id,
+            wallet_id=wallet.pk,
+            entry_type=EntryType.REDEMPTION,
+            created_at__gte=as_of - window,
+        ),
+    ).values("lot_id")
     Lot.objects.filter(app_id=wallet.app_id, wallet_id=wallet.pk).filter(
-        Q(remaining__gt=0) | Q(pending__gt=0)
+        Q(remaining__gt=0) | Q(pending__gt=0) | Q(pk__in=reversible)
     ).update(expires_at=Least("expires_at", Greatest("available_at", Value(inactive_at))))
     Wallet.objects.filter(app_id=wallet.app_id, pk=wallet.pk).update(inactive_at=None)
     wallet.inactive_at = None

@@ -322,3 +322,23 @@ def test_what_staff_credit_after_an_inactivity_is_kept_until_the_next_one(
     assert balance(api, card, member)["cashback_balance"] == 3
     assert cashback_expire_due(as_of=timezone.now()).expired == 0
     assert ledger_verify().mismatches == []
+
+
+def test_a_reversal_after_the_inactivity_puts_the_cashback_back_expired(
+    api, merchant, member, clock
+):
+    card = make_card(merchant, cashback_inactivity_days=30)
+    earn(api, card, member, "100")  # 5
+    clock.offset = 30 * DAY - timedelta(hours=1)
+    redeemed = redeem(api, card, member, "5")  # the lot is empty when the inactivity comes
+    assert redeemed.status_code == 200, redeemed.json()
+    clock.offset = 30 * DAY + timedelta(seconds=1)
+    assert cashback_expire_due(as_of=timezone.now()).expired == 0  # nothing left to write off
+    response = api.post(
+        f"{API}/reverse",
+        {"card_id": card.pk, "transaction_id": redeemed.json()["data"]["transaction_id"]},
+    )
+    assert response.status_code == 200, response.json()
+    assert response.json()["data"]["new_balance"] == 0
+    assert balance(api, card, member)["cashback_balance"] == 0
+    assert ledger_verify().mismatches == []
