@@ -1,5 +1,6 @@
 import calendar
-from datetime import datetime, time, timedelta
+import re
+from datetime import UTC, date, datetime, time, timedelta
 from decimal import Decimal
 from functools import cache
 from zoneinfo import ZoneInfo, available_timezones
@@ -35,15 +36,18 @@ def validate_time_zone(name: str) -> None:
         raise ValidationError(f"'{name}' is not an IANA time zone, e.g. Africa/Tunis.")
 
 
+MONTH_DAY = re.compile(r"\d\d-\d\d")
+
+
 def validate_month_day(value: str) -> None:
     """`MM-DD`, a day that every year has (02-29 is refused: most years have none)."""
     try:
+        if not MONTH_DAY.fullmatch(value):
+            raise ValueError(value)
         month, day = (int(part) for part in value.split("-"))
         datetime(2023, month, day)  # noqa: DTZ001  a calendar check, no instant
     except ValueError:
         raise ValidationError(f"'{value}' is not a day as MM-DD, e.g. 12-31.") from None
-    if len(value) != 5:
-        raise ValidationError(f"'{value}' is not a day as MM-DD, e.g. 12-31.")
 
 
 class ExpiryPolicy(models.TextChoices):
@@ -58,10 +62,10 @@ def validate_currency(code: str) -> None:
 
 
 def _day_end(year: int, month: int, day: int, zone: ZoneInfo) -> datetime:
-    """The instant the day ends in `zone`: the next day's midnight there."""
-    start = datetime.combine(datetime(year, month, day).date(), time(), tzinfo=zone)  # noqa: DTZ001
-    following = start.date() + timedelta(days=1)
-    return datetime.combine(following, time(), tzinfo=zone)
+    """The instant the day ends in `zone`, in UTC: the next day's first instant there (its
+    midnight; where a clock change skips midnight, the instant the day begins)."""
+    following = date(year, month, day) + timedelta(days=1)
+    return datetime.combine(following, time(), tzinfo=zone).astimezone(UTC)
 
 
 class CardManager(models.Manager["Card"]):
@@ -237,22 +241,26 @@ class Card(models.Model):
 
     def lot_expires_at(self, available_at: datetime) -> datetime | None:
         """When a lot that becomes spendable at `available_at` expires, by the card's policy
-        (None: never). `rolling`: `cashback_expiry_days` later. `end_of_month`: the last
-        instant of the month (in the card's zone) of the rolling date. `fixed_date`: the end of
-        the first `cashback_expiry_date` (in the card's zone) at least `cashback_expiry_days`
-        (or 0) after `available_at`. "The last instant" is the first instant of the next day
-        or month: a lot expires when that instant comes."""
+        (None: never), in UTC. `rolling`: `cashback_expiry_days` later. `end_of_month`: the
+        last instant of the month (in the card's zone) of the rolling date. `fixed_date`: the
+        end of the first `cashback_expiry_date` (in the card's zone) at least
+        `cashback_expiry_days` (or 0) after `available_at`. "The last instant" is the first
+        instant of the next day or month: a lot expires when that instant comes.
+
+        Days are whole days of elapsed time (24 hours, whatever the clock changes), counted in
+        UTC whatever zone `available_at` is given in: aware arithmetic in a zone with daylight
+        saving would count wall-clock days, an hour off across a change."""
+        available_at = available_at.astimezone(UTC)
         policy = self.cashback_expiry_policy
         days = self.cashback_expiry_days
         if policy == ExpiryPolicy.FIXED_DATE and self.cashback_expiry_date:
-            earliest = (available_at + timedelta(days=days or 0)).astimezone(self.zone)
+            zone = self.zone
+            earliest = available_at + timedelta(days=days or 0)
             month, day = (int(part) for part in self.cashback_expiry_date.split("-"))
-            year = earliest.year
-            while True:
-                end = _day_end(year, month, day, self.zone)
-                if end > earliest:
-                    return end
+            year = earliest.astimezone(zone).year
+            while (end := _day_end(year, month, day, zone)) <= earliest:
                 year += 1
+            return end
         if days is None:
             return None
         rolling = available_at + timedelta(days=days)
@@ -261,6 +269,13 @@ class Card(models.Model):
             last = calendar.monthrange(local.year, local.month)[1]
             return _day_end(local.year, local.month, last, self.zone)
         return rolling
+
+    def wallet_inactive_at(self, earned_at: datetime) -> datetime | None:
+        """When a member's spendable cashback on the card expires if `earned_at` is their last
+        earning on it: `cashback_inactivity_days` later (None: the card has no inactivity
+        expiry)."""
+        days = self.cashback_inactivity_days
+        return None if days is None else earned_at.astimezone(UTC) + timedelta(days=days)
 
     def currency_change_refused(self) -> bool:
         """True when the card has wallets and `currency` differs from the stored one.

@@ -1,5 +1,5 @@
 from collections.abc import Callable
-from datetime import datetime, timedelta
+from datetime import datetime
 from decimal import Decimal
 from functools import cache
 from typing import Any
@@ -68,6 +68,8 @@ class WalletManager(models.Manager["Wallet"]):
         covered: bool = False,
         unlocked: bool = False,
         settled: bool = False,
+        earning: bool = False,
+        inactive_at: datetime | None = None,
     ) -> "Wallet | None":
         """Adds `amount` (signed) to the spendable balance on the card of the app's member with
         this id, else this email, else this phone, and `pending_amount` (signed) to its pending
@@ -76,7 +78,10 @@ class WalletManager(models.Manager["Wallet"]):
         spendable balance does not cover a debit (it would go below zero), and, `unlocked`, when
         the member's PIN is locked (`members.errors.PinLocked`), and, `settled`, when a lot of
         the wallet is due for release or past its expiry (the caller then locks the wallet and
-        settles it first: `cashback.services.ledger.wallet_settle`). The wallet also carries
+        settles it first: `cashback.services.ledger.wallet_settle`), which includes a wallet
+        past its `inactive_at`. `earning`: the move is an earning's, which sets the wallet's
+        `inactive_at` to `inactive_at` (None: the card has no inactivity expiry). The wallet
+        also carries
         the id its next entry takes (`next_entry_id`, drawn from the entries' sequence) and the
         time of its last entry (`last_entry_at`, None: none), read under its lock, so that the
         caller knows its entry whole before it saves it (`LedgerEntry.objects.append`).
@@ -100,10 +105,11 @@ class WalletManager(models.Manager["Wallet"]):
             "card": card_id,
             "member": member,
         }
+        if earning:
+            params["inactive_at"] = inactive_at
+        sql = _move_sql(key, covered=covered, unlocked=unlocked, settled=settled, earning=earning)
         with prepared_cursor(using) as cursor:
-            cursor.execute(
-                _move_sql(key, covered=covered, unlocked=unlocked, settled=settled), params
-            )
+            cursor.execute(sql, params)
             row = cursor.fetchone()
         if row is None:
             return None
@@ -132,6 +138,11 @@ class Wallet(models.Model):
     pending_balance = models.DecimalField(max_digits=20, decimal_places=4, default=Decimal(0))
     # How many entries the wallet has: history's total without counting a million rows.
     entries_count = models.PositiveBigIntegerField(default=0)
+    # When all the spendable cashback expires unless the member earns on the card before: each
+    # earning sets it to its time plus the card's `cashback_inactivity_days` (null: the card has
+    # none, or no earning since). Settling a wallet past it brings each lot's expiry forward to
+    # it and clears it (`cashback.services.ledger.wallet_expire_due`).
+    inactive_at = models.DateTimeField(null=True, blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
 
@@ -150,8 +161,17 @@ class Wallet(models.Model):
                 condition=Q(pending_balance__gte=0), name="wallet_pending_balance_gte_0"
             ),
         ]
-        # A card's wallets (whether its currency may change).
-        indexes = [models.Index(fields=["app", "card"], name="wallet_card")]
+        indexes = [
+            # A card's wallets (whether its currency may change).
+            models.Index(fields=["app", "card"], name="wallet_card"),
+            # The wallets the expiry sweep settles for inactivity: only those with a date, which
+            # settling clears.
+            models.Index(
+                fields=["app", "inactive_at"],
+                condition=Q(inactive_at__isnull=False),
+                name="wallet_inactive",
+            ),
+        ]
 
     def __str__(self) -> str:
         return f"Wallet {self.pk}: member {self.member_id}, card {self.card_id}"
@@ -182,17 +202,18 @@ class LedgerEntryManager(models.Manager["LedgerEntry"]):
     def append(
         self,
         *,
-        lot_days: tuple[int, int | None] | None = None,
+        lot: tuple[datetime, datetime | None] | None = None,
         webhook_event: Callable[["LedgerEntry"], EventDraft] | None = None,
         spend: Decimal | None = None,
         **fields: Any,
     ) -> "LedgerEntry":
         """Saves a new entry in one `INSERT ... RETURNING` (`_append_sql`) and returns it.
 
-        With `lot_days` (a credit's holding and expiry days), the same statement opens the
-        entry's lot (`entry.lot`): what the entry holds is pending until `created_at` plus the
-        holding days, what it credits is spendable at once, and the lot expires the expiry days
-        (None: never) after it becomes spendable.
+        With `lot` (a credit's `available_at` and `expires_at`, None: never, as the caller
+        computed them from the entry's `created_at` and its card: `_lot_of`), the same
+        statement opens the entry's lot (`entry.lot`): what the entry holds is pending until
+        `available_at`, what it credits is spendable at once. A lot is opened with the entry's
+        event only, whose `created_at` is known before the statement.
 
         With `webhook_event`, which makes the entry's webhook event from the entry, the same
         statement saves the event too and reads the app's endpoints that take it
@@ -225,8 +246,10 @@ class LedgerEntryManager(models.Manager["LedgerEntry"]):
             raise ValueError("An entry saved with its event needs its id and created_at.")
         if spend is not None and not with_event:
             raise ValueError("An entry spends its lots in its statement with its event only.")
+        if lot is not None and not with_event:
+            raise ValueError("An entry opens its lot in its statement with its event only.")
         sql, columns = _append_sql(
-            with_lot=lot_days is not None, with_event=with_event, with_spend=spend is not None
+            with_lot=lot is not None, with_event=with_event, with_spend=spend is not None
         )
         params: dict[str, Any] = {
             f"c{i}": field.get_db_prep_save(
@@ -240,10 +263,9 @@ class LedgerEntryManager(models.Manager["LedgerEntry"]):
         params["type"] = entry.entry_type
         if spend is not None:
             params.update(entry=entry.pk, amount=spend, first=None)
-        if lot_days is not None:
-            params["holding"], params["expiry"] = lot_days
-            if with_event:  # the lot as the statement opens it
-                entry.lot = _lot_of(entry, *lot_days)
+        if lot is not None:  # the lot as the statement opens it
+            entry.lot = _lot_of(entry, *lot)
+            params["available_at"], params["expires_at"] = lot
         draft = None
         if webhook_event is not None:
             draft = webhook_event(entry)
@@ -256,21 +278,11 @@ class LedgerEntryManager(models.Manager["LedgerEntry"]):
         entry.pk, entry.created_at = pk, created_at
         entry._state.adding = False
         entry._state.db = using
-        if lot_days is not None and with_event:  # made before the statement, as it saved it
-            lot_id, _, _, *more = more
+        if lot is not None:  # made before the statement, as it saved it
+            lot_id, *more = more
             entry.lot.pk = lot_id
             entry.lot._state.adding = False
             entry.lot._state.db = using
-        elif lot_days is not None:
-            lot_id, available_at, expires_at, *more = more
-            entry.lot = from_row(
-                Lot,
-                [
-                    lot_id, entry.app_id, entry.wallet_id, entry.pk, entry.pending_amount,
-                    entry.amount, available_at, expires_at, None, created_at,
-                ],
-                using,
-            )  # fmt: skip
         if draft is not None:
             event_id, body, endpoint_ids = more
             draft.saved(pk=event_id, body=body, endpoint_ids=endpoint_ids, using=using)
@@ -749,14 +761,20 @@ class AdjustmentRequest(models.Model):
 
 @cache
 def _move_sql(
-    key: str, *, covered: bool = False, unlocked: bool = False, settled: bool = False
+    key: str,
+    *,
+    covered: bool = False,
+    unlocked: bool = False,
+    settled: bool = False,
+    earning: bool = False,
 ) -> str:
     """The move of the wallet of the member whose `key` field (id, email or phone) is
     %(member)s; by email or phone, the member of the app %(app)s; `covered`, only when the
     spendable balance stays at or above zero; `unlocked`, only when the member's PIN is not
     locked at %(now)s; `settled`, only when none of the wallet's lots is due for release or
     past its expiry at %(now)s (one probe of `lot_wallet_held` and one of
-    `lot_wallet_expiring`)."""
+    `lot_wallet_expiring`) and the wallet is not past its `inactive_at` (the row's own column,
+    read before the move sets it); `earning`, setting `inactive_at` to %(inactive_at)s."""
     meta = Wallet._meta
     column = {field.name: quote(field.column) for field in meta.concrete_fields}
     balance, count = column["balance"], column["entries_count"]
@@ -784,12 +802,14 @@ def _move_sql(
         f"AND x.{lot['available_at']} <= %(now)s) "
         f"AND NOT EXISTS (SELECT 1 {of_wallet} AND x.{lot['remaining']} > 0 "
         f"AND x.{lot['expires_at']} IS NOT NULL AND x.{lot['expires_at']} <= %(now)s) "
+        f"AND (w.{column['inactive_at']} IS NULL OR w.{column['inactive_at']} > %(now)s) "
     )
     return (
         f"UPDATE {quote(meta.db_table)} w SET "  # noqa: S608  names from _meta, values bound
         f"{balance} = {balance} + %(amount)s, {pending} = {pending} + %(pending)s, "
         f"{count} = {count} + 1, "
-        f"{column['updated_at']} = %(now)s "
+        + (f"{column['inactive_at']} = %(inactive_at)s::timestamptz, " if earning else "")
+        + f"{column['updated_at']} = %(now)s "
         f"WHERE w.{column['app']} = %(app)s AND w.{column['card']} = %(card)s "
         f"AND w.{column['member']} = {member} "
         + (f"AND w.{balance} + %(amount)s >= 0 " if covered else "")
@@ -818,11 +838,9 @@ def _next_entry_id_sql() -> str:
     return f"nextval(pg_get_serial_sequence('{quote(meta.db_table)}', '{meta.pk.column}'))"
 
 
-def _lot_of(entry: "LedgerEntry", holding_days: int, expiry_days: int | None) -> "Lot":
-    """The lot `_append_sql` opens for the entry, before it does (no id yet)."""
-    available_at = entry.created_at + timedelta(
-        days=holding_days if entry.pending_amount > 0 else 0
-    )
+def _lot_of(entry: "LedgerEntry", available_at: datetime, expires_at: datetime | None) -> "Lot":
+    """The lot `_append_sql` opens for the entry, before it does (no id yet): the statement
+    saves these dates as they are."""
     return new(
         Lot,
         app_id=entry.app_id,
@@ -831,7 +849,7 @@ def _lot_of(entry: "LedgerEntry", holding_days: int, expiry_days: int | None) ->
         pending=entry.pending_amount,
         remaining=entry.amount,
         available_at=available_at,
-        expires_at=None if expiry_days is None else available_at + timedelta(days=expiry_days),
+        expires_at=expires_at,
         created_at=entry.created_at,
     )
 
@@ -842,10 +860,10 @@ def _append_sql(
 ) -> tuple[str, list[models.Field]]:
     """The INSERT, and the fields whose prepared values it takes as %(c0)s, %(c1)s, ... in its
     column order (the id among them `with_event`), besides %(app)s, %(wallet)s and %(type)s (and,
-    `with_lot`, %(holding)s and %(expiry)s, `with_event` an `EventDraft`'s parameters, and
-    `with_spend` `_spend_ctes`'); it returns the id, `created_at`, `sequence` and
-    `type_sequence` (and the lot's id, `available_at` and `expires_at`; and the event's id, its
-    body and its endpoints' ids)."""
+    `with_lot`, the lot's %(available_at)s and %(expires_at)s, `with_event` an `EventDraft`'s
+    parameters, and `with_spend` `_spend_ctes`'); it returns the id, `created_at`, `sequence`
+    and `type_sequence` (and the lot's id; and the event's id, its body and its endpoints'
+    ids)."""
     meta = LedgerEntry._meta
     numbered = {"sequence", "type_sequence"}
     fields = [
@@ -890,11 +908,9 @@ def _append_sql(
             f"{lot['source']}, {lot['pending']}, {lot['remaining']}, {lot['available_at']}, "
             f"{lot['expires_at']}, {lot['created_at']}) "
             f"SELECT e.{column['app']}, e.{column['wallet']}, e.{column['id']}, "
-            f"e.{column['pending_amount']}, e.{column['amount']}, a.at, "
-            f"a.at + make_interval(days => %(expiry)s::int), e.{column['created_at']} FROM e, "
-            f"LATERAL (SELECT e.{column['created_at']} + CASE WHEN e.{column['pending_amount']} "
-            f"> 0 THEN make_interval(days => %(holding)s::int) ELSE interval '0' END AS at) a "
-            f"RETURNING {lot['id']}, {lot['available_at']}, {lot['expires_at']})"
+            f"e.{column['pending_amount']}, e.{column['amount']}, %(available_at)s::timestamptz, "
+            f"%(expires_at)s::timestamptz, e.{column['created_at']} FROM e "
+            f"RETURNING {lot['id']})"
         )
         selected.append("lot.*")
         sources.append("lot")

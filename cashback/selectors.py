@@ -37,7 +37,11 @@ class MemberCard:
     balance: Decimal
     pending_balance: Decimal
     entries_count: int
-    # The soonest of the wallet's lots to expire, with something left: (amount, expires_at).
+    # The wallet's spendable cashback to expire, by instant, the soonest `UPCOMING_EXPIRIES`
+    # first: (amount, expires_at), the amounts of the lots that expire at one instant added
+    # up; the wallet's `inactive_at` is the instant all that does not expire before it does.
+    upcoming_expiries: list[tuple[Decimal, datetime]]
+    # The first of them.
     next_expiry: tuple[Decimal, datetime] | None
     # The database it was read on (a replica, or the primary): history reads on the same one.
     using: str = "default"
@@ -49,14 +53,21 @@ class HistoryPage:
     total: int
 
 
+# How many of the soonest expiries a balance tells (`upcoming_expiries`).
+UPCOMING_EXPIRIES = 10
+
+
 @cache
 def _member_card_sql() -> str:
     """The card, whether the member is the app's, the member's wallet on the card (a LEFT
-    JOIN), its spendable lot that expires soonest after %(now)s (and its held lot due that
-    does, which is spendable as well), and what of its lots the clock has moved
-    since the worker last came by: the rest of lots past their expiry, and the held cashback
-    due (and of it, what is past its expiry too), each an index range (`lot_wallet_expiring`,
-    `lot_wallet_held`); in one statement, names from the models' _meta."""
+    JOIN), what of its lots the clock has moved since the worker last came by: the rest of
+    lots past their expiry, and the held cashback due (and of it, what is past its expiry too),
+    each an index range (`lot_wallet_expiring`, `lot_wallet_held`); and its spendable cashback
+    to expire after %(now)s: the soonest `UPCOMING_EXPIRIES` instants before the wallet's
+    `inactive_at` with what expires at each (two arrays, of the lots released and of the held
+    lots due; an ordered range of `lot_wallet_expiring` read up to its tenth instant, and one
+    of `lot_wallet_held`), and, when `inactive_at` is to come, what expires then (all the
+    rest). In one statement, names from the models' _meta."""
     card, wallet, member, lot = (
         {f.name: quote(f.column) for f in model._meta.concrete_fields}
         for model in (Card, Wallet, Member, Lot)
@@ -67,27 +78,42 @@ def _member_card_sql() -> str:
     of_wallet = (
         f"FROM {lot_table} WHERE {lot['app']} = %(app)s AND {lot['wallet']} = w.{wallet['id']}"
     )
-    expires_at, pending = lot["expires_at"], lot["pending"]
+    expires_at, pending, remaining = lot["expires_at"], lot["pending"], lot["remaining"]
+    inactive_at = f"w.{wallet['inactive_at']}"
+    due = f"{pending} > 0 AND {lot['available_at']} <= %(now)s"
+    to_come = (
+        f"{expires_at} IS NOT NULL AND {expires_at} > %(now)s "
+        f"AND ({inactive_at} IS NULL OR {expires_at} < {inactive_at})"
+    )
+
+    def soonest(amount: str, held: str) -> str:
+        return (
+            f"(SELECT {expires_at} AS at, SUM({amount}) AS amount {of_wallet} AND {held} "
+            f"AND {to_come} GROUP BY {expires_at} ORDER BY {expires_at} "
+            f"LIMIT {UPCOMING_EXPIRIES})"
+        )
+
     return (
         f"SELECT {select_list(Card, 'c')}, w.{wallet['id']}, w.{wallet['balance']}, "  # noqa: S608
-        f"w.{wallet['pending_balance']}, w.{wallet['entries_count']}, "
-        f"x.{lot['remaining']}, x.{expires_at}, EXISTS (SELECT 1 FROM {member_table} m "
+        f"w.{wallet['pending_balance']}, w.{wallet['entries_count']}, {inactive_at}, "
+        f"EXISTS (SELECT 1 FROM {member_table} m "
         f"WHERE m.{member['id']} = %(member)s AND m.{member['app']} = %(app)s), "
-        f"(SELECT COALESCE(SUM({lot['remaining']}), 0) {of_wallet} AND {lot['remaining']} > 0 "
+        f"(SELECT COALESCE(SUM({remaining}), 0) {of_wallet} AND {remaining} > 0 "
         f"AND {expires_at} IS NOT NULL AND {expires_at} <= %(now)s), "
-        f"due.pending, due.expired, y.{pending}, y.{expires_at} "
+        f"due.pending, due.expired, up.ats, up.amounts, "
+        f"CASE WHEN {inactive_at} > %(now)s THEN (SELECT COALESCE(SUM({remaining}), 0) "
+        f"+ COALESCE(SUM({pending}) FILTER (WHERE {due}), 0) {of_wallet} "
+        f"AND ({remaining} > 0 OR ({due})) "
+        f"AND ({expires_at} IS NULL OR {expires_at} >= {inactive_at})) END "
         f"FROM {card_table} c LEFT JOIN {wallet_table} w "
         f"ON w.{wallet['card']} = c.{card['id']} AND w.{wallet['member']} = %(member)s "
         f"AND w.{wallet['app']} = %(app)s "
-        f"LEFT JOIN LATERAL (SELECT {lot['remaining']}, {expires_at} {of_wallet} "
-        f"AND {lot['remaining']} > 0 AND {expires_at} IS NOT NULL AND {expires_at} > %(now)s "
-        f"ORDER BY {expires_at}, {lot['id']} LIMIT 1) x ON true "
         f"LEFT JOIN LATERAL (SELECT COALESCE(SUM({pending}), 0) AS pending, "
         f"COALESCE(SUM({pending}) FILTER (WHERE {expires_at} <= %(now)s), 0) AS expired "
-        f"{of_wallet} AND {pending} > 0 AND {lot['available_at']} <= %(now)s) due ON true "
-        f"LEFT JOIN LATERAL (SELECT {pending}, {expires_at} {of_wallet} AND {pending} > 0 "
-        f"AND {lot['available_at']} <= %(now)s AND {expires_at} > %(now)s "
-        f"ORDER BY {expires_at}, {lot['id']} LIMIT 1) y ON true "
+        f"{of_wallet} AND {due}) due ON true "
+        f"LEFT JOIN LATERAL (SELECT array_agg(u.at) AS ats, array_agg(u.amount) AS amounts "
+        f"FROM ({soonest(remaining, f'{remaining} > 0')} UNION ALL {soonest(pending, due)}) u"
+        f") up ON true "
         f"WHERE c.{card['id']} = %(card)s AND c.{card['app']} = %(app)s"
     )
 
@@ -122,20 +148,27 @@ def member_card(*, app: App, card_id: int, member_ref: MemberRef) -> MemberCard:
     using, row = replica_read(read, member_key=member_key(app_id=app.pk, member_id=member_id))
     if row is None:
         raise NotFound("Card not found.")
-    *card_columns, wallet_id, balance, pending, entries_count, expiring, expires_at, found = row[
-        :-5
-    ]
-    expired, due, due_expired, due_expiring, due_expires_at = row[-5:]
+    *card_columns, wallet_id, balance, pending, entries_count, inactive_at, found = row[:-6]
+    expired, due, due_expired, ats, amounts, inactive_amount = row[-6:]
     if not found:
         raise NotFound("Member not found.")
+    upcoming: dict[datetime, Decimal] = {}
     if wallet_id is None:
         balance = pending = Decimal(0)
+    elif inactive_at is not None and inactive_at <= now:
+        # No earning for the card's inactivity days: all that is spendable is gone, what is
+        # due with it, as for an operation (`wallet_settle`). Held cashback not yet due stays.
+        balance, pending = Decimal(0), pending - due
     else:
         # As of now, not as of the worker's last pass: what expired is gone, what is due is
         # spendable (unless it is past its expiry too), as for an operation (`wallet_settle`).
         balance, pending = balance - expired + due - due_expired, pending - due
-        if due_expires_at is not None and (expires_at is None or due_expires_at < expires_at):
-            expiring, expires_at = due_expiring, due_expires_at
+        for at, amount in zip(ats or [], amounts or [], strict=True):
+            upcoming[at] = upcoming.get(at, Decimal(0)) + amount
+        if inactive_amount:
+            upcoming[inactive_at] = inactive_amount
+    upcoming_expiries = [(amount, at) for at, amount in sorted(upcoming.items())]
+    upcoming_expiries = upcoming_expiries[:UPCOMING_EXPIRIES]
     return MemberCard(
         card=from_row(Card, card_columns, using),
         member_id=member_id,
@@ -143,7 +176,8 @@ def member_card(*, app: App, card_id: int, member_ref: MemberRef) -> MemberCard:
         balance=balance,
         pending_balance=pending,
         entries_count=0 if wallet_id is None else entries_count,
-        next_expiry=None if expires_at is None else (expiring, expires_at),
+        next_expiry=upcoming_expiries[0] if upcoming_expiries else None,
+        upcoming_expiries=upcoming_expiries,
         using=using,
     )
 

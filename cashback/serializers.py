@@ -484,7 +484,14 @@ class BalanceSerializer(serializers.Serializer):
     cashback_balance = NumberOutField(help_text="What the member can spend now.")
     pending_balance = NumberOutField(help_text="Cashback earned and held, not yet spendable.")
     next_expiry = NextExpirySerializer(
-        allow_null=True, help_text="The soonest unspent cashback to expire; null: none expires."
+        allow_null=True,
+        help_text="The soonest unspent cashback to expire (the first of upcoming_expiries); "
+        "null: none expires.",
+    )
+    upcoming_expiries = NextExpirySerializer(
+        many=True,
+        help_text="The 10 soonest instants spendable cashback expires at, oldest first, each "
+        "with all that expires then; the instant the member's inactivity ends all of it is one.",
     )
     cashback_percentage = NumberOutField()
     reward_system = serializers.CharField()

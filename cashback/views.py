@@ -401,7 +401,9 @@ class CashbackViewSet(viewsets.ViewSet):
         summary="Get balance",
         operation_id="get_balance",
         description="The member's cashback on the card: what can be spent now, what is "
-        "pending, and the soonest to expire, as of the instant asked: cashback past its expiry "
+        "pending, and when it expires (the soonest instants, each with what expires then; the "
+        "instant all of it expires when the member earns nothing more before it too), as of the "
+        "instant asked: cashback past its expiry "
         "counts for nothing and held cashback past its available_at is spendable, whether or "
         "not the background worker has written them yet. The member is named by member_id, "
         "else email, else phone (never created). A member without activity on the card has 0.",
@@ -416,7 +418,12 @@ class CashbackViewSet(viewsets.ViewSet):
                 "member_id": 123,
                 "cashback_balance": Decimal("12.500"),
                 "pending_balance": 0,
-                "next_expiry": None,
+                "next_expiry": {"amount": Decimal("2.500"), "expires_at": "2025-01-31T23:00:00Z"},
+                "upcoming_expiries": [
+                    {"amount": Decimal("2.500"), "expires_at": "2025-01-31T23:00:00Z"},
+                    {"amount": Decimal("4.000"), "expires_at": "2025-02-28T23:00:00Z"},
+                    {"amount": Decimal("6.000"), "expires_at": "2025-04-15T10:30:00Z"},
+                ],
                 "cashback_percentage": 5,
                 "reward_system": "cashback",
                 "currency": "TND",
@@ -443,17 +450,17 @@ class CashbackViewSet(viewsets.ViewSet):
         card = found.card
         now = timezone.now()
         tier = tier_status(card=card, member_id=found.member_id, wallet_id=found.wallet_id, at=now)
+        upcoming = [
+            {"amount": money.quantize(amount, card.currency), "expires_at": timestamp(at)}
+            for amount, at in found.upcoming_expiries
+        ]
         data = {
             "card_id": card.pk,
             "member_id": found.member_id,
             "cashback_balance": money.quantize(found.balance, card.currency),
             "pending_balance": money.quantize(found.pending_balance, card.currency),
-            "next_expiry": None
-            if found.next_expiry is None
-            else {
-                "amount": money.quantize(found.next_expiry[0], card.currency),
-                "expires_at": timestamp(found.next_expiry[1]),
-            },
+            "next_expiry": upcoming[0] if upcoming else None,
+            "upcoming_expiries": upcoming,
             "cashback_percentage": money.plain(card.cashback_percentage),
             "reward_system": card.reward_system,
             "currency": card.currency,

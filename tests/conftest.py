@@ -29,6 +29,7 @@ SERVER_DEPENDENT = {
     "tests/cashback/test_earn.py",
     "tests/cashback/test_earn_members.py",
     "tests/cashback/test_expiry.py",
+    "tests/cashback/test_expiry_policies.py",
     "tests/cashback/test_history.py",
     "tests/cashback/test_history_cost.py",
     "tests/cashback/test_holding.py",

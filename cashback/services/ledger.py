@@ -3,11 +3,13 @@
 from collections.abc import Iterator
 from contextlib import nullcontext
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from decimal import Decimal
 
+from django.conf import settings
 from django.db import IntegrityError, transaction
-from django.db.models import F, QuerySet
+from django.db.models import F, Q, QuerySet, Value
+from django.db.models.functions import Greatest, Least
 from django.utils import timezone
 
 from apps_auth.errors import IdempotencyKeyReused
@@ -158,7 +160,8 @@ def member_wallet_create(
 
 
 def _new_wallet(app: App, card: Card, amount: Decimal, pending_amount: Decimal) -> dict:
-    """A new wallet's fields, as its first entry (if any) leaves it."""
+    """A new wallet's fields, as its first entry (if any) leaves it. A wallet is created with
+    its first entry by an earning only (`cashback_earn`), which sets `inactive_at`."""
     moved = bool(amount or pending_amount)
     return {
         "app": app,
@@ -166,6 +169,7 @@ def _new_wallet(app: App, card: Card, amount: Decimal, pending_amount: Decimal) 
         "balance": amount,
         "pending_balance": pending_amount,
         "entries_count": 1 if moved else 0,
+        "inactive_at": card.wallet_inactive_at(timezone.now()) if moved else None,
     }
 
 
@@ -201,7 +205,7 @@ def entry_post(
     **fields,
 ) -> Posted | None:
     """Moves the member's wallet on the operation's card by `amount` (spendable) and
-    `pending_amount`, appends its entry (which opens a lot when it is a credit: `_lot_days`)
+    `pending_amount`, appends its entry (which opens a lot when it is a credit: `_lot_dates`)
     and records its webhook event (`cashback.events`); None when the member has no wallet on
     the card yet. The member is `member_id`, or the app's member `member_ref` names (found by
     the statement that moves the wallet; None too when there is no such member). `covered`: None
@@ -219,6 +223,7 @@ def entry_post(
     it, or raises `IdempotencyKeyReused`/`DuplicateReference` when its request differs.
     """
     card = operation.card
+    earning = operation.entry_type == EntryType.EARNING
     # Only a reference, or a key taken over from a request that stopped, can collide with an
     # entry posted concurrently; only then is a savepoint worth its round trips.
     may_collide = operation.reference is not None or (
@@ -237,18 +242,24 @@ def entry_post(
                 covered=covered,
                 unlocked=unlocked,
                 settled=settled,
+                earning=earning,
+                # Counted from before the move: the entry's time is read after it (a wait for
+                # the wallet's lock ends with a later entry of another's, which the move's
+                # statement may not see), so at most that wait earlier than created_at.
+                inactive_at=card.wallet_inactive_at(timezone.now()) if earning else None,
             )
             if wallet is None:
                 return None
             now = timezone.now()
+            created_at = now if wallet.last_entry_at is None else max(now, wallet.last_entry_at)
             # The entry is whole before it is saved, so that one statement saves it with its lot
             # and its webhook event, which tells of it (`LedgerEntry.objects.append`).
             entry = LedgerEntry.objects.append(
-                lot_days=_lot_days(operation.entry_type, amount + pending_amount, card),
+                lot=_lot_dates(operation.entry_type, amount, pending_amount, card, created_at),
                 webhook_event=lambda entry: entry_event_draft(entry=entry, card=card),
                 spend=spend,
                 id=wallet.next_entry_id,
-                created_at=now if wallet.last_entry_at is None else max(now, wallet.last_entry_at),
+                created_at=created_at,
                 app_id=wallet.app_id,
                 wallet=wallet,
                 card=card,
@@ -289,13 +300,20 @@ def entry_append(*, wallet: Wallet, operation: Operation, amount: Decimal, **fie
     return posted
 
 
-def _lot_days(entry_type: str, amount: Decimal, card: Card) -> tuple[int, int | None] | None:
-    """The holding and expiry days of the lot an entry opens; None when it opens none. Each
-    earning and each positive adjustment is a lot: a held earning is spendable the card's
-    `cashback_holding_days` after it, anything else at once, and expires the card's
-    `cashback_expiry_days` after it becomes spendable."""
-    if entry_type == EntryType.EARNING or (entry_type == EntryType.ADJUSTMENT and amount > 0):
-        return card.cashback_holding_days, card.cashback_expiry_days
+def _lot_dates(
+    entry_type: str, amount: Decimal, pending_amount: Decimal, card: Card, created_at: datetime
+) -> tuple[datetime, datetime | None] | None:
+    """When the lot an entry made at `created_at` opens becomes spendable and when it expires
+    (None: never); None when it opens none. Each earning and each positive adjustment is a
+    lot: a held earning (`pending_amount`) is spendable the card's `cashback_holding_days`
+    after it, anything else at once, and it expires by the card's policy
+    (`Card.lot_expires_at`)."""
+    if entry_type == EntryType.EARNING or (
+        entry_type == EntryType.ADJUSTMENT and amount + pending_amount > 0
+    ):
+        held = timedelta(days=card.cashback_holding_days if pending_amount > 0 else 0)
+        available_at = created_at + held
+        return available_at, card.lot_expires_at(available_at)
     return None
 
 
@@ -355,7 +373,14 @@ def wallet_release_due(*, wallet: Wallet, card: Card, as_of: datetime) -> list[L
 
 def wallet_expire_due(*, wallet: Wallet, card: Card, as_of: datetime) -> list[LedgerEntry]:
     """Writes off the rest of each lot of a locked wallet expired at `as_of`, the soonest
-    expired first: one `expiration` entry each, returned."""
+    expired first: one `expiration` entry each, returned.
+
+    A wallet past its `inactive_at` at `as_of` (no earning on the card for its
+    `cashback_inactivity_days`) loses all its spendable cashback then: first each lot's expiry
+    is brought forward to `inactive_at` (`wallet_inactivity_apply`), so that what is spendable
+    is written off here with the lots past their own expiry."""
+    if wallet.inactive_at is not None and wallet.inactive_at <= as_of:
+        wallet_inactivity_apply(wallet=wallet, as_of=as_of)
     lots = Lot.objects.filter(
         app_id=wallet.app_id, wallet_id=wallet.pk, remaining__gt=0, expires_at__lte=as_of
     )
@@ -364,13 +389,46 @@ def wallet_expire_due(*, wallet: Wallet, card: Card, as_of: datetime) -> list[Le
     ]
 
 
+def wallet_inactivity_apply(*, wallet: Wallet, as_of: datetime) -> None:
+    """Ends a locked wallet's inactivity period, past at `as_of`: each lot with cashback in it
+    expires at the wallet's `inactive_at` at the latest (a lot keeps an earlier expiry of its
+    own), and `inactive_at` is cleared. Held cashback is not spendable and so does not expire
+    by inactivity while it is held: a held lot expires at the latest the instant it is
+    released, when it becomes spendable in a wallet still inactive. So does each lot that a
+    redemption still within the reversal window took from (`cashback_reverse`): the reversal
+    that puts cashback back into it finds it expired, as any lot past its expiry.
+
+    Once cleared, the wallet leaves the sweep's index (`wallet_inactive`), and what is credited
+    to it afterwards (a staff adjustment) is not expired by this period: the next earning
+    starts the next one."""
+    inactive_at = wallet.inactive_at
+    if inactive_at is None:
+        return
+    window = timedelta(hours=settings.CASHBACK_REVERSAL_WINDOW_HOURS)
+    reversible = LotMovement.objects.filter(
+        app_id=wallet.app_id,
+        entry__in=LedgerEntry.objects.filter(
+            app_id=wallet.app_id,
+            wallet_id=wallet.pk,
+            entry_type=EntryType.REDEMPTION,
+            created_at__gte=as_of - window,
+        ),
+    ).values("lot_id")
+    Lot.objects.filter(app_id=wallet.app_id, wallet_id=wallet.pk).filter(
+        Q(remaining__gt=0) | Q(pending__gt=0) | Q(pk__in=reversible)
+    ).update(expires_at=Least("expires_at", Greatest("available_at", Value(inactive_at))))
+    Wallet.objects.filter(app_id=wallet.app_id, pk=wallet.pk).update(inactive_at=None)
+    wallet.inactive_at = None
+
+
 def wallet_settle(*, wallet: Wallet, card: Card) -> None:
     """Brings a locked wallet up to now before an operation decides on its balance: each held
-    lot due is released, then the rest of each lot expired is written off, as the worker would
-    have done. So an operation never spends, takes back or counts cashback past its expiry, and
-    held cashback is spendable the instant it is due, whether or not the worker has come by.
+    lot due is released, then the rest of each lot expired is written off (and, past the
+    wallet's `inactive_at`, all that is spendable), as the worker would have done. So an
+    operation never spends, takes back or counts cashback past its expiry, and held cashback
+    is spendable the instant it is due, whether or not the worker has come by.
     An index probe each finds nothing to do on a wallet that is up to date
-    (`lot_wallet_held`, `lot_wallet_expiring`)."""
+    (`lot_wallet_held`, `lot_wallet_expiring`; `inactive_at` is the wallet's own)."""
     now = timezone.now()
     wallet_release_due(wallet=wallet, card=card, as_of=now)
     wallet_expire_due(wallet=wallet, card=card, as_of=now)

@@ -18,10 +18,12 @@ def test_balance_answers_the_reference_shape(api, merchant, card, member):
             "cashback_balance": 12.5,
             "pending_balance": 0,
             "next_expiry": None,
+            "upcoming_expiries": [],
             "cashback_percentage": 5,
             "reward_system": "cashback",
             "currency": "TND",
             "queried_at": IsoTimestamp(),
+            "tier": None,
         },
     }
     assert b'"cashback_balance":12.500' in response.content
