@@ -198,34 +198,41 @@ def _programme_earn(
     first = True
     if any(rule.first_purchase_only for rule in programme.rules):
         first = not earned_before(wallet=wallet)
-    breakdown = breakdown_for(
-        card=card,
-        rules=programme.rules,
-        member=MemberFacts(
-            tier=programme.tier(current.tier_id) if current is not None else None,
-            first_purchase=first,
-        ),
-        purchase_amount=purchase_amount,
-        lines=basket,
-        at=at,
-        counters=EarnCounters(card=card, member_id=member_id),
-    )
-    cashback = _cashback_of(breakdown)
-    held = card.cashback_holding_days > 0
-    posted = entry_append(
-        wallet=wallet,
-        operation=operation,
-        amount=ZERO if held else cashback,
-        pending_amount=cashback if held else ZERO,
-        purchase_amount=purchase_amount,
-        cashback_percentage=breakdown.percentage,
-        metadata=metadata or {},
-        breakdown=breakdown.as_list(),
-        lines=None if lines is None else [line.as_dict() for line in lines],
-        member_created=created,
-    )
-    if posted.replayed:
-        return posted
+    try:
+        # A retry that waited for the wallet behind the request it repeats finds that
+        # request's entry only when it appends its own: what its breakdown took from the
+        # budgets is rolled back with it.
+        with transaction.atomic():
+            breakdown = breakdown_for(
+                card=card,
+                rules=programme.rules,
+                member=MemberFacts(
+                    tier=programme.tier(current.tier_id) if current is not None else None,
+                    first_purchase=first,
+                ),
+                purchase_amount=purchase_amount,
+                lines=basket,
+                at=at,
+                counters=EarnCounters(card=card, member_id=member_id),
+            )
+            cashback = _cashback_of(breakdown)
+            held = card.cashback_holding_days > 0
+            posted = entry_append(
+                wallet=wallet,
+                operation=operation,
+                amount=ZERO if held else cashback,
+                pending_amount=cashback if held else ZERO,
+                purchase_amount=purchase_amount,
+                cashback_percentage=breakdown.percentage,
+                metadata=metadata or {},
+                breakdown=breakdown.as_list(),
+                lines=None if lines is None else [line.as_dict() for line in lines],
+                member_created=created,
+            )
+            if posted.replayed:
+                raise _Replayed(posted)
+    except _Replayed as replayed:
+        return replayed.posted
     rule_uses_count(card=card, member_id=member_id, rules=breakdown.applied, at=at)
     if programme.tiers:
         member_tier_review(
@@ -237,6 +244,13 @@ def _programme_earn(
             upgrade_only=True,
         )
     return posted
+
+
+class _Replayed(Exception):
+    """Not an error: how a replay leaves the savepoint of the earn it repeats."""
+
+    def __init__(self, posted: Posted):
+        self.posted = posted
 
 
 def _earn_wallet(*, app: App, card: Card, member_ref: MemberRef) -> tuple[Wallet, bool]:

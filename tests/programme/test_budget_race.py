@@ -48,3 +48,30 @@ def test_48_concurrent_earns_never_overspend_a_budget(tmp_path):
     credited = sum(e.amount for e in LedgerEntry.objects.all())
     assert credited == Decimal(48 * 5 + 45)
     assert ledger_verify().mismatches == []
+
+
+def test_concurrent_retries_of_one_earn_take_from_the_budget_once():
+    app = AppFactory.create()
+    key = api_key_create(app=app).raw_key
+    card = CardFactory.create(app=app, cashback_min_amount=0, cashback_max_amount=None)
+    rule = RuleFactory.create(card=card, percentage=Decimal(10), budget=Decimal(1000))
+    member = MemberFactory.create(app=app)
+    body = {
+        "card_id": card.pk,
+        "member_id": member.pk,
+        "purchase_amount": "100",
+        "reference": "TILL-7-SALE-42",
+    }
+
+    def one(i: int):
+        client = APIClient(headers={"X-App-Id": app.app_id, "X-Api-Key": key})
+        client.default_format = "json"
+        return client.post(EARN, body)
+
+    responses = concurrently(12, one)
+    assert [r.status_code for r in responses] == [200] * 12
+    assert len({r.json()["data"]["transaction_id"] for r in responses}) == 1
+    assert LedgerEntry.objects.count() == 1
+    rule.refresh_from_db()
+    assert rule.budget_spent == Decimal(10)
+    assert ledger_verify().mismatches == []
