@@ -240,3 +240,28 @@ def test_a_hundred_lines_are_accepted(api, card, member):
     lines = [{"sku": f"S{i}", "amount": "0.5"} for i in range(100)]
     answer = earn(api, card, member, "50", lines=lines)
     assert answer["cashback_earned"] == 2.5
+
+
+def test_the_earned_event_carries_the_breakdown(api, card, member):
+    import json
+
+    from webhooks.models import WebhookEvent
+
+    rule = RuleFactory.create(card=card, percentage=Decimal(10), categories=["coffee"])
+    answer = earn(api, card, member, "50", lines=[COFFEE, MUG])
+    event = WebhookEvent.objects.get(event_type="cashback.earned")
+    data = json.loads(event.body)["data"]
+    assert data["breakdown"] == answer["breakdown"]
+    assert [p["rule_id"] for p in data["breakdown"]] == [None, rule.pk]
+
+
+def test_history_items_carry_the_breakdown(api, card, member):
+    rule = RuleFactory.create(card=card, percentage=Decimal(10))
+    earn(api, card, member, "100")
+    items = api.get(
+        "/api/v1/cashback/cashback/history", {"card_id": card.pk, "member_id": member.pk}
+    ).json()["data"]["transactions"]
+    assert [(p["source"], p["rule_id"], p["amount"]) for p in items[0]["breakdown"]] == [
+        ("card", None, 5),
+        ("rule", rule.pk, 10),
+    ]
