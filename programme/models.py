@@ -220,12 +220,20 @@ class MemberTier(models.Model):
     member's wallet lock (earn, the worker's review, staff)."""
 
     app = models.ForeignKey("apps_auth.App", on_delete=models.PROTECT, related_name="+")
-    card = models.ForeignKey("cards.Card", on_delete=models.PROTECT, related_name="+")
+    # Each key is served by an index led by the app.
+    card = models.ForeignKey(
+        "cards.Card", on_delete=models.PROTECT, related_name="+", db_index=False
+    )
     member = models.ForeignKey(
         "members.Member", on_delete=models.PROTECT, related_name="tiers", db_index=False
     )
     tier = models.ForeignKey(
-        Tier, on_delete=models.PROTECT, null=True, blank=True, related_name="members"
+        Tier,
+        on_delete=models.PROTECT,
+        null=True,
+        blank=True,
+        related_name="members",
+        db_index=False,
     )
     reached_at = models.DateTimeField(null=True, blank=True)
     retained_until = models.DateTimeField(null=True, blank=True)
@@ -245,6 +253,8 @@ class MemberTier(models.Model):
                 condition=Q(tier__isnull=False),
                 name="member_tier_review",
             ),
+            # Members per tier (the dashboard), and what a tier's deletion must not orphan.
+            models.Index(fields=["app", "tier"], name="member_tier_tier"),
         ]
 
     def __str__(self) -> str:

@@ -77,6 +77,8 @@ def aim_at_real_objects(case, ids: dict) -> None:
                 case.query[field] = ids[field]
     if case.path_parameters and "id" in case.path_parameters:
         case.path_parameters["id"] = ids["card_id"]
+    if case.path_parameters and "card_id" in case.path_parameters:
+        case.path_parameters["card_id"] = ids["card_id"]
 
 
 def operations(api_schema):
@@ -102,6 +104,13 @@ def test_the_schema_documents_every_operation(api_schema):
         "POST /api/v1/cashback/webhooks",
         "DELETE /api/v1/cashback/webhooks/{id}",
         "POST /api/v1/cashback/webhooks/{id}/rotate-secret",
+        "POST /api/v1/cashback/cashback/quote",
+        "GET /api/v1/cashback/cards/{card_id}/rules",
+        "POST /api/v1/cashback/cards/{card_id}/rules",
+        "PATCH /api/v1/cashback/rules/{id}",
+        "DELETE /api/v1/cashback/rules/{id}",
+        "GET /api/v1/cashback/cards/{card_id}/tiers",
+        "POST /api/v1/cashback/cards/{card_id}/tiers",
     }
 
 

@@ -47,6 +47,10 @@ DISTRIBUTED = {
     "webhooks_webhookendpoint",
     "webhooks_webhookevent",
     "webhooks_webhookdelivery",
+    "programme_earningrule",
+    "programme_ruleuse",
+    "programme_tier",
+    "programme_membertier",
 }
 # Replicated to every node: the apps themselves and their keys, read by key prefix before the
 # app is known; small.
