@@ -109,6 +109,14 @@ class CashbackViewSet(viewsets.ViewSet):
                 "available_at": "2025-01-15T10:30:00Z",
                 "pending_balance": 0,
                 "member_created": False,
+                "breakdown": [
+                    {
+                        "source": "card",
+                        "rule_id": None,
+                        "name": "Premium Cashback Card",
+                        "amount": Decimal("2.500"),
+                    }
+                ],
             },
         ),
     )
@@ -314,6 +322,7 @@ class CashbackViewSet(viewsets.ViewSet):
                 "refunded_at": "2025-01-15T12:00:00Z",
                 "pending_deducted": 0,
                 "pending_balance": 0,
+                "breakdown": None,
             },
         ),
     )
@@ -514,6 +523,7 @@ class CashbackViewSet(viewsets.ViewSet):
                         "pending_amount": 0,
                         "pending_balance_after": 0,
                         "original_transaction_id": None,
+                        "breakdown": None,
                     },
                     {
                         "id": 456,
@@ -530,6 +540,14 @@ class CashbackViewSet(viewsets.ViewSet):
                         "pending_amount": 0,
                         "pending_balance_after": 0,
                         "original_transaction_id": None,
+                        "breakdown": [
+                            {
+                                "source": "card",
+                                "rule_id": None,
+                                "name": "Premium Cashback Card",
+                                "amount": Decimal("2.500"),
+                            }
+                        ],
                     },
                 ],
                 "pagination": {"limit": 20, "offset": 0, "total": 2, "has_more": False},

@@ -222,7 +222,7 @@ class Api:
 def test_the_generated_client_calls_every_operation_and_parses_every_answer(server, generated):
     app, issued = app_create(
         name="Till",
-        scopes=["cashback_read", "cashback_write", "card_read", "webhooks"],
+        scopes=["cashback_read", "cashback_write", "card_read", "card_write", "webhooks"],
         rate_limit_per_minute=100_000,
     )
     card = card_create(
@@ -351,6 +351,47 @@ def test_the_generated_client_calls_every_operation_and_parses_every_answer(serv
     )
     assert [t.type.value for t in earnings.data.transactions] == ["earning"]
     assert earnings.data.pagination.has_more is False
+
+    # The programme: a tier, a rule on a category, a quote and an earn with a basket, a refund
+    # of one line; the rule changed and deactivated.
+    tier = M("TierInputRequest")(name="Gold", threshold="0", cashback_percentage="6")
+    _, gold = api.call("create_card_tier", card_id=card.pk, body=tier, idempotency_key="tier-1")
+    assert gold.data.threshold == Decimal("0.000")
+    _, tiers = api.call("list_card_tiers", card_id=card.pk)
+    assert [t.name for t in tiers.data.tiers] == ["Gold"]
+    rule = M("RuleInputRequest")(
+        name="Coffee",
+        kind=M("KindEnum").BONUS_PERCENTAGE,
+        percentage="10",
+        categories=["coffee"],
+        hours=M("HoursRequest").from_dict({"from": "00:00", "to": "23:59"}),
+        budget="100",
+    )
+    _, created = api.call("create_card_rule", card_id=card.pk, body=rule)
+    rule_id = created.data.id
+    lines = [
+        M("LineRequest")(sku="COF", category="coffee", amount="30"),
+        M("LineRequest")(sku="MUG", amount="20"),
+    ]
+    basket = {"card_id": card.pk, "member_id": bob.data.member_id, "purchase_amount": "50"}
+    _, quote = api.call("quote_cashback", body=M("QuoteRequest")(**basket, lines=lines))
+    _, with_lines = api.call("earn_cashback", body=M("EarnRequest")(**basket, lines=lines))
+    assert quote.data.cashback == with_lines.data.cashback_earned
+    assert [p.amount for p in with_lines.data.breakdown] == [Decimal("2.500"), Decimal("3.000")]
+    line_refund = M("RefundRequest")(
+        card_id=card.pk,
+        member_id=bob.data.member_id,
+        original_transaction_id=with_lines.data.transaction_id,
+        lines=[M("RefundLineRequest")(sku="COF", amount="30")],
+    )
+    _, line_refunded = api.call("refund_cashback", body=line_refund)
+    assert line_refunded.data.cashback_deducted == Decimal("4.500")
+    _, rules = api.call("list_card_rules", card_id=card.pk)
+    assert rules.data.rules[0].budget_remaining == Decimal("100.000")
+    api.call("update_rule", id=rule_id, body=M("PatchedRuleInputRequest")(priority=5))
+    _, off = api.call("deactivate_rule", id=rule_id)
+    assert off.data.active is False
+    api.call("deactivate_rule", 404, code="not_found", id=rule_id + 1000)
 
     # Webhook endpoints
     create = M("WebhookEndpointCreateRequest")(url="http://127.0.0.1:9/hooks")
