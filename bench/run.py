@@ -473,8 +473,11 @@ def main() -> int:
             results["service"].update(measured)
 
     print()
-    print(f"{'path':<21} {'service rps':>11} {'p50 ms':>7} {'p99 ms':>7} {'errors':>6}   "
-          f"{'bare rps':>8} {'p50 ms':>7} {'p99 ms':>7} {'errors':>6}   {'ratio':>5}")  # fmt: skip
+    if kinds:
+        print(
+            f"{'path':<21} {'service rps':>11} {'p50 ms':>7} {'p99 ms':>7} {'errors':>6}   "
+            f"{'bare rps':>8} {'p50 ms':>7} {'p99 ms':>7} {'errors':>6}   {'ratio':>5}"
+        )
     for kind, label in kinds.items():
         s, r = results["service"][kind], results["reference"][kind]
         print(
