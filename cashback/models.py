@@ -55,6 +55,30 @@ class WalletManager(models.Manager["Wallet"]):
         (wallet.next_entry_id,) = returned
         return wallet
 
+    def lock_for_programme(
+        self, *, app_id: int, card_id: int, member_id: int, rule_ids: list[int], at: datetime
+    ) -> "Wallet | None":
+        """The member's wallet on the card, locked, with what an earn on a card with a
+        programme needs to know first (`LOCK_FOR_PROGRAMME`): `held_due`, `expired` (for
+        `cashback.services.ledger.wallet_due`), `earned`, `member_tier_id`, `rule_uses`; None
+        when the member has no wallet on the card. Its balances are not read: the earn's move
+        returns them."""
+        using = self._db or router.db_for_write(self.model)
+        params = {"app": app_id, "card": card_id, "member": member_id, "rules": rule_ids, "at": at}
+        with prepared_cursor(using) as cursor:
+            cursor.execute(LOCK_FOR_PROGRAMME, params)
+            row = cursor.fetchone()
+        if row is None:
+            return None
+        pk, inactive_at, held_due, expired, earned, tier_id, uses = row
+        wallet = self.model(
+            id=pk, app_id=app_id, card_id=card_id, member_id=member_id, inactive_at=inactive_at
+        )
+        wallet._state.adding, wallet._state.db = False, using
+        wallet.held_due, wallet.expired, wallet.earned = held_due, expired, earned
+        wallet.member_tier_id, wallet.rule_uses = tier_id, uses
+        return wallet
+
     def move(
         self,
         *,
@@ -119,6 +143,31 @@ class WalletManager(models.Manager["Wallet"]):
         return wallet
 
 
+# The member's wallet on the card, locked until the transaction ends, read with whether it
+# needs settling before an earn decides (a held lot due, a lot with something left past its
+# expiry: what `wallet_settle` settles; the wallet's own `inactive_at` comes with it) and what
+# the card's programme asks of the member: whether it earned on the card before, its tier on
+# the card, its uses of the rules %(rules)s (those that limit uses). Each an index probe.
+LOCK_FOR_PROGRAMME = """
+SELECT w.id, w.inactive_at,
+    EXISTS (SELECT 1 FROM cashback_lot x WHERE x.app_id = w.app_id AND x.wallet_id = w.id
+        AND x.pending > 0 AND x.available_at <= %(at)s) AS held_due,
+    EXISTS (SELECT 1 FROM cashback_lot x WHERE x.app_id = w.app_id AND x.wallet_id = w.id
+        AND x.remaining > 0 AND x.expires_at IS NOT NULL AND x.expires_at <= %(at)s) AS expired,
+    EXISTS (SELECT 1 FROM cashback_ledgerentry e WHERE e.app_id = w.app_id
+        AND e.wallet_id = w.id AND e.entry_type = 'earning') AS earned,
+    (SELECT t.tier_id FROM programme_membertier t WHERE t.app_id = w.app_id
+        AND t.card_id = w.card_id AND t.member_id = w.member_id) AS member_tier_id,
+    (SELECT json_agg(json_build_object('rule', u.rule_id, 'per', u.per,
+            'start', u.period_start, 'uses', u.uses))
+        FROM programme_ruleuse u WHERE u.app_id = w.app_id AND u.member_id = w.member_id
+        AND u.rule_id = ANY(%(rules)s::bigint[])) AS rule_uses
+FROM cashback_wallet w
+WHERE w.app_id = %(app)s AND w.card_id = %(card)s AND w.member_id = %(member)s
+FOR UPDATE OF w
+"""
+
+
 class Wallet(models.Model):
     """A member's balance on one card. Changed only by a service, with a ledger entry each time.
 
@@ -151,6 +200,12 @@ class Wallet(models.Model):
     # Set by `Wallet.objects.move`, for the entry that follows the move.
     next_entry_id: int | None = None
     last_entry_at: datetime | None = None
+    # Set by `Wallet.objects.lock_for_programme`.
+    held_due: bool = True
+    expired: bool = True
+    earned: bool = False
+    member_tier_id: int | None = None
+    rule_uses: list[dict] | None = None
 
     class Meta:
         ordering = ["id"]

@@ -6,7 +6,7 @@ from datetime import date, datetime, timedelta
 from decimal import Decimal
 
 from django.conf import settings
-from django.db import IntegrityError, transaction
+from django.db import IntegrityError, router, transaction
 from django.db.models import F, Sum
 from django.db.models.signals import post_delete, post_save
 from django.dispatch import receiver
@@ -15,6 +15,7 @@ from cards.models import Card
 from core import money
 from core.errors import InvalidInput, NotFound
 from core.generations import GenerationCache, configuration_changed
+from core.rows import prepared_cursor
 from programme.models import EarningRule, MemberTier, Period, RuleUse, Tier, TierReason
 from webhooks.models import EventType
 from webhooks.services import event_record
@@ -97,15 +98,36 @@ def _bucket(rule: EarningRule, card: Card, at: datetime) -> tuple[str, date]:
     return per, period_start(per, at.astimezone(card.zone))
 
 
+# A rule's budget and what it gave, its row locked until the transaction ends.
+RULE_BUDGET_LOCK = """
+SELECT budget, budget_spent FROM programme_earningrule
+WHERE app_id = %(app)s AND id = %(rule)s
+FOR UPDATE
+"""
+# What an earn takes from a rule's budget (the rule's row locked: `RULE_BUDGET_LOCK`); the
+# check constraint `rule_budget_spent_within` refuses more than the budget.
+RULE_BUDGET_TAKE = """
+UPDATE programme_earningrule SET budget_spent = budget_spent + %(amount)s
+WHERE app_id = %(app)s AND id = %(rule)s
+"""
+
+
 class EarnCounters:
     """An earn's limits, under the member's wallet lock: uses read once for the member's rules
     with a limit; a budget taken under the rule's row lock (rules in the order they apply, after
     the wallet: the order every writer takes them in)."""
 
-    def __init__(self, *, card: Card, member_id: int | None):
+    def __init__(
+        self,
+        *,
+        card: Card,
+        member_id: int | None,
+        uses: dict[tuple[int, str, date], int] | None = None,
+    ):
         self.card = card
         self.member_id = member_id
-        self._uses: dict[tuple[int, str, date], int] | None = None
+        # The member's uses of the card's rules, when the caller read them with its lock.
+        self._uses = uses
 
     def uses_left(self, rule: EarningRule, at: datetime) -> int | None:
         if rule.max_uses_per_member is None:
@@ -120,22 +142,18 @@ class EarnCounters:
     def grant(self, rule: EarningRule, wanted: Decimal) -> Decimal:
         if rule.budget is None:
             return wanted
-        locked = (
-            EarningRule.objects.select_for_update()
-            .filter(app_id=rule.app_id, pk=rule.pk)
-            .values_list("budget", "budget_spent")
-            .first()
-        )
-        if locked is None:  # deleted meanwhile: it gives nothing
-            return Decimal(0)
-        budget, spent = locked
-        if budget is None:  # its budget lifted meanwhile
-            return wanted
-        granted = max(min(wanted, budget - spent), Decimal(0))
-        if granted > 0:
-            EarningRule.objects.filter(app_id=rule.app_id, pk=rule.pk).update(
-                budget_spent=F("budget_spent") + granted
-            )
+        params = {"app": rule.app_id, "rule": rule.pk}
+        with prepared_cursor(router.db_for_write(EarningRule)) as cursor:
+            cursor.execute(RULE_BUDGET_LOCK, params)
+            locked = cursor.fetchone()
+            if locked is None:  # deleted meanwhile: it gives nothing
+                return Decimal(0)
+            budget, spent = locked
+            if budget is None:  # its budget lifted meanwhile
+                return wanted
+            granted = max(min(wanted, budget - spent), Decimal(0))
+            if granted > 0:
+                cursor.execute(RULE_BUDGET_TAKE, {**params, "amount": granted})
         return granted
 
 
@@ -160,24 +178,44 @@ def _member_uses(*, card: Card, member_id: int) -> dict[tuple[int, str, date], i
     return {(rule_id, per, start): uses for rule_id, per, start, uses in rows}
 
 
+def uses_of(rows: list[dict] | None) -> dict[tuple[int, str, date], int]:
+    """A member's uses as the earn's lock of its wallet reads them
+    (`cashback.models.LOCK_FOR_PROGRAMME`): `[{"rule", "per", "start", "uses"}]`."""
+    return {
+        (row["rule"], row["per"], date.fromisoformat(row["start"])): row["uses"]
+        for row in rows or ()
+    }
+
+
+# Counts one use of each rule an earn applied, in the rule's period, in one statement.
+RULE_USES_COUNT = """
+INSERT INTO programme_ruleuse (app_id, member_id, rule_id, per, period_start, uses)
+SELECT %(app)s, %(member)s, u.rule_id, u.per, u.period_start, 1
+FROM unnest(%(rules)s::bigint[], %(pers)s::varchar[], %(starts)s::date[])
+    AS u (rule_id, per, period_start)
+ON CONFLICT (app_id, member_id, rule_id, per, period_start)
+DO UPDATE SET uses = programme_ruleuse.uses + 1
+"""
+
+
 def rule_uses_count(*, card: Card, member_id: int, rules: tuple[EarningRule, ...], at: datetime):
     """Counts one use of each rule an earn of the member applied: in the rule's period (of
-    `at`, in the card's zone) when it limits uses, else `ever`. The caller holds the member's
-    wallet on the card locked."""
-    for rule in rules:
-        per, start = _bucket(rule, card, at)
-        updated = RuleUse.objects.filter(
-            app_id=card.app_id, member_id=member_id, rule_id=rule.pk, per=per, period_start=start
-        ).update(uses=F("uses") + 1)
-        if not updated:
-            RuleUse.objects.create(
-                app_id=card.app_id,
-                member_id=member_id,
-                rule_id=rule.pk,
-                per=per,
-                period_start=start,
-                uses=1,
-            )
+    `at`, in the card's zone) when it limits uses, else `ever`; one statement
+    (`RULE_USES_COUNT`). The caller holds the member's wallet on the card locked."""
+    if not rules:
+        return
+    buckets = [_bucket(rule, card, at) for rule in rules]
+    with prepared_cursor(router.db_for_write(RuleUse)) as cursor:
+        cursor.execute(
+            RULE_USES_COUNT,
+            {
+                "app": card.app_id,
+                "member": member_id,
+                "rules": [rule.pk for rule in rules],
+                "pers": [per for per, _ in buckets],
+                "starts": [start for _, start in buckets],
+            },
+        )
 
 
 def rule_budget_return(*, app_id: int, returns: dict[int, Decimal]) -> None:

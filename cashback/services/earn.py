@@ -1,3 +1,5 @@
+from contextlib import nullcontext
+from datetime import datetime
 from decimal import Decimal
 from typing import Any
 
@@ -9,7 +11,7 @@ from cards.models import Card
 from cards.selectors import card_check_active
 from cashback.errors import BelowMinimumPurchase
 from cashback.models import EntryType, Wallet
-from cashback.selectors import earned_before, qualifying_spend
+from cashback.selectors import qualifying_spend
 from cashback.services.ledger import (
     ZERO,
     Operation,
@@ -18,12 +20,12 @@ from cashback.services.ledger import (
     entry_append,
     entry_post,
     member_ref_digest,
-    member_wallet,
     member_wallet_create,
+    wallet_due,
     wallet_open,
+    wallet_settle,
 )
 from core import money
-from core.errors import NotFound
 from core.fingerprint import digest
 from members.selectors import member_match
 from members.services import MemberRef
@@ -33,9 +35,9 @@ from programme.services import (
     EarnCounters,
     Programme,
     card_programme,
-    member_tier_get,
     member_tier_review,
     rule_uses_count,
+    uses_of,
 )
 
 
@@ -192,28 +194,28 @@ def _programme_earn(
     refunds take them in too). The earn that crosses a tier's threshold is computed at the old
     tier; the member is moved up after it."""
     at = timezone.now()
-    wallet, created = _earn_wallet(app=app, card=card, member_ref=member_ref)
+    wallet, created = _earn_wallet(
+        app=app, card=card, programme=programme, member_ref=member_ref, at=at
+    )
     member_id = wallet.member_id
-    current = member_tier_get(card=card, member_id=member_id) if programme.tiers else None
-    first = True
-    if any(rule.first_purchase_only for rule in programme.rules):
-        first = not earned_before(wallet=wallet)
     try:
         # A retry that waited for the wallet behind the request it repeats finds that
         # request's entry only when it appends its own: what its breakdown took from the
         # budgets is rolled back with it.
-        with transaction.atomic():
+        with transaction.atomic() if operation.may_collide else nullcontext():
             breakdown = breakdown_for(
                 card=card,
                 rules=programme.rules,
                 member=MemberFacts(
-                    tier=programme.tier(current.tier_id) if current is not None else None,
-                    first_purchase=first,
+                    tier=programme.tier(wallet.member_tier_id),
+                    first_purchase=not wallet.earned,
                 ),
                 purchase_amount=purchase_amount,
                 lines=basket,
                 at=at,
-                counters=EarnCounters(card=card, member_id=member_id),
+                counters=EarnCounters(
+                    card=card, member_id=member_id, uses=uses_of(wallet.rule_uses)
+                ),
             )
             cashback = _cashback_of(breakdown)
             held = card.cashback_holding_days > 0
@@ -253,19 +255,43 @@ class _Replayed(Exception):
         self.posted = posted
 
 
-def _earn_wallet(*, app: App, card: Card, member_ref: MemberRef) -> tuple[Wallet, bool]:
-    """The locked and settled wallet of the member `member_ref` names, and whether the member
-    was created: a member unknown by email and phone is created with an empty wallet."""
-    if member_ref.by_email_and_phone:
+def _earn_wallet(
+    *, app: App, card: Card, programme: Programme, member_ref: MemberRef, at: datetime
+) -> tuple[Wallet, bool]:
+    """The member's wallet on the card, locked, settled and read with what the programme needs
+    to know of the member (`_wallet_with_facts`); and whether the member was created: a member
+    unknown by email and phone is created with an empty wallet."""
+    member_id = member_ref.member_id
+    if member_id is None:
         member = member_match(app=app, email=member_ref.email, phone=member_ref.phone)
-        if member is not None:
-            member_ref = MemberRef(member_id=member.pk)
-    try:
-        return member_wallet(app=app, card=card, ref=member_ref), False
-    except NotFound:
-        if member_ref.member_id is not None:
-            raise
+        member_id = None if member is None else member.pk
+    if member_id is not None:
+        wallet = _wallet_with_facts(
+            app=app, card=card, programme=programme, member_id=member_id, at=at
+        )
+        if wallet is not None:
+            return wallet, False
+    # A member without a wallet on the card, a new member, or an id that is not the app's
+    # (`NotFound`).
+    ref = member_ref if member_id is None else MemberRef(member_id=member_id)
     member, created, _ = member_wallet_create(
-        app=app, card=card, ref=member_ref, amount=ZERO, pending_amount=ZERO
+        app=app, card=card, ref=ref, amount=ZERO, pending_amount=ZERO
     )
-    return wallet_open(app=app, card=card, member=member), created
+    wallet = _wallet_with_facts(app=app, card=card, programme=programme, member_id=member.pk, at=at)
+    if wallet is None:  # wallets are never deleted
+        raise Wallet.DoesNotExist(f"The wallet of member {member.pk} is gone.")
+    return wallet, created
+
+
+def _wallet_with_facts(
+    *, app: App, card: Card, programme: Programme, member_id: int, at: datetime
+) -> Wallet | None:
+    """The member's wallet on the card, locked and settled, or None; read in one statement
+    (`Wallet.objects.lock_for_programme`) with what the card's programme asks of the member."""
+    limited = [rule.pk for rule in programme.rules if rule.max_uses_per_member is not None]
+    wallet = Wallet.objects.lock_for_programme(
+        app_id=app.pk, card_id=card.pk, member_id=member_id, rule_ids=limited, at=at
+    )
+    if wallet is not None:
+        wallet_settle(wallet=wallet, card=card, due=wallet_due(wallet, at))
+    return wallet

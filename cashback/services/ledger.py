@@ -49,6 +49,14 @@ class Operation:
     reference: str | None = None
     idempotency_record: IdempotencyRecord | None = None
 
+    @property
+    def may_collide(self) -> bool:
+        """Whether the operation's entry may collide with one posted concurrently: only a
+        reference, or a key taken over from a request that stopped, can; only then is a
+        savepoint worth its round trips."""
+        record = self.idempotency_record
+        return self.reference is not None or (record is not None and not record.claimed_new)
+
     def replay(self) -> Posted | None:
         """The entry this operation posted before, or None.
 
@@ -224,11 +232,7 @@ def entry_post(
     """
     card = operation.card
     earning = operation.entry_type == EntryType.EARNING
-    # Only a reference, or a key taken over from a request that stopped, can collide with an
-    # entry posted concurrently; only then is a savepoint worth its round trips.
-    may_collide = operation.reference is not None or (
-        operation.idempotency_record is not None and not operation.idempotency_record.claimed_new
-    )
+    may_collide = operation.may_collide
     try:
         with transaction.atomic() if may_collide else nullcontext():
             wallet = new_wallet or Wallet.objects.move(
@@ -421,17 +425,28 @@ def wallet_inactivity_apply(*, wallet: Wallet, as_of: datetime) -> None:
     wallet.inactive_at = None
 
 
-def wallet_settle(*, wallet: Wallet, card: Card) -> None:
+def wallet_settle(*, wallet: Wallet, card: Card, due: bool | None = None) -> None:
     """Brings a locked wallet up to now before an operation decides on its balance: each held
     lot due is released, then the rest of each lot expired is written off (and, past the
     wallet's `inactive_at`, all that is spendable), as the worker would have done. So an
     operation never spends, takes back or counts cashback past its expiry, and held cashback
     is spendable the instant it is due, whether or not the worker has come by.
     An index probe each finds nothing to do on a wallet that is up to date
-    (`lot_wallet_held`, `lot_wallet_expiring`; `inactive_at` is the wallet's own)."""
+    (`lot_wallet_held`, `lot_wallet_expiring`; `inactive_at` is the wallet's own). `due`: what
+    the caller's lock read of the wallet found (`wallet_due`), False when nothing is."""
+    if due is False:
+        return
     now = timezone.now()
     wallet_release_due(wallet=wallet, card=card, as_of=now)
     wallet_expire_due(wallet=wallet, card=card, as_of=now)
+
+
+def wallet_due(wallet: Wallet, at: datetime) -> bool:
+    """Whether `wallet_settle` has anything to do at `at` on a wallet whose lots were probed
+    with its lock (`Wallet.objects.lock_for_programme`; a wallet read otherwise is taken to
+    need it)."""
+    inactive = wallet.inactive_at is not None and wallet.inactive_at <= at
+    return wallet.held_due or wallet.expired or inactive
 
 
 def app_ids() -> Iterator[int]:
