@@ -20,6 +20,7 @@ from core.rows import (
     select_list,
 )
 from members.models import Member, member_lookup
+from programme.services import RULE_USES_COUNT
 from webhooks.models import EventDraft, WebhookEvent, event_endpoints_sql, event_insert_sql
 
 
@@ -56,17 +57,24 @@ class WalletManager(models.Manager["Wallet"]):
         return wallet
 
     def lock_for_programme(
-        self, *, app_id: int, card_id: int, member_id: int, rule_ids: list[int], at: datetime
+        self,
+        *,
+        app_id: int,
+        card_id: int,
+        member_id: int,
+        rule_ids: list[int],
+        at: datetime,
+        lock: bool = True,
     ) -> "Wallet | None":
-        """The member's wallet on the card, locked, with what an earn on a card with a
-        programme needs to know first (`LOCK_FOR_PROGRAMME`): `held_due`, `expired` (for
-        `cashback.services.ledger.wallet_due`), `earned`, `member_tier_id`, `rule_uses`; None
-        when the member has no wallet on the card. Its balances are not read: the earn's move
-        returns them."""
-        using = self._db or router.db_for_write(self.model)
+        """The member's wallet on the card, locked (`lock`, else as it stands), with what an
+        earn on a card with a programme needs to know first (`PROGRAMME_FACTS`): `held_due`,
+        `expired` (for `cashback.services.ledger.wallet_due`), `earned`, `member_tier_id`,
+        `rule_uses`; None when the member has no wallet on the card. Its balances are not
+        read: the earn's move returns them."""
+        using = self._db or (router.db_for_write if lock else router.db_for_read)(self.model)
         params = {"app": app_id, "card": card_id, "member": member_id, "rules": rule_ids, "at": at}
         with prepared_cursor(using) as cursor:
-            cursor.execute(LOCK_FOR_PROGRAMME, params)
+            cursor.execute(LOCK_FOR_PROGRAMME if lock else PROGRAMME_FACTS, params)
             row = cursor.fetchone()
         if row is None:
             return None
@@ -143,12 +151,13 @@ class WalletManager(models.Manager["Wallet"]):
         return wallet
 
 
-# The member's wallet on the card, locked until the transaction ends, read with whether it
-# needs settling before an earn decides (a held lot due, a lot with something left past its
-# expiry: what `wallet_settle` settles; the wallet's own `inactive_at` comes with it) and what
-# the card's programme asks of the member: whether it earned on the card before, its tier on
-# the card, its uses of the rules %(rules)s (those that limit uses). Each an index probe.
-LOCK_FOR_PROGRAMME = """
+# The member's wallet on the card, read with whether it needs settling before an earn decides (a
+# held lot due, a lot with something left past its expiry: what `wallet_settle` settles; the
+# wallet's own `inactive_at` comes with it) and what the card's programme asks of the member:
+# whether it earned on the card before, its tier on the card, its uses of the rules %(rules)s
+# (those that limit uses). Each an index probe. A quote reads it as it stands; an earn locks
+# the wallet with it (`LOCK_FOR_PROGRAMME`).
+PROGRAMME_FACTS = """
 SELECT w.id, w.inactive_at,
     EXISTS (SELECT 1 FROM cashback_lot x WHERE x.app_id = w.app_id AND x.wallet_id = w.id
         AND x.pending > 0 AND x.available_at <= %(at)s) AS held_due,
@@ -164,8 +173,8 @@ SELECT w.id, w.inactive_at,
         AND u.rule_id = ANY(%(rules)s::bigint[])) AS rule_uses
 FROM cashback_wallet w
 WHERE w.app_id = %(app)s AND w.card_id = %(card)s AND w.member_id = %(member)s
-FOR UPDATE OF w
 """
+LOCK_FOR_PROGRAMME = PROGRAMME_FACTS + "FOR UPDATE OF w\n"
 
 
 class Wallet(models.Model):
@@ -260,9 +269,13 @@ class LedgerEntryManager(models.Manager["LedgerEntry"]):
         lot: tuple[datetime, datetime | None] | None = None,
         webhook_event: Callable[["LedgerEntry"], EventDraft] | None = None,
         spend: Decimal | None = None,
+        rule_uses: dict | None = None,
         **fields: Any,
     ) -> "LedgerEntry":
         """Saves a new entry in one `INSERT ... RETURNING` (`_append_sql`) and returns it.
+
+        With `rule_uses` (an earning's, `programme.services.rule_uses_params`), the same
+        statement counts a use of each rule its breakdown applied (`RULE_USES_COUNT`).
 
         With `lot` (a credit's `available_at` and `expires_at`, None: never, as the caller
         computed them from the entry's `created_at` and its card: `_lot_of`), the same
@@ -304,7 +317,10 @@ class LedgerEntryManager(models.Manager["LedgerEntry"]):
         if lot is not None and not with_event:
             raise ValueError("An entry opens its lot in its statement with its event only.")
         sql, columns = _append_sql(
-            with_lot=lot is not None, with_event=with_event, with_spend=spend is not None
+            with_lot=lot is not None,
+            with_event=with_event,
+            with_spend=spend is not None,
+            with_uses=rule_uses is not None,
         )
         params: dict[str, Any] = {
             f"c{i}": field.get_db_prep_save(
@@ -316,6 +332,8 @@ class LedgerEntryManager(models.Manager["LedgerEntry"]):
         }  # fmt: skip
         params["app"], params["wallet"] = entry.app_id, entry.wallet_id
         params["type"] = entry.entry_type
+        if rule_uses is not None:
+            params.update(rule_uses)
         if spend is not None:
             params.update(entry=entry.pk, amount=spend, first=None)
         if lot is not None:  # the lot as the statement opens it
@@ -911,7 +929,7 @@ def _lot_of(entry: "LedgerEntry", available_at: datetime, expires_at: datetime |
 
 @cache
 def _append_sql(
-    *, with_lot: bool, with_event: bool = False, with_spend: bool = False
+    *, with_lot: bool, with_event: bool = False, with_spend: bool = False, with_uses: bool = False
 ) -> tuple[str, list[models.Field]]:
     """The INSERT, and the fields whose prepared values it takes as %(c0)s, %(c1)s, ... in its
     column order (the id among them `with_event`), besides %(app)s, %(wallet)s and %(type)s (and,
@@ -976,6 +994,8 @@ def _append_sql(
         sources.append("ev")
     if with_spend:  # a data-modifying WITH runs to its end, read or not
         ctes.append(_spend_ctes())
+    if with_uses:
+        ctes.append(f"uses AS ({RULE_USES_COUNT.strip()})")
     return (
         f"WITH {', '.join(ctes)} SELECT {', '.join(selected)} FROM {', '.join(sources)}",  # noqa: S608
         fields,

@@ -98,17 +98,23 @@ def _bucket(rule: EarningRule, card: Card, at: datetime) -> tuple[str, date]:
     return per, period_start(per, at.astimezone(card.zone))
 
 
-# A rule's budget and what it gave, its row locked until the transaction ends.
-RULE_BUDGET_LOCK = """
-SELECT budget, budget_spent FROM programme_earningrule
-WHERE app_id = %(app)s AND id = %(rule)s
-FOR UPDATE
-"""
-# What an earn takes from a rule's budget (the rule's row locked: `RULE_BUDGET_LOCK`); the
-# check constraint `rule_budget_spent_within` refuses more than the budget.
+# Takes what an earn wants of a rule's budget, or the rest of it, and answers what it took: the
+# rule's row is locked first (the CTE), and the new total is computed from the locked row, the
+# latest committed, so that concurrent earns take from the budget one at a time and never
+# overspend it (the check constraint `rule_budget_spent_within` is the last line of defence).
+# No row: the rule has no budget (any more).
 RULE_BUDGET_TAKE = """
-UPDATE programme_earningrule SET budget_spent = budget_spent + %(amount)s
-WHERE app_id = %(app)s AND id = %(rule)s
+WITH locked AS (
+    SELECT id, budget, budget_spent FROM programme_earningrule
+    WHERE app_id = %(app)s AND id = %(rule)s
+    FOR UPDATE
+)
+UPDATE programme_earningrule r
+SET budget_spent = locked.budget_spent
+    + GREATEST(LEAST(%(wanted)s::numeric, locked.budget - locked.budget_spent), 0)
+FROM locked
+WHERE r.app_id = %(app)s AND r.id = locked.id AND locked.budget IS NOT NULL
+RETURNING GREATEST(LEAST(%(wanted)s::numeric, locked.budget - locked.budget_spent), 0)
 """
 
 
@@ -142,19 +148,13 @@ class EarnCounters:
     def grant(self, rule: EarningRule, wanted: Decimal) -> Decimal:
         if rule.budget is None:
             return wanted
-        params = {"app": rule.app_id, "rule": rule.pk}
+        params = {"app": rule.app_id, "rule": rule.pk, "wanted": wanted}
         with prepared_cursor(router.db_for_write(EarningRule)) as cursor:
-            cursor.execute(RULE_BUDGET_LOCK, params)
-            locked = cursor.fetchone()
-            if locked is None:  # deleted meanwhile: it gives nothing
-                return Decimal(0)
-            budget, spent = locked
-            if budget is None:  # its budget lifted meanwhile
-                return wanted
-            granted = max(min(wanted, budget - spent), Decimal(0))
-            if granted > 0:
-                cursor.execute(RULE_BUDGET_TAKE, {**params, "amount": granted})
-        return granted
+            cursor.execute(RULE_BUDGET_TAKE, params)
+            taken = cursor.fetchone()
+        # No row: its budget lifted (or the rule gone) since this process read it; it gives
+        # nothing this time rather than what no budget would have allowed.
+        return Decimal(0) if taken is None else taken[0]
 
 
 class QuoteCounters(EarnCounters):
@@ -187,35 +187,33 @@ def uses_of(rows: list[dict] | None) -> dict[tuple[int, str, date], int]:
     }
 
 
-# Counts one use of each rule an earn applied, in the rule's period, in one statement.
+# Counts one use of each rule an earn applied, in the rule's period (`rule_uses_params`): run
+# by the statement that saves the earning (`cashback.models.LedgerEntryManager.append`).
 RULE_USES_COUNT = """
 INSERT INTO programme_ruleuse (app_id, member_id, rule_id, per, period_start, uses)
-SELECT %(app)s, %(member)s, u.rule_id, u.per, u.period_start, 1
-FROM unnest(%(rules)s::bigint[], %(pers)s::varchar[], %(starts)s::date[])
+SELECT %(app)s, %(uses_member)s, u.rule_id, u.per, u.period_start, 1
+FROM unnest(%(uses_rules)s::bigint[], %(uses_pers)s::varchar[], %(uses_starts)s::date[])
     AS u (rule_id, per, period_start)
 ON CONFLICT (app_id, member_id, rule_id, per, period_start)
 DO UPDATE SET uses = programme_ruleuse.uses + 1
 """
 
 
-def rule_uses_count(*, card: Card, member_id: int, rules: tuple[EarningRule, ...], at: datetime):
-    """Counts one use of each rule an earn of the member applied: in the rule's period (of
-    `at`, in the card's zone) when it limits uses, else `ever`; one statement
-    (`RULE_USES_COUNT`). The caller holds the member's wallet on the card locked."""
+def rule_uses_params(
+    *, card: Card, member_id: int, rules: tuple[EarningRule, ...], at: datetime
+) -> dict | None:
+    """The parameters of `RULE_USES_COUNT` for an earn of the member that applied `rules`
+    (None: none applied): one use of each in the rule's period (of `at`, in the card's zone)
+    when it limits uses, else `ever`. The caller holds the member's wallet locked."""
     if not rules:
-        return
+        return None
     buckets = [_bucket(rule, card, at) for rule in rules]
-    with prepared_cursor(router.db_for_write(RuleUse)) as cursor:
-        cursor.execute(
-            RULE_USES_COUNT,
-            {
-                "app": card.app_id,
-                "member": member_id,
-                "rules": [rule.pk for rule in rules],
-                "pers": [per for per, _ in buckets],
-                "starts": [start for _, start in buckets],
-            },
-        )
+    return {
+        "uses_member": member_id,
+        "uses_rules": [rule.pk for rule in rules],
+        "uses_pers": [per for per, _ in buckets],
+        "uses_starts": [start for _, start in buckets],
+    }
 
 
 def rule_budget_return(*, app_id: int, returns: dict[int, Decimal]) -> None:

@@ -36,7 +36,7 @@ from programme.services import (
     Programme,
     card_programme,
     member_tier_review,
-    rule_uses_count,
+    rule_uses_params,
     uses_of,
 )
 
@@ -230,12 +230,14 @@ def _programme_earn(
                 breakdown=breakdown.as_list(),
                 lines=None if lines is None else [line.as_dict() for line in lines],
                 member_created=created,
+                rule_uses=rule_uses_params(
+                    card=card, member_id=member_id, rules=breakdown.applied, at=at
+                ),
             )
             if posted.replayed:
                 raise _Replayed(posted)
     except _Replayed as replayed:
         return replayed.posted
-    rule_uses_count(card=card, member_id=member_id, rules=breakdown.applied, at=at)
     if programme.tiers:
         member_tier_review(
             card=card,

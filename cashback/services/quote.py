@@ -9,7 +9,6 @@ from cards.models import Card
 from cards.selectors import card_check_active
 from cashback.errors import BelowMinimumPurchase
 from cashback.models import Wallet
-from cashback.selectors import earned_before
 from cashback.services.ledger import amount_check_places
 from core import money
 from members.models import Member
@@ -18,7 +17,7 @@ from members.services import MemberRef
 from programme.engine import Breakdown, Line, breakdown_for
 from programme.engine import Member as MemberFacts
 from programme.models import Tier
-from programme.services import QuoteCounters, card_programme, member_tier_get
+from programme.services import QuoteCounters, card_programme, uses_of
 
 
 @dataclass(frozen=True)
@@ -47,7 +46,8 @@ def cashback_quote(
 ) -> Quote:
     """What an earn of this body would credit at `at` (default now), and why, writing nothing:
     no member is created, no use counted, no budget taken, and no row locked (the member's
-    tier, first purchase, uses and the rules' budgets are read as they stand). Raises what an
+    tier, first purchase and uses, in one statement, and the rules' budgets are read as they
+    stand). Raises what an
     earn raises before it writes: `CardInactive`, `InvalidInput`, `BelowMinimumPurchase`,
     `NotFound` (an unknown member id), `MemberConflict`."""
     card_check_active(card)
@@ -66,23 +66,27 @@ def cashback_quote(
     else:
         member = member_match(app=app, email=member_ref.email, phone=member_ref.phone)
     member_id = None if member is None else member.pk
-    tier = None
-    first = True
+    wallet = None
     if member_id is not None and not programme.empty:
-        if programme.tiers:
-            current = member_tier_get(card=card, member_id=member_id)
-            tier = programme.tier(current.tier_id) if current is not None else None
-        if any(rule.first_purchase_only for rule in programme.rules):
-            wallet = Wallet.objects.filter(app=app, card=card, member_id=member_id).first()
-            first = wallet is None or not earned_before(wallet=wallet)
+        limited = [rule.pk for rule in programme.rules if rule.max_uses_per_member is not None]
+        wallet = Wallet.objects.lock_for_programme(
+            app_id=app.pk, card_id=card.pk, member_id=member_id, rule_ids=limited, at=at, lock=False
+        )
     breakdown = breakdown_for(
         card=card,
         rules=programme.rules,
-        member=MemberFacts(tier=tier, first_purchase=first),
+        member=MemberFacts(
+            tier=None if wallet is None else programme.tier(wallet.member_tier_id),
+            first_purchase=wallet is None or not wallet.earned,
+        ),
         purchase_amount=purchase_amount,
         lines=lines or [Line(amount=purchase_amount)],
         at=at,
-        counters=QuoteCounters(card=card, member_id=member_id),
+        counters=QuoteCounters(
+            card=card,
+            member_id=member_id,
+            uses=uses_of(None if wallet is None else wallet.rule_uses),
+        ),
     )
     if breakdown.total == 0:
         raise BelowMinimumPurchase("The purchase is too small to earn any cashback.")
