@@ -68,11 +68,17 @@ class WalletManager(models.Manager["Wallet"]):
     ) -> "Wallet | None":
         """The member's wallet on the card, locked (`lock`, else as it stands), with what an
         earn on a card with a programme needs to know first (`PROGRAMME_FACTS`): `held_due`,
-        `expired` (for `cashback.services.ledger.wallet_due`), `earned`, `member_tier_id`,
+        `expired` (for `cashback.services.ledger.wallet_due`), `has_earned`, `member_tier_id`,
         `rule_uses`; None when the member has no wallet on the card. Its balances are not
         read: the earn's move returns them."""
         using = self._db or (router.db_for_write if lock else router.db_for_read)(self.model)
-        params = {"app": app_id, "card": card_id, "member": member_id, "rules": rule_ids, "at": at}
+        params: dict[str, Any] = {
+            "app": app_id,
+            "card": card_id,
+            "member": member_id,
+            "rules": rule_ids,
+            "at": at,
+        }
         with prepared_cursor(using) as cursor:
             cursor.execute(LOCK_FOR_PROGRAMME if lock else PROGRAMME_FACTS, params)
             row = cursor.fetchone()
@@ -83,7 +89,7 @@ class WalletManager(models.Manager["Wallet"]):
             id=pk, app_id=app_id, card_id=card_id, member_id=member_id, inactive_at=inactive_at
         )
         wallet._state.adding, wallet._state.db = False, using
-        wallet.held_due, wallet.expired, wallet.earned = held_due, expired, earned
+        wallet.held_due, wallet.expired, wallet.has_earned = held_due, expired, earned
         wallet.member_tier_id, wallet.rule_uses = tier_id, uses
         return wallet
 
@@ -212,7 +218,7 @@ class Wallet(models.Model):
     # Set by `Wallet.objects.lock_for_programme`.
     held_due: bool = True
     expired: bool = True
-    earned: bool = False
+    has_earned: bool = False
     member_tier_id: int | None = None
     rule_uses: list[dict] | None = None
 

@@ -4,6 +4,7 @@ rule (a use, a share of its budget), members' tiers as their spend moves them.""
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from decimal import Decimal
+from typing import Any
 
 from django.conf import settings
 from django.db import IntegrityError, router, transaction
@@ -148,7 +149,7 @@ class EarnCounters:
     def grant(self, rule: EarningRule, wanted: Decimal) -> Decimal:
         if rule.budget is None:
             return wanted
-        params = {"app": rule.app_id, "rule": rule.pk, "wanted": wanted}
+        params: dict[str, Any] = {"app": rule.app_id, "rule": rule.pk, "wanted": wanted}
         with prepared_cursor(router.db_for_write(EarningRule)) as cursor:
             cursor.execute(RULE_BUDGET_TAKE, params)
             taken = cursor.fetchone()

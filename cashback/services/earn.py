@@ -208,7 +208,7 @@ def _programme_earn(
                 rules=programme.rules,
                 member=MemberFacts(
                     tier=programme.tier(wallet.member_tier_id),
-                    first_purchase=not wallet.earned,
+                    first_purchase=not wallet.has_earned,
                 ),
                 purchase_amount=purchase_amount,
                 lines=basket,

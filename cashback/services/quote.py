@@ -77,7 +77,7 @@ def cashback_quote(
         rules=programme.rules,
         member=MemberFacts(
             tier=None if wallet is None else programme.tier(wallet.member_tier_id),
-            first_purchase=wallet is None or not wallet.earned,
+            first_purchase=wallet is None or not wallet.has_earned,
         ),
         purchase_amount=purchase_amount,
         lines=lines or [Line(amount=purchase_amount)],

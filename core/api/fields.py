@@ -3,6 +3,7 @@
 import json
 import re
 from decimal import Decimal, InvalidOperation
+from typing import Any
 
 from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
@@ -39,36 +40,36 @@ class IdField(WholeNumberField):
 
 # An amount in a request: an exact decimal number, or the same as a string, so that a client
 # whose numbers are binary floats can still send an exact value ("10.100").
-AMOUNT_IN_SCHEMA = {
-    "oneOf": [
-        {
-            "type": "number",
-            "format": "decimal",
-            "minimum": 0,
-            "exclusiveMinimum": True,
-            "maximum": int(MAX_AMOUNT),
-            "description": "A JSON number, read as an exact decimal: greater than 0, at most "
-            "1000000000, with no more decimal places than the card's currency has (TND 3, "
-            "EUR 2, JPY 0).",
-        },
-        {
-            "type": "string",
-            "format": "decimal",
-            "pattern": r"^[0-9]+(\.[0-9]+)?$",
-            "description": 'The same amount as a string of digits, e.g. "50.00": exact in '
-            "any client, whatever its numbers.",
-        },
-    ],
+_AMOUNT_NUMBER: dict[str, Any] = {
+    "type": "number",
+    "format": "decimal",
+    "minimum": 0,
+    "exclusiveMinimum": True,
+    "maximum": int(MAX_AMOUNT),
+    "description": "A JSON number, read as an exact decimal: greater than 0, at most "
+    "1000000000, with no more decimal places than the card's currency has (TND 3, "
+    "EUR 2, JPY 0).",
 }
+_AMOUNT_TEXT: dict[str, Any] = {
+    "type": "string",
+    "format": "decimal",
+    "pattern": r"^[0-9]+(\.[0-9]+)?$",
+    "description": 'The same amount as a string of digits, e.g. "50.00": exact in '
+    "any client, whatever its numbers.",
+}
+AMOUNT_IN_SCHEMA = {"oneOf": [_AMOUNT_NUMBER, _AMOUNT_TEXT]}
 # An amount that may be 0 (a tier's threshold).
 AMOUNT_OR_ZERO_IN_SCHEMA = {
     "oneOf": [
-        {**AMOUNT_IN_SCHEMA["oneOf"][0], "exclusiveMinimum": False,
-         "description": "A JSON number, read as an exact decimal: at least 0, at most "
-         "1000000000, with no more decimal places than the card's currency has."},
-        AMOUNT_IN_SCHEMA["oneOf"][1],
+        {
+            **_AMOUNT_NUMBER,
+            "exclusiveMinimum": False,
+            "description": "A JSON number, read as an exact decimal: at least 0, at most "
+            "1000000000, with no more decimal places than the card's currency has.",
+        },
+        _AMOUNT_TEXT,
     ]
-}  # fmt: skip
+}
 # An amount or a rate in a response: an exact JSON number (`12.500`), for a decimal type.
 NUMBER_OUT_SCHEMA = {"type": "number", "format": "decimal"}
 

@@ -36,6 +36,7 @@ def test_a_line_takes_back_its_share_of_each_contribution(api, card, member):
     assert data["cashback_deducted"] == 1
     assert data["refund_amount"] == 20
     entry = LedgerEntry.objects.get(pk=data["transaction_id"])
+    assert entry.breakdown is not None
     assert [(p["source"], p["amount"]) for p in entry.breakdown] == [("card", "-1.000")]
     response = refund(
         api, card, member, earning["transaction_id"], [{"sku": "COF-1", "amount": "15"}]

@@ -139,7 +139,9 @@ def test_the_worker_moves_down_one_tier_when_the_spend_supports_it(api, tiered, 
         earn(api, card, member, "200")  # at Gold; the 30-day spend is now 200: Silver
     with at(T0 + timedelta(days=61)):
         assert cashback_tiers_review().changed == 1
-    assert MemberTier.objects.get().tier.name == "Silver"
+    tier = MemberTier.objects.get().tier
+    assert tier is not None
+    assert tier.name == "Silver"
     assert tier_events()[-1]["reason"] == "downgrade"
 
 
