@@ -89,8 +89,10 @@ class MemberWithWalletsAdmin(MemberAdmin):
         if member is None:
             raise Http404
         back = reverse("admin:members_member_change", args=[member.pk])
-        card = Card.objects.filter(app_id=member.app_id, pk=request.POST.get("card") or 0).first()
-        tier_id = request.POST.get("tier") or ""
+        card_id, tier_id = request.POST.get("card", ""), request.POST.get("tier", "")
+        card = None
+        if card_id.isdigit() and (not tier_id or tier_id.isdigit()):
+            card = Card.objects.filter(app_id=member.app_id, pk=int(card_id)).first()
         tier = None
         if card is not None and tier_id:
             tier = Tier.objects.filter(app_id=card.app_id, card=card, pk=tier_id).first()

@@ -56,7 +56,16 @@ class WalletManager(models.Manager["Wallet"]):
         (wallet.next_entry_id,) = returned
         return wallet
 
-    def lock_for_programme(
+    def lock_of_member(self, *, app_id: int, card_id: int, member_id: int) -> bool:
+        """Locks the member's wallet on the card until the transaction ends
+        (`LOCK_MEMBER_WALLET`); False when the member has none on the card."""
+        using = self._db or router.db_for_write(self.model)
+        params = {"app": app_id, "card": card_id, "member": member_id}
+        with prepared_cursor(using) as cursor:
+            cursor.execute(LOCK_MEMBER_WALLET, params)
+            return cursor.fetchone() is not None
+
+    def programme_facts(
         self,
         *,
         app_id: int,
@@ -64,14 +73,15 @@ class WalletManager(models.Manager["Wallet"]):
         member_id: int,
         rule_ids: list[int],
         at: datetime,
-        lock: bool = True,
+        using: str | None = None,
     ) -> "Wallet | None":
-        """The member's wallet on the card, locked (`lock`, else as it stands), with what an
-        earn on a card with a programme needs to know first (`PROGRAMME_FACTS`): `held_due`,
-        `expired` (for `cashback.services.ledger.wallet_due`), `has_earned`, `member_tier_id`,
-        `rule_uses`; None when the member has no wallet on the card. Its balances are not
-        read: the earn's move returns them."""
-        using = self._db or (router.db_for_write if lock else router.db_for_read)(self.model)
+        """The member's wallet on the card with what an earn on a card with a programme needs
+        to know first (`PROGRAMME_FACTS`): `held_due`, `expired` (for
+        `cashback.services.ledger.wallet_due`), `has_earned`, `member_tier_id`, `rule_uses`;
+        None when the member has no wallet on the card. Its balances are not read: an earn's
+        move returns them. An earn locks the wallet first (`lock_of_member`) and reads this on
+        the same connection."""
+        using = using or self._db or router.db_for_read(self.model)
         params: dict[str, Any] = {
             "app": app_id,
             "card": card_id,
@@ -80,7 +90,7 @@ class WalletManager(models.Manager["Wallet"]):
             "at": at,
         }
         with prepared_cursor(using) as cursor:
-            cursor.execute(LOCK_FOR_PROGRAMME if lock else PROGRAMME_FACTS, params)
+            cursor.execute(PROGRAMME_FACTS, params)
             row = cursor.fetchone()
         if row is None:
             return None
@@ -180,7 +190,14 @@ SELECT w.id, w.inactive_at,
 FROM cashback_wallet w
 WHERE w.app_id = %(app)s AND w.card_id = %(card)s AND w.member_id = %(member)s
 """
-LOCK_FOR_PROGRAMME = PROGRAMME_FACTS + "FOR UPDATE OF w\n"
+# The member's wallet on the card, locked until the transaction ends. The facts are read after
+# it, by a statement of their own: one that waited for the lock would read them as they stood
+# before it waited (a statement's snapshot is taken when it starts).
+LOCK_MEMBER_WALLET = """
+SELECT w.id FROM cashback_wallet w
+WHERE w.app_id = %(app)s AND w.card_id = %(card)s AND w.member_id = %(member)s
+FOR UPDATE OF w
+"""
 
 
 class Wallet(models.Model):

@@ -251,8 +251,8 @@ def tier_status(*, card: Card, member_id: int, wallet_id: int | None, at: dateti
     if not programme.tiers:
         return None
     row = member_tier_get(card=card, member_id=member_id)
-    tier = programme.tier(row.tier_id) if row is not None else None
-    if tier is None or row is None:
+    tier = programme.member_tier(None if row is None else row.tier_id)
+    if tier is None:
         return None
     spend = qualifying_spend(wallet_id=wallet_id, card=card, at=at)
     above = [t for t in programme.tiers if t.threshold > tier.threshold]
@@ -265,5 +265,7 @@ def tier_status(*, card: Card, member_id: int, wallet_id: int | None, at: dateti
         "spend_to_next": None
         if following is None
         else money.quantize(max(following.threshold - spend, Decimal(0)), card.currency),
-        "retained_until": None if row.retained_until is None else timestamp(row.retained_until),
+        "retained_until": None
+        if row is None or row.tier_id is None or row.retained_until is None
+        else timestamp(row.retained_until),
     }

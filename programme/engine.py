@@ -54,16 +54,19 @@ class Contribution:
     name: str
     amount: Decimal
     lines: tuple[int, ...]
+    # Taken from the rule's budget: what refunds take back of it returns there.
+    budgeted: bool = False
 
     def as_dict(self) -> dict:
         """As the entry keeps it (`LedgerEntry.breakdown`)."""
-        return {
+        kept = {
             "source": self.source,
             "rule_id": self.rule_id,
             "name": self.name,
             "amount": str(self.amount),
             "lines": list(self.lines),
         }
+        return kept | {"budgeted": True} if self.budgeted else kept
 
 
 @dataclass(frozen=True)
@@ -102,7 +105,8 @@ class Counters(Protocol):
         ...
 
     def grant(self, rule: EarningRule, wanted: Decimal) -> Decimal:
-        """What of `wanted` the rule's budget still gives (all of it without a budget)."""
+        """What of `wanted` the rule's budget still gives (all of it when `rule.budget` is
+        None: what it gives is then counted against no budget)."""
         ...
 
 
@@ -118,7 +122,8 @@ def breakdown_for(
 ) -> Breakdown:
     """The earn's contributions: the base, `purchase_amount × percentage / 100` at the member's
     tier's percentage (else the card's), rounded half-up and capped at `cashback_max_amount`
-    (the cap is the base's alone); then each active rule whose conditions hold at `at`, in
+    (rules are not capped by it, but a multiplier multiplies the capped base); then each
+    active rule whose conditions hold at `at`, in
     `priority` order (then by id), each rounded half-up on its own and limited by its
     `max_per_transaction`, its uses per member and its budget. A rule that gives nothing does
     not apply; one that applies and is not stackable stops the rules after it. Their amounts
@@ -147,7 +152,7 @@ def breakdown_for(
         matched_amount = sum((lines[i].amount for i in matched), ZERO)
         if rule.min_purchase is not None and matched_amount < rule.min_purchase:
             continue
-        amount = _rule_amount(rule, matched_amount, percentage, card.currency)
+        amount = _rule_amount(rule, matched_amount, percentage, card)
         if rule.max_per_transaction is not None:
             amount = min(amount, rule.max_per_transaction)
         if amount <= 0:
@@ -160,7 +165,12 @@ def breakdown_for(
             continue
         contributions.append(
             Contribution(
-                source="rule", rule_id=rule.pk, name=rule.name, amount=amount, lines=matched
+                source="rule",
+                rule_id=rule.pk,
+                name=rule.name,
+                amount=amount,
+                lines=matched,
+                budgeted=rule.budget is not None,
             )
         )
         applied.append(rule)
@@ -207,14 +217,14 @@ def _matched_lines(rule: EarningRule, lines: Sequence[Line]) -> tuple[int, ...]:
     )
 
 
-def _rule_amount(
-    rule: EarningRule, matched: Decimal, percentage: Decimal, currency: str
-) -> Decimal:
+def _rule_amount(rule: EarningRule, matched: Decimal, percentage: Decimal, card: Card) -> Decimal:
     if rule.kind == RuleKind.MULTIPLIER and rule.factor is not None:
-        # (f − 1) × the base cashback of the matched amount, uncapped: the cap is the base's.
-        return money.percentage_of(matched, (rule.factor - 1) * percentage, currency)
+        # (f − 1) × the base cashback of the matched amount, as the base computes it (capped at
+        # cashback_max_amount): "double cashback" never gives more than twice the base.
+        base = money.cashback_for(matched, percentage, card.currency, card.cashback_max_amount)
+        return money.quantize((rule.factor - 1) * base, card.currency)
     if rule.kind == RuleKind.BONUS_PERCENTAGE and rule.percentage is not None:
-        return money.percentage_of(matched, rule.percentage, currency)
+        return money.percentage_of(matched, rule.percentage, card.currency)
     if rule.kind == RuleKind.FIXED_BONUS and rule.amount is not None:
-        return money.quantize(rule.amount, currency)
+        return money.quantize(rule.amount, card.currency)
     return ZERO

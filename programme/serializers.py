@@ -29,6 +29,12 @@ class HoursSerializer(StrictSerializer):
         }
 
     def validate(self, attrs):
+        # Both, even in a PATCH: a window is changed whole.
+        missing = [name for name in ("from", "to") if name not in attrs]
+        if missing:
+            raise serializers.ValidationError(
+                {name: ["This field is required."] for name in missing}
+            )
         if attrs["from"] == attrs["to"]:
             raise serializers.ValidationError({"to": ["Must differ from 'from'."]})
         return attrs

@@ -38,6 +38,11 @@ class Programme:
     def tier(self, tier_id: int | None) -> Tier | None:
         return next((t for t in self.tiers if t.pk == tier_id), None)
 
+    def member_tier(self, tier_id: int | None) -> Tier | None:
+        """The tier a member whose tier row names `tier_id` (None: none) earns at: that tier,
+        else one at threshold 0, which every member is in from the start."""
+        return self.tier(tier_id) or self.supported(Decimal(0))
+
     def supported(self, spend: Decimal) -> Tier | None:
         """The highest tier whose threshold `spend` reaches."""
         reached = [t for t in self.tiers if spend >= t.threshold]
@@ -218,14 +223,15 @@ def rule_uses_params(
 
 
 def rule_budget_return(*, app_id: int, returns: dict[int, Decimal]) -> None:
-    """Gives back to each rule's budget what a refund took back of what it gave; rules in id
-    order, after the wallet's lock (as earns take them)."""
-    for rule_id in sorted(returns):
-        amount = returns[rule_id]
-        if amount > 0:
-            EarningRule.objects.filter(app_id=app_id, pk=rule_id, budget__isnull=False).update(
-                budget_spent=F("budget_spent") - amount
-            )
+    """Gives back to each rule's budget what a refund took back of what it gave from it. The
+    rules' rows are locked in the order earns take them (priority, then id), after the
+    wallet's, so that a refund and an earn never wait for each other's rules."""
+    given = {rule_id: amount for rule_id, amount in returns.items() if amount > 0}
+    order = EarningRule.objects.filter(app_id=app_id, pk__in=given).order_by("priority", "pk")
+    for rule_id in order.values_list("pk", flat=True):
+        EarningRule.objects.filter(app_id=app_id, pk=rule_id).update(
+            budget_spent=F("budget_spent") - given[rule_id]
+        )
 
 
 def rule_uses(rule_ids: list[int]) -> dict[int, int]:

@@ -117,7 +117,9 @@ def refund_breakdown(
 ) -> list[dict]:
     """A refund's breakdown: for each contribution of `original` it claims from, what it set
     out to take back (`claimed`) and, as a negative `amount`, its share of what it took
-    (`taken`, split in proportion to the claims: the amounts add up to the entry's)."""
+    (`taken`, split in proportion to the claims: the amounts add up to the entry's), and
+    whether the contribution came out of its rule's budget (`budgeted`: what it took back of
+    it returns there)."""
     taken_parts = money.allocate(taken, claims, currency)
     return [
         {
@@ -128,6 +130,7 @@ def refund_breakdown(
             "amount": str(-took),
             "claimed": str(claim),
         }
+        | ({"budgeted": True} if part.get("budgeted") else {})
         for i, (part, claim, took) in enumerate(
             zip(original.breakdown or [], claims, taken_parts, strict=True)
         )

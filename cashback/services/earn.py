@@ -3,7 +3,7 @@ from datetime import datetime
 from decimal import Decimal
 from typing import Any
 
-from django.db import transaction
+from django.db import router, transaction
 from django.utils import timezone
 
 from apps_auth.models import App, IdempotencyRecord
@@ -193,9 +193,8 @@ def _programme_earn(
     are read and counted one earn at a time, and budgets are taken after the wallet (the order
     refunds take them in too). The earn that crosses a tier's threshold is computed at the old
     tier; the member is moved up after it."""
-    at = timezone.now()
-    wallet, created = _earn_wallet(
-        app=app, card=card, programme=programme, member_ref=member_ref, at=at
+    wallet, created, at = _earn_wallet(
+        app=app, card=card, programme=programme, member_ref=member_ref
     )
     member_id = wallet.member_id
     try:
@@ -207,7 +206,7 @@ def _programme_earn(
                 card=card,
                 rules=programme.rules,
                 member=MemberFacts(
-                    tier=programme.tier(wallet.member_tier_id),
+                    tier=programme.member_tier(wallet.member_tier_id),
                     first_purchase=not wallet.has_earned,
                 ),
                 purchase_amount=purchase_amount,
@@ -219,21 +218,26 @@ def _programme_earn(
             )
             cashback = _cashback_of(breakdown)
             held = card.cashback_holding_days > 0
-            posted = entry_append(
-                wallet=wallet,
-                operation=operation,
-                amount=ZERO if held else cashback,
-                pending_amount=cashback if held else ZERO,
-                purchase_amount=purchase_amount,
-                cashback_percentage=breakdown.percentage,
-                metadata=metadata or {},
-                breakdown=breakdown.as_list(),
-                lines=None if lines is None else [line.as_dict() for line in lines],
-                member_created=created,
-                rule_uses=rule_uses_params(
+            entry = {
+                "operation": operation,
+                "amount": ZERO if held else cashback,
+                "pending_amount": cashback if held else ZERO,
+                "purchase_amount": purchase_amount,
+                "cashback_percentage": breakdown.percentage,
+                "metadata": metadata or {},
+                "breakdown": breakdown.as_list(),
+                "lines": None if lines is None else [line.as_dict() for line in lines],
+                "member_created": created,
+                "rule_uses": rule_uses_params(
                     card=card, member_id=member_id, rules=breakdown.applied, at=at
                 ),
-            )
+            }
+            # Settled under the lock, the wallet stays so but for the clock: a lot that came
+            # due since (or the wallet's inactivity, ended) is settled before the credit.
+            posted = entry_post(member_id=member_id, settled=True, **entry)
+            while posted is None:
+                wallet_settle(wallet=wallet, card=card)
+                posted = entry_post(member_id=member_id, settled=True, **entry)
             if posted.replayed:
                 raise _Replayed(posted)
     except _Replayed as replayed:
@@ -258,42 +262,41 @@ class _Replayed(Exception):
 
 
 def _earn_wallet(
-    *, app: App, card: Card, programme: Programme, member_ref: MemberRef, at: datetime
-) -> tuple[Wallet, bool]:
+    *, app: App, card: Card, programme: Programme, member_ref: MemberRef
+) -> tuple[Wallet, bool, datetime]:
     """The member's wallet on the card, locked, settled and read with what the programme needs
-    to know of the member (`_wallet_with_facts`); and whether the member was created: a member
-    unknown by email and phone is created with an empty wallet."""
+    to know of the member (`Wallet.objects.programme_facts`); whether the member was created
+    (a member unknown by email and phone is created with an empty wallet); and the earn's
+    time, taken once the lock is held."""
     member_id = member_ref.member_id
     if member_id is None:
         member = member_match(app=app, email=member_ref.email, phone=member_ref.phone)
         member_id = None if member is None else member.pk
-    if member_id is not None:
-        wallet = _wallet_with_facts(
-            app=app, card=card, programme=programme, member_id=member_id, at=at
+    created = False
+    locked = member_id is not None and Wallet.objects.lock_of_member(
+        app_id=app.pk, card_id=card.pk, member_id=member_id
+    )
+    if not locked:
+        # A member without a wallet on the card, a new member, or an id that is not the
+        # app's (`NotFound`). A new wallet is locked by its insert.
+        ref = member_ref if member_id is None else MemberRef(member_id=member_id)
+        member, created, new = member_wallet_create(
+            app=app, card=card, ref=ref, amount=ZERO, pending_amount=ZERO
         )
-        if wallet is not None:
-            return wallet, False
-    # A member without a wallet on the card, a new member, or an id that is not the app's
-    # (`NotFound`).
-    ref = member_ref if member_id is None else MemberRef(member_id=member_id)
-    member, created, _ = member_wallet_create(
-        app=app, card=card, ref=ref, amount=ZERO, pending_amount=ZERO
-    )
-    wallet = _wallet_with_facts(app=app, card=card, programme=programme, member_id=member.pk, at=at)
-    if wallet is None:  # wallets are never deleted
-        raise Wallet.DoesNotExist(f"The wallet of member {member.pk} is gone.")
-    return wallet, created
-
-
-def _wallet_with_facts(
-    *, app: App, card: Card, programme: Programme, member_id: int, at: datetime
-) -> Wallet | None:
-    """The member's wallet on the card, locked and settled, or None; read in one statement
-    (`Wallet.objects.lock_for_programme`) with what the card's programme asks of the member."""
+        member_id = member.pk
+        if new is None:  # created meanwhile by a concurrent request: locked now
+            Wallet.objects.lock_of_member(app_id=app.pk, card_id=card.pk, member_id=member_id)
+    at = timezone.now()
     limited = [rule.pk for rule in programme.rules if rule.max_uses_per_member is not None]
-    wallet = Wallet.objects.lock_for_programme(
-        app_id=app.pk, card_id=card.pk, member_id=member_id, rule_ids=limited, at=at
+    wallet = Wallet.objects.programme_facts(
+        app_id=app.pk,
+        card_id=card.pk,
+        member_id=member_id,
+        rule_ids=limited,
+        at=at,
+        using=router.db_for_write(Wallet),
     )
-    if wallet is not None:
-        wallet_settle(wallet=wallet, card=card, due=wallet_due(wallet, at))
-    return wallet
+    if wallet is None:  # wallets are never deleted
+        raise Wallet.DoesNotExist(f"The wallet of member {member_id} is gone.")
+    wallet_settle(wallet=wallet, card=card, due=wallet_due(wallet, at))
+    return wallet, created, at

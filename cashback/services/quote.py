@@ -17,7 +17,7 @@ from members.services import MemberRef
 from programme.engine import Breakdown, Line, breakdown_for
 from programme.engine import Member as MemberFacts
 from programme.models import Tier
-from programme.services import QuoteCounters, card_programme, uses_of
+from programme.services import QuoteCounters, card_programme, member_tier_get, uses_of
 
 
 @dataclass(frozen=True)
@@ -69,16 +69,18 @@ def cashback_quote(
     wallet = None
     if member_id is not None and not programme.empty:
         limited = [rule.pk for rule in programme.rules if rule.max_uses_per_member is not None]
-        wallet = Wallet.objects.lock_for_programme(
-            app_id=app.pk, card_id=card.pk, member_id=member_id, rule_ids=limited, at=at, lock=False
+        wallet = Wallet.objects.programme_facts(
+            app_id=app.pk, card_id=card.pk, member_id=member_id, rule_ids=limited, at=at
         )
+    tier_id = None if wallet is None else wallet.member_tier_id
+    if wallet is None and member_id is not None and programme.tiers:
+        row = member_tier_get(card=card, member_id=member_id)  # set by staff before an earn
+        tier_id = None if row is None else row.tier_id
+    tier = programme.member_tier(tier_id) if programme.tiers else None
     breakdown = breakdown_for(
         card=card,
         rules=programme.rules,
-        member=MemberFacts(
-            tier=None if wallet is None else programme.tier(wallet.member_tier_id),
-            first_purchase=wallet is None or not wallet.has_earned,
-        ),
+        member=MemberFacts(tier=tier, first_purchase=wallet is None or not wallet.has_earned),
         purchase_amount=purchase_amount,
         lines=lines or [Line(amount=purchase_amount)],
         at=at,

@@ -172,7 +172,7 @@ def cashback_refund(
                 returns={
                     part["rule_id"]: -Decimal(part["amount"])
                     for part in breakdown
-                    if part["rule_id"] is not None
+                    if part.get("budgeted")
                 },
             )
     return posted

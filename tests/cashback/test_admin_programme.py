@@ -260,3 +260,14 @@ def test_setting_a_tier_needs_the_permission(client, django_user_model, merchant
     response = client.post(url, {"card": card.pk, "tier": gold.pk, "reason": "x"})
     assert response.status_code == 403
     assert not MemberTier.objects.exists()
+
+
+def test_setting_a_tier_with_a_malformed_id_changes_nothing(staff_client, merchant):
+    from tests.factories import CardFactory, MemberFactory
+
+    card = CardFactory.create(app=merchant.app)
+    member = MemberFactory.create(app=merchant.app)
+    url = reverse("admin:members_member_set_tier", args=[member.pk])
+    assert staff_client.post(url, {"card": "abc", "tier": "", "reason": "x"}).status_code == 302
+    assert staff_client.post(url, {"card": card.pk, "tier": "x1", "reason": "x"}).status_code == 302
+    assert not MemberTier.objects.exists()

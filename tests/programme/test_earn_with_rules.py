@@ -46,15 +46,17 @@ def test_a_rule_on_categories_matches_no_purchase_without_lines(api, card, membe
     assert parts(answer) == [("card", None, 2.5)]
 
 
-def test_a_multiplier_adds_the_base_of_the_matched_amount_uncapped(api, merchant, member):
+def test_a_multiplier_multiplies_the_capped_base(api, merchant, member):
     from tests.factories import CardFactory
 
     card = CardFactory.create(app=merchant.app, cashback_max_amount=Decimal(2))
     rule = RuleFactory.create(card=card, kind="multiplier", factor=Decimal(3), percentage=None)
     answer = earn(api, card, member, "100")
-    # The base is capped at 2; the multiplier adds (3 − 1) × 5 % of 100 = 10, uncapped.
-    assert parts(answer) == [("card", None, 2), ("rule", rule.pk, 10)]
-    assert answer["cashback_earned"] == 12
+    # The base is capped at 2; "triple" adds (3 − 1) × that base, never more.
+    assert parts(answer) == [("card", None, 2), ("rule", rule.pk, 4)]
+    assert answer["cashback_earned"] == 6
+    uncapped = earn(api, card, member, "20")  # 5 % of 20 = 1, under the cap
+    assert parts(uncapped) == [("card", None, 1), ("rule", rule.pk, 2)]
 
 
 def test_each_contribution_is_rounded_on_its_own_and_adds_up(api, card, member):

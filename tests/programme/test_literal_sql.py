@@ -8,7 +8,7 @@ import pytest
 from django.db import connection
 
 from cashback.ledger_check import BREAKDOWNS_OFF_THEIR_ENTRY
-from cashback.models import LOCK_FOR_PROGRAMME, PROGRAMME_FACTS
+from cashback.models import LOCK_MEMBER_WALLET, PROGRAMME_FACTS
 from programme.services import EVER, RULE_BUDGET_TAKE, RULE_USES_COUNT
 
 AT = datetime(2026, 12, 7, tzinfo=UTC)
@@ -18,7 +18,7 @@ AT = datetime(2026, 12, 7, tzinfo=UTC)
     ("sql", "params"),
     [
         (PROGRAMME_FACTS, {"app": 1, "card": 1, "member": 1, "rules": [1, 2], "at": AT}),
-        (LOCK_FOR_PROGRAMME, {"app": 1, "card": 1, "member": 1, "rules": [], "at": AT}),
+        (LOCK_MEMBER_WALLET, {"app": 1, "card": 1, "member": 1}),
         (
             RULE_USES_COUNT,
             {

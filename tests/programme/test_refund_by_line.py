@@ -162,3 +162,23 @@ def test_only_what_was_taken_returns_to_a_budget(api, card, member, merchant):
     # Of the 3 taken, the rule's share (10 of 15) returns: 2. The member kept the rest.
     assert rule.budget_spent == Decimal(8)
     assert EarningRule.objects.get().budget_remaining == Decimal(92)
+
+
+def test_what_a_rule_gave_without_a_budget_never_returns_to_a_later_one(api, card, member):
+    rule = RuleFactory.create(card=card, percentage=Decimal(10))
+    earning = earn(api, card, member, "100")  # the rule gives 10, from no budget
+    response = api.patch(f"/api/v1/cashback/rules/{rule.pk}", {"budget": "20"})
+    assert response.status_code == 200
+    refunded = api.post(
+        REFUND,
+        {
+            "card_id": card.pk,
+            "member_id": member.pk,
+            "refund_amount": "100",
+            "original_transaction_id": earning["transaction_id"],
+        },
+    )
+    assert refunded.status_code == 200, refunded.json()
+    rule.refresh_from_db()
+    assert rule.budget_spent == 0
+    assert rule.budget_remaining == 20

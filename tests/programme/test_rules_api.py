@@ -193,3 +193,12 @@ def test_creating_a_rule_is_idempotent_by_key(api, card):
     assert again.headers["Idempotent-Replayed"] == "true"
     assert first.json() == again.json()
     assert EarningRule.objects.count() == 1
+
+
+def test_hours_are_changed_whole(api, card):
+    rule = RuleFactory.create(card=card)
+    response = api.patch(f"/api/v1/cashback/rules/{rule.pk}", {"hours": {"from": "10:00"}})
+    assert response.status_code == 400
+    assert "to" in response.json()["error"]["details"]["hours"]
+    rule.refresh_from_db()
+    assert rule.hours_from is None

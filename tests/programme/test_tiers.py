@@ -172,3 +172,19 @@ def test_a_rule_for_a_tier_applies_to_its_members_only(api, tiered, member, merc
         second = earn(api, card, member, "100")
     assert rule.pk not in [p["rule_id"] for p in first["breakdown"]]
     assert rule.pk in [p["rule_id"] for p in second["breakdown"]]
+
+
+def test_a_tier_at_zero_is_every_members_from_the_first_earn(api, merchant, member):
+    card = CardFactory.create(app=merchant.app, cashback_max_amount=None)
+    TierFactory.create(card=card, name="Member", threshold=Decimal(0), cashback_percentage=6)
+    before = api.get(BALANCE, {"card_id": card.pk, "member_id": member.pk}).json()["data"]
+    assert before["tier"]["name"] == "Member"  # no spend is needed to reach it
+    first = earn(api, card, member, "100")
+    assert first["breakdown"][0] == {
+        "source": "tier",
+        "rule_id": None,
+        "name": "Member",
+        "amount": 6,
+    }
+    balance = api.get(BALANCE, {"card_id": card.pk, "member_id": member.pk}).json()["data"]
+    assert balance["tier"]["name"] == "Member"

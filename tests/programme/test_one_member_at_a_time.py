@@ -1,0 +1,105 @@
+"""A member's earns on a card with a programme run one at a time under the wallet's lock, and
+each reads the member's facts as the one before it left them: a first purchase, a use, an
+inactivity period are never seen stale."""
+
+import time
+from datetime import timedelta
+from decimal import Decimal
+
+import pytest
+from django.utils import timezone
+from rest_framework.test import APIClient
+
+from apps_auth.services import api_key_create
+from cashback.models import EntryType, LedgerEntry, Wallet, WalletManager
+from programme.models import RuleUse
+from tests.factories import AppFactory, CardFactory, MemberFactory, RuleFactory
+from tests.helpers import concurrently, earn
+
+EARN = "/api/v1/cashback/cashback/earn"
+
+
+def _slow_breakdowns(monkeypatch):
+    """Each earn holds the member's wallet a while after its breakdown: the next one waits."""
+    import cashback.services.earn as earn_module
+
+    real = earn_module.breakdown_for
+
+    def slow(**kwargs):
+        answer = real(**kwargs)
+        time.sleep(0.5)
+        return answer
+
+    monkeypatch.setattr(earn_module, "breakdown_for", slow)
+
+
+def _shop():
+    app = AppFactory.create()
+    key = api_key_create(app=app).raw_key
+    card = CardFactory.create(app=app, cashback_min_amount=0, cashback_max_amount=None)
+    member = MemberFactory.create(app=app)
+
+    def post(i: int):
+        client = APIClient(headers={"X-App-Id": app.app_id, "X-Api-Key": key})
+        client.default_format = "json"
+        return client.post(
+            EARN, {"card_id": card.pk, "member_id": member.pk, "purchase_amount": "100"}
+        )
+
+    return app, card, member, post
+
+
+def _from(responses, rule) -> list:
+    return [
+        part["amount"]
+        for response in responses
+        for part in response.json()["data"]["breakdown"]
+        if part["rule_id"] == rule.pk
+    ]
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_first_purchase_bonus_goes_once_to_concurrent_earns(monkeypatch):
+    app, card, member, post = _shop()
+    Wallet.objects.create(app=app, card=card, member=member)  # a wallet, no earning yet
+    rule = RuleFactory.create(
+        card=card, kind="fixed_bonus", percentage=None, amount=Decimal(50), first_purchase_only=True
+    )
+    _slow_breakdowns(monkeypatch)
+    responses = concurrently(3, post)
+    assert [r.status_code for r in responses] == [200] * 3
+    assert _from(responses, rule) == [50]
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_use_limit_holds_for_concurrent_earns(monkeypatch):
+    app, card, member, post = _shop()
+    assert post(0).status_code == 200  # the member's wallet
+    rule = RuleFactory.create(
+        card=card, kind="fixed_bonus", percentage=None, amount=Decimal(20),
+        max_uses_per_member=1, per="ever",
+    )  # fmt: skip
+    _slow_breakdowns(monkeypatch)
+    responses = concurrently(3, post)
+    assert _from(responses, rule) == [20]
+    assert RuleUse.objects.get(rule=rule).uses == 1
+
+
+def test_an_earn_that_waited_past_the_inactivity_expires_what_was_left_first(
+    api, merchant, member, monkeypatch
+):
+    card = CardFactory.create(app=merchant.app, cashback_inactivity_days=30)
+    RuleFactory.create(card=card, percentage=Decimal(10))
+    earn(api, card, member, "100")  # 15 spendable
+    Wallet.objects.filter(member=member).update(inactive_at=timezone.now() + timedelta(seconds=0.5))
+    real = WalletManager.lock_of_member
+
+    def waits(self, **kwargs):
+        time.sleep(1)  # as behind a request that holds the wallet
+        return real(self, **kwargs)
+
+    monkeypatch.setattr(WalletManager, "lock_of_member", waits)
+    data = earn(api, card, member, "100")
+    expired = LedgerEntry.objects.get(entry_type=EntryType.EXPIRATION)
+    assert expired.amount == Decimal(-15)
+    assert data["new_balance"] == 15
