@@ -218,7 +218,7 @@ def _programme_earn(
             )
             cashback = _cashback_of(breakdown)
             held = card.cashback_holding_days > 0
-            entry = {
+            entry: dict[str, Any] = {
                 "operation": operation,
                 "amount": ZERO if held else cashback,
                 "pending_amount": cashback if held else ZERO,
@@ -276,7 +276,7 @@ def _earn_wallet(
     locked = member_id is not None and Wallet.objects.lock_of_member(
         app_id=app.pk, card_id=card.pk, member_id=member_id
     )
-    if not locked:
+    if not locked or member_id is None:
         # A member without a wallet on the card, a new member, or an id that is not the
         # app's (`NotFound`). A new wallet is locked by its insert.
         ref = member_ref if member_id is None else MemberRef(member_id=member_id)
