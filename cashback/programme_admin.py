@@ -7,6 +7,7 @@ from decimal import Decimal, InvalidOperation
 
 from django import forms
 from django.contrib import admin, messages
+from django.db import transaction
 from django.db.models import QuerySet, Sum
 from django.db.models.functions import Coalesce
 from django.http import HttpRequest
@@ -15,16 +16,10 @@ from cashback.serializers import QuoteResultSerializer, QuoteSerializer
 from cashback.services.quote import cashback_quote
 from core import money
 from core.admin import ReadOnlyAdmin
-from core.errors import DomainError
-from programme.models import EarningRule, MemberTier, RuleKind, RuleUse, Tier
-from programme.services import rule_uses
+from core.errors import DomainError, InvalidInput
+from programme.models import EarningRule, MemberTier, RuleUse, Tier
+from programme.services import rule_check, rule_uses, tier_rename
 
-# The value each kind of rule takes; the others stay empty (the `rule_kind_value` constraint).
-KIND_VALUE = {
-    RuleKind.MULTIPLIER: "factor",
-    RuleKind.BONUS_PERCENTAGE: "percentage",
-    RuleKind.FIXED_BONUS: "amount",
-}
 # Counted by earns and refunds, under the rule's row lock: never written from a form.
 RULE_COUNTERS = {"budget_spent"}
 
@@ -149,37 +144,29 @@ class EarningRuleForm(forms.ModelForm):
         ]
 
     def clean(self):
+        """The rule as the API checks it (`programme.services.rule_check`: one home for what a
+        rule may be), the budget against what it gave under its row's lock."""
         cleaned = super().clean() or {}
-        kind = cleaned.get("kind")
-        if kind in KIND_VALUE:
-            wanted = KIND_VALUE[kind]
-            if cleaned.get(wanted) is None:
-                self.add_error(wanted, f"A {kind} rule needs a {wanted}.")
-            for other in set(KIND_VALUE.values()) - {wanted}:
-                if cleaned.get(other) is not None:
-                    self.add_error(other, f"A {kind} rule takes no {other}.")
-        if (cleaned.get("hours_from") is None) != (cleaned.get("hours_to") is None):
-            self.add_error("hours_to", "Give both hours, or neither.")
-        if cleaned.get("max_uses_per_member") is not None and not cleaned.get("per"):
-            self.add_error("per", "Say per what period the uses are counted.")
         card = cleaned.get("card") or (self.instance.card if self.instance.card_id else None)
-        if card is not None:
-            currency = card.currency
-            for field in ("amount", "min_purchase", "max_per_transaction", "budget"):
-                value = cleaned.get(field)
-                if value is not None and not money.has_valid_places(value, currency):
-                    digits = money.minor_digits(currency)
-                    self.add_error(field, f"At most {digits} decimal places for {currency}.")
-        budget = cleaned.get("budget")
-        if budget is not None and self.instance.pk is not None:
+        if card is None or self.errors:
+            return cleaned
+        if self.instance.pk is not None:
             # Held until the admin's transaction ends, as an earn holds it to spend from it.
-            spent = (
+            self.instance.budget_spent = (
                 EarningRule.objects.select_for_update()
                 .values_list("budget_spent", flat=True)
                 .get(pk=self.instance.pk)
             )
-            if budget < spent:
-                self.add_error("budget", f"The rule has already given {spent}.")
+        rule = self.instance
+        for name, value in cleaned.items():
+            setattr(rule, name, value)
+        if (rule.hours_from is None) != (rule.hours_to is None):
+            self.add_error("hours_to", "Give both hours, or neither.")
+        try:
+            rule_check(rule, card)
+        except InvalidInput as exc:
+            for field, messages_ in exc.details.items():
+                self.add_error(field if field in self.fields else None, " ".join(messages_))
         return cleaned
 
 
@@ -350,7 +337,10 @@ class TierAdmin(PreviewMixin, admin.ModelAdmin):
 
     def save_model(self, request, obj, form, change):
         obj.app_id = obj.card.app_id
-        super().save_model(request, obj, form, change)
+        with transaction.atomic():
+            if change and "name" in form.changed_data:
+                tier_rename(tier=obj, old=form.initial["name"])
+            super().save_model(request, obj, form, change)
 
 
 @admin.register(MemberTier)

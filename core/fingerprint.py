@@ -11,6 +11,7 @@ values that never passed the parser's depth limit, and no depth may run out of s
 import hashlib
 import json
 from collections.abc import Iterator
+from datetime import UTC, date, datetime, time
 from decimal import Decimal
 from operator import itemgetter
 from typing import Any
@@ -32,6 +33,12 @@ def _scalar(value) -> str | None:
     if isinstance(value, int | float | Decimal):
         number = Decimal(value)
         return f'{{"#":{_string(format(number.normalize(), "f") if number else "0")}}}'
+    if isinstance(value, datetime):
+        # One instant, however its zone was written: "10:00+01:00" is "09:00Z".
+        instant = value.astimezone(UTC) if value.tzinfo else value
+        return f'{{"@":{_string(instant.isoformat())}}}'
+    if isinstance(value, date | time):
+        return f'{{"@":{_string(value.isoformat())}}}'
     if isinstance(value, dict | list | tuple):
         return None
     raise TypeError(f"Cannot digest {type(value).__name__}")

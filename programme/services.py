@@ -8,7 +8,7 @@ from typing import Any
 
 from django.conf import settings
 from django.db import IntegrityError, router, transaction
-from django.db.models import F, Sum
+from django.db.models import F, Func, Sum, Value
 from django.db.models.signals import post_delete, post_save
 from django.dispatch import receiver
 
@@ -379,7 +379,7 @@ def _rule_apply(rule: EarningRule, changes: dict) -> None:
         rule.hours_to = None if hours is None else hours["to"]
 
 
-def _rule_check(rule: EarningRule, card: Card) -> None:
+def rule_check(rule: EarningRule, card: Card) -> None:
     """Raises `InvalidInput` naming each field that does not hold."""
     errors: dict[str, list[str]] = {}
     value_field = _KIND_VALUE.get(rule.kind)
@@ -408,6 +408,8 @@ def _rule_check(rule: EarningRule, card: Card) -> None:
         errors["per"] = ["max_uses_per_member needs per: day, week, month, year or ever."]
     if rule.per and rule.max_uses_per_member is None:
         errors["max_uses_per_member"] = ["per needs max_uses_per_member."]
+    if any(not 1 <= day <= 7 for day in rule.days_of_week or ()):
+        errors["days_of_week"] = ["ISO days: 1 (Monday) to 7 (Sunday)."]
     if rule.tiers:
         known = set(
             Tier.objects.filter(app_id=card.app_id, card_id=card.pk).values_list("name", flat=True)
@@ -430,7 +432,7 @@ def rule_create(*, card: Card, fields: dict) -> EarningRule:
     `InvalidInput`."""
     rule = EarningRule(app_id=card.app_id, card=card)
     _rule_apply(rule, fields)
-    _rule_check(rule, card)
+    rule_check(rule, card)
     rule.save()
     return rule
 
@@ -447,7 +449,7 @@ def rule_update(*, card: Card, rule_id: int, changes: dict) -> EarningRule:
     if rule is None:
         raise NotFound("Rule not found.")
     _rule_apply(rule, changes)
-    _rule_check(rule, card)
+    rule_check(rule, card)
     rule.save()
     return rule
 
@@ -456,6 +458,13 @@ def rule_deactivate(*, card: Card, rule_id: int) -> EarningRule:
     """Deactivates the rule: it applies no more, and stays, with what it gave, for the
     breakdowns that name it."""
     return rule_update(card=card, rule_id=rule_id, changes={"active": False})
+
+
+def tier_rename(*, tier: Tier, old: str) -> None:
+    """Rules name tiers by name: a renamed tier keeps the rules that named it."""
+    EarningRule.objects.filter(
+        app_id=tier.app_id, card_id=tier.card_id, tiers__contains=[old]
+    ).update(tiers=Func(F("tiers"), Value(old), Value(tier.name), function="array_replace"))
 
 
 def tier_create(*, card: Card, name: str, threshold: Decimal, cashback_percentage: Decimal) -> Tier:

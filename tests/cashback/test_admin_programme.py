@@ -80,8 +80,14 @@ def test_staff_create_a_rule_on_a_card_of_its_app(staff_client, seeded):
         ({"budget": "1.0001"}, "budget"),
         ({"max_uses_per_member": "2"}, "per"),
         ({"hours_from": "18:00"}, "hours_to"),
+        # As the API refuses them: one check for both.
+        ({"days_of_week": "6,8"}, "days_of_week"),
+        ({"tiers": "Diamond"}, "tiers"),
+        ({"starts_at_0": "2026-12-02", "starts_at_1": "00:00", "ends_at_0": "2026-12-01",
+          "ends_at_1": "00:00"}, "ends_at"),
+        ({"per": "week"}, "max_uses_per_member"),
     ],
-)
+)  # fmt: skip
 def test_a_rule_takes_its_kinds_value_only(staff_client, seeded, fields, field):
     response = staff_client.post(
         reverse("admin:programme_earningrule_add"), rule_form(seeded.card, **fields)
@@ -271,3 +277,19 @@ def test_setting_a_tier_with_a_malformed_id_changes_nothing(staff_client, mercha
     assert staff_client.post(url, {"card": "abc", "tier": "", "reason": "x"}).status_code == 302
     assert staff_client.post(url, {"card": card.pk, "tier": "x1", "reason": "x"}).status_code == 302
     assert not MemberTier.objects.exists()
+
+
+def test_renaming_a_tier_keeps_the_rules_that_name_it(staff_client, merchant):
+    from tests.factories import CardFactory, RuleFactory, TierFactory
+
+    card = CardFactory.create(app=merchant.app)
+    tier = TierFactory.create(card=card, name="Gold", threshold=Decimal(100))
+    rule = RuleFactory.create(card=card, tiers=["Gold"])
+    url = reverse("admin:programme_tier_change", args=[tier.pk])
+    response = staff_client.post(
+        url,
+        {"card": card.pk, "name": "Premium", "threshold": "100", "cashback_percentage": "7"},
+    )
+    assert response.status_code == 302, response.context["adminform"].form.errors
+    rule.refresh_from_db()
+    assert rule.tiers == ["Premium"]

@@ -377,7 +377,8 @@ def test_the_generated_client_calls_every_operation_and_parses_every_answer(serv
     _, quote = api.call("quote_cashback", body=M("QuoteRequest")(**basket, lines=lines))
     _, with_lines = api.call("earn_cashback", body=M("EarnRequest")(**basket, lines=lines))
     assert quote.data.cashback == with_lines.data.cashback_earned
-    assert [p.amount for p in with_lines.data.breakdown] == [Decimal("2.500"), Decimal("3.000")]
+    # Gold, at 0, is every member's: 6 % replaces the card's 5 %.
+    assert [p.amount for p in with_lines.data.breakdown] == [Decimal("3.000"), Decimal("3.000")]
     line_refund = M("RefundRequest")(
         card_id=card.pk,
         member_id=bob.data.member_id,
@@ -385,7 +386,7 @@ def test_the_generated_client_calls_every_operation_and_parses_every_answer(serv
         lines=[M("RefundLineRequest")(sku="COF", amount="30")],
     )
     _, line_refunded = api.call("refund_cashback", body=line_refund)
-    assert line_refunded.data.cashback_deducted == Decimal("4.500")
+    assert line_refunded.data.cashback_deducted == Decimal("4.800")  # 30/50 of 3, and 3
     _, rules = api.call("list_card_rules", card_id=card.pk)
     assert rules.data.rules[0].budget_remaining == Decimal("100.000")
     api.call("update_rule", id=rule_id, body=M("PatchedRuleInputRequest")(priority=5))

@@ -202,3 +202,23 @@ def test_hours_are_changed_whole(api, card):
     assert "to" in response.json()["error"]["details"]["hours"]
     rule.refresh_from_db()
     assert rule.hours_from is None
+
+
+def test_a_rule_created_under_a_key_with_dates_and_hours_replays(api, card):
+    body = {
+        "name": "Evenings in December",
+        "kind": "fixed_bonus",
+        "amount": "1",
+        "starts_at": "2026-12-01T10:00:00+01:00",
+        "hours": {"from": "18:00", "to": "02:00"},
+    }
+    first = api.post(rules_path(card), body, headers={"Idempotency-Key": "rule-dates"})
+    assert first.status_code == 200, first.json()
+    # The same instant written in another zone is the same request.
+    same = {**body, "starts_at": "2026-12-01T09:00:00Z"}
+    again = api.post(rules_path(card), same, headers={"Idempotency-Key": "rule-dates"})
+    assert again.headers["Idempotent-Replayed"] == "true"
+    other = {**body, "starts_at": "2026-12-02T09:00:00Z"}
+    reused = api.post(rules_path(card), other, headers={"Idempotency-Key": "rule-dates"})
+    assert reused.json()["error"]["code"] == "idempotency_key_reused"
+    assert EarningRule.objects.count() == 1
