@@ -176,6 +176,11 @@ def _cashback_of(breakdown: Breakdown) -> Decimal:
     return cashback
 
 
+# How often an earn settles its locked wallet again when the clock made a lot due meanwhile:
+# once is enough but for a lot coming due between the settling and the credit again.
+SETTLE_AGAIN = 3
+
+
 def _programme_earn(
     *,
     app: App,
@@ -235,9 +240,13 @@ def _programme_earn(
             # Settled under the lock, the wallet stays so but for the clock: a lot that came
             # due since (or the wallet's inactivity, ended) is settled before the credit.
             posted = entry_post(member_id=member_id, settled=True, **entry)
-            while posted is None:
+            for _ in range(SETTLE_AGAIN):
+                if posted is not None:
+                    break
                 wallet_settle(wallet=wallet, card=card)
                 posted = entry_post(member_id=member_id, settled=True, **entry)
+            if posted is None:
+                raise RuntimeError(f"Wallet {wallet.pk} stays unsettled under its lock.")
             if posted.replayed:
                 raise _Replayed(posted)
     except _Replayed as replayed:
