@@ -1,4 +1,3 @@
-from datetime import UTC, datetime
 from decimal import Decimal
 from typing import cast
 
@@ -7,17 +6,17 @@ from rest_framework import serializers
 from cashback.filters import LedgerEntryFilter
 from cashback.models import EntryType, LedgerEntry
 from core import money
-from core.api.fields import AmountField, IdField, MetadataField, NumberOutField, WholeNumberField
+from core.api.fields import (
+    AmountField,
+    IdField,
+    MetadataField,
+    NumberOutField,
+    WholeNumberField,
+    timestamp,
+)
 from core.api.serializers import StrictSerializer
 from members.serializers import MemberRefSerializer, PinField
 from programme.engine import Line, RefundLine
-
-
-def timestamp(value: datetime) -> str:
-    """ISO 8601 in UTC with a `Z`, as DRF's DateTimeField renders it under TIME_ZONE = UTC;
-    written out because a history page renders twenty of them."""
-    return value.astimezone(UTC).isoformat().replace("+00:00", "Z")
-
 
 # Input
 

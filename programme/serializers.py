@@ -1,9 +1,15 @@
-from datetime import UTC, time
+from datetime import time
 
 from rest_framework import serializers
 
 from core import money
-from core.api.fields import AmountField, AmountOrZeroField, NumberOutField, WholeNumberField
+from core.api.fields import (
+    AmountField,
+    AmountOrZeroField,
+    NumberOutField,
+    WholeNumberField,
+    timestamp,
+)
 from core.api.serializers import StrictSerializer
 from programme.models import EarningRule, Period, RuleKind, Tier
 
@@ -90,7 +96,7 @@ def _amount(value, currency: str):
 
 
 def _timestamp(value):
-    return None if value is None else value.astimezone(UTC).isoformat().replace("+00:00", "Z")
+    return None if value is None else timestamp(value)
 
 
 class RuleSerializer(serializers.Serializer):

@@ -14,6 +14,7 @@ from django.dispatch import receiver
 
 from cards.models import Card
 from core import money
+from core.api.fields import timestamp
 from core.errors import InvalidInput, NotFound
 from core.generations import GenerationCache, configuration_changed
 from core.rows import prepared_cursor
@@ -325,7 +326,7 @@ def _tier_set(
             "from": None if old is None else old.name,
             "to": None if new is None else new.name,
             "reason": reason,
-            "changed_at": at.isoformat().replace("+00:00", "Z"),
+            "changed_at": timestamp(at),
         },
     )
     return row
