@@ -217,13 +217,6 @@ def entry_history(
     return HistoryPage(entries=entries, total=total)
 
 
-def earned_before(*, wallet: Wallet) -> bool:
-    """Whether the wallet has an earning: a first-purchase rule applies to none."""
-    return LedgerEntry.objects.filter(
-        app_id=wallet.app_id, wallet_id=wallet.pk, entry_type=EntryType.EARNING
-    ).exists()
-
-
 def qualifying_spend(*, wallet_id: int | None, card: Card, at: datetime) -> Decimal:
     """The member's qualifying spend on the card at `at`: the purchases of its earnings in the
     last `tier_period_days`, minus what refunds gave back of them (a refund naming an earning

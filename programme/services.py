@@ -126,8 +126,9 @@ RETURNING GREATEST(LEAST(%(wanted)s::numeric, locked.budget - locked.budget_spen
 
 
 class EarnCounters:
-    """An earn's limits, under the member's wallet lock: uses read once for the member's rules
-    with a limit; a budget taken under the rule's row lock (rules in the order they apply, after
+    """An earn's limits, under the member's wallet lock: the member's uses as the caller read
+    them with its wallet (`cashback.models.PROGRAMME_FACTS`; a member's counters need them); a
+    budget taken under the rule's row lock (rules in the order they apply, after
     the wallet: the order every writer takes them in)."""
 
     def __init__(
@@ -139,7 +140,6 @@ class EarnCounters:
     ):
         self.card = card
         self.member_id = member_id
-        # The member's uses of the card's rules, when the caller read them with its lock.
         self._uses = uses
 
     def uses_left(self, rule: EarningRule, at: datetime) -> int | None:
@@ -148,7 +148,7 @@ class EarnCounters:
         if self.member_id is None:
             return rule.max_uses_per_member
         if self._uses is None:
-            self._uses = _member_uses(card=self.card, member_id=self.member_id)
+            raise ValueError("A member's counters need the uses read with its wallet.")
         per, start = _bucket(rule, self.card, at)
         return rule.max_uses_per_member - self._uses.get((rule.pk, per, start), 0)
 
@@ -176,13 +176,6 @@ class QuoteCounters(EarnCounters):
             .first()
         )
         return max(min(wanted, rule.budget - (spent or Decimal(0))), Decimal(0))
-
-
-def _member_uses(*, card: Card, member_id: int) -> dict[tuple[int, str, date], int]:
-    rows = RuleUse.objects.filter(
-        app_id=card.app_id, member_id=member_id, rule__card_id=card.pk
-    ).values_list("rule_id", "per", "period_start", "uses")
-    return {(rule_id, per, start): uses for rule_id, per, start, uses in rows}
 
 
 def uses_of(rows: list[dict] | None) -> dict[tuple[int, str, date], int]:

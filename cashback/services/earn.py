@@ -70,14 +70,7 @@ def cashback_earn(
     `MemberConflict` (the email and the phone name two members), `DuplicateReference` and
     `IdempotencyKeyReused`.
     """
-    card_check_active(card)
-    amount_check_places(field="purchase_amount", amount=purchase_amount, currency=card.currency)
-    for line in lines or ():
-        amount_check_places(field="lines", amount=line.amount, currency=card.currency)
-    if purchase_amount < card.cashback_min_amount:
-        raise BelowMinimumPurchase(
-            details={"cashback_min_amount": money.quantize(card.cashback_min_amount, card.currency)}
-        )
+    earn_check(card=card, purchase_amount=purchase_amount, lines=lines)
     operation = Operation(
         card=card,
         entry_type=EntryType.EARNING,
@@ -119,21 +112,14 @@ def cashback_earn(
         at=timezone.now(),
         counters=EarnCounters(card=card, member_id=None),
     )
-    cashback = _cashback_of(breakdown)
-
-    # On a card that holds cashback the earning is pending: it moves the pending balance, and
-    # its lot is released `cashback_holding_days` later.
-    held = card.cashback_holding_days > 0
-    entry: dict[str, Any] = {
-        "operation": operation,
-        "amount": ZERO if held else cashback,
-        "pending_amount": cashback if held else ZERO,
-        "purchase_amount": purchase_amount,
-        "cashback_percentage": card.cashback_percentage,
-        "metadata": metadata or {},
-        "breakdown": breakdown.as_list(),
-        "lines": None if lines is None else [line.as_dict() for line in lines],
-    }
+    entry = _earning(
+        operation=operation,
+        card=card,
+        breakdown=breakdown,
+        purchase_amount=purchase_amount,
+        lines=lines,
+        metadata=metadata,
+    )
     # A member with a wallet on the card is found (by id, email or phone) and credited in one
     # statement (the wallet's existence proves the member is the app's), unless a lot of the
     # wallet is due for release or past its expiry; otherwise the member is found, or
@@ -168,12 +154,52 @@ def _line_digest(line: Line) -> list:
     return [line.sku, line.category, line.amount, line.quantity]
 
 
-def _cashback_of(breakdown: Breakdown) -> Decimal:
-    """The earn's cashback; raises `BelowMinimumPurchase` when it is nothing."""
+def earn_check(*, card: Card, purchase_amount: Decimal, lines: list[Line] | None) -> None:
+    """What an earn (and its quote) refuses before it reads anything: an inactive card
+    (`CardInactive`), amounts with more places than the currency's (`InvalidInput`), a purchase
+    under the card's minimum (`BelowMinimumPurchase`)."""
+    card_check_active(card)
+    amount_check_places(field="purchase_amount", amount=purchase_amount, currency=card.currency)
+    for line in lines or ():
+        amount_check_places(field="lines", amount=line.amount, currency=card.currency)
+    if purchase_amount < card.cashback_min_amount:
+        raise BelowMinimumPurchase(
+            details={"cashback_min_amount": money.quantize(card.cashback_min_amount, card.currency)}
+        )
+
+
+def cashback_of(breakdown: Breakdown) -> Decimal:
+    """An earn's cashback; raises `BelowMinimumPurchase` when it is nothing."""
     cashback = breakdown.total
     if cashback == 0:
         raise BelowMinimumPurchase("The purchase is too small to earn any cashback.")
     return cashback
+
+
+def _earning(
+    *,
+    operation: Operation,
+    card: Card,
+    breakdown: Breakdown,
+    purchase_amount: Decimal,
+    lines: list[Line] | None,
+    metadata: dict | None,
+) -> dict[str, Any]:
+    """An earning's fields: its cashback (`cashback_of`) pending on a card that holds cashback
+    (its lot is released `cashback_holding_days` later), spendable otherwise; its breakdown and
+    its basket."""
+    cashback = cashback_of(breakdown)
+    held = card.cashback_holding_days > 0
+    return {
+        "operation": operation,
+        "amount": ZERO if held else cashback,
+        "pending_amount": cashback if held else ZERO,
+        "purchase_amount": purchase_amount,
+        "cashback_percentage": breakdown.percentage,
+        "metadata": metadata or {},
+        "breakdown": breakdown.as_list(),
+        "lines": None if lines is None else [line.as_dict() for line in lines],
+    }
 
 
 # How often an earn settles its locked wallet again when the clock made a lot due meanwhile:
@@ -221,22 +247,18 @@ def _programme_earn(
                     card=card, member_id=member_id, uses=uses_of(wallet.rule_uses)
                 ),
             )
-            cashback = _cashback_of(breakdown)
-            held = card.cashback_holding_days > 0
-            entry: dict[str, Any] = {
-                "operation": operation,
-                "amount": ZERO if held else cashback,
-                "pending_amount": cashback if held else ZERO,
-                "purchase_amount": purchase_amount,
-                "cashback_percentage": breakdown.percentage,
-                "metadata": metadata or {},
-                "breakdown": breakdown.as_list(),
-                "lines": None if lines is None else [line.as_dict() for line in lines],
-                "member_created": created,
-                "rule_uses": rule_uses_params(
-                    card=card, member_id=member_id, rules=breakdown.applied, at=at
-                ),
-            }
+            entry = _earning(
+                operation=operation,
+                card=card,
+                breakdown=breakdown,
+                purchase_amount=purchase_amount,
+                lines=lines,
+                metadata=metadata,
+            )
+            entry["member_created"] = created
+            entry["rule_uses"] = rule_uses_params(
+                card=card, member_id=member_id, rules=breakdown.applied, at=at
+            )
             # Settled under the lock, the wallet stays so but for the clock: a lot that came
             # due since (or the wallet's inactivity, ended) is settled before the credit.
             posted = entry_post(member_id=member_id, settled=True, **entry)

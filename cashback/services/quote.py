@@ -6,11 +6,8 @@ from django.utils import timezone
 
 from apps_auth.models import App
 from cards.models import Card
-from cards.selectors import card_check_active
-from cashback.errors import BelowMinimumPurchase
 from cashback.models import Wallet
-from cashback.services.ledger import amount_check_places
-from core import money
+from cashback.services.earn import cashback_of, earn_check
 from members.models import Member
 from members.selectors import member_get, member_match
 from members.services import MemberRef
@@ -50,14 +47,7 @@ def cashback_quote(
     stand). Raises what an
     earn raises before it writes: `CardInactive`, `InvalidInput`, `BelowMinimumPurchase`,
     `NotFound` (an unknown member id), `MemberConflict`."""
-    card_check_active(card)
-    amount_check_places(field="purchase_amount", amount=purchase_amount, currency=card.currency)
-    for line in lines or ():
-        amount_check_places(field="lines", amount=line.amount, currency=card.currency)
-    if purchase_amount < card.cashback_min_amount:
-        raise BelowMinimumPurchase(
-            details={"cashback_min_amount": money.quantize(card.cashback_min_amount, card.currency)}
-        )
+    earn_check(card=card, purchase_amount=purchase_amount, lines=lines)
     at = at or timezone.now()
     programme = card_programme(card)
     member: Member | None
@@ -90,6 +80,5 @@ def cashback_quote(
             uses=uses_of(None if wallet is None else wallet.rule_uses),
         ),
     )
-    if breakdown.total == 0:
-        raise BelowMinimumPurchase("The purchase is too small to earn any cashback.")
+    cashback_of(breakdown)
     return Quote(breakdown=breakdown, held=card.cashback_holding_days > 0, member_id=member_id)
