@@ -1,7 +1,4 @@
-from django.core.management.base import CommandError
-
-from cards.models import Card
-from core.commands import OperationsCommand
+from cards.commands import CardCommand
 from core.errors import InvalidInput
 from programme.serializers import RuleInputSerializer, RuleSerializer
 from programme.services import rule_create
@@ -11,12 +8,11 @@ def _listed(value: str | None) -> list[str] | None:
     return None if value is None else [part.strip() for part in value.split(",") if part.strip()]
 
 
-class Command(OperationsCommand):
+class Command(CardCommand):
     help = "Creates an earning rule on a card, as the API's POST /cards/{id}/rules does."
 
     def add_arguments(self, parser):
         super().add_arguments(parser)
-        parser.add_argument("--card", required=True, type=int, help="The card's id.")
         parser.add_argument("--name", required=True)
         parser.add_argument(
             "--kind", required=True, choices=["multiplier", "bonus_percentage", "fixed_bonus"]
@@ -41,9 +37,7 @@ class Command(OperationsCommand):
         parser.add_argument("--budget")
 
     def run(self, **options):
-        card = Card.objects.filter(pk=options["card"]).first()
-        if card is None:
-            raise CommandError(f"No card with id {options['card']}.")
+        card = options["card"]
         body: dict = {"name": options["name"], "kind": options["kind"]}
         for name in (
             "factor", "percentage", "amount", "priority", "starts_at", "ends_at",

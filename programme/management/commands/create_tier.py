@@ -1,26 +1,20 @@
-from django.core.management.base import CommandError
-
-from cards.models import Card
-from core.commands import OperationsCommand
+from cards.commands import CardCommand
 from core.errors import InvalidInput
 from programme.serializers import TierInputSerializer, TierSerializer
 from programme.services import tier_create
 
 
-class Command(OperationsCommand):
+class Command(CardCommand):
     help = "Creates a tier on a card, as the API's POST /cards/{id}/tiers does."
 
     def add_arguments(self, parser):
         super().add_arguments(parser)
-        parser.add_argument("--card", required=True, type=int, help="The card's id.")
         parser.add_argument("--name", required=True)
         parser.add_argument("--threshold", required=True, help="The qualifying spend.")
         parser.add_argument("--percentage", required=True, help="Replaces the card's.")
 
     def run(self, **options):
-        card = Card.objects.filter(pk=options["card"]).first()
-        if card is None:
-            raise CommandError(f"No card with id {options['card']}.")
+        card = options["card"]
         params = TierInputSerializer(
             data={
                 "name": options["name"],
