@@ -1,6 +1,6 @@
 from decimal import Decimal
 
-from drf_spectacular.utils import OpenApiParameter, extend_schema
+from drf_spectacular.utils import extend_schema
 from rest_framework import viewsets
 
 from apps_auth.permissions import HasCardRead
@@ -8,16 +8,11 @@ from cards.selectors import card_get, card_list
 from cards.serializers import CardListSerializer, CardSerializer
 from core.api.fields import MAX_ID
 from core.api.responses import ok
-from core.api.schema import documented
+from core.api.schema import documented, path_id
 from core.api.serializers import NoQuerySerializer, envelope, error_responses, examples, validated
 from core.errors import NotFound
 
-CARD_ID = OpenApiParameter(
-    "id",
-    {"type": "integer", "minimum": 1, "maximum": MAX_ID, "format": "int64"},
-    OpenApiParameter.PATH,
-    description="The card's id.",
-)
+CARD_ID = path_id("id", "The card's id.")
 CARD_EXAMPLE = {
     "id": 10,
     "unique_identifier": "CASH-001",

@@ -1,6 +1,6 @@
 from decimal import Decimal
 
-from drf_spectacular.utils import OpenApiParameter, extend_schema
+from drf_spectacular.utils import extend_schema
 from rest_framework import viewsets
 
 from apps_auth.idempotency import IDEMPOTENCY_KEY, idempotent
@@ -9,7 +9,7 @@ from cards.models import Card
 from cards.selectors import card_get
 from core.api.fields import MAX_ID
 from core.api.responses import ok
-from core.api.schema import documented
+from core.api.schema import documented, path_id
 from core.api.serializers import NoQuerySerializer, envelope, error_responses, examples, validated
 from core.errors import NotFound
 from programme.models import EarningRule, Tier
@@ -29,18 +29,8 @@ from programme.services import (
     tier_create,
 )
 
-
-def _path_id(name: str, what: str) -> OpenApiParameter:
-    return OpenApiParameter(
-        name,
-        {"type": "integer", "minimum": 1, "maximum": MAX_ID, "format": "int64"},
-        OpenApiParameter.PATH,
-        description=what,
-    )
-
-
-CARD_ID = _path_id("card_id", "The card's id.")
-RULE_ID = _path_id("id", "The rule's id.")
+CARD_ID = path_id("card_id", "The card's id.")
+RULE_ID = path_id("id", "The rule's id.")
 CARD_NOT_FOUND = documented(NotFound, "The app has no card with this id.")
 RULE_NOT_FOUND = documented(NotFound, "The app has no rule with this id.")
 

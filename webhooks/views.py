@@ -1,12 +1,11 @@
-from drf_spectacular.utils import OpenApiParameter, extend_schema
+from drf_spectacular.utils import extend_schema
 from rest_framework import viewsets
 from rest_framework.decorators import action
 
 from apps_auth.idempotency import IDEMPOTENCY_KEY, Withheld, idempotent
 from apps_auth.permissions import HasWebhooks
-from core.api.fields import MAX_ID
 from core.api.responses import ok
-from core.api.schema import documented
+from core.api.schema import documented, path_id
 from core.api.serializers import NoQuerySerializer, envelope, error_responses, examples, validated
 from core.errors import NotFound
 from webhooks.errors import EndpointLimitReached
@@ -36,12 +35,7 @@ def _secret_restore(data: dict) -> dict:
     return {**data, "secret": secret}
 
 
-WEBHOOK_ID = OpenApiParameter(
-    "id",
-    {"type": "integer", "minimum": 1, "maximum": MAX_ID, "format": "int64"},
-    OpenApiParameter.PATH,
-    description="The endpoint's id.",
-)
+WEBHOOK_ID = path_id("id", "The endpoint's id.")
 WEBHOOK_NOT_FOUND = documented(NotFound, "The app has no webhook endpoint with this id.")
 
 # A replayed registration or rotation answers the secret without a copy in the kept answer.

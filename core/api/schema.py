@@ -22,6 +22,7 @@ from drf_spectacular.openapi import AutoSchema
 from drf_spectacular.plumbing import ResolvedComponent
 from drf_spectacular.utils import OpenApiExample, OpenApiParameter, OpenApiResponse
 
+from core.api.fields import MAX_ID
 from core.api.responses import NOT_KEPT, REPLAYED
 from core.errors import AuthenticationFailed, DomainError, InvalidInput, PermissionDenied, Throttled
 
@@ -45,6 +46,16 @@ class ErrorDoc:
             return error if meaning is None else replace(error, meaning=meaning)
         message = error.default_message
         return cls(error.status_code, error.code, meaning or message, message)
+
+
+def path_id(name: str, description: str) -> OpenApiParameter:
+    """A path's id parameter, as the API reads ids: a positive 64-bit integer."""
+    return OpenApiParameter(
+        name,
+        {"type": "integer", "minimum": 1, "maximum": MAX_ID, "format": "int64"},
+        OpenApiParameter.PATH,
+        description=description,
+    )
 
 
 def documented(error: "type[DomainError] | ErrorDoc", meaning: str) -> ErrorDoc:
