@@ -59,6 +59,13 @@ MEMBER_CARD_ERRORS = error_responses(
 )
 
 
+# What earn and quote answer for a card, or a member named by id, that is not the app's (an
+# email or a phone that names nobody makes a new member instead).
+CARD_OR_MEMBER_ID_NOT_FOUND = documented(
+    NotFound, "The card, or the member named by member_id, is not the app's."
+)
+
+
 @extend_schema(tags=["Cashback"])
 class CashbackViewSet(viewsets.ViewSet):
     """Earn, redeem, refund, reverse, balance and history."""
@@ -77,9 +84,7 @@ class CashbackViewSet(viewsets.ViewSet):
         responses={
             200: envelope(EarnResultSerializer),
             **error_responses(
-                documented(
-                    NotFound, "The card, or the member named by member_id, is not the app's."
-                ),
+                CARD_OR_MEMBER_ID_NOT_FOUND,
                 DuplicateReference,
                 MemberConflict,
                 CardInactive,
@@ -149,9 +154,7 @@ class CashbackViewSet(viewsets.ViewSet):
         responses={
             200: envelope(QuoteResultSerializer),
             **error_responses(
-                documented(
-                    NotFound, "The card, or the member named by member_id, is not the app's."
-                ),
+                CARD_OR_MEMBER_ID_NOT_FOUND,
                 MemberConflict,
                 CardInactive,
                 BelowMinimumPurchase,
