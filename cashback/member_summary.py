@@ -6,10 +6,8 @@ from dataclasses import dataclass
 from datetime import datetime
 from decimal import Decimal
 
-from django.utils import timezone
-
 from cards.models import Card
-from cashback.models import LedgerEntry, Lot, Wallet
+from cashback.models import LedgerEntry, Wallet
 from cashback.selectors import member_card
 from core import money
 from members.models import Member
@@ -56,7 +54,6 @@ class MemberSummary:
 def member_summary(*, member: Member) -> MemberSummary:
     """Balances as of now, as the API answers them (`member_card`: what is past its expiry is
     gone, held cashback that is due is spendable, whether or not the worker came by)."""
-    now = timezone.now()
     wallets = list(
         Wallet.objects.filter(app_id=member.app_id, member=member)
         .select_related("card")
@@ -68,7 +65,7 @@ def member_summary(*, member: Member) -> MemberSummary:
             app_id=member.app_id, member=member, tier__isnull=False
         ).select_related("tier")
     }
-    summaries = []
+    summaries, expiries = [], []
     for wallet in wallets:
         now_held = member_card(
             app=member.app, card_id=wallet.card_id, member_ref=MemberRef(member_id=member.pk)
@@ -83,23 +80,13 @@ def member_summary(*, member: Member) -> MemberSummary:
                 tier=tiers.get(wallet.card_id),
             )
         )
+        # What balance answers as `upcoming_expiries`, the wallet's inactivity included.
+        expiries += [
+            Expiry(card=wallet.card, amount=money.quantize(amount, currency), expires_at=at)
+            for amount, at in now_held.upcoming_expiries
+        ]
+    expiries = sorted(expiries, key=lambda expiry: expiry.expires_at)[:EXPIRIES_SHOWN]
     wallet_ids = [wallet.pk for wallet in wallets]
-    lots = (
-        Lot.objects.filter(
-            app_id=member.app_id, wallet_id__in=wallet_ids, remaining__gt=0, expires_at__gt=now
-        )
-        .select_related("wallet__card")
-        .order_by("expires_at", "id")[:EXPIRIES_SHOWN]
-    )
-    expiries = [
-        Expiry(
-            card=lot.wallet.card,
-            amount=money.quantize(lot.remaining, lot.wallet.card.currency),
-            expires_at=lot.expires_at,
-        )
-        for lot in lots
-        if lot.expires_at is not None
-    ]
     entries = [
         EntryRow(
             entry=entry,
