@@ -20,7 +20,7 @@ from core.rows import (
     select_list,
 )
 from members.models import Member, member_lookup
-from programme.services import RULE_USES_COUNT
+from programme.services import RULE_BUDGETS_TAKE, RULE_USES_COUNT
 from webhooks.models import EventDraft, WebhookEvent, event_endpoints_sql, event_insert_sql
 
 
@@ -56,15 +56,6 @@ class WalletManager(models.Manager["Wallet"]):
         (wallet.next_entry_id,) = returned
         return wallet
 
-    def lock_of_member(self, *, app_id: int, card_id: int, member_id: int) -> bool:
-        """Locks the member's wallet on the card until the transaction ends
-        (`LOCK_MEMBER_WALLET`); False when the member has none on the card."""
-        using = self._db or router.db_for_write(self.model)
-        params = {"app": app_id, "card": card_id, "member": member_id}
-        with prepared_cursor(using) as cursor:
-            cursor.execute(LOCK_MEMBER_WALLET, params)
-            return cursor.fetchone() is not None
-
     def programme_facts(
         self,
         *,
@@ -72,35 +63,40 @@ class WalletManager(models.Manager["Wallet"]):
         card_id: int,
         member_id: int,
         rule_ids: list[int],
+        budgeted: list[int],
         at: datetime,
+        lock: bool = False,
         using: str | None = None,
     ) -> "Wallet | None":
         """The member's wallet on the card with what an earn on a card with a programme needs
         to know first (`PROGRAMME_FACTS`): `held_due`, `expired` (for
-        `cashback.services.ledger.wallet_due`), `has_earned`, `member_tier_id`, `rule_uses`;
-        None when the member has no wallet on the card. Its balances are not read: an earn's
-        move returns them. An earn locks the wallet first (`lock_of_member`) and reads this on
-        the same connection."""
+        `cashback.services.ledger.wallet_due`), `has_earned`, `member_tier_id`, `rule_uses`
+        (of the rules `rule_ids`), `budgets_left` (of the rules `budgeted`, by id) and
+        `fresh`; None when the member has no wallet on the card. Its balances are not read: an
+        earn's move returns them. `lock`: the wallet is locked until the transaction ends
+        (`LOCK_FOR_PROGRAMME`), and the facts are as they were before the lock unless `fresh`."""
         using = using or self._db or router.db_for_read(self.model)
         params: dict[str, Any] = {
             "app": app_id,
             "card": card_id,
             "member": member_id,
             "rules": rule_ids,
+            "budgeted": budgeted,
             "at": at,
         }
         with prepared_cursor(using) as cursor:
-            cursor.execute(PROGRAMME_FACTS, params)
+            cursor.execute(LOCK_FOR_PROGRAMME if lock else PROGRAMME_FACTS, params)
             row = cursor.fetchone()
         if row is None:
             return None
-        pk, inactive_at, held_due, expired, earned, tier_id, uses = row
+        pk, inactive_at, held_due, expired, earned, tier_id, uses, budgets, fresh = row
         wallet = self.model(
             id=pk, app_id=app_id, card_id=card_id, member_id=member_id, inactive_at=inactive_at
         )
         wallet._state.adding, wallet._state.db = False, using
         wallet.held_due, wallet.expired, wallet.has_earned = held_due, expired, earned
-        wallet.member_tier_id, wallet.rule_uses = tier_id, uses
+        wallet.member_tier_id, wallet.rule_uses, wallet.fresh = tier_id, uses, fresh
+        wallet.budgets_left = {int(rule): Decimal(left) for rule, left in (budgets or {}).items()}
         return wallet
 
     def move(
@@ -171,14 +167,20 @@ class WalletManager(models.Manager["Wallet"]):
 # held lot due, a lot with something left past its expiry: what `wallet_settle` settles; the
 # wallet's own `inactive_at` comes with it) and what the card's programme asks of the member:
 # whether it earned on the card before, its tier on the card, its uses of the rules %(rules)s
-# (those that limit uses). Each an index probe. A quote reads it as it stands; an earn locks
-# the wallet with it (`LOCK_FOR_PROGRAMME`).
+# (those that limit uses), and what is left of the budgets of the rules %(budgeted)s (amounts as
+# text: JSON would make them floats). Each an index probe. The lots are asked for their earliest
+# date, not for one at or before %(at)s: the plan is then the same whatever %(at)s is, and
+# PostgreSQL keeps the prepared statement's generic plan instead of planning it again at each
+# earn (which cost more than the statement). `fresh` is whether the row is the
+# version the statement's snapshot holds: always so here; see `LOCK_FOR_PROGRAMME`. A quote
+# reads it as it stands.
 PROGRAMME_FACTS = """
 SELECT w.id, w.inactive_at,
-    EXISTS (SELECT 1 FROM cashback_lot x WHERE x.app_id = w.app_id AND x.wallet_id = w.id
-        AND x.pending > 0 AND x.available_at <= %(at)s) AS held_due,
-    EXISTS (SELECT 1 FROM cashback_lot x WHERE x.app_id = w.app_id AND x.wallet_id = w.id
-        AND x.remaining > 0 AND x.expires_at IS NOT NULL AND x.expires_at <= %(at)s) AS expired,
+    COALESCE((SELECT min(x.available_at) FROM cashback_lot x WHERE x.app_id = w.app_id
+        AND x.wallet_id = w.id AND x.pending > 0) <= %(at)s, false) AS held_due,
+    COALESCE((SELECT min(x.expires_at) FROM cashback_lot x WHERE x.app_id = w.app_id
+        AND x.wallet_id = w.id AND x.remaining > 0 AND x.expires_at IS NOT NULL) <= %(at)s,
+        false) AS expired,
     EXISTS (SELECT 1 FROM cashback_ledgerentry e WHERE e.app_id = w.app_id
         AND e.wallet_id = w.id AND e.entry_type = 'earning') AS earned,
     (SELECT t.tier_id FROM programme_membertier t WHERE t.app_id = w.app_id
@@ -186,18 +188,22 @@ SELECT w.id, w.inactive_at,
     (SELECT json_agg(json_build_object('rule', u.rule_id, 'per', u.per,
             'start', u.period_start, 'uses', u.uses))
         FROM programme_ruleuse u WHERE u.app_id = w.app_id AND u.member_id = w.member_id
-        AND u.rule_id = ANY(%(rules)s::bigint[])) AS rule_uses
+        AND u.rule_id = ANY(%(rules)s::bigint[])) AS rule_uses,
+    (SELECT json_object_agg(r.id, (r.budget - r.budget_spent)::text)
+        FROM programme_earningrule r WHERE r.app_id = w.app_id
+        AND r.id = ANY(%(budgeted)s::bigint[]) AND r.budget IS NOT NULL) AS budgets_left,
+    w.xmin = (SELECT v.xmin FROM cashback_wallet v WHERE v.id = w.id) AS fresh
 FROM cashback_wallet w
 WHERE w.app_id = %(app)s AND w.card_id = %(card)s AND w.member_id = %(member)s
 """
-# The member's wallet on the card, locked until the transaction ends. The facts are read after
-# it, by a statement of their own: one that waited for the lock would read them as they stood
-# before it waited (a statement's snapshot is taken when it starts).
-LOCK_MEMBER_WALLET = """
-SELECT w.id FROM cashback_wallet w
-WHERE w.app_id = %(app)s AND w.card_id = %(card)s AND w.member_id = %(member)s
-FOR UPDATE OF w
-"""
+# The same, with the wallet locked until the transaction ends: an earn's first statement on a
+# card with a programme. A statement that waited for the lock reads the facts as they stood
+# when it started (its snapshot), and one that started just before another's commit does too,
+# though it finds the row free: then the row it locked is a later version than its snapshot's
+# (every writer of these facts changes the wallet's row in its transaction: an entry moves it;
+# a tier set apart from an entry touches it, `cashback.services.tiers`), `fresh` is false, and
+# the earn runs the statement again, which reads them as they are under the lock.
+LOCK_FOR_PROGRAMME = PROGRAMME_FACTS + "FOR UPDATE OF w\n"
 
 
 class Wallet(models.Model):
@@ -232,12 +238,14 @@ class Wallet(models.Model):
     # Set by `Wallet.objects.move`, for the entry that follows the move.
     next_entry_id: int | None = None
     last_entry_at: datetime | None = None
-    # Set by `Wallet.objects.lock_for_programme`.
+    # Set by `Wallet.objects.programme_facts`.
     held_due: bool = True
     expired: bool = True
     has_earned: bool = False
     member_tier_id: int | None = None
     rule_uses: list[dict] | None = None
+    budgets_left: dict[int, Decimal] | None = None
+    fresh: bool = True
 
     class Meta:
         ordering = ["id"]
@@ -293,12 +301,16 @@ class LedgerEntryManager(models.Manager["LedgerEntry"]):
         webhook_event: Callable[["LedgerEntry"], EventDraft] | None = None,
         spend: Decimal | None = None,
         rule_uses: dict | None = None,
+        rule_budgets: dict | None = None,
         **fields: Any,
     ) -> "LedgerEntry":
         """Saves a new entry in one `INSERT ... RETURNING` (`_append_sql`) and returns it.
 
         With `rule_uses` (an earning's, `programme.services.rule_uses_params`), the same
-        statement counts a use of each rule its breakdown applied (`RULE_USES_COUNT`).
+        statement counts a use of each rule its breakdown applied (`RULE_USES_COUNT`); with
+        `rule_budgets` (`programme.services.EarnCounters.budget_params`), it takes what the
+        breakdown gave of each rule's budget (`RULE_BUDGETS_TAKE`), or fails with the
+        constraint `rule_budget_spent_within`.
 
         With `lot` (a credit's `available_at` and `expires_at`, None: never, as the caller
         computed them from the entry's `created_at` and its card: `_lot_of`), the same
@@ -344,6 +356,7 @@ class LedgerEntryManager(models.Manager["LedgerEntry"]):
             with_event=with_event,
             with_spend=spend is not None,
             with_uses=rule_uses is not None,
+            with_budgets=rule_budgets is not None,
         )
         params: dict[str, Any] = {
             f"c{i}": field.get_db_prep_save(
@@ -357,6 +370,8 @@ class LedgerEntryManager(models.Manager["LedgerEntry"]):
         params["type"] = entry.entry_type
         if rule_uses is not None:
             params.update(rule_uses)
+        if rule_budgets is not None:
+            params.update(rule_budgets)
         if spend is not None:
             params.update(entry=entry.pk, amount=spend, first=None)
         if lot is not None:  # the lot as the statement opens it
@@ -952,7 +967,12 @@ def _lot_of(entry: "LedgerEntry", available_at: datetime, expires_at: datetime |
 
 @cache
 def _append_sql(
-    *, with_lot: bool, with_event: bool = False, with_spend: bool = False, with_uses: bool = False
+    *,
+    with_lot: bool,
+    with_event: bool = False,
+    with_spend: bool = False,
+    with_uses: bool = False,
+    with_budgets: bool = False,
 ) -> tuple[str, list[models.Field]]:
     """The INSERT, and the fields whose prepared values it takes as %(c0)s, %(c1)s, ... in its
     column order (the id among them `with_event`), besides %(app)s, %(wallet)s and %(type)s (and,
@@ -991,7 +1011,7 @@ def _append_sql(
         f"ORDER BY {column['type_sequence']} DESC LIMIT 1) last_of_type ON true "
     )
     returned = [column[name] for name in ("id", "created_at", "sequence", "type_sequence")]
-    if not with_lot and not with_event and not with_spend:
+    if not (with_lot or with_event or with_spend or with_uses or with_budgets):
         return f"{insert}RETURNING {', '.join(returned)}", fields
     kept = ("id", "app", "wallet", "amount", "pending_amount", "created_at", "sequence")
     ctes = [f"e AS ({insert}RETURNING {', '.join(column[n] for n in (*kept, 'type_sequence'))})"]
@@ -1019,6 +1039,8 @@ def _append_sql(
         ctes.append(_spend_ctes())
     if with_uses:
         ctes.append(f"uses AS ({RULE_USES_COUNT.strip()})")
+    if with_budgets:
+        ctes.append(f"budgets AS ({RULE_BUDGETS_TAKE.strip()})")
     return (
         f"WITH {', '.join(ctes)} SELECT {', '.join(selected)} FROM {', '.join(sources)}",  # noqa: S608
         fields,

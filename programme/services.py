@@ -4,7 +4,7 @@ rule (a use, a share of its budget), members' tiers as their spend moves them.""
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from decimal import Decimal
-from typing import Any
+from functools import cached_property
 
 from django.conf import settings
 from django.db import IntegrityError, router, transaction
@@ -23,6 +23,7 @@ from webhooks.models import EventType
 from webhooks.services import event_record
 
 EVER = date(1, 1, 1)
+ZERO = Decimal(0)
 
 
 @dataclass(frozen=True)
@@ -35,6 +36,16 @@ class Programme:
     @property
     def empty(self) -> bool:
         return not self.rules and not self.tiers
+
+    @cached_property
+    def limited(self) -> list[int]:
+        """The rules that limit uses per member: those whose uses an earn reads."""
+        return [rule.pk for rule in self.rules if rule.max_uses_per_member is not None]
+
+    @cached_property
+    def budgeted(self) -> list[int]:
+        """The rules with a budget: those whose budget left an earn reads."""
+        return [rule.pk for rule in self.rules if rule.budget is not None]
 
     def tier(self, tier_id: int | None) -> Tier | None:
         return next((t for t in self.tiers if t.pk == tier_id), None)
@@ -105,31 +116,63 @@ def _bucket(rule: EarningRule, card: Card, at: datetime) -> tuple[str, date]:
     return per, period_start(per, at.astimezone(card.zone))
 
 
-# Takes what an earn wants of a rule's budget, or the rest of it, and answers what it took: the
-# rule's row is locked first (the CTE), and the new total is computed from the locked row, the
-# latest committed, so that concurrent earns take from the budget one at a time and never
-# overspend it (the check constraint `rule_budget_spent_within` is the last line of defence).
-# No row: the rule has no budget (any more).
-RULE_BUDGET_TAKE = """
-WITH locked AS (
-    SELECT id, budget, budget_spent FROM programme_earningrule
-    WHERE app_id = %(app)s AND id = %(rule)s
-    FOR UPDATE
-)
+# Takes what an earning's breakdown gave of each rule's budget (`EarnCounters.budget_params`):
+# run by the statement that saves the earning (`cashback.models.LedgerEntryManager.append`),
+# so that a rule's row is locked only from there to the commit. The rows are locked first, in
+# the order every writer locks rules in (priority, then id; `rule_budget_return` too), so that
+# two earns taking from the same budgets never wait for each other's. The check constraint
+# `rule_budget_spent_within` refuses the statement when concurrent earns left less than the
+# breakdown read (the earn then runs again with the budgets locked first: `rule_budgets_lock`).
+RULE_BUDGETS_TAKE = """
 UPDATE programme_earningrule r
-SET budget_spent = locked.budget_spent
-    + GREATEST(LEAST(%(wanted)s::numeric, locked.budget - locked.budget_spent), 0)
-FROM locked
-WHERE r.app_id = %(app)s AND r.id = locked.id AND locked.budget IS NOT NULL
-RETURNING GREATEST(LEAST(%(wanted)s::numeric, locked.budget - locked.budget_spent), 0)
+SET budget_spent = r.budget_spent + t.taken
+FROM (
+    SELECT l.id, u.taken FROM programme_earningrule l
+    JOIN unnest(%(budget_rules)s::bigint[], %(budget_taken)s::numeric[]) AS u (rule_id, taken)
+        ON u.rule_id = l.id
+    WHERE l.app_id = %(app)s
+    ORDER BY l.priority, l.id
+    FOR UPDATE OF l
+) AS t
+WHERE r.app_id = %(app)s AND r.id = t.id
+"""
+# The budgets of the rules %(rules)s as they are, each rule's row locked until the transaction
+# ends, in the order every writer locks rules in: what an earn reads instead of the budgets left
+# (`cashback.models.PROGRAMME_FACTS`) when concurrent earns took from them since it read.
+RULE_BUDGETS_LOCK = """
+SELECT r.id, r.budget - r.budget_spent FROM programme_earningrule r
+WHERE r.app_id = %(app)s AND r.id = ANY(%(rules)s::bigint[]) AND r.budget IS NOT NULL
+ORDER BY r.priority, r.id
+FOR UPDATE OF r
 """
 
 
+def rule_budgets_lock(*, app_id: int, rule_ids: list[int]) -> dict[int, Decimal]:
+    """What is left of each of these rules' budgets, each rule locked until the transaction
+    ends (`RULE_BUDGETS_LOCK`); the caller holds the member's wallet locked first."""
+    with prepared_cursor(router.db_for_write(EarningRule)) as cursor:
+        cursor.execute(RULE_BUDGETS_LOCK, {"app": app_id, "rules": rule_ids})
+        return dict(cursor.fetchall())
+
+
+def rule_budgets_left(*, app_id: int, rule_ids: list[int]) -> dict[int, Decimal]:
+    """What is left of each of these rules' budgets, as it stands (a quote's read)."""
+    rows = EarningRule.objects.filter(app_id=app_id, pk__in=rule_ids, budget__isnull=False)
+    return {rule.pk: rule.budget_remaining or ZERO for rule in rows.only("budget", "budget_spent")}
+
+
+def budget_overrun(error: IntegrityError) -> bool:
+    """Whether the database refused a take from a budget (`RULE_BUDGETS_TAKE`)."""
+    diag = getattr(error.__cause__, "diag", None)
+    return getattr(diag, "constraint_name", None) == "rule_budget_spent_within"
+
+
 class EarnCounters:
-    """An earn's limits, under the member's wallet lock: the member's uses as the caller read
-    them with its wallet (`cashback.models.PROGRAMME_FACTS`; a member's counters need them); a
-    budget taken under the rule's row lock (rules in the order they apply, after
-    the wallet: the order every writer takes them in)."""
+    """An earn's limits, under the member's wallet lock: the member's uses and what is left of
+    the rules' budgets, as the caller read them with its wallet
+    (`cashback.models.PROGRAMME_FACTS`), or the budgets under their rules' locks
+    (`rule_budgets_lock`). What the breakdown grants of a budget is taken by the statement that
+    saves the earning (`budget_params`); a quote's counters are the same and take nothing."""
 
     def __init__(
         self,
@@ -137,10 +180,13 @@ class EarnCounters:
         card: Card,
         member_id: int | None,
         uses: dict[tuple[int, str, date], int] | None = None,
+        budgets_left: dict[int, Decimal] | None = None,
     ):
         self.card = card
         self.member_id = member_id
         self._uses = uses
+        self._budgets_left = budgets_left or {}
+        self.taken: dict[int, Decimal] = {}
 
     def uses_left(self, rule: EarningRule, at: datetime) -> int | None:
         if rule.max_uses_per_member is None:
@@ -155,27 +201,20 @@ class EarnCounters:
     def grant(self, rule: EarningRule, wanted: Decimal) -> Decimal:
         if rule.budget is None:
             return wanted
-        params: dict[str, Any] = {"app": rule.app_id, "rule": rule.pk, "wanted": wanted}
-        with prepared_cursor(router.db_for_write(EarningRule)) as cursor:
-            cursor.execute(RULE_BUDGET_TAKE, params)
-            taken = cursor.fetchone()
-        # No row: its budget lifted (or the rule gone) since this process read it; it gives
+        # Not read: its budget lifted (or the rule gone) since this process read it; it gives
         # nothing this time rather than what no budget would have allowed.
-        return Decimal(0) if taken is None else taken[0]
+        left = self._budgets_left.get(rule.pk, ZERO)
+        granted = max(min(wanted, left), ZERO)
+        if granted > 0:
+            self.taken[rule.pk] = self.taken.get(rule.pk, ZERO) + granted
+        return granted
 
-
-class QuoteCounters(EarnCounters):
-    """A quote's limits: read as they stand, locking and writing nothing."""
-
-    def grant(self, rule: EarningRule, wanted: Decimal) -> Decimal:
-        if rule.budget is None:
-            return wanted
-        spent = (
-            EarningRule.objects.filter(app_id=rule.app_id, pk=rule.pk)
-            .values_list("budget_spent", flat=True)
-            .first()
-        )
-        return max(min(wanted, rule.budget - (spent or Decimal(0))), Decimal(0))
+    def budget_params(self) -> dict | None:
+        """The parameters of `RULE_BUDGETS_TAKE` for what the breakdown granted (None: nothing
+        of any budget)."""
+        if not self.taken:
+            return None
+        return {"budget_rules": list(self.taken), "budget_taken": list(self.taken.values())}
 
 
 def uses_of(rows: list[dict] | None) -> dict[tuple[int, str, date], int]:

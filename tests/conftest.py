@@ -57,6 +57,7 @@ SERVER_DEPENDENT = {
     "tests/members/test_otp_sent_migration.py",
     "tests/programme/test_budget_race.py",
     "tests/programme/test_literal_sql.py",
+    "tests/programme/test_one_member_at_a_time.py",
     "tests/programme/test_quote.py",
     "tests/webhooks/test_deliveries.py",
     "tests/webhooks/test_dispatch.py",

@@ -1,9 +1,9 @@
-from contextlib import nullcontext
 from datetime import datetime
 from decimal import Decimal
+from functools import partial
 from typing import Any
 
-from django.db import router, transaction
+from django.db import IntegrityError, router, transaction
 from django.utils import timezone
 
 from apps_auth.models import App, IdempotencyRecord
@@ -34,14 +34,15 @@ from programme.engine import Member as MemberFacts
 from programme.services import (
     EarnCounters,
     Programme,
+    budget_overrun,
     card_programme,
     member_tier_review,
+    rule_budgets_lock,
     rule_uses_params,
     uses_of,
 )
 
 
-@transaction.atomic(durable=True)
 def cashback_earn(
     *,
     app: App,
@@ -69,7 +70,44 @@ def cashback_earn(
     minimum, or too small to earn a minor unit), `NotFound` (unknown member id),
     `MemberConflict` (the email and the phone name two members), `DuplicateReference` and
     `IdempotencyKeyReused`.
+
+    A breakdown reads what is left of the rules' budgets with the member's facts, and the
+    statement that saves the earning takes what it gave; when concurrent earns took from a
+    budget in between, the database refuses the take and the earn runs again, whole, with the
+    budgets locked before it reads them.
     """
+    earn = partial(
+        _earn,
+        app=app,
+        card=card,
+        member_ref=member_ref,
+        purchase_amount=purchase_amount,
+        lines=lines,
+        reference=reference,
+        metadata=metadata,
+        idempotency_record=idempotency_record,
+    )
+    try:
+        return earn(budgets_locked=False)
+    except _BudgetsMoved:
+        return earn(budgets_locked=True)
+
+
+@transaction.atomic(durable=True)
+def _earn(
+    *,
+    app: App,
+    card: Card,
+    member_ref: MemberRef,
+    purchase_amount: Decimal,
+    lines: list[Line] | None,
+    reference: str | None,
+    metadata: dict | None,
+    idempotency_record: IdempotencyRecord | None,
+    budgets_locked: bool,
+) -> Posted:
+    """`cashback_earn` in one transaction; `budgets_locked`: the rules' budgets are read under
+    their rows' locks (`programme.services.rule_budgets_lock`), not as they stood."""
     earn_check(card=card, purchase_amount=purchase_amount, lines=lines)
     operation = Operation(
         card=card,
@@ -102,6 +140,7 @@ def cashback_earn(
             lines=lines,
             operation=operation,
             metadata=metadata,
+            budgets_locked=budgets_locked,
         )
     breakdown = breakdown_for(
         card=card,
@@ -218,62 +257,66 @@ def _programme_earn(
     lines: list[Line] | None,
     operation: Operation,
     metadata: dict | None,
+    budgets_locked: bool,
 ) -> Posted:
     """An earn on a card with a programme: the member's wallet is found (or the member and an
-    empty wallet created) and locked first, so that the member's tier, first purchase and uses
-    are read and counted one earn at a time, and budgets are taken after the wallet (the order
-    refunds take them in too). The earn that crosses a tier's threshold is computed at the old
-    tier; the member is moved up after it."""
+    empty wallet created) and locked first, with what the programme asks of the member, so that
+    the member's tier, first purchase and uses are read and counted one earn at a time; the
+    statement that saves the earning counts its uses and takes from the budgets (after the
+    wallet: the order refunds take them in too). The earn that crosses a tier's threshold is
+    computed at the old tier; the member is moved up after it. Raises `_BudgetsMoved` when the
+    database refuses a take (concurrent earns took from the budget since it was read)."""
     wallet, created, at = _earn_wallet(
         app=app, card=card, programme=programme, member_ref=member_ref
     )
     member_id = wallet.member_id
+    budgets_left = wallet.budgets_left
+    if budgets_locked:
+        budgets_left = rule_budgets_lock(app_id=app.pk, rule_ids=programme.budgeted)
+    counters = EarnCounters(
+        card=card, member_id=member_id, uses=uses_of(wallet.rule_uses), budgets_left=budgets_left
+    )
+    breakdown = breakdown_for(
+        card=card,
+        rules=programme.rules,
+        member=MemberFacts(
+            tier=programme.member_tier(wallet.member_tier_id),
+            first_purchase=not wallet.has_earned,
+        ),
+        purchase_amount=purchase_amount,
+        lines=basket,
+        at=at,
+        counters=counters,
+    )
+    entry = _earning(
+        operation=operation,
+        card=card,
+        breakdown=breakdown,
+        purchase_amount=purchase_amount,
+        lines=lines,
+        metadata=metadata,
+    )
+    entry["member_created"] = created
+    entry["rule_uses"] = rule_uses_params(
+        card=card, member_id=member_id, rules=breakdown.applied, at=at
+    )
+    entry["rule_budgets"] = counters.budget_params()
     try:
-        # A retry that waited for the wallet behind the request it repeats finds that
-        # request's entry only when it appends its own: what its breakdown took from the
-        # budgets is rolled back with it.
-        with transaction.atomic() if operation.may_collide else nullcontext():
-            breakdown = breakdown_for(
-                card=card,
-                rules=programme.rules,
-                member=MemberFacts(
-                    tier=programme.member_tier(wallet.member_tier_id),
-                    first_purchase=not wallet.has_earned,
-                ),
-                purchase_amount=purchase_amount,
-                lines=basket,
-                at=at,
-                counters=EarnCounters(
-                    card=card, member_id=member_id, uses=uses_of(wallet.rule_uses)
-                ),
-            )
-            entry = _earning(
-                operation=operation,
-                card=card,
-                breakdown=breakdown,
-                purchase_amount=purchase_amount,
-                lines=lines,
-                metadata=metadata,
-            )
-            entry["member_created"] = created
-            entry["rule_uses"] = rule_uses_params(
-                card=card, member_id=member_id, rules=breakdown.applied, at=at
-            )
-            # Settled under the lock, the wallet stays so but for the clock: a lot that came
-            # due since (or the wallet's inactivity, ended) is settled before the credit.
+        # Settled under the lock, the wallet stays so but for the clock: a lot that came due
+        # since (or the wallet's inactivity, ended) is settled before the credit.
+        posted = entry_post(member_id=member_id, settled=True, **entry)
+        for _ in range(SETTLE_AGAIN):
+            if posted is not None:
+                break
+            wallet_settle(wallet=wallet, card=card)
             posted = entry_post(member_id=member_id, settled=True, **entry)
-            for _ in range(SETTLE_AGAIN):
-                if posted is not None:
-                    break
-                wallet_settle(wallet=wallet, card=card)
-                posted = entry_post(member_id=member_id, settled=True, **entry)
-            if posted is None:
-                raise RuntimeError(f"Wallet {wallet.pk} stays unsettled under its lock.")
-            if posted.replayed:
-                raise _Replayed(posted)
-    except _Replayed as replayed:
-        return replayed.posted
-    if programme.tiers:
+    except IntegrityError as error:
+        if budget_overrun(error):
+            raise _BudgetsMoved() from error
+        raise
+    if posted is None:
+        raise RuntimeError(f"Wallet {wallet.pk} stays unsettled under its lock.")
+    if programme.tiers and not posted.replayed:
         member_tier_review(
             card=card,
             programme=programme,
@@ -285,11 +328,8 @@ def _programme_earn(
     return posted
 
 
-class _Replayed(Exception):
-    """Not an error: how a replay leaves the savepoint of the earn it repeats."""
-
-    def __init__(self, posted: Posted):
-        self.posted = posted
+class _BudgetsMoved(Exception):
+    """Not an error: how an earn whose budgets moved under it leaves its transaction."""
 
 
 def _earn_wallet(
@@ -298,35 +338,41 @@ def _earn_wallet(
     """The member's wallet on the card, locked, settled and read with what the programme needs
     to know of the member (`Wallet.objects.programme_facts`); whether the member was created
     (a member unknown by email and phone is created with an empty wallet); and the earn's
-    time, taken once the lock is held."""
+    time. One statement locks and reads, unless the wallet changed while it waited (or just
+    before): then a second reads again, under the lock."""
     member_id = member_ref.member_id
     if member_id is None:
         member = member_match(app=app, email=member_ref.email, phone=member_ref.phone)
         member_id = None if member is None else member.pk
     created = False
-    locked = member_id is not None and Wallet.objects.lock_of_member(
-        app_id=app.pk, card_id=card.pk, member_id=member_id
-    )
-    if not locked or member_id is None:
+
+    def locked(member_id: int) -> tuple[Wallet | None, datetime]:
+        at = timezone.now()
+        wallet = Wallet.objects.programme_facts(
+            app_id=app.pk,
+            card_id=card.pk,
+            member_id=member_id,
+            rule_ids=programme.limited,
+            budgeted=programme.budgeted,
+            at=at,
+            lock=True,
+            using=router.db_for_write(Wallet),
+        )
+        return wallet, at
+
+    wallet, at = (None, timezone.now()) if member_id is None else locked(member_id)
+    if wallet is None:
         # A member without a wallet on the card, a new member, or an id that is not the
-        # app's (`NotFound`). A new wallet is locked by its insert.
+        # app's (`NotFound`). A new wallet is locked by its insert; one created meanwhile by a
+        # concurrent request is locked by the read that follows.
         ref = member_ref if member_id is None else MemberRef(member_id=member_id)
-        member, created, new = member_wallet_create(
+        member, created, _ = member_wallet_create(
             app=app, card=card, ref=ref, amount=ZERO, pending_amount=ZERO
         )
         member_id = member.pk
-        if new is None:  # created meanwhile by a concurrent request: locked now
-            Wallet.objects.lock_of_member(app_id=app.pk, card_id=card.pk, member_id=member_id)
-    at = timezone.now()
-    limited = [rule.pk for rule in programme.rules if rule.max_uses_per_member is not None]
-    wallet = Wallet.objects.programme_facts(
-        app_id=app.pk,
-        card_id=card.pk,
-        member_id=member_id,
-        rule_ids=limited,
-        at=at,
-        using=router.db_for_write(Wallet),
-    )
+        wallet, at = locked(member_id)
+    if wallet is not None and not wallet.fresh:
+        wallet, at = locked(wallet.member_id)
     if wallet is None:  # wallets are never deleted
         raise Wallet.DoesNotExist(f"The wallet of member {member_id} is gone.")
     wallet_settle(wallet=wallet, card=card, due=wallet_due(wallet, at))

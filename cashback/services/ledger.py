@@ -211,6 +211,7 @@ def entry_post(
     spend: Decimal | None = None,
     new_wallet: Wallet | None = None,
     rule_uses: dict | None = None,
+    rule_budgets: dict | None = None,
     **fields,
 ) -> Posted | None:
     """Moves the member's wallet on the operation's card by `amount` (spendable) and
@@ -224,8 +225,9 @@ def entry_post(
     `member_wallet`). `spend`: the
     entry takes that much out of the wallet's lots, the oldest first, in its own statement.
     `new_wallet`: the member's wallet, created in this transaction as this entry leaves it
-    (`wallet_create`), which is not moved again. `rule_uses`: the statement that saves the entry
-    counts the uses of the rules an earning applied (`programme.services.rule_uses_params`).
+    (`wallet_create`), which is not moved again. `rule_uses`, `rule_budgets`: the statement that
+    saves the entry counts the uses of the rules an earning applied and takes what it gave of
+    their budgets (`LedgerEntry.objects.append`).
 
     The move locks the wallet until the transaction ends. Callers that must see the balance
     before they decide (a debit, a refund) lock the wallet first (`locked_wallets`). A
@@ -265,6 +267,7 @@ def entry_post(
                 webhook_event=lambda entry: entry_event_draft(entry=entry, card=card),
                 spend=spend,
                 rule_uses=rule_uses,
+                rule_budgets=rule_budgets,
                 id=wallet.next_entry_id,
                 created_at=created_at,
                 app_id=wallet.app_id,

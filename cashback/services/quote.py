@@ -14,7 +14,13 @@ from members.services import MemberRef
 from programme.engine import Breakdown, Line, breakdown_for
 from programme.engine import Member as MemberFacts
 from programme.models import Tier
-from programme.services import QuoteCounters, card_programme, member_tier_get, uses_of
+from programme.services import (
+    EarnCounters,
+    card_programme,
+    member_tier_get,
+    rule_budgets_left,
+    uses_of,
+)
 
 
 @dataclass(frozen=True)
@@ -43,7 +49,7 @@ def cashback_quote(
 ) -> Quote:
     """What an earn of this body would credit at `at` (default now), and why, writing nothing:
     no member is created, no use counted, no budget taken, and no row locked (the member's
-    tier, first purchase and uses, in one statement, and the rules' budgets are read as they
+    tier, first purchase, uses and the rules' budgets left, in one statement, are read as they
     stand). Raises what an
     earn raises before it writes: `CardInactive`, `InvalidInput`, `BelowMinimumPurchase`,
     `NotFound` (an unknown member id), `MemberConflict`."""
@@ -58,10 +64,17 @@ def cashback_quote(
     member_id = None if member is None else member.pk
     wallet = None
     if member_id is not None and not programme.empty:
-        limited = [rule.pk for rule in programme.rules if rule.max_uses_per_member is not None]
         wallet = Wallet.objects.programme_facts(
-            app_id=app.pk, card_id=card.pk, member_id=member_id, rule_ids=limited, at=at
+            app_id=app.pk,
+            card_id=card.pk,
+            member_id=member_id,
+            rule_ids=programme.limited,
+            budgeted=programme.budgeted,
+            at=at,
         )
+    budgets_left = None if wallet is None else wallet.budgets_left
+    if budgets_left is None and programme.budgeted:
+        budgets_left = rule_budgets_left(app_id=app.pk, rule_ids=programme.budgeted)
     tier_id = None if wallet is None else wallet.member_tier_id
     if wallet is None and member_id is not None and programme.tiers:
         row = member_tier_get(card=card, member_id=member_id)  # set by staff before an earn
@@ -74,10 +87,11 @@ def cashback_quote(
         purchase_amount=purchase_amount,
         lines=lines or [Line(amount=purchase_amount)],
         at=at,
-        counters=QuoteCounters(
+        counters=EarnCounters(
             card=card,
             member_id=member_id,
             uses=uses_of(None if wallet is None else wallet.rule_uses),
+            budgets_left=budgets_left,
         ),
     )
     cashback_of(breakdown)

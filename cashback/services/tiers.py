@@ -1,5 +1,8 @@
 """Members' tiers as the ledger moves them: the worker's review after a tier's retention, and
-staff setting one by hand; each under the member's wallet lock, like an earn's upgrade."""
+staff setting one by hand; each under the member's wallet lock, like an earn's upgrade, and
+each change touches the wallet's row: an earn that read the member's tier with its lock
+before the change committed sees that its wallet moved, and reads it again
+(`cashback.models.LOCK_FOR_PROGRAMME`)."""
 
 from dataclasses import dataclass
 from datetime import datetime
@@ -8,6 +11,7 @@ from django.db import transaction
 from django.utils import timezone
 
 from cards.models import Card
+from cashback.models import Wallet
 from cashback.selectors import qualifying_spend
 from cashback.services.ledger import app_ids, locked_wallets
 from programme.models import MemberTier, Tier
@@ -60,7 +64,10 @@ def _review_one(*, app_id: int, card_id: int, member_id: int, as_of: datetime) -
         at=as_of,
         upgrade_only=False,
     )
-    return 0 if row is None else 1
+    if row is None:
+        return 0
+    _touch(wallet)
+    return 1
 
 
 @transaction.atomic(durable=True)
@@ -72,7 +79,17 @@ def member_tier_staff_set(
     Raises `ValueError` without a reason or for another card's tier."""
     if tier is not None and (tier.card_id != card.pk or tier.app_id != card.app_id):
         raise ValueError("The tier is not one of the card's.")
-    locked_wallets().filter(app_id=card.app_id, card_id=card.pk, member_id=member_id).first()
-    return member_tier_set_by_staff(
+    wallet = (
+        locked_wallets().filter(app_id=card.app_id, card_id=card.pk, member_id=member_id).first()
+    )
+    row = member_tier_set_by_staff(
         card=card, member_id=member_id, tier=tier, note=note, at=timezone.now()
     )
+    _touch(wallet)
+    return row
+
+
+def _touch(wallet: Wallet | None) -> None:
+    """A new version of the wallet's row, which the caller holds locked."""
+    if wallet is not None:
+        Wallet.objects.filter(pk=wallet.pk).update(updated_at=timezone.now())

@@ -1,5 +1,6 @@
 """A rule's budget under concurrent earns, with real threads on PostgreSQL: never overspent."""
 
+import threading
 from decimal import Decimal
 
 import pytest
@@ -74,4 +75,55 @@ def test_concurrent_retries_of_one_earn_take_from_the_budget_once():
     assert LedgerEntry.objects.count() == 1
     rule.refresh_from_db()
     assert rule.budget_spent == Decimal(10)
+    assert ledger_verify().mismatches == []
+
+
+def test_an_earn_whose_budget_was_taken_since_it_read_runs_again_with_the_budget_locked(
+    monkeypatch,
+):
+    import cashback.services.earn as earn_module
+
+    app = AppFactory.create()
+    key = api_key_create(app=app).raw_key
+    card = CardFactory.create(app=app, cashback_min_amount=0, cashback_max_amount=None)
+    rule = RuleFactory.create(card=card, percentage=Decimal(10), budget=Decimal(15))
+    members = [MemberFactory.create(app=app) for _ in range(2)]
+    # Both earns read 15 left before either saves its 10: the second's take is refused.
+    both_read = threading.Barrier(2, timeout=10)
+    real_breakdown, real_lock = earn_module.breakdown_for, earn_module.rule_budgets_lock
+    reads, locked = [], []
+
+    def breakdown_for(**kwargs):
+        answer = real_breakdown(**kwargs)
+        reads.append(answer)
+        if len(reads) <= 2:
+            both_read.wait()
+        return answer
+
+    def rule_budgets_lock(**kwargs):
+        locked.append(kwargs["rule_ids"])
+        return real_lock(**kwargs)
+
+    monkeypatch.setattr(earn_module, "breakdown_for", breakdown_for)
+    monkeypatch.setattr(earn_module, "rule_budgets_lock", rule_budgets_lock)
+
+    def one(i: int):
+        client = APIClient(headers={"X-App-Id": app.app_id, "X-Api-Key": key})
+        client.default_format = "json"
+        body = {"card_id": card.pk, "member_id": members[i].pk, "purchase_amount": "100"}
+        return client.post(EARN, body)
+
+    responses = concurrently(2, one)
+    assert [r.status_code for r in responses] == [200, 200]
+    from_rule = sorted(
+        p["amount"]
+        for r in responses
+        for p in r.json()["data"]["breakdown"]
+        if p["rule_id"] == rule.pk
+    )
+    assert from_rule == [5, 10]
+    assert locked == [[rule.pk]]  # one earn ran again, with the budget locked
+    rule.refresh_from_db()
+    assert rule.budget_spent == Decimal(15)
+    assert LedgerEntry.objects.count() == 2
     assert ledger_verify().mismatches == []

@@ -12,8 +12,9 @@ from rest_framework.test import APIClient
 
 from apps_auth.services import api_key_create
 from cashback.models import EntryType, LedgerEntry, Wallet, WalletManager
+from cashback.services.tiers import member_tier_staff_set
 from programme.models import RuleUse
-from tests.factories import AppFactory, CardFactory, MemberFactory, RuleFactory
+from tests.factories import AppFactory, CardFactory, MemberFactory, RuleFactory, TierFactory
 from tests.helpers import concurrently, earn
 
 EARN = "/api/v1/cashback/cashback/earn"
@@ -92,14 +93,46 @@ def test_an_earn_that_waited_past_the_inactivity_expires_what_was_left_first(
     RuleFactory.create(card=card, percentage=Decimal(10))
     earn(api, card, member, "100")  # 15 spendable
     Wallet.objects.filter(member=member).update(inactive_at=timezone.now() + timedelta(seconds=0.5))
-    real = WalletManager.lock_of_member
+    real = WalletManager.programme_facts
 
     def waits(self, **kwargs):
-        time.sleep(1)  # as behind a request that holds the wallet
-        return real(self, **kwargs)
+        wallet = real(self, **kwargs)
+        time.sleep(1)  # as behind a request that held the wallet and changed nothing
+        return wallet
 
-    monkeypatch.setattr(WalletManager, "lock_of_member", waits)
+    monkeypatch.setattr(WalletManager, "programme_facts", waits)
     data = earn(api, card, member, "100")
     expired = LedgerEntry.objects.get(entry_type=EntryType.EXPIRATION)
     assert expired.amount == Decimal(-15)
     assert data["new_balance"] == 15
+
+
+@pytest.mark.django_db(transaction=True)
+def test_an_earn_that_waited_behind_a_staff_tier_change_earns_at_the_new_tier(monkeypatch):
+    import cashback.services.tiers as tiers_module
+
+    app, card, member, post = _shop()
+    gold = TierFactory.create(
+        card=card, name="Gold", threshold=Decimal(10_000), cashback_percentage=Decimal(10)
+    )
+    assert post(0).json()["data"]["cashback_earned"] == 5  # the member's wallet; 5 % below Gold
+    real = tiers_module.member_tier_set_by_staff
+
+    def slow(**kwargs):
+        row = real(**kwargs)
+        time.sleep(1)  # the wallet stays locked: the earn below waits for it
+        return row
+
+    monkeypatch.setattr(tiers_module, "member_tier_set_by_staff", slow)
+
+    def one(i: int):
+        if i == 0:
+            return member_tier_staff_set(card=card, member_id=member.pk, tier=gold, note="VIP")
+        time.sleep(0.3)  # the staff change holds the wallet by now
+        return post(i)
+
+    _, response = concurrently(2, one)
+    assert response.status_code == 200
+    data = response.json()["data"]
+    assert data["cashback_earned"] == 10
+    assert data["breakdown"][0]["source"] == "tier"
