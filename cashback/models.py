@@ -192,7 +192,8 @@ SELECT w.id, w.inactive_at,
     (SELECT json_object_agg(r.id, (r.budget - r.budget_spent)::text)
         FROM programme_earningrule r WHERE r.app_id = w.app_id
         AND r.id = ANY(%(budgeted)s::bigint[]) AND r.budget IS NOT NULL) AS budgets_left,
-    w.xmin = (SELECT v.xmin FROM cashback_wallet v WHERE v.id = w.id) AS fresh
+    w.xmin = (SELECT v.xmin FROM cashback_wallet v WHERE v.app_id = w.app_id AND v.id = w.id)
+        AS fresh
 FROM cashback_wallet w
 WHERE w.app_id = %(app)s AND w.card_id = %(card)s AND w.member_id = %(member)s
 """
@@ -996,6 +997,9 @@ def _append_sql(
         f"GREATEST({value}, last.{column['created_at']})" if f.name == "created_at" else value
         for value, f in zip(values, fields, strict=True)
     ]
+    # With budgets, the entry's row waits for the budgets' take (below): a condition on no
+    # row, which PostgreSQL checks once, before it makes the row.
+    taken = "WHERE (SELECT count(*) FROM budgets) >= 0 " if with_budgets else ""
     insert = (
         f"INSERT INTO {table} ({', '.join(column[f.name] for f in fields)}, "  # noqa: S608
         f"{column['sequence']}, {column['type_sequence']}) "
@@ -1008,13 +1012,22 @@ def _append_sql(
         f"ON true LEFT JOIN LATERAL (SELECT {column['type_sequence']} FROM {table} "
         f"WHERE {column['app']} = %(app)s AND {column['wallet']} = w.wallet_id "
         f"AND {column['entry_type']} = %(type)s "
-        f"ORDER BY {column['type_sequence']} DESC LIMIT 1) last_of_type ON true "
+        f"ORDER BY {column['type_sequence']} DESC LIMIT 1) last_of_type ON true {taken}"
     )
     returned = [column[name] for name in ("id", "created_at", "sequence", "type_sequence")]
     if not (with_lot or with_event or with_spend or with_uses or with_budgets):
         return f"{insert}RETURNING {', '.join(returned)}", fields
     kept = ("id", "app", "wallet", "amount", "pending_amount", "created_at", "sequence")
-    ctes = [f"e AS ({insert}RETURNING {', '.join(column[n] for n in (*kept, 'type_sequence'))})"]
+    ctes = []
+    if with_budgets:
+        # Taken before the entry is inserted (the entry's row waits for their count), so that
+        # an earn locks the rules before the entry's unique keys, as one that locked its
+        # budgets first does (`programme.services.rule_budgets_lock`): two earns never wait
+        # for each other the other way round.
+        ctes.append(f"budgets AS ({RULE_BUDGETS_TAKE.strip()})")
+    ctes.append(
+        f"e AS ({insert}RETURNING {', '.join(column[n] for n in (*kept, 'type_sequence'))})"
+    )
     selected = [f"e.{name}" for name in returned]
     sources = ["e"]
     if with_lot:
@@ -1039,8 +1052,6 @@ def _append_sql(
         ctes.append(_spend_ctes())
     if with_uses:
         ctes.append(f"uses AS ({RULE_USES_COUNT.strip()})")
-    if with_budgets:
-        ctes.append(f"budgets AS ({RULE_BUDGETS_TAKE.strip()})")
     return (
         f"WITH {', '.join(ctes)} SELECT {', '.join(selected)} FROM {', '.join(sources)}",  # noqa: S608
         fields,

@@ -135,6 +135,7 @@ FROM (
     FOR UPDATE OF l
 ) AS t
 WHERE r.app_id = %(app)s AND r.id = t.id
+RETURNING r.id
 """
 # The budgets of the rules %(rules)s as they are, each rule's row locked until the transaction
 # ends, in the order every writer locks rules in: what an earn reads instead of the budgets left

@@ -338,8 +338,8 @@ def _earn_wallet(
     """The member's wallet on the card, locked, settled and read with what the programme needs
     to know of the member (`Wallet.objects.programme_facts`); whether the member was created
     (a member unknown by email and phone is created with an empty wallet); and the earn's
-    time. One statement locks and reads, unless the wallet changed while it waited (or just
-    before): then a second reads again, under the lock."""
+    time, taken once the lock is held. One statement locks and reads, unless the wallet changed
+    while it waited (or just before): then a second reads again, under the lock."""
     member_id = member_ref.member_id
     if member_id is None:
         member = member_match(app=app, email=member_ref.email, phone=member_ref.phone)
@@ -347,18 +347,20 @@ def _earn_wallet(
     created = False
 
     def locked(member_id: int) -> tuple[Wallet | None, datetime]:
-        at = timezone.now()
         wallet = Wallet.objects.programme_facts(
             app_id=app.pk,
             card_id=card.pk,
             member_id=member_id,
             rule_ids=programme.limited,
             budgeted=programme.budgeted,
-            at=at,
+            at=timezone.now(),
             lock=True,
             using=router.db_for_write(Wallet),
         )
-        return wallet, at
+        # The earn's time is once the lock is held: the statement may have waited for it behind
+        # a request that changed nothing. A lot that came due meanwhile is settled all the same
+        # (the move's own check, at its time).
+        return wallet, timezone.now()
 
     wallet, at = (None, timezone.now()) if member_id is None else locked(member_id)
     if wallet is None:

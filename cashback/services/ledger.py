@@ -449,7 +449,7 @@ def wallet_settle(*, wallet: Wallet, card: Card, due: bool | None = None) -> Non
 
 def wallet_due(wallet: Wallet, at: datetime) -> bool:
     """Whether `wallet_settle` has anything to do at `at` on a wallet whose lots were probed
-    with its lock (`Wallet.objects.lock_for_programme`; a wallet read otherwise is taken to
+    with its lock (`Wallet.objects.programme_facts`; a wallet read otherwise is taken to
     need it)."""
     inactive = wallet.inactive_at is not None and wallet.inactive_at <= at
     return wallet.held_due or wallet.expired or inactive

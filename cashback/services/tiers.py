@@ -92,4 +92,4 @@ def member_tier_staff_set(
 def _touch(wallet: Wallet | None) -> None:
     """A new version of the wallet's row, which the caller holds locked."""
     if wallet is not None:
-        Wallet.objects.filter(pk=wallet.pk).update(updated_at=timezone.now())
+        Wallet.objects.filter(app_id=wallet.app_id, pk=wallet.pk).update(updated_at=timezone.now())

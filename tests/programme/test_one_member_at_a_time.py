@@ -2,16 +2,19 @@
 each reads the member's facts as the one before it left them: a first purchase, a use, an
 inactivity period are never seen stale."""
 
+import threading
 import time
 from datetime import timedelta
 from decimal import Decimal
 
 import pytest
+from django.db import transaction
 from django.utils import timezone
 from rest_framework.test import APIClient
 
 from apps_auth.services import api_key_create
 from cashback.models import EntryType, LedgerEntry, Wallet, WalletManager
+from cashback.services.ledger import locked_wallets
 from cashback.services.tiers import member_tier_staff_set
 from programme.models import RuleUse
 from tests.factories import AppFactory, CardFactory, MemberFactory, RuleFactory, TierFactory
@@ -136,3 +139,29 @@ def test_an_earn_that_waited_behind_a_staff_tier_change_earns_at_the_new_tier(mo
     data = response.json()["data"]
     assert data["cashback_earned"] == 10
     assert data["breakdown"][0]["source"] == "tier"
+
+
+@pytest.mark.django_db(transaction=True)
+def test_an_earn_that_waited_behind_a_request_that_changed_nothing_earns_at_the_time_it_ran():
+    app, card, member, post = _shop()
+    assert post(0).status_code == 200  # the member's wallet
+    flash = RuleFactory.create(
+        card=card, percentage=Decimal(10), ends_at=timezone.now() + timedelta(seconds=1.5)
+    )
+    holding = threading.Event()
+
+    def one(i: int):
+        if i == 0:  # as a redeem refused for its balance: the wallet locked, nothing changed
+            with transaction.atomic():
+                locked_wallets().filter(app=app, member=member).first()
+                holding.set()
+                time.sleep(2.5)
+            return None
+        holding.wait(5)
+        time.sleep(0.2)
+        return post(i)
+
+    _, response = concurrently(2, one)
+    entry = LedgerEntry.objects.order_by("-id").first()
+    assert entry.created_at > flash.ends_at
+    assert [p for p in response.json()["data"]["breakdown"] if p["rule_id"] == flash.pk] == []
