@@ -3,6 +3,7 @@
 import threading
 import time
 from decimal import Decimal
+from typing import Any
 
 import pytest
 from django.db import connections
@@ -157,7 +158,7 @@ def test_an_earn_with_its_budgets_locked_and_another_members_earn_of_its_referen
         return answer
 
     monkeypatch.setattr(earn_module, "breakdown_for", breakdown_for)
-    results = {}
+    results: dict[str, Any] = {}
 
     def locked():
         try:
@@ -226,5 +227,6 @@ def test_concurrent_earns_and_refunds_on_two_budgets_keep_each_budget_its_breakd
     for rule in (tenth, fifth):
         rule.refresh_from_db()
         assert rule.budget_spent == given[rule.pk]
+        assert rule.budget is not None
         assert rule.budget_spent <= rule.budget
     assert ledger_verify().mismatches == []

@@ -162,6 +162,7 @@ def test_an_earn_that_waited_behind_a_request_that_changed_nothing_earns_at_the_
         return post(i)
 
     _, response = concurrently(2, one)
-    entry = LedgerEntry.objects.order_by("-id").first()
+    entry = LedgerEntry.objects.order_by("-id")[0]
+    assert flash.ends_at is not None
     assert entry.created_at > flash.ends_at
     assert [p for p in response.json()["data"]["breakdown"] if p["rule_id"] == flash.pk] == []
