@@ -64,17 +64,17 @@ class WalletManager(models.Manager["Wallet"]):
         member_id: int,
         rule_ids: list[int],
         budgeted: list[int],
-        at: datetime,
         lock: bool = False,
         using: str | None = None,
     ) -> "Wallet | None":
         """The member's wallet on the card with what an earn on a card with a programme needs
-        to know first (`PROGRAMME_FACTS`): `held_due`, `expired` (for
+        to know first (`PROGRAMME_FACTS`): `next_available_at`, `next_expiry_at` (for
         `cashback.services.ledger.wallet_due`), `has_earned`, `member_tier_id`, `rule_uses`
         (of the rules `rule_ids`), `budgets_left` (of the rules `budgeted`, by id) and
-        `fresh`; None when the member has no wallet on the card. Its balances are not read: an
-        earn's move returns them. `lock`: the wallet is locked until the transaction ends
-        (`LOCK_FOR_PROGRAMME`), and the facts are as they were before the lock unless `fresh`."""
+        `fresh`; None when the member has no wallet on the card. `lock`: the wallet is locked
+        until the transaction ends and read with its balances, `next_entry_id` and
+        `last_entry_at`, as `move` leaves it (`LOCK_FOR_PROGRAMME`); the facts are as they
+        were before the lock unless `fresh`."""
         using = using or self._db or router.db_for_read(self.model)
         params: dict[str, Any] = {
             "app": app_id,
@@ -82,21 +82,29 @@ class WalletManager(models.Manager["Wallet"]):
             "member": member_id,
             "rules": rule_ids,
             "budgeted": budgeted,
-            "at": at,
         }
         with prepared_cursor(using) as cursor:
             cursor.execute(LOCK_FOR_PROGRAMME if lock else PROGRAMME_FACTS, params)
             row = cursor.fetchone()
         if row is None:
             return None
-        pk, inactive_at, held_due, expired, earned, tier_id, uses, budgets, fresh = row
+        pk, inactive_at, available_at, expiry_at, earned, tier_id, uses, budgets, fresh, *more = row
         wallet = self.model(
             id=pk, app_id=app_id, card_id=card_id, member_id=member_id, inactive_at=inactive_at
         )
         wallet._state.adding, wallet._state.db = False, using
-        wallet.held_due, wallet.expired, wallet.has_earned = held_due, expired, earned
-        wallet.member_tier_id, wallet.rule_uses, wallet.fresh = tier_id, uses, fresh
+        wallet.lots_read, wallet.next_available_at, wallet.next_expiry_at = (
+            True,
+            available_at,
+            expiry_at,
+        )
+        wallet.has_earned, wallet.member_tier_id, wallet.rule_uses = earned, tier_id, uses
         wallet.budgets_left = {int(rule): Decimal(left) for rule, left in (budgets or {}).items()}
+        wallet.fresh = fresh
+        if lock:
+            wallet.balance, wallet.pending_balance, wallet.next_entry_id, wallet.last_entry_at = (
+                more
+            )
         return wallet
 
     def move(
@@ -163,24 +171,23 @@ class WalletManager(models.Manager["Wallet"]):
         return wallet
 
 
-# The member's wallet on the card, read with whether it needs settling before an earn decides (a
-# held lot due, a lot with something left past its expiry: what `wallet_settle` settles; the
-# wallet's own `inactive_at` comes with it) and what the card's programme asks of the member:
-# whether it earned on the card before, its tier on the card, its uses of the rules %(rules)s
-# (those that limit uses), and what is left of the budgets of the rules %(budgeted)s (amounts as
-# text: JSON would make them floats). Each an index probe. The lots are asked for their earliest
-# date, not for one at or before %(at)s: the plan is then the same whatever %(at)s is, and
-# PostgreSQL keeps the prepared statement's generic plan instead of planning it again at each
-# earn (which cost more than the statement). `fresh` is whether the row is the
-# version the statement's snapshot holds: always so here; see `LOCK_FOR_PROGRAMME`. A quote
-# reads it as it stands.
+# The member's wallet on the card, read with when it next needs settling before an earn decides
+# (its earliest held lot's `available_at`, its earliest `expires_at` of a lot with something
+# left: what `wallet_settle` settles; the wallet's own `inactive_at` comes with it) and what the
+# card's programme asks of the member: whether it earned on the card before, its tier on the
+# card, its uses of the rules %(rules)s (those that limit uses), and what is left of the budgets
+# of the rules %(budgeted)s (amounts as text: JSON would make them floats). Each an index probe.
+# No parameter is a time: the plan is the same at every earn, and PostgreSQL keeps the prepared
+# statement's generic plan instead of planning it again each time (which cost more than running
+# it). `fresh` is whether the row is the version the statement's snapshot holds: always so here;
+# see `LOCK_FOR_PROGRAMME`. A quote reads it as it stands.
 PROGRAMME_FACTS = """
 SELECT w.id, w.inactive_at,
-    COALESCE((SELECT min(x.available_at) FROM cashback_lot x WHERE x.app_id = w.app_id
-        AND x.wallet_id = w.id AND x.pending > 0) <= %(at)s, false) AS held_due,
-    COALESCE((SELECT min(x.expires_at) FROM cashback_lot x WHERE x.app_id = w.app_id
-        AND x.wallet_id = w.id AND x.remaining > 0 AND x.expires_at IS NOT NULL) <= %(at)s,
-        false) AS expired,
+    (SELECT min(x.available_at) FROM cashback_lot x WHERE x.app_id = w.app_id
+        AND x.wallet_id = w.id AND x.pending > 0) AS next_available_at,
+    (SELECT min(x.expires_at) FROM cashback_lot x WHERE x.app_id = w.app_id
+        AND x.wallet_id = w.id AND x.remaining > 0 AND x.expires_at IS NOT NULL)
+        AS next_expiry_at,
     EXISTS (SELECT 1 FROM cashback_ledgerentry e WHERE e.app_id = w.app_id
         AND e.wallet_id = w.id AND e.entry_type = 'earning') AS earned,
     (SELECT t.tier_id FROM programme_membertier t WHERE t.app_id = w.app_id
@@ -197,14 +204,55 @@ SELECT w.id, w.inactive_at,
 FROM cashback_wallet w
 WHERE w.app_id = %(app)s AND w.card_id = %(card)s AND w.member_id = %(member)s
 """
-# The same, with the wallet locked until the transaction ends: an earn's first statement on a
-# card with a programme. A statement that waited for the lock reads the facts as they stood
-# when it started (its snapshot), and one that started just before another's commit does too,
-# though it finds the row free: then the row it locked is a later version than its snapshot's
-# (every writer of these facts changes the wallet's row in its transaction: an entry moves it;
-# a tier set apart from an entry touches it, `cashback.services.tiers`), `fresh` is false, and
-# the earn runs the statement again, which reads them as they are under the lock.
-LOCK_FOR_PROGRAMME = PROGRAMME_FACTS + "FOR UPDATE OF w\n"
+# The same with the wallet locked until the transaction ends, and what its next entry needs: its
+# balances, the id the entry takes (drawn from the entries' sequence) and the time of its last
+# entry, so that the earn's entry moves the wallet in its own statement (`WALLET_MOVE`). An
+# earn's first statement on a card with a programme. A statement that waited for the lock reads
+# its subqueries as they stood when it started (its snapshot), and one that started just before
+# another's commit does too, though it finds the row free: then the row it locked (whose own
+# columns are the latest) is a later version than its snapshot's (every writer of these facts
+# changes the wallet's row in its transaction: an entry moves it; a tier set apart from an entry
+# touches it, `cashback.services.tiers`), `fresh` is false, and the earn runs the statement
+# again, which reads them as they are under the lock.
+LOCK_FOR_PROGRAMME = """
+SELECT w.id, w.inactive_at,
+    (SELECT min(x.available_at) FROM cashback_lot x WHERE x.app_id = w.app_id
+        AND x.wallet_id = w.id AND x.pending > 0) AS next_available_at,
+    (SELECT min(x.expires_at) FROM cashback_lot x WHERE x.app_id = w.app_id
+        AND x.wallet_id = w.id AND x.remaining > 0 AND x.expires_at IS NOT NULL)
+        AS next_expiry_at,
+    EXISTS (SELECT 1 FROM cashback_ledgerentry e WHERE e.app_id = w.app_id
+        AND e.wallet_id = w.id AND e.entry_type = 'earning') AS earned,
+    (SELECT t.tier_id FROM programme_membertier t WHERE t.app_id = w.app_id
+        AND t.card_id = w.card_id AND t.member_id = w.member_id) AS member_tier_id,
+    (SELECT json_agg(json_build_object('rule', u.rule_id, 'per', u.per,
+            'start', u.period_start, 'uses', u.uses))
+        FROM programme_ruleuse u WHERE u.app_id = w.app_id AND u.member_id = w.member_id
+        AND u.rule_id = ANY(%(rules)s::bigint[])) AS rule_uses,
+    (SELECT json_object_agg(r.id, (r.budget - r.budget_spent)::text)
+        FROM programme_earningrule r WHERE r.app_id = w.app_id
+        AND r.id = ANY(%(budgeted)s::bigint[]) AND r.budget IS NOT NULL) AS budgets_left,
+    w.xmin = (SELECT v.xmin FROM cashback_wallet v WHERE v.app_id = w.app_id AND v.id = w.id)
+        AS fresh,
+    w.balance, w.pending_balance,
+    nextval(pg_get_serial_sequence('cashback_ledgerentry', 'id')) AS next_entry_id,
+    (SELECT e.created_at FROM cashback_ledgerentry e WHERE e.app_id = w.app_id
+        AND e.wallet_id = w.id ORDER BY e.sequence DESC LIMIT 1) AS last_entry_at
+FROM cashback_wallet w
+WHERE w.app_id = %(app)s AND w.card_id = %(card)s AND w.member_id = %(member)s
+FOR UPDATE OF w
+"""
+# Moves the wallet %(wallet)s, which the caller holds locked and read (`LOCK_FOR_PROGRAMME`), by
+# its entry: run by the statement that saves the entry (`LedgerEntryManager.append`), a round
+# trip less than `Wallet.objects.move`. The entry is not saved unless the wallet is moved.
+WALLET_MOVE = """
+UPDATE cashback_wallet w
+SET balance = w.balance + %(move_amount)s, pending_balance = w.pending_balance + %(move_pending)s,
+    entries_count = w.entries_count + 1, inactive_at = %(move_inactive_at)s::timestamptz,
+    updated_at = %(move_now)s
+WHERE w.app_id = %(app)s AND w.id = %(wallet)s
+RETURNING w.id
+"""
 
 
 class Wallet(models.Model):
@@ -239,9 +287,10 @@ class Wallet(models.Model):
     # Set by `Wallet.objects.move`, for the entry that follows the move.
     next_entry_id: int | None = None
     last_entry_at: datetime | None = None
-    # Set by `Wallet.objects.programme_facts`.
-    held_due: bool = True
-    expired: bool = True
+    # Set by `Wallet.objects.programme_facts` (`lots_read`: the two dates after it are).
+    lots_read: bool = False
+    next_available_at: datetime | None = None
+    next_expiry_at: datetime | None = None
     has_earned: bool = False
     member_tier_id: int | None = None
     rule_uses: list[dict] | None = None
@@ -303,6 +352,7 @@ class LedgerEntryManager(models.Manager["LedgerEntry"]):
         spend: Decimal | None = None,
         rule_uses: dict | None = None,
         rule_budgets: dict | None = None,
+        move: dict | None = None,
         **fields: Any,
     ) -> "LedgerEntry":
         """Saves a new entry in one `INSERT ... RETURNING` (`_append_sql`) and returns it.
@@ -311,7 +361,9 @@ class LedgerEntryManager(models.Manager["LedgerEntry"]):
         statement counts a use of each rule its breakdown applied (`RULE_USES_COUNT`); with
         `rule_budgets` (`programme.services.EarnCounters.budget_params`), it takes what the
         breakdown gave of each rule's budget (`RULE_BUDGETS_TAKE`), or fails with the
-        constraint `rule_budget_spent_within`.
+        constraint `rule_budget_spent_within`. With `move` (%(move_amount)s, %(move_pending)s,
+        %(move_inactive_at)s, %(move_now)s), it moves the wallet, which the caller holds
+        locked and read (`WALLET_MOVE`), and saves the entry only then.
 
         With `lot` (a credit's `available_at` and `expires_at`, None: never, as the caller
         computed them from the entry's `created_at` and its card: `_lot_of`), the same
@@ -358,6 +410,7 @@ class LedgerEntryManager(models.Manager["LedgerEntry"]):
             with_spend=spend is not None,
             with_uses=rule_uses is not None,
             with_budgets=rule_budgets is not None,
+            with_move=move is not None,
         )
         params: dict[str, Any] = {
             f"c{i}": field.get_db_prep_save(
@@ -373,6 +426,8 @@ class LedgerEntryManager(models.Manager["LedgerEntry"]):
             params.update(rule_uses)
         if rule_budgets is not None:
             params.update(rule_budgets)
+        if move is not None:
+            params.update(move)
         if spend is not None:
             params.update(entry=entry.pk, amount=spend, first=None)
         if lot is not None:  # the lot as the statement opens it
@@ -384,7 +439,10 @@ class LedgerEntryManager(models.Manager["LedgerEntry"]):
             params.update(draft.params())
         with prepared_cursor(using) as cursor:
             cursor.execute(sql, params)
-            pk, created_at, entry.sequence, entry.type_sequence, *more = cursor.fetchone()
+            saved = cursor.fetchone()
+        if saved is None:  # the wallet to move with the entry is gone
+            raise RuntimeError(f"Entry {entry.pk} was not saved: its wallet was not moved.")
+        pk, created_at, entry.sequence, entry.type_sequence, *more = saved
         if with_event and (pk, created_at) != (entry.pk, entry.created_at):
             raise RuntimeError(f"Entry {entry.pk} was saved otherwise than its event tells.")
         entry.pk, entry.created_at = pk, created_at
@@ -974,6 +1032,7 @@ def _append_sql(
     with_spend: bool = False,
     with_uses: bool = False,
     with_budgets: bool = False,
+    with_move: bool = False,
 ) -> tuple[str, list[models.Field]]:
     """The INSERT, and the fields whose prepared values it takes as %(c0)s, %(c1)s, ... in its
     column order (the id among them `with_event`), besides %(app)s, %(wallet)s and %(type)s (and,
@@ -997,9 +1056,13 @@ def _append_sql(
         f"GREATEST({value}, last.{column['created_at']})" if f.name == "created_at" else value
         for value, f in zip(values, fields, strict=True)
     ]
-    # With budgets, the entry's row waits for the budgets' take (below): a condition on no
-    # row, which PostgreSQL checks once, before it makes the row.
-    taken = "WHERE (SELECT count(*) FROM budgets) >= 0 " if with_budgets else ""
+    # With budgets, the entry's row waits for the budgets' take (below); with a move, for the
+    # wallet's, and is made only if the wallet moved: conditions on no row, which PostgreSQL
+    # checks once, before it makes the row.
+    conditions = (["(SELECT count(*) FROM budgets) >= 0"] if with_budgets else []) + (
+        ["(SELECT count(*) FROM wallet_moved) = 1"] if with_move else []
+    )
+    taken = f"WHERE {' AND '.join(conditions)} " if conditions else ""
     insert = (
         f"INSERT INTO {table} ({', '.join(column[f.name] for f in fields)}, "  # noqa: S608
         f"{column['sequence']}, {column['type_sequence']}) "
@@ -1015,7 +1078,7 @@ def _append_sql(
         f"ORDER BY {column['type_sequence']} DESC LIMIT 1) last_of_type ON true {taken}"
     )
     returned = [column[name] for name in ("id", "created_at", "sequence", "type_sequence")]
-    if not (with_lot or with_event or with_spend or with_uses or with_budgets):
+    if not (with_lot or with_event or with_spend or with_uses or with_budgets or with_move):
         return f"{insert}RETURNING {', '.join(returned)}", fields
     kept = ("id", "app", "wallet", "amount", "pending_amount", "created_at", "sequence")
     ctes = []
@@ -1025,6 +1088,8 @@ def _append_sql(
         # budgets first does (`programme.services.rule_budgets_lock`): two earns never wait
         # for each other the other way round.
         ctes.append(f"budgets AS ({RULE_BUDGETS_TAKE.strip()})")
+    if with_move:
+        ctes.append(f"wallet_moved AS ({WALLET_MOVE.strip()})")
     ctes.append(
         f"e AS ({insert}RETURNING {', '.join(column[n] for n in (*kept, 'type_sequence'))})"
     )

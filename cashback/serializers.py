@@ -1,5 +1,5 @@
 from decimal import Decimal
-from typing import cast
+from typing import Any, cast
 
 from rest_framework import serializers
 
@@ -44,6 +44,44 @@ class LineSerializer(StrictSerializer):
     )
     amount = AmountField(help_text="What the line costs in all (not per unit).")
     quantity = WholeNumberField(min_value=1, max_value=10**6, default=1)
+
+    def to_internal_value(self, data):
+        # Field by field, DRF's validation costs an earn of five lines a twentieth of its time. A
+        # line whose texts are plain (printable ASCII, trimmed, within their fields' lengths)
+        # and whose quantity is a whole number within its field's range is read as it is, its
+        # amount by its own field; any other is validated field by field, which says what is
+        # wrong with it.
+        line = self._plain(data)
+        return line if line is not None else super().to_internal_value(data)
+
+    def _plain(self, data) -> dict | None:
+        fields: Any = self.fields
+        if type(data) is not dict or not data.keys() <= fields.keys():
+            return None
+        sku, category, quantity = data.get("sku"), data.get("category"), data.get("quantity", 1)
+        if not _plain_text(sku, fields["sku"]):
+            return None
+        if category is not None and not _plain_text(category, fields["category"]):
+            return None
+        limits = fields["quantity"]
+        if type(quantity) is not int or not limits.min_value <= quantity <= limits.max_value:
+            return None
+        try:
+            amount = fields["amount"].to_internal_value(data.get("amount"))
+        except serializers.ValidationError:
+            return None
+        return {"sku": sku, "category": category, "amount": amount, "quantity": quantity}
+
+
+def _plain_text(value, field: serializers.CharField) -> bool:
+    """Text that `field` takes as it is: nothing its validation would trim, refuse or change."""
+    return (
+        type(value) is str
+        and value.isascii()
+        and value.isprintable()
+        and value == value.strip()
+        and (field.min_length or 0) <= len(value) <= (field.max_length or len(value))
+    )
 
 
 class RefundLineSerializer(StrictSerializer):

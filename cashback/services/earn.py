@@ -266,7 +266,7 @@ def _programme_earn(
     wallet: the order refunds take them in too). The earn that crosses a tier's threshold is
     computed at the old tier; the member is moved up after it. Raises `_BudgetsMoved` when the
     database refuses a take (concurrent earns took from the budget since it was read)."""
-    wallet, created, at = _earn_wallet(
+    wallet, created, at, settled = _earn_wallet(
         app=app, card=card, programme=programme, member_ref=member_ref
     )
     member_id = wallet.member_id
@@ -302,14 +302,19 @@ def _programme_earn(
     )
     entry["rule_budgets"] = counters.budget_params()
     try:
-        # Settled under the lock, the wallet stays so but for the clock: a lot that came due
-        # since (or the wallet's inactivity, ended) is settled before the credit.
-        posted = entry_post(member_id=member_id, settled=True, **entry)
-        for _ in range(SETTLE_AGAIN):
-            if posted is not None:
-                break
-            wallet_settle(wallet=wallet, card=card)
+        if not settled:
+            # The wallet as its lock read it, with nothing to settle at the entry's time: the
+            # entry's statement moves it.
+            posted = entry_post(member_id=member_id, locked_wallet=wallet, at=at, **entry)
+        else:
+            # Settled under the lock, the wallet stays so but for the clock: a lot that came
+            # due since (or the wallet's inactivity, ended) is settled before the credit.
             posted = entry_post(member_id=member_id, settled=True, **entry)
+            for _ in range(SETTLE_AGAIN):
+                if posted is not None:
+                    break
+                wallet_settle(wallet=wallet, card=card)
+                posted = entry_post(member_id=member_id, settled=True, **entry)
     except IntegrityError as error:
         if budget_overrun(error):
             raise _BudgetsMoved() from error
@@ -334,11 +339,13 @@ class _BudgetsMoved(Exception):
 
 def _earn_wallet(
     *, app: App, card: Card, programme: Programme, member_ref: MemberRef
-) -> tuple[Wallet, bool, datetime]:
+) -> tuple[Wallet, bool, datetime, bool]:
     """The member's wallet on the card, locked, settled and read with what the programme needs
     to know of the member (`Wallet.objects.programme_facts`); whether the member was created
-    (a member unknown by email and phone is created with an empty wallet); and the earn's
-    time, taken once the lock is held. One statement locks and reads, unless the wallet changed
+    (a member unknown by email and phone is created with an empty wallet); the earn's time,
+    taken once the lock is held; and whether the wallet was settled (it had lots due or expired
+    at the entry's time, no earlier than its last entry's: then what the lock read of its
+    balances is past). One statement locks and reads, unless the wallet changed
     while it waited (or just before): then a second reads again, under the lock."""
     member_id = member_ref.member_id
     if member_id is None:
@@ -353,13 +360,11 @@ def _earn_wallet(
             member_id=member_id,
             rule_ids=programme.limited,
             budgeted=programme.budgeted,
-            at=timezone.now(),
             lock=True,
             using=router.db_for_write(Wallet),
         )
         # The earn's time is once the lock is held: the statement may have waited for it behind
-        # a request that changed nothing. A lot that came due meanwhile is settled all the same
-        # (the move's own check, at its time).
+        # a request that changed nothing.
         return wallet, timezone.now()
 
     wallet, at = (None, timezone.now()) if member_id is None else locked(member_id)
@@ -377,5 +382,8 @@ def _earn_wallet(
         wallet, at = locked(wallet.member_id)
     if wallet is None:  # wallets are never deleted
         raise Wallet.DoesNotExist(f"The wallet of member {member_id} is gone.")
-    wallet_settle(wallet=wallet, card=card, due=wallet_due(wallet, at))
-    return wallet, created, at
+    # The entry's time: no earlier than the wallet's last entry (`LedgerEntry.objects.append`).
+    entry_at = at if wallet.last_entry_at is None else max(at, wallet.last_entry_at)
+    due = wallet_due(wallet, entry_at)
+    wallet_settle(wallet=wallet, card=card, due=due)
+    return wallet, created, at, due

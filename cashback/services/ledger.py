@@ -210,6 +210,8 @@ def entry_post(
     settled: bool = False,
     spend: Decimal | None = None,
     new_wallet: Wallet | None = None,
+    locked_wallet: Wallet | None = None,
+    at: datetime | None = None,
     rule_uses: dict | None = None,
     rule_budgets: dict | None = None,
     **fields,
@@ -225,9 +227,12 @@ def entry_post(
     `member_wallet`). `spend`: the
     entry takes that much out of the wallet's lots, the oldest first, in its own statement.
     `new_wallet`: the member's wallet, created in this transaction as this entry leaves it
-    (`wallet_create`), which is not moved again. `rule_uses`, `rule_budgets`: the statement that
-    saves the entry counts the uses of the rules an earning applied and takes what it gave of
-    their budgets (`LedgerEntry.objects.append`).
+    (`wallet_create`), which is not moved again. `locked_wallet` (an earning's): the member's
+    wallet, which the caller holds locked and read as `Wallet.objects.move` would leave it but
+    for this move (`Wallet.objects.programme_facts`), and found settled at `at`, the entry's
+    time: the statement that saves the entry moves it. `rule_uses`, `rule_budgets`: the
+    statement that saves the entry counts the uses of the rules an earning applied and takes
+    what it gave of their budgets (`LedgerEntry.objects.append`).
 
     The move locks the wallet until the transaction ends. Callers that must see the balance
     before they decide (a debit, a refund) lock the wallet first (`locked_wallets`). A
@@ -237,28 +242,46 @@ def entry_post(
     card = operation.card
     earning = operation.entry_type == EntryType.EARNING
     may_collide = operation.may_collide
+    if locked_wallet is not None and (not earning or at is None):
+        raise ValueError("An earning moves the wallet it locked at the time it checked.")
+    inactive_at = card.wallet_inactive_at(timezone.now()) if earning else None
+    moved_by_entry = None
+    if locked_wallet is not None:
+        moved_by_entry = {
+            "move_amount": amount,
+            "move_pending": pending_amount,
+            "move_inactive_at": inactive_at,
+            "move_now": timezone.now(),
+        }
     try:
         with transaction.atomic() if may_collide else nullcontext():
-            wallet = new_wallet or Wallet.objects.move(
-                app_id=card.app_id,
-                card_id=card.pk,
-                member_id=member_id if member_ref is None else member_ref.member_id,
-                email=None if member_ref is None else member_ref.email,
-                phone=None if member_ref is None else member_ref.phone,
-                amount=amount,
-                pending_amount=pending_amount,
-                covered=covered,
-                unlocked=unlocked,
-                settled=settled,
-                earning=earning,
-                # Counted from before the move: the entry's time is read after it (a wait for
-                # the wallet's lock ends with a later entry of another's, which the move's
-                # statement may not see), so at most that wait earlier than created_at.
-                inactive_at=card.wallet_inactive_at(timezone.now()) if earning else None,
+            wallet = (
+                locked_wallet
+                or new_wallet
+                or Wallet.objects.move(
+                    app_id=card.app_id,
+                    card_id=card.pk,
+                    member_id=member_id if member_ref is None else member_ref.member_id,
+                    email=None if member_ref is None else member_ref.email,
+                    phone=None if member_ref is None else member_ref.phone,
+                    amount=amount,
+                    pending_amount=pending_amount,
+                    covered=covered,
+                    unlocked=unlocked,
+                    settled=settled,
+                    earning=earning,
+                    # Counted from before the move: the entry's time is read after it (a wait for
+                    # the wallet's lock ends with a later entry of another's, which the move's
+                    # statement may not see), so at most that wait earlier than created_at.
+                    inactive_at=inactive_at,
+                )
             )
             if wallet is None:
                 return None
-            now = timezone.now()
+            if locked_wallet is not None:  # as the entry's statement leaves it
+                wallet.balance += amount
+                wallet.pending_balance += pending_amount
+            now = at or timezone.now()
             created_at = now if wallet.last_entry_at is None else max(now, wallet.last_entry_at)
             # The entry is whole before it is saved, so that one statement saves it with its lot
             # and its webhook event, which tells of it (`LedgerEntry.objects.append`).
@@ -268,6 +291,7 @@ def entry_post(
                 spend=spend,
                 rule_uses=rule_uses,
                 rule_budgets=rule_budgets,
+                move=moved_by_entry,
                 id=wallet.next_entry_id,
                 created_at=created_at,
                 app_id=wallet.app_id,
@@ -448,11 +472,13 @@ def wallet_settle(*, wallet: Wallet, card: Card, due: bool | None = None) -> Non
 
 
 def wallet_due(wallet: Wallet, at: datetime) -> bool:
-    """Whether `wallet_settle` has anything to do at `at` on a wallet whose lots were probed
-    with its lock (`Wallet.objects.programme_facts`; a wallet read otherwise is taken to
-    need it)."""
-    inactive = wallet.inactive_at is not None and wallet.inactive_at <= at
-    return wallet.held_due or wallet.expired or inactive
+    """Whether `wallet_settle` has anything to do at `at` on a wallet whose lots were read with
+    its lock (`Wallet.objects.programme_facts`; a wallet read otherwise is taken to need it): a
+    held lot due, a lot past its expiry, the wallet past its `inactive_at`."""
+    if not wallet.lots_read:
+        return True
+    dates = (wallet.next_available_at, wallet.next_expiry_at, wallet.inactive_at)
+    return any(date is not None and date <= at for date in dates)
 
 
 def app_ids() -> Iterator[int]:

@@ -70,7 +70,6 @@ def cashback_quote(
             member_id=member_id,
             rule_ids=programme.limited,
             budgeted=programme.budgeted,
-            at=at,
         )
     budgets_left = None if wallet is None else wallet.budgets_left
     if budgets_left is None and programme.budgeted:

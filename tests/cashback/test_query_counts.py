@@ -2,16 +2,17 @@
 around the request (so a service's transaction costs no savepoint), throttle counters in the
 shared cache (Redis in production), API keys and cards from the in-process caches. BEGIN and
 COMMIT count. The budget is 4 for earn by id or by email (recording its webhook event
-included), 6 with an Idempotency-Key, 5 for an earn that creates its member, 6 for a member's
-first earn on a card, 4 for redeem (spending its lots and recording its event included), 3 for
-balance and 4 for history; the tests hold the path to what it takes today, within that."""
+included), and on a card with earning rules and a budget; 6 with an Idempotency-Key, 5 for an
+earn that creates its member, 6 for a member's first earn on a card, 4 for redeem (spending its
+lots and recording its event included), 3 for balance and 4 for history; the tests hold the
+path to what it takes today, within that."""
 
 from decimal import Decimal
 
 import pytest
 
 from members.tokens import member_token_issue
-from tests.factories import CardFactory, MemberFactory
+from tests.factories import CardFactory, MemberFactory, RuleFactory
 from tests.helpers import give_balance
 
 API = "/api/v1/cashback/cashback"
@@ -103,3 +104,20 @@ def test_redeem_takes_at_most_4_queries(warm, merchant, django_assert_max_num_qu
             headers={"X-Member-Token": token},
         )
         assert response.status_code == 200
+
+
+def test_an_earn_with_rules_and_a_budget_takes_as_many_queries_as_a_plain_one(
+    warm, django_assert_max_num_queries
+):
+    """The wallet locked with the member's facts, then the entry, which moves the wallet,
+    counts the rules' uses and takes from their budgets in its statement."""
+    client, card, member = warm
+    RuleFactory.create(
+        card=card, percentage=Decimal(2), max_uses_per_member=5, per="day", priority=1
+    )
+    RuleFactory.create(card=card, percentage=Decimal(3), budget=Decimal(1000), priority=2)
+    body = {"card_id": card.pk, "member_id": member.pk, "purchase_amount": 50}
+    assert client.post(f"{API}/earn", body).status_code == 200  # the programme in the cache
+    with django_assert_max_num_queries(4):
+        data = client.post(f"{API}/earn", body).json()["data"]
+    assert [part["amount"] for part in data["breakdown"]] == [2.5, 1, 1.5]
