@@ -188,9 +188,9 @@ KINDS = {
 }
 # The programme card's paths (bench_seed's 20 rules), by member_id with a basket of
 # BASKET_LINES lines, the members spread as the plain earn's are. They have no reference: an
-# honest one would run the service's statements for a programme earn (the wallet lock, the
-# members' uses, the budget rules' locks, a use counted per rule applied) and its rules'
-# arithmetic, which the bare reference does not have yet. Each is compared instead with the
+# honest one would run the service's statements for a programme earn (the wallet locked with
+# the member's facts; the entry moving the wallet, counting the rules' uses and taking from
+# their budgets) and its rules' arithmetic, which the bare reference does not have yet. Each is compared instead with the
 # path it must keep up with, measured by the same service in the same rounds, in turns:
 # the programme earn with the plain earn by member_id, the quote with the programme earn.
 PROGRAMME_KINDS = {
