@@ -246,13 +246,6 @@ def entry_post(
         raise ValueError("An earning moves the wallet it locked at the time it checked.")
     inactive_at = card.wallet_inactive_at(timezone.now()) if earning else None
     moved_by_entry = None
-    if locked_wallet is not None:
-        moved_by_entry = {
-            "move_amount": amount,
-            "move_pending": pending_amount,
-            "move_inactive_at": inactive_at,
-            "move_now": timezone.now(),
-        }
     try:
         with transaction.atomic() if may_collide else nullcontext():
             wallet = (
@@ -278,11 +271,18 @@ def entry_post(
             )
             if wallet is None:
                 return None
+            now = at or timezone.now()
+            created_at = now if wallet.last_entry_at is None else max(now, wallet.last_entry_at)
             if locked_wallet is not None:  # as the entry's statement leaves it
                 wallet.balance += amount
                 wallet.pending_balance += pending_amount
-            now = at or timezone.now()
-            created_at = now if wallet.last_entry_at is None else max(now, wallet.last_entry_at)
+                moved_by_entry = {
+                    "move_amount": amount,
+                    "move_pending": pending_amount,
+                    # Counted from the entry itself, which is dated before the statement.
+                    "move_inactive_at": card.wallet_inactive_at(created_at),
+                    "move_now": timezone.now(),
+                }
             # The entry is whole before it is saved, so that one statement saves it with its lot
             # and its webhook event, which tells of it (`LedgerEntry.objects.append`).
             entry = LedgerEntry.objects.append(

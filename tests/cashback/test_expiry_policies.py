@@ -16,7 +16,7 @@ from cashback.models import EntryType, LedgerEntry, Lot, Wallet
 from cashback.services import cashback_expire_due, cashback_release_due
 from cashback.services.adjust import cashback_adjust
 from members.tokens import member_token_issue
-from tests.factories import CardFactory
+from tests.factories import CardFactory, RuleFactory
 from tests.helpers import balance, earn, instant
 
 API = "/api/v1/cashback/cashback"
@@ -199,6 +199,15 @@ def test_an_earning_sets_the_wallets_inactivity_date(api, merchant, member):
     other = make_card(merchant)
     earn(api, other, member, "100")
     assert Wallet.objects.get(card=other, member=member).inactive_at is None
+
+
+def test_an_earning_on_a_card_with_rules_sets_the_wallets_inactivity_date(api, merchant, member):
+    card = make_card(merchant, cashback_inactivity_days=30)
+    RuleFactory.create(card=card, percentage=Decimal(10))
+    earn(api, card, member, "100")  # the wallet's first entry creates it
+    second = earn(api, card, member, "100")  # the entry's statement moves the wallet
+    earned_at = instant(second["earned_at"])
+    assert timedelta(0) <= earned_at + 30 * DAY - inactive_at(card, member) < timedelta(seconds=1)
 
 
 def test_inactivity_expires_all_spendable_cashback_at_read_time_and_for_a_redeem(
