@@ -190,9 +190,10 @@ KINDS = {
 # BASKET_LINES lines, the members spread as the plain earn's are. They have no reference: an
 # honest one would run the service's statements for a programme earn (the wallet locked with
 # the member's facts; the entry moving the wallet, counting the rules' uses and taking from
-# their budgets) and its rules' arithmetic, which the bare reference does not have yet. Each is compared instead with the
-# path it must keep up with, measured by the same service in the same rounds, in turns:
-# the programme earn with the plain earn by member_id, the quote with the programme earn.
+# their budgets) and its rules' arithmetic, which the bare reference does not have yet. Each is
+# compared instead with the path it must keep up with, measured by the same service in the
+# same rounds, in turns: the programme earn with the plain earn by member_id, the quote with
+# the programme earn.
 PROGRAMME_KINDS = {
     "earn_rules": "earn, 20 rules, 5 lines",
     "quote": "quote, 20 rules, 5 lines",

@@ -136,3 +136,27 @@ def refund_breakdown(
         )
         if claim > 0
     ]
+
+
+def claim_settlement_returns(
+    *, refund: LedgerEntry, before: Decimal, take: Decimal
+) -> dict[int, Decimal]:
+    """What settling `take` more of what `refund` could not take back (after `before` of it was
+    settled) gives back to its rules' budgets, by rule. What a refund owes of each contribution
+    is what it claimed less what it took; a settlement pays those parts one after the other,
+    the budgeted ones first (a campaign is made whole before the card's base), each in the
+    breakdown's order, so that settlements in any number return each budget exactly what was
+    owed of it, however the amounts were split between them."""
+    owed = [
+        (part, Decimal(part["claimed"]) + Decimal(part["amount"]))
+        for part in refund.breakdown or ()
+    ]
+    owed.sort(key=lambda item: not item[0].get("budgeted"))  # stable: the breakdown's order
+    returns: dict[int, Decimal] = defaultdict(Decimal)
+    start, end, position = before, before + take, ZERO
+    for part, amount in owed:
+        covered = min(end, position + amount) - max(start, position)
+        if covered > 0 and part.get("budgeted"):
+            returns[part["rule_id"]] += covered
+        position += amount
+    return dict(returns)

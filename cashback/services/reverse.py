@@ -15,6 +15,7 @@ from cards.models import Card
 from cashback.errors import AlreadyReversed, ReversalWindowClosed
 from cashback.models import ClaimSettlement, EntryType, LedgerEntry, Lot, LotMovement
 from cashback.serializers import timestamp
+from cashback.services.breakdowns import claim_settlement_returns
 from cashback.services.ledger import (
     ZERO,
     Operation,
@@ -26,6 +27,7 @@ from cashback.services.ledger import (
 )
 from core.errors import NotFound
 from core.fingerprint import digest
+from programme.services import rule_budget_return
 
 
 @transaction.atomic(durable=True)
@@ -44,7 +46,9 @@ def cashback_reverse(
     `unrecovered_amount`. What stays spendable settles first what refunds posted since the
     redemption could not take back (their claims, oldest first: `ClaimSettlement`), so that
     a refund and a reversal in either order leave the same balance; the entry is credited net
-    of it and takes it out of the lots: a claim's own earning's first, then the oldest.
+    of it and takes it out of the lots: a claim's own earning's first, then the oldest. What
+    settles a claim on a rule's contribution returns to the rule's budget
+    (`claim_settlement_returns`), as what the refund took back of it did.
 
     Only a redemption of the app on `card`, at most once, within
     `CASHBACK_REVERSAL_WINDOW_HOURS`. Raises `NotFound`, `AlreadyReversed`,
@@ -131,6 +135,14 @@ def cashback_reverse(
             named = Lot.objects.filter(app=app, source_id=refund.original_entry_id).first()
         Lot.objects.spend(entry=posted.entry, amount=take, first=named)
         ClaimSettlement.objects.create(app=app, refund=refund, entry=posted.entry, amount=take)
+        # What settles the refund's claim on a rule's contribution returns to its budget, as
+        # what the refund took back of it did.
+        rule_budget_return(
+            app_id=app.pk,
+            returns=claim_settlement_returns(
+                refund=refund, before=refund.unrecovered_amount - owed, take=take
+            ),
+        )
         left -= take
     return posted
 

@@ -3,6 +3,7 @@ it earned, never past its amount, and what a rule gave returns to its budget."""
 
 from decimal import Decimal
 
+from cashback.ledger_check import ledger_verify
 from cashback.models import LedgerEntry
 from programme.models import EarningRule
 from tests.factories import RuleFactory
@@ -182,3 +183,27 @@ def test_what_a_rule_gave_without_a_budget_never_returns_to_a_later_one(api, car
     rule.refresh_from_db()
     assert rule.budget_spent == 0
     assert rule.budget_remaining == 20
+
+
+def test_what_a_reversal_settles_of_a_refunds_claim_returns_to_the_budget(
+    api, card, member, merchant
+):
+    from cashback.services import cashback_redeem, cashback_reverse
+
+    rule = RuleFactory.create(card=card, percentage=Decimal(10), budget=Decimal(100))
+    earning = earn(api, card, member, "100")  # 5 base + 10 rule
+    first = cashback_redeem(app=merchant.app, card=card, member_id=member.pk, amount=Decimal(9))
+    second = cashback_redeem(app=merchant.app, card=card, member_id=member.pk, amount=Decimal(6))
+    body = {"card_id": card.pk, "member_id": member.pk, "refund_amount": "100"}
+    response = api.post(REFUND, {**body, "original_transaction_id": earning["transaction_id"]})
+    assert response.json()["data"]["cashback_not_recovered"] == 15  # nothing left to take
+    rule.refresh_from_db()
+    assert rule.budget_spent == Decimal(10)  # nothing taken: nothing back yet
+    # Each reversal settles part of the claim: the rule's 10 first, then the base's 5.
+    cashback_reverse(app=merchant.app, card=card, transaction_id=first.entry.pk)
+    rule.refresh_from_db()
+    assert rule.budget_spent == Decimal(1)
+    cashback_reverse(app=merchant.app, card=card, transaction_id=second.entry.pk)
+    rule.refresh_from_db()
+    assert rule.budget_spent == 0
+    assert ledger_verify().mismatches == []
