@@ -1,6 +1,7 @@
 """A redemption undone (the sale it paid for was cancelled): its amount goes back into the lots it
 came from."""
 
+from collections import defaultdict
 from datetime import timedelta
 from decimal import Decimal
 
@@ -124,6 +125,7 @@ def cashback_reverse(
     for lot in expired_lots.values():
         lot_expire(wallet=wallet, card=card, lot=lot)
     left = settled
+    returns: dict[int, Decimal] = defaultdict(Decimal)
     for refund, owed in claims:
         if left == 0:
             break
@@ -137,13 +139,14 @@ def cashback_reverse(
         ClaimSettlement.objects.create(app=app, refund=refund, entry=posted.entry, amount=take)
         # What settles the refund's claim on a rule's contribution returns to its budget, as
         # what the refund took back of it did.
-        rule_budget_return(
-            app_id=app.pk,
-            returns=claim_settlement_returns(
-                refund=refund, before=refund.unrecovered_amount - owed, take=take
-            ),
+        settled_returns = claim_settlement_returns(
+            refund=refund, before=refund.unrecovered_amount - owed, take=take
         )
+        for rule_id, amount in settled_returns.items():
+            returns[rule_id] += amount
         left -= take
+    # Once for all the claims: the rules are locked in the order every writer locks them in.
+    rule_budget_return(app_id=app.pk, returns=returns)
     return posted
 
 

@@ -207,3 +207,39 @@ def test_what_a_reversal_settles_of_a_refunds_claim_returns_to_the_budget(
     rule.refresh_from_db()
     assert rule.budget_spent == 0
     assert ledger_verify().mismatches == []
+
+
+def test_a_reversal_settling_several_claims_returns_to_the_budgets_in_the_rules_order(
+    api, card, member, merchant
+):
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    from cashback.services import cashback_redeem, cashback_reverse
+
+    first = RuleFactory.create(card=card, percentage=Decimal(10), budget=Decimal(100), skus=["A"])
+    second = RuleFactory.create(card=card, percentage=Decimal(10), budget=Decimal(100), skus=["B"])
+    EarningRule.objects.filter(pk=first.pk).update(priority=1)
+    EarningRule.objects.filter(pk=second.pk).update(priority=2)
+    by_second = earn(api, card, member, "100", lines=[{"sku": "B", "amount": "100"}])
+    by_first = earn(api, card, member, "100", lines=[{"sku": "A", "amount": "100"}])
+    redemption = cashback_redeem(
+        app=merchant.app, card=card, member_id=member.pk, amount=Decimal(30)
+    )
+    for earning in (by_second, by_first):  # the older claim is on the second rule's part
+        body = {"card_id": card.pk, "member_id": member.pk, "refund_amount": "100"}
+        response = api.post(REFUND, {**body, "original_transaction_id": earning["transaction_id"]})
+        assert response.json()["data"]["cashback_not_recovered"] == 15
+    with CaptureQueriesContext(connection) as queries:
+        cashback_reverse(app=merchant.app, card=card, transaction_id=redemption.entry.pk)
+    updated = [
+        rule.pk
+        for query in queries.captured_queries
+        if query["sql"].startswith('UPDATE "programme_earningrule"')
+        for rule in (first, second)
+        if f'"id" = {rule.pk}' in query["sql"]
+    ]
+    # Locked in the order an earn locks them: a reversal and an earn never wait on each other.
+    assert updated == [first.pk, second.pk]
+    assert [rule.budget_spent for rule in EarningRule.objects.order_by("priority")] == [0, 0]
+    assert ledger_verify().mismatches == []
