@@ -244,7 +244,6 @@ def entry_post(
     may_collide = operation.may_collide
     if locked_wallet is not None and (not earning or at is None):
         raise ValueError("An earning moves the wallet it locked at the time it checked.")
-    inactive_at = card.wallet_inactive_at(timezone.now()) if earning else None
     moved_by_entry = None
     try:
         with transaction.atomic() if may_collide else nullcontext():
@@ -266,7 +265,7 @@ def entry_post(
                     # Counted from before the move: the entry's time is read after it (a wait for
                     # the wallet's lock ends with a later entry of another's, which the move's
                     # statement may not see), so at most that wait earlier than created_at.
-                    inactive_at=inactive_at,
+                    inactive_at=card.wallet_inactive_at(timezone.now()) if earning else None,
                 )
             )
             if wallet is None:
