@@ -14,6 +14,7 @@ from cards.models import Card
 from cashback.models import Wallet
 from cashback.selectors import qualifying_spend
 from cashback.services.ledger import app_ids, locked_wallets
+from core.rows import fields_save
 from programme.models import MemberTier, Tier
 from programme.services import card_programme, member_tier_review, member_tier_set_by_staff
 
@@ -92,4 +93,5 @@ def member_tier_staff_set(
 def _touch(wallet: Wallet | None) -> None:
     """A new version of the wallet's row, which the caller holds locked."""
     if wallet is not None:
-        Wallet.objects.filter(app_id=wallet.app_id, pk=wallet.pk).update(updated_at=timezone.now())
+        wallet.updated_at = timezone.now()
+        fields_save(wallet, "updated_at")
