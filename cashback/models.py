@@ -62,6 +62,7 @@ class WalletManager(models.Manager["Wallet"]):
         app_id: int,
         card_id: int,
         member_id: int,
+        rule_ids: list[int],
         budgeted: list[int],
         lock: bool = False,
         using: str | None = None,
@@ -69,8 +70,7 @@ class WalletManager(models.Manager["Wallet"]):
         """The member's wallet on the card with what an earn on a card with a programme needs
         to know first (`PROGRAMME_FACTS`): `next_available_at`, `next_expiry_at` (for
         `cashback.services.ledger.wallet_due`), `has_earned`, `member_tier_id`, `rule_uses`
-        (the member's uses of the card's rules, `programme.models.RuleUses.uses`; `{}`: none),
-        `budgets_left` (of the rules `budgeted`, by id) and
+        (of the rules `rule_ids`), `budgets_left` (of the rules `budgeted`, by id) and
         `fresh`; None when the member has no wallet on the card. `lock`: the wallet is locked
         until the transaction ends and read with its balances, `next_entry_id` and
         `last_entry_at`, as `move` leaves it (`LOCK_FOR_PROGRAMME`); the facts are as they
@@ -80,6 +80,7 @@ class WalletManager(models.Manager["Wallet"]):
             "app": app_id,
             "card": card_id,
             "member": member_id,
+            "rules": rule_ids,
             "budgeted": budgeted,
         }
         with prepared_cursor(using) as cursor:
@@ -97,7 +98,7 @@ class WalletManager(models.Manager["Wallet"]):
             available_at,
             expiry_at,
         )
-        wallet.has_earned, wallet.member_tier_id, wallet.rule_uses = earned, tier_id, uses or {}
+        wallet.has_earned, wallet.member_tier_id, wallet.rule_uses = earned, tier_id, uses
         wallet.budgets_left = {int(rule): Decimal(left) for rule, left in (budgets or {}).items()}
         wallet.fresh = fresh
         if lock:
@@ -174,10 +175,8 @@ class WalletManager(models.Manager["Wallet"]):
 # (its earliest held lot's `available_at`, its earliest `expires_at` of a lot with something
 # left: what `wallet_settle` settles; the wallet's own `inactive_at` comes with it) and what the
 # card's programme asks of the member: whether it earned on the card before, its tier on the
-# card, its uses of the card's rules (its row of `programme.models.RuleUses`), and what is left
-# of the budgets of the rules %(budgeted)s (amounts as text: JSON would make them floats); as
-# `json`, which the driver hands over parsed (Django has it leave `jsonb` as text). Each an
-# index probe.
+# card, its uses of the rules %(rules)s (those that limit uses), and what is left of the budgets
+# of the rules %(budgeted)s (amounts as text: JSON would make them floats). Each an index probe.
 # No parameter is a time: the plan is the same at every earn, and PostgreSQL keeps the prepared
 # statement's generic plan instead of planning it again each time (which cost more than running
 # it). `fresh` is whether the row is the version the statement's snapshot holds: always so here;
@@ -193,8 +192,10 @@ SELECT w.id, w.inactive_at,
         AND e.wallet_id = w.id AND e.entry_type = 'earning') AS earned,
     (SELECT t.tier_id FROM programme_membertier t WHERE t.app_id = w.app_id
         AND t.card_id = w.card_id AND t.member_id = w.member_id) AS member_tier_id,
-    (SELECT u.uses::json FROM programme_ruleuses u WHERE u.app_id = w.app_id
-        AND u.card_id = w.card_id AND u.member_id = w.member_id) AS rule_uses,
+    (SELECT json_agg(json_build_object('rule', u.rule_id, 'per', u.per,
+            'start', u.period_start, 'uses', u.uses))
+        FROM programme_ruleuse u WHERE u.app_id = w.app_id AND u.member_id = w.member_id
+        AND u.rule_id = ANY(%(rules)s::bigint[])) AS rule_uses,
     (SELECT json_object_agg(r.id, (r.budget - r.budget_spent)::text)
         FROM programme_earningrule r WHERE r.app_id = w.app_id
         AND r.id = ANY(%(budgeted)s::bigint[]) AND r.budget IS NOT NULL) AS budgets_left,
@@ -224,8 +225,10 @@ SELECT w.id, w.inactive_at,
         AND e.wallet_id = w.id AND e.entry_type = 'earning') AS earned,
     (SELECT t.tier_id FROM programme_membertier t WHERE t.app_id = w.app_id
         AND t.card_id = w.card_id AND t.member_id = w.member_id) AS member_tier_id,
-    (SELECT u.uses::json FROM programme_ruleuses u WHERE u.app_id = w.app_id
-        AND u.card_id = w.card_id AND u.member_id = w.member_id) AS rule_uses,
+    (SELECT json_agg(json_build_object('rule', u.rule_id, 'per', u.per,
+            'start', u.period_start, 'uses', u.uses))
+        FROM programme_ruleuse u WHERE u.app_id = w.app_id AND u.member_id = w.member_id
+        AND u.rule_id = ANY(%(rules)s::bigint[])) AS rule_uses,
     (SELECT json_object_agg(r.id, (r.budget - r.budget_spent)::text)
         FROM programme_earningrule r WHERE r.app_id = w.app_id
         AND r.id = ANY(%(budgeted)s::bigint[]) AND r.budget IS NOT NULL) AS budgets_left,
@@ -290,7 +293,7 @@ class Wallet(models.Model):
     next_expiry_at: datetime | None = None
     has_earned: bool = False
     member_tier_id: int | None = None
-    rule_uses: dict[str, dict] | None = None
+    rule_uses: list[dict] | None = None
     budgets_left: dict[int, Decimal] | None = None
     fresh: bool = True
 

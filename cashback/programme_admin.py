@@ -8,7 +8,8 @@ from decimal import Decimal, InvalidOperation
 from django import forms
 from django.contrib import admin, messages
 from django.db import transaction
-from django.db.models import QuerySet
+from django.db.models import QuerySet, Sum
+from django.db.models.functions import Coalesce
 from django.http import HttpRequest
 
 from cashback.serializers import QuoteResultSerializer, QuoteSerializer
@@ -16,17 +17,11 @@ from cashback.services.quote import cashback_quote
 from core import money
 from core.admin import ReadOnlyAdmin
 from core.errors import DomainError, InvalidInput
-from programme.models import EarningRule, MemberTier, Tier
-from programme.services import rule_check, rule_uses, rules_with_uses, tier_rename
+from programme.models import EarningRule, MemberTier, RuleUse, Tier
+from programme.services import rule_check, rule_uses, tier_rename
 
 # Counted by earns and refunds, under the rule's row lock: never written from a form.
 RULE_COUNTERS = {"budget_spent"}
-
-
-def _uses(rule: EarningRule) -> int:
-    """How many earns the rule applied to, as its row was read (`rules_with_uses`) or now."""
-    count = getattr(rule, "uses_count", None)
-    return rule_uses([rule.pk]).get(rule.pk, 0) if count is None else count
 
 
 class PreviewForm(forms.Form):
@@ -199,11 +194,14 @@ class EarningRuleAdmin(PreviewMixin, admin.ModelAdmin):
     readonly_fields = ["budget_spent", "uses", "created_at", "updated_at"]
 
     def get_queryset(self, request):
-        return rules_with_uses(super().get_queryset(request))
+        # How many earns each rule applied to: the sum of its members' uses.
+        return (
+            super().get_queryset(request).annotate(uses_count=Coalesce(Sum("member_uses__uses"), 0))
+        )
 
     @admin.display(description="Uses", ordering="uses_count")
     def uses(self, rule: EarningRule) -> int:
-        return _uses(rule)
+        return getattr(rule, "uses_count", None) or rule_uses([rule.pk]).get(rule.pk, 0)
 
     actions = ["deactivate"]
     fieldsets = [
@@ -275,28 +273,19 @@ class EarningRuleAdmin(PreviewMixin, admin.ModelAdmin):
             obj.save()
 
     def has_delete_permission(self, request, obj=None):
-        if obj is not None and _uses(obj):
+        if obj is not None and RuleUse.objects.filter(rule=obj).exists():
             return False
         return super().has_delete_permission(request, obj)
 
-    def get_deleted_objects(self, objs, request):
-        # A rule that applied is protected by its uses, as a row that names it would protect it:
-        # Django then shows the page that says so and deletes none of the selection.
-        deleted, counts, perms_needed, protected = super().get_deleted_objects(objs, request)
-        for rule in objs:
-            if count := _uses(rule):
-                protected.append(f"{rule}: applied to {count} earns (deactivate it instead)")
-        return deleted, counts, perms_needed, protected
-
     def delete_queryset(self, request, queryset: QuerySet[EarningRule]) -> None:
-        used = list(rules_with_uses(queryset).filter(uses_count__gt=0).values_list("pk", flat=True))
-        if used:
+        used = queryset.filter(member_uses__isnull=False).distinct()
+        if used.exists():
             self.message_user(
                 request,
                 "Rules that applied to an earn are kept; deactivate them instead.",
                 messages.ERROR,
             )
-        queryset.exclude(pk__in=used).delete()
+        queryset.exclude(pk__in=used.values("pk")).delete()
 
     @admin.action(description="Deactivate selected rules", permissions=["change"])
     def deactivate(self, request, queryset: QuerySet[EarningRule]) -> None:

@@ -28,10 +28,10 @@ class EarningRule(models.Model):
 
     `budget_spent` is what the rule gave net of what refunds took back from it; the database
     keeps it within `budget` whatever the concurrency (an earn locks the rule's row to take from
-    it). How many earns it applied to is counted per member, in all and in the rule's period
-    (`RuleUses`): an earn counts its member's uses, and no earn waits for another member's. A
-    rule that ever applied is never deleted, only deactivated, so that the breakdowns that name
-    it stay explainable.
+    it). How many earns it applied to is counted per member and period (`RuleUse`): an earn
+    counts its member's uses, and no earn waits for another member's. A rule that ever applied
+    is never deleted, only deactivated, so that the
+    breakdowns that name it stay explainable.
     """
 
     app = models.ForeignKey("apps_auth.App", on_delete=models.PROTECT, related_name="+")
@@ -140,42 +140,38 @@ class EarningRule(models.Model):
         return None if self.budget is None else self.budget - self.budget_spent
 
 
-class RuleUses(models.Model):
-    """A member's uses of its card's rules, one row per member and card. `uses` holds, by rule
-    id, `{"uses": the earns it applied to in all, "per": the rule's period when it last counted
-    (`ever` for a rule without a limit), "period_start": that period's first day in the card's
-    zone (0001-01-01 for `ever`), "period_uses": the earns it applied to in that period}`. A
-    rule's `uses` is the sum over its card's members (`programme.services.rule_uses`).
+class RuleUse(models.Model):
+    """How many earns of a member one rule applied to in one calendar period of the card's
+    zone (`period_start`: the period's first day; 0001-01-01 for `ever`), `per` the rule's
+    period when it was counted. Every application is counted (a rule without a limit counts
+    `ever`): a rule's `uses` is their sum. Counted under the member's wallet lock, so that a
+    member's earns on the card count one at a time."""
 
-    Written by the statement that saves an earning (`programme.services.RULE_USES_COUNT`),
-    with what the earn counted on top of the row as its lock of the member's wallet read it:
-    a member's earns on the card count one at a time, and an earn writes one row however
-    many rules it applied."""
-
-    # Each key is served by the unique constraint's index, led by the app.
-    app = models.ForeignKey(
-        "apps_auth.App", on_delete=models.PROTECT, related_name="+", db_index=False
-    )
-    card = models.ForeignKey(
-        "cards.Card", on_delete=models.PROTECT, related_name="+", db_index=False
+    app = models.ForeignKey("apps_auth.App", on_delete=models.PROTECT, related_name="+")
+    rule = models.ForeignKey(
+        EarningRule, on_delete=models.PROTECT, related_name="member_uses", db_index=False
     )
     member = models.ForeignKey(
         "members.Member", on_delete=models.PROTECT, related_name="+", db_index=False
     )
-    uses = models.JSONField(default=dict)
-    created_at = models.DateTimeField(auto_now_add=True)
-    updated_at = models.DateTimeField(auto_now=True)
+    per = models.CharField(max_length=5, choices=Period.choices)
+    period_start = models.DateField()
+    uses = models.PositiveIntegerField(default=0)
 
     class Meta:
         ordering = ["id"]
-        verbose_name_plural = "rule uses"
         constraints = [
-            # Also how a card's rows are read: a rule's uses, summed.
-            models.UniqueConstraint(fields=["app", "card", "member"], name="rule_uses_member_card")
+            models.UniqueConstraint(
+                fields=["app", "member", "rule", "per", "period_start"],
+                name="rule_use_per_period",
+            )
         ]
+        indexes = [models.Index(fields=["app", "rule"], name="rule_use_rule")]
 
     def __str__(self) -> str:
-        return f"Member {self.member_id} on card {self.card_id}: {len(self.uses)} rules used"
+        return (
+            f"Rule {self.rule_id}, member {self.member_id}: {self.uses} since {self.period_start}"
+        )
 
 
 class Tier(models.Model):

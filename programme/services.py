@@ -1,27 +1,14 @@
 """The programme's writes: rules and tiers as merchants change them, what an earn takes from a
 rule (a use, a share of its budget), members' tiers as their spend moves them."""
 
-import json
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from decimal import Decimal
 from functools import cached_property
-from typing import Any
 
 from django.conf import settings
 from django.db import IntegrityError, router, transaction
-from django.db.models import (
-    BigIntegerField,
-    CharField,
-    F,
-    Func,
-    OuterRef,
-    QuerySet,
-    Subquery,
-    Sum,
-    Value,
-)
-from django.db.models.functions import Cast, Coalesce
+from django.db.models import F, Func, Sum, Value
 from django.db.models.signals import post_delete, post_save
 from django.dispatch import receiver
 
@@ -31,7 +18,7 @@ from core.api.fields import timestamp
 from core.errors import InvalidInput, NotFound
 from core.generations import GenerationCache, configuration_changed
 from core.rows import prepared_cursor
-from programme.models import EarningRule, MemberTier, Period, RuleUses, Tier, TierReason
+from programme.models import EarningRule, MemberTier, Period, RuleUse, Tier, TierReason
 from webhooks.models import EventType
 from webhooks.services import event_record
 
@@ -49,6 +36,11 @@ class Programme:
     @property
     def empty(self) -> bool:
         return not self.rules and not self.tiers
+
+    @cached_property
+    def limited(self) -> list[int]:
+        """The rules that limit uses per member: those whose uses an earn reads."""
+        return [rule.pk for rule in self.rules if rule.max_uses_per_member is not None]
 
     @cached_property
     def budgeted(self) -> list[int]:
@@ -188,7 +180,7 @@ class EarnCounters:
         *,
         card: Card,
         member_id: int | None,
-        uses: dict[str, dict] | None = None,
+        uses: dict[tuple[int, str, date], int] | None = None,
         budgets_left: dict[int, Decimal] | None = None,
     ):
         self.card = card
@@ -205,7 +197,7 @@ class EarnCounters:
         if self._uses is None:
             raise ValueError("A member's counters need the uses read with its wallet.")
         per, start = _bucket(rule, self.card, at)
-        return rule.max_uses_per_member - _period_uses(self._uses.get(str(rule.pk)), per, start)
+        return rule.max_uses_per_member - self._uses.get((rule.pk, per, start), 0)
 
     def grant(self, rule: EarningRule, wanted: Decimal) -> Decimal:
         if rule.budget is None:
@@ -226,56 +218,41 @@ class EarnCounters:
         return {"budget_rules": list(self.taken), "budget_taken": list(self.taken.values())}
 
 
-def _period_uses(counted: dict | None, per: str, start: date) -> int:
-    """A rule's uses in the period `per` starting on `start`, from what a member's row holds of
-    the rule (`RuleUses.uses`; None: never applied): none when it last counted in another."""
-    if counted is None or counted["per"] != per or counted["period_start"] != start.isoformat():
-        return 0
-    return counted["period_uses"]
+def uses_of(rows: list[dict] | None) -> dict[tuple[int, str, date], int]:
+    """A member's uses as the earn's lock of its wallet reads them
+    (`cashback.models.LOCK_FOR_PROGRAMME`): `[{"rule", "per", "start", "uses"}]`."""
+    return {
+        (row["rule"], row["per"], date.fromisoformat(row["start"])): row["uses"]
+        for row in rows or ()
+    }
 
 
-# Counts one use of each rule an earn applied (`rule_uses_params`), in the member's one row on
-# the card: the earn's counts, computed on top of the row as it read it under the member's
-# wallet lock, replace the row's for the rules it applied (`||` merges by rule id). Run by the
-# statement that saves the earning (`cashback.models.LedgerEntryManager.append`).
+# Counts one use of each rule an earn applied, in the rule's period (`rule_uses_params`): run
+# by the statement that saves the earning (`cashback.models.LedgerEntryManager.append`).
 RULE_USES_COUNT = """
-INSERT INTO programme_ruleuses (app_id, card_id, member_id, uses, created_at, updated_at)
-VALUES (%(app)s, %(uses_card)s, %(uses_member)s, %(uses)s::jsonb, %(uses_now)s, %(uses_now)s)
-ON CONFLICT (app_id, card_id, member_id)
-DO UPDATE SET uses = programme_ruleuses.uses || excluded.uses, updated_at = excluded.updated_at
+INSERT INTO programme_ruleuse (app_id, member_id, rule_id, per, period_start, uses)
+SELECT %(app)s, %(uses_member)s, u.rule_id, u.per, u.period_start, 1
+FROM unnest(%(uses_rules)s::bigint[], %(uses_pers)s::varchar[], %(uses_starts)s::date[])
+    AS u (rule_id, per, period_start)
+ON CONFLICT (app_id, member_id, rule_id, per, period_start)
+DO UPDATE SET uses = programme_ruleuse.uses + 1
 """
 
 
 def rule_uses_params(
-    *,
-    card: Card,
-    member_id: int,
-    rules: tuple[EarningRule, ...],
-    at: datetime,
-    counted: dict[str, dict],
+    *, card: Card, member_id: int, rules: tuple[EarningRule, ...], at: datetime
 ) -> dict | None:
     """The parameters of `RULE_USES_COUNT` for an earn of the member that applied `rules`
-    (None: none applied): one use more of each, in all and in the rule's period (of `at`, in
-    the card's zone) when it limits uses, else `ever`, on top of `counted` (the member's row as
-    the caller read it, holding the member's wallet locked since)."""
+    (None: none applied): one use of each in the rule's period (of `at`, in the card's zone)
+    when it limits uses, else `ever`. The caller holds the member's wallet locked."""
     if not rules:
         return None
-    uses = {}
-    for rule in rules:
-        key = str(rule.pk)
-        before = counted.get(key)
-        per, start = _bucket(rule, card, at)
-        uses[key] = {
-            "uses": (0 if before is None else before["uses"]) + 1,
-            "per": per,
-            "period_start": start.isoformat(),
-            "period_uses": _period_uses(before, per, start) + 1,
-        }
+    buckets = [_bucket(rule, card, at) for rule in rules]
     return {
-        "uses_card": card.pk,
         "uses_member": member_id,
-        "uses": json.dumps(uses),
-        "uses_now": at,
+        "uses_rules": [rule.pk for rule in rules],
+        "uses_pers": [per for per, _ in buckets],
+        "uses_starts": [start for _, start in buckets],
     }
 
 
@@ -291,33 +268,15 @@ def rule_budget_return(*, app_id: int, returns: dict[int, Decimal]) -> None:
         )
 
 
-class _UsesOf(Func):
-    """`uses -> 'rule id' ->> 'uses'`: a member's uses of one rule in all (`RuleUses.uses`)."""
-
-    template = "(%(expressions)s ->> 'uses')"
-    arg_joiner = " -> "
-    output_field = CharField()
-
-
-def rules_with_uses(rules: QuerySet[EarningRule]) -> QuerySet[Any]:
-    """The rules, each with `uses_count`: how many earns it applied to, the sum of its card's
-    members' uses (one pass over the card's rows of `RuleUses` per rule)."""
-    members = (
-        RuleUses.objects.filter(app=OuterRef("app"), card=OuterRef("card"))
-        .order_by()
-        .values("card")
-        .annotate(
-            total=Sum(Cast(_UsesOf("uses", Cast(OuterRef("pk"), CharField())), BigIntegerField()))
-        )
-        .values("total")
-    )
-    return rules.annotate(uses_count=Coalesce(Subquery(members), 0))
-
-
 def rule_uses(rule_ids: list[int]) -> dict[int, int]:
     """How many earns each rule applied to."""
-    rules = rules_with_uses(EarningRule.objects.filter(pk__in=rule_ids))
-    return dict(rules.values_list("pk", "uses_count"))
+    rows = (
+        RuleUse.objects.filter(rule_id__in=rule_ids)
+        .values("rule_id")
+        .annotate(total=Sum("uses"))
+        .values_list("rule_id", "total")
+    )
+    return dict(rows)
 
 
 def member_tier_get(*, card: Card, member_id: int) -> MemberTier | None:

@@ -39,6 +39,7 @@ from programme.services import (
     member_tier_review,
     rule_budgets_lock,
     rule_uses_params,
+    uses_of,
 )
 
 
@@ -273,7 +274,7 @@ def _programme_earn(
     if budgets_locked:
         budgets_left = rule_budgets_lock(app_id=app.pk, rule_ids=programme.budgeted)
     counters = EarnCounters(
-        card=card, member_id=member_id, uses=wallet.rule_uses, budgets_left=budgets_left
+        card=card, member_id=member_id, uses=uses_of(wallet.rule_uses), budgets_left=budgets_left
     )
     breakdown = breakdown_for(
         card=card,
@@ -297,11 +298,7 @@ def _programme_earn(
     )
     entry["member_created"] = created
     entry["rule_uses"] = rule_uses_params(
-        card=card,
-        member_id=member_id,
-        rules=breakdown.applied,
-        at=at,
-        counted=wallet.rule_uses or {},
+        card=card, member_id=member_id, rules=breakdown.applied, at=at
     )
     entry["rule_budgets"] = counters.budget_params()
     try:
@@ -361,6 +358,7 @@ def _earn_wallet(
             app_id=app.pk,
             card_id=card.pk,
             member_id=member_id,
+            rule_ids=programme.limited,
             budgeted=programme.budgeted,
             lock=True,
             using=router.db_for_write(Wallet),

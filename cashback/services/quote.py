@@ -19,6 +19,7 @@ from programme.services import (
     card_programme,
     member_tier_get,
     rule_budgets_left,
+    uses_of,
 )
 
 
@@ -67,6 +68,7 @@ def cashback_quote(
             app_id=app.pk,
             card_id=card.pk,
             member_id=member_id,
+            rule_ids=programme.limited,
             budgeted=programme.budgeted,
         )
     budgets_left = None if wallet is None else wallet.budgets_left
@@ -87,7 +89,7 @@ def cashback_quote(
         counters=EarnCounters(
             card=card,
             member_id=member_id,
-            uses={} if wallet is None else wallet.rule_uses,
+            uses=uses_of(None if wallet is None else wallet.rule_uses),
             budgets_left=budgets_left,
         ),
     )

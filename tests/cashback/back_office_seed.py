@@ -13,7 +13,7 @@ from cards.models import Card
 from cashback.models import LedgerEntry, Lot
 from cashback.services import cashback_redeem
 from members.models import Member
-from programme.models import EarningRule, MemberTier, RuleKind, RuleUses, Tier, TierReason
+from programme.models import EarningRule, MemberTier, RuleKind, RuleUse, Tier, TierReason
 from programme.services import EVER
 from tests.factories import CardFactory, MemberFactory
 from tests.helpers import give_balance
@@ -110,20 +110,10 @@ def seed_back_office(app: App) -> Seeded:
         budget_spent=Decimal(180),
         categories=["coffee"],
     )
-    RuleUses.objects.create(
-        app=app,
-        card=card,
-        member=members[0],
-        uses={
-            str(applied.pk): {
-                "uses": uses,
-                "per": "ever",
-                "period_start": EVER.isoformat(),
-                "period_uses": uses,
-            }
-            for applied, uses in ((rule, 41), (coffee, 120))
-        },
-    )
+    for applied, uses in ((rule, 41), (coffee, 120)):
+        RuleUse.objects.create(
+            app=app, rule=applied, member=members[0], per="ever", period_start=EVER, uses=uses
+        )
     tiers = [
         Tier.objects.create(
             app=app, card=card, name=name, threshold=Decimal(threshold), cashback_percentage=pct

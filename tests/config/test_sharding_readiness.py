@@ -48,7 +48,7 @@ DISTRIBUTED = {
     "webhooks_webhookevent",
     "webhooks_webhookdelivery",
     "programme_earningrule",
-    "programme_ruleuses",
+    "programme_ruleuse",
     "programme_tier",
     "programme_membertier",
 }

@@ -7,7 +7,7 @@ from django.db import connection
 
 from cashback.models import LedgerEntry, Wallet
 from members.models import Member
-from programme.models import EarningRule, RuleUses
+from programme.models import EarningRule, RuleUse
 from tests.factories import RuleFactory, TierFactory
 from tests.helpers import earn, error
 
@@ -44,7 +44,7 @@ def test_a_quote_answers_what_the_earn_then_credits(api, card, member):
     }
     # Nothing was written: no entry, no use, nothing taken from the budget.
     assert not LedgerEntry.objects.exists()
-    assert not RuleUses.objects.exists()
+    assert not RuleUse.objects.exists()
     assert EarningRule.objects.get().budget_spent == 0
     earned = api.post(EARN, body).json()["data"]
     assert earned["cashback_earned"] == 5.5
