@@ -175,7 +175,9 @@ class WalletManager(models.Manager["Wallet"]):
 # (its earliest held lot's `available_at`, its earliest `expires_at` of a lot with something
 # left: what `wallet_settle` settles; the wallet's own `inactive_at` comes with it) and what the
 # card's programme asks of the member: whether it earned on the card before, its tier on the
-# card, its uses of the rules %(rules)s (those that limit uses), and what is left of the budgets
+# card, its uses of the rules %(rules)s (those that limit uses: for each rule and kind of period,
+# the latest period's, and the rule's in all; `programme.services.MemberUses`, so that what is
+# read stays a few rows however long the member's history), and what is left of the budgets
 # of the rules %(budgeted)s (amounts as text: JSON would make them floats). Each an index probe.
 # No parameter is a time: the plan is the same at every earn, and PostgreSQL keeps the prepared
 # statement's generic plan instead of planning it again each time (which cost more than running
@@ -193,9 +195,12 @@ SELECT w.id, w.inactive_at,
     (SELECT t.tier_id FROM programme_membertier t WHERE t.app_id = w.app_id
         AND t.card_id = w.card_id AND t.member_id = w.member_id) AS member_tier_id,
     (SELECT json_agg(json_build_object('rule', u.rule_id, 'per', u.per,
-            'start', u.period_start, 'uses', u.uses))
-        FROM programme_ruleuse u WHERE u.app_id = w.app_id AND u.member_id = w.member_id
-        AND u.rule_id = ANY(%(rules)s::bigint[])) AS rule_uses,
+            'start', u.period_start, 'uses', u.uses, 'total', u.total))
+        FROM (SELECT DISTINCT ON (u.rule_id, u.per) u.rule_id, u.per, u.period_start, u.uses,
+                sum(u.uses) OVER (PARTITION BY u.rule_id) AS total
+            FROM programme_ruleuse u WHERE u.app_id = w.app_id AND u.member_id = w.member_id
+            AND u.rule_id = ANY(%(rules)s::bigint[])
+            ORDER BY u.rule_id, u.per, u.period_start DESC) u) AS rule_uses,
     (SELECT json_object_agg(r.id, (r.budget - r.budget_spent)::text)
         FROM programme_earningrule r WHERE r.app_id = w.app_id
         AND r.id = ANY(%(budgeted)s::bigint[]) AND r.budget IS NOT NULL) AS budgets_left,
@@ -226,9 +231,12 @@ SELECT w.id, w.inactive_at,
     (SELECT t.tier_id FROM programme_membertier t WHERE t.app_id = w.app_id
         AND t.card_id = w.card_id AND t.member_id = w.member_id) AS member_tier_id,
     (SELECT json_agg(json_build_object('rule', u.rule_id, 'per', u.per,
-            'start', u.period_start, 'uses', u.uses))
-        FROM programme_ruleuse u WHERE u.app_id = w.app_id AND u.member_id = w.member_id
-        AND u.rule_id = ANY(%(rules)s::bigint[])) AS rule_uses,
+            'start', u.period_start, 'uses', u.uses, 'total', u.total))
+        FROM (SELECT DISTINCT ON (u.rule_id, u.per) u.rule_id, u.per, u.period_start, u.uses,
+                sum(u.uses) OVER (PARTITION BY u.rule_id) AS total
+            FROM programme_ruleuse u WHERE u.app_id = w.app_id AND u.member_id = w.member_id
+            AND u.rule_id = ANY(%(rules)s::bigint[])
+            ORDER BY u.rule_id, u.per, u.period_start DESC) u) AS rule_uses,
     (SELECT json_object_agg(r.id, (r.budget - r.budget_spent)::text)
         FROM programme_earningrule r WHERE r.app_id = w.app_id
         AND r.id = ANY(%(budgeted)s::bigint[]) AND r.budget IS NOT NULL) AS budgets_left,

@@ -180,7 +180,7 @@ class EarnCounters:
         *,
         card: Card,
         member_id: int | None,
-        uses: dict[tuple[int, str, date], int] | None = None,
+        uses: "MemberUses | None" = None,
         budgets_left: dict[int, Decimal] | None = None,
     ):
         self.card = card
@@ -197,7 +197,19 @@ class EarnCounters:
         if self._uses is None:
             raise ValueError("A member's counters need the uses read with its wallet.")
         per, start = _bucket(rule, self.card, at)
-        return rule.max_uses_per_member - self._uses.get((rule.pk, per, start), 0)
+        if per == Period.EVER:
+            # Every use the member made of the rule, in whatever period it was counted in
+            # while the rule's limit was per day, week, month or year.
+            return rule.max_uses_per_member - self._uses.totals.get(rule.pk, 0)
+        latest = self._uses.latest.get((rule.pk, per))
+        if latest is None or latest[0] < start:
+            return rule.max_uses_per_member
+        if latest[0] > start:
+            # Counted in a later period than this earn's: the card's zone moved the calendar
+            # back. Nothing more until that period is this earn's, rather than more than the
+            # limit.
+            return 0
+        return rule.max_uses_per_member - latest[1]
 
     def grant(self, rule: EarningRule, wanted: Decimal) -> Decimal:
         if rule.budget is None:
@@ -218,13 +230,29 @@ class EarnCounters:
         return {"budget_rules": list(self.taken), "budget_taken": list(self.taken.values())}
 
 
-def uses_of(rows: list[dict] | None) -> dict[tuple[int, str, date], int]:
+@dataclass(frozen=True)
+class MemberUses:
+    """A member's uses of the rules that limit them: for each rule and kind of period, the
+    latest period it was counted in (its first day) and its uses there; each rule's uses in
+    all. A member's earns on a card are counted in time order (an earn's time is never before
+    the wallet's last entry's), so the period an earn counts in is never before the latest."""
+
+    latest: dict[tuple[int, str], tuple[date, int]]
+    totals: dict[int, int]
+
+
+def uses_of(rows: list[dict] | None) -> MemberUses:
     """A member's uses as the earn's lock of its wallet reads them
-    (`cashback.models.LOCK_FOR_PROGRAMME`): `[{"rule", "per", "start", "uses"}]`."""
-    return {
-        (row["rule"], row["per"], date.fromisoformat(row["start"])): row["uses"]
-        for row in rows or ()
-    }
+    (`cashback.models.LOCK_FOR_PROGRAMME`): `[{"rule", "per", "start", "uses", "total"}]`, the
+    latest period of each rule and kind."""
+    rows = rows or []
+    return MemberUses(
+        latest={
+            (row["rule"], row["per"]): (date.fromisoformat(row["start"]), row["uses"])
+            for row in rows
+        },
+        totals={row["rule"]: row["total"] for row in rows},
+    )
 
 
 # Counts one use of each rule an earn applied, in the rule's period (`rule_uses_params`): run

@@ -343,10 +343,10 @@ def _earn_wallet(
     """The member's wallet on the card, locked, settled and read with what the programme needs
     to know of the member (`Wallet.objects.programme_facts`); whether the member was created
     (a member unknown by email and phone is created with an empty wallet); the earn's time,
-    taken once the lock is held; and whether the wallet was settled (it had lots due or expired
-    at the entry's time, no earlier than its last entry's: then what the lock read of its
-    balances is past). One statement locks and reads, unless the wallet changed
-    while it waited (or just before): then a second reads again, under the lock."""
+    taken once the lock is held and no earlier than the wallet's last entry; and whether the
+    wallet was settled (it had lots due or expired at that time: then what the lock read of its
+    balances is past). One statement locks and reads, unless the wallet changed while it
+    waited (or just before): then a second reads again, under the lock."""
     member_id = member_ref.member_id
     if member_id is None:
         member = member_match(app=app, email=member_ref.email, phone=member_ref.phone)
@@ -382,8 +382,11 @@ def _earn_wallet(
         wallet, at = locked(wallet.member_id)
     if wallet is None:  # wallets are never deleted
         raise Wallet.DoesNotExist(f"The wallet of member {member_id} is gone.")
-    # The entry's time: no earlier than the wallet's last entry (`LedgerEntry.objects.append`).
-    entry_at = at if wallet.last_entry_at is None else max(at, wallet.last_entry_at)
-    due = wallet_due(wallet, entry_at)
+    # The entry's time, no earlier than the wallet's last entry (`LedgerEntry.objects.append`),
+    # is the earn's: its rules' time windows and periods go by it, so that a member's earns on
+    # the card are counted in time order whatever the clocks of the servers that took them.
+    if wallet.last_entry_at is not None:
+        at = max(at, wallet.last_entry_at)
+    due = wallet_due(wallet, at)
     wallet_settle(wallet=wallet, card=card, due=due)
     return wallet, created, at, due

@@ -153,10 +153,10 @@ def test_hours_follow_daylight_saving_in_the_cards_zone(api, merchant, member):
     # Paris is UTC+1 in winter, UTC+2 from 2026-03-29: 9:30 local is 08:30 UTC, then 07:30 UTC.
     with at("2026-03-28T08:30:00+00:00"):
         assert rule.pk in [p["rule_id"] for p in earn(api, card, member, "100")["breakdown"]]
-    with at("2026-03-30T08:30:00+00:00"):  # 10:30 local after the change
-        assert rule.pk not in [p["rule_id"] for p in earn(api, card, member, "100")["breakdown"]]
     with at("2026-03-30T07:30:00+00:00"):
         assert rule.pk in [p["rule_id"] for p in earn(api, card, member, "100")["breakdown"]]
+    with at("2026-03-30T08:30:00+00:00"):  # 10:30 local after the change
+        assert rule.pk not in [p["rule_id"] for p in earn(api, card, member, "100")["breakdown"]]
 
 
 def test_uses_per_member_are_counted_per_calendar_period(api, card, member):

@@ -17,6 +17,7 @@ from cashback.models import EntryType, LedgerEntry, Wallet, WalletManager
 from cashback.services.ledger import locked_wallets
 from cashback.services.tiers import member_tier_staff_set
 from programme.models import RuleUse
+from programme.services import rule_uses
 from tests.factories import AppFactory, CardFactory, MemberFactory, RuleFactory, TierFactory
 from tests.helpers import concurrently, earn
 
@@ -87,6 +88,19 @@ def test_a_use_limit_holds_for_concurrent_earns(monkeypatch):
     responses = concurrently(3, post)
     assert _from(responses, rule) == [20]
     assert RuleUse.objects.get(rule=rule).uses == 1
+
+
+@pytest.mark.django_db(transaction=True)
+def test_concurrent_earns_of_one_member_each_count_their_uses():
+    # Each earn waits for the one before it and counts its own uses: none is lost.
+    app, card, member, post = _shop()
+    rules = [
+        RuleFactory.create(card=card),
+        RuleFactory.create(card=card, max_uses_per_member=100, per="day"),
+    ]
+    responses = concurrently(8, post)
+    assert [r.status_code for r in responses] == [200] * 8
+    assert rule_uses([rule.pk for rule in rules]) == {rule.pk: 8 for rule in rules}
 
 
 def test_an_earn_that_waited_past_the_inactivity_expires_what_was_left_first(

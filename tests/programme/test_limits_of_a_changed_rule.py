@@ -1,0 +1,99 @@
+"""A rule's limit per member holds when marketing changes the live rule: its period changed
+and changed back, its limit lifted and restored, or set to `ever`; and whatever order the earns'
+clocks put them in around midnight. Each use is counted in the period of its earn, whose time
+is never before the member's last on the card, and a period's count is never lost."""
+
+from datetime import datetime
+from unittest import mock
+
+from cashback.models import Wallet
+from programme.services import EarnCounters, rule_uses, uses_of
+from tests.factories import RuleFactory
+from tests.helpers import earn
+
+RULE = "/api/v1/cashback/rules/{}"
+
+
+def at(text: str):
+    return mock.patch("django.utils.timezone.now", return_value=datetime.fromisoformat(text))
+
+
+def applied(api, card, member, rule, when: str) -> bool:
+    with at(when):
+        answer = earn(api, card, member, "100")
+    return rule.pk in [p["rule_id"] for p in answer["breakdown"]]
+
+
+def test_a_weekly_limit_holds_after_its_period_goes_to_day_and_back(api, card, member):
+    # The card's zone is Tunis (UTC+1); 7 December 2026 is a Monday.
+    rule = RuleFactory.create(card=card, max_uses_per_member=1, per="week")
+    assert applied(api, card, member, rule, "2026-12-07T12:00:00+00:00")
+    assert not applied(api, card, member, rule, "2026-12-07T13:00:00+00:00")
+    assert api.patch(RULE.format(rule.pk), {"per": "day"}).status_code == 200
+    assert applied(api, card, member, rule, "2026-12-08T12:00:00+00:00")
+    assert api.patch(RULE.format(rule.pk), {"per": "week"}).status_code == 200
+    assert not applied(api, card, member, rule, "2026-12-09T12:00:00+00:00")
+
+
+def test_a_monthly_limit_holds_after_it_is_lifted_and_restored(api, card, member):
+    rule = RuleFactory.create(card=card, max_uses_per_member=1, per="month")
+    assert applied(api, card, member, rule, "2026-12-02T12:00:00+00:00")
+    lifted = {"max_uses_per_member": None, "per": None}
+    assert api.patch(RULE.format(rule.pk), lifted).status_code == 200
+    assert applied(api, card, member, rule, "2026-12-03T12:00:00+00:00")
+    restored = {"max_uses_per_member": 1, "per": "month"}
+    assert api.patch(RULE.format(rule.pk), restored).status_code == 200
+    assert not applied(api, card, member, rule, "2026-12-04T12:00:00+00:00")
+
+
+def test_an_earn_stamped_before_the_member_s_last_is_counted_at_the_last_s_time(api, card, member):
+    # Two servers, one clock two seconds behind: an earn stamped 7 December (in Tunis) lands
+    # after one of 8 December. The earn's time is its entry's, never before the wallet's last:
+    # 8 December, whose one use is spent.
+    rule = RuleFactory.create(card=card, max_uses_per_member=1, per="day")
+    assert applied(api, card, member, rule, "2026-12-07T23:00:01+00:00")
+    with at("2026-12-07T22:59:59+00:00"):
+        late = earn(api, card, member, "100")
+    assert rule.pk not in [p["rule_id"] for p in late["breakdown"]]
+    assert late["earned_at"] == "2026-12-07T23:00:01Z"
+    assert rule_uses([rule.pk]) == {rule.pk: 1}
+    assert applied(api, card, member, rule, "2026-12-08T23:00:00+00:00")  # 9 December
+
+
+def test_a_limit_set_to_ever_counts_every_earlier_use(api, card, member):
+    rule = RuleFactory.create(card=card, max_uses_per_member=2, per="month")
+    assert applied(api, card, member, rule, "2026-11-02T12:00:00+00:00")
+    assert applied(api, card, member, rule, "2026-12-02T12:00:00+00:00")
+    assert api.patch(RULE.format(rule.pk), {"per": "ever"}).status_code == 200
+    assert not applied(api, card, member, rule, "2026-12-03T12:00:00+00:00")
+    assert api.patch(RULE.format(rule.pk), {"max_uses_per_member": 3}).status_code == 200
+    assert applied(api, card, member, rule, "2026-12-04T12:00:00+00:00")
+    assert not applied(api, card, member, rule, "2026-12-05T12:00:00+00:00")
+
+
+def test_the_wallet_lock_reads_each_rule_s_latest_period_and_its_total(api, card, member):
+    rule = RuleFactory.create(card=card, max_uses_per_member=1, per="day")
+    for day in range(1, 31):  # a use a day through November
+        assert applied(api, card, member, rule, f"2026-11-{day:02}T12:00:00+00:00")
+    rule.per, rule.max_uses_per_member = "ever", 30
+    rule.save()
+    assert not applied(api, card, member, rule, "2026-12-01T12:00:00+00:00")  # 30 ever
+    wallet = Wallet.objects.get(card=card, member=member)
+    facts = Wallet.objects.programme_facts(
+        app_id=card.app_id, card_id=card.pk, member_id=member.pk, rule_ids=[rule.pk], budgeted=[]
+    )
+    assert facts is not None
+    assert facts.pk == wallet.pk
+    # One row however long the history: the latest day's, with the rule's uses in all.
+    rows = [(r["per"], r["start"], r["uses"], r["total"]) for r in facts.rule_uses]
+    assert rows == [("day", "2026-11-30", 1, 30)]
+
+
+def test_a_period_counted_after_this_earn_s_leaves_no_use_in_it(card, member):
+    # The card's zone moved the calendar back: an earn's day is before the day last counted.
+    rule = RuleFactory.create(card=card, max_uses_per_member=3, per="day")
+    uses = uses_of([{"rule": rule.pk, "per": "day", "start": "2026-12-08", "uses": 1, "total": 1}])
+    counters = EarnCounters(card=card, member_id=member.pk, uses=uses)
+    assert counters.uses_left(rule, datetime.fromisoformat("2026-12-07T12:00:00+00:00")) == 0
+    assert counters.uses_left(rule, datetime.fromisoformat("2026-12-08T12:00:00+00:00")) == 2
+    assert counters.uses_left(rule, datetime.fromisoformat("2026-12-09T12:00:00+00:00")) == 3
