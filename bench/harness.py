@@ -138,3 +138,37 @@ def rss_kib(pid: int) -> int:
         if line.startswith("VmRSS:"):
             return int(line.split()[1])
     raise RuntimeError(f"no VmRSS for {pid}")
+
+
+def cpu_seconds(pids: list[int]) -> float:
+    """The user and system CPU the processes have used so far (/proc/PID/stat; one that has
+    exited counts nothing)."""
+    tick = os.sysconf("SC_CLK_TCK")
+    ticks = 0
+    for pid in pids:
+        try:
+            fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        except (FileNotFoundError, ProcessLookupError):
+            continue
+        ticks += int(fields[11]) + int(fields[12])  # utime, stime
+    return ticks / tick
+
+
+def postgres_pids(url: str) -> list[int]:
+    """The processes of the PostgreSQL server behind `url` on this machine: its postmaster
+    and each of its children (backends, WAL writer, checkpointer, ...)."""
+    import psycopg
+
+    with psycopg.connect(url, autocommit=True) as connection:
+        backend = connection.info.backend_pid
+    postmaster = _parent(backend)
+    return [postmaster, *(int(pid) for pid in _children(postmaster))]
+
+
+def _parent(pid: int) -> int:
+    return int(Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[1])
+
+
+def _children(pid: int) -> list[str]:
+    out = subprocess.run(["pgrep", "-P", str(pid)], capture_output=True, text=True).stdout
+    return out.split()

@@ -14,7 +14,9 @@ member token, balance and history. The script prints, for each: requests per sec
 errors and the service's ratio to the reference (the median of the rounds' ratios, each round's
 in brackets). On bench_seed's programme card (20 earning rules) it measures an earn and a quote
 of a 5-line basket, which have no reference: the earn is compared with the plain earn by
-member_id, the quote with that earn, all three served by the service in the same rounds. Then
+member_id, the quote with that earn, all three served by the service in the same rounds. Beside
+each run's throughput it prints the CPU each request cost the driven server's workers and
+PostgreSQL (from /proc, `wrk_cpu`), and for the programme paths the ratio of those costs too. Then
 it prints which targets are missed; then where an earn by email spends its time, layer
 by layer (bench/layers.py), a service worker's resident memory after 1,000 and after 100,000
 requests (--memory-requests), and checks the ledger.
@@ -41,9 +43,11 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from bench.harness import (
     PYTHON,
     ROOT,
+    cpu_seconds,
     deploy,
     gunicorn,
     manage,
+    postgres_pids,
     production_env,
     recreate_database,
     rss_kib,
@@ -62,6 +66,10 @@ class Result:
     p50_ms: float
     p99_ms: float
     errors: int
+    # CPU per request, in µs: the driven server's workers', and PostgreSQL's (all its
+    # processes: only one server is driven at a time).
+    cpu_us: float = 0.0
+    pg_us: float = 0.0
 
 
 def prepare(members: int, entries_each: int, *, base: int = 0) -> dict:
@@ -340,15 +348,36 @@ def wrk(base: str, script: str, *, duration: float, connections: int) -> Result:
     )
 
 
+def wrk_cpu(
+    base: str, script: str, *, master: int, database_url: str, duration: float, connections: int
+) -> Result:
+    """`wrk`, with the CPU each request cost the server's workers and PostgreSQL beside its
+    throughput: on a machine whose cores the two share, and that neighbours may slow, the time
+    each side spends is what tells where a request's cost lies, and it varies less than the
+    throughput from one run to the next."""
+    workers = worker_pids(master)
+    before = {pid: cpu_seconds([pid]) for pid in [*workers, *postgres_pids(database_url)]}
+    result = wrk(base, script, duration=duration, connections=connections)
+    after_pg = postgres_pids(database_url)  # backends started meanwhile counted from nothing
+    spent = {pid: cpu_seconds([pid]) - before.get(pid, 0.0) for pid in [*workers, *after_pg]}
+    per_request = 1e6 / max(result.requests, 1)
+    result.cpu_us = sum(spent[pid] for pid in workers) * per_request
+    result.pg_us = sum(spent[pid] for pid in after_pg) * per_request
+    return result
+
+
 def combined(rounds: list[Result]) -> Result:
     """Several runs as one: requests and errors added up, the rate over the whole time, the
-    median of the runs' latency percentiles."""
+    median of the runs' latency percentiles, the CPU per request over all their requests."""
+    requests = sum(r.requests for r in rounds)
     return Result(
-        requests=sum(r.requests for r in rounds),
+        requests=requests,
         rps=sum(r.rps for r in rounds) / len(rounds),
         p50_ms=median(r.p50_ms for r in rounds),
         p99_ms=median(r.p99_ms for r in rounds),
         errors=sum(r.errors for r in rounds),
+        cpu_us=sum(r.cpu_us * r.requests for r in rounds) / max(requests, 1),
+        pg_us=sum(r.pg_us * r.requests for r in rounds) / max(requests, 1),
     )
 
 
@@ -436,12 +465,14 @@ def main() -> int:
     results: dict[str, dict[str, Result]] = {name: {} for name in targets}
     ratios: dict[str, list[float]] = {}
     with ExitStack() as servers:
-        bases = {
+        started = {
             name: servers.enter_context(
                 gunicorn(wsgi, target_env, workers=options.workers, health=health, log=log)
-            )[0]
+            )
             for name, (wsgi, target_env, health, _, _, _) in targets.items()
         }
+        bases = {name: base for name, (base, _) in started.items()}
+        masters = {name: server.pid for name, (_, server) in started.items()}
         for kind in kinds:
             scripts = {
                 name: lua_script(kind, shop, headers, target_paths, token_header=token_header)
@@ -454,9 +485,11 @@ def main() -> int:
                 autoanalyze(options.database_url)
                 for name in targets:
                     rounds[name].append(
-                        wrk(
+                        wrk_cpu(
                             bases[name],
                             scripts[name],
+                            master=masters[name],
+                            database_url=options.database_url,
                             duration=options.duration,
                             connections=options.connections,
                         )
@@ -469,42 +502,55 @@ def main() -> int:
         compared: dict[str, list[float]] = {}
         if programme:
             measured, compared = measure_programme(
-                shop, bases["service"], service_headers, paths, options
+                shop, bases["service"], masters["service"], service_headers, paths, options
             )
             results["service"].update(measured)
 
     print()
     if kinds:
         print(
-            f"{'path':<21} {'service rps':>11} {'p50 ms':>7} {'p99 ms':>7} {'errors':>6}   "
-            f"{'bare rps':>8} {'p50 ms':>7} {'p99 ms':>7} {'errors':>6}   {'ratio':>5}"
+            f"{'path':<21} {'service rps':>11} {'p50 ms':>7} {'p99 ms':>7} {'errors':>6} "
+            f"{'cpu µs':>6} {'pg µs':>6}   {'bare rps':>8} {'p50 ms':>7} {'p99 ms':>7} "
+            f"{'errors':>6} {'cpu µs':>6} {'pg µs':>6}   {'ratio':>5}"
         )
     for kind, label in kinds.items():
         s, r = results["service"][kind], results["reference"][kind]
         print(
-            f"{label:<21} {s.rps:>11.0f} {s.p50_ms:>7.2f} {s.p99_ms:>7.2f} {s.errors:>6}   "
-            f"{r.rps:>8.0f} {r.p50_ms:>7.2f} {r.p99_ms:>7.2f} {r.errors:>6}   "
+            f"{label:<21} {s.rps:>11.0f} {s.p50_ms:>7.2f} {s.p99_ms:>7.2f} {s.errors:>6} "
+            f"{s.cpu_us:>6.0f} {s.pg_us:>6.0f}   {r.rps:>8.0f} {r.p50_ms:>7.2f} "
+            f"{r.p99_ms:>7.2f} {r.errors:>6} {r.cpu_us:>6.0f} {r.pg_us:>6.0f}   "
             f"{median(ratios[kind]):>5.2f}  ({', '.join(f'{x:.2f}' for x in ratios[kind])})"
         )
+    if kinds:
+        print("cpu µs, pg µs: CPU per request of the server's workers and of PostgreSQL")
     if programme:
         print(
             "\nthe programme card's paths (no reference: each compared with the path it must keep "
             "up with, served by the service in the same rounds, in turns):"
         )
-        print(f"{'path':<25} {'service rps':>11} {'p50 ms':>7} {'p99 ms':>7} {'errors':>6}   "
-              f"{'against':<25} {'ratio':>5}")  # fmt: skip
+        print(
+            f"{'path':<25} {'service rps':>11} {'p50 ms':>7} {'p99 ms':>7} {'errors':>6} "
+            f"{'cpu µs':>6} {'pg µs':>6}   {'against':<25} {'ratio':>5} {'cpu ratio':>9}"
+        )
         for kind in (PLAIN, *PROGRAMME_KINDS):
             s = results["service"][kind]
             line = (
                 f"{LABELS[kind]:<25} {s.rps:>11.0f} {s.p50_ms:>7.2f} {s.p99_ms:>7.2f} {s.errors:>6}"
+                f" {s.cpu_us:>6.0f} {s.pg_us:>6.0f}"
             )
             if kind in compared:
                 rounds_text = ", ".join(f"{x:.2f}" for x in compared[kind])
+                against = results["service"][AGAINST[kind]]
+                cpu_ratio = (against.cpu_us + against.pg_us) / max(s.cpu_us + s.pg_us, 1e-9)
                 line += (
-                    f"   {LABELS[AGAINST[kind]]:<25} {median(compared[kind]):>5.2f}  "
-                    f"({rounds_text})"
+                    f"   {LABELS[AGAINST[kind]]:<25} {median(compared[kind]):>5.2f} "
+                    f"{cpu_ratio:>9.2f}  ({rounds_text})"
                 )
             print(line)
+        print(
+            "cpu ratio: the CPU per request (workers and PostgreSQL) of the path compared "
+            "with, over the path's"
+        )
     print(targets_report(results, ratios, compared, connections=options.connections))
 
     if options.profile_requests > 0:
@@ -603,7 +649,7 @@ def targets_report(results: dict, ratios: dict, compared: dict, *, connections: 
 
 
 def measure_programme(
-    shop: dict, base: str, headers: dict, paths: dict, options
+    shop: dict, base: str, master: int, headers: dict, paths: dict, options
 ) -> tuple[dict[str, Result], dict[str, list[float]]]:
     """The plain earn by member_id, the programme earn and the quote, on the service, in turns
     round after round (each round starting one further along, so that none always follows the
@@ -624,7 +670,14 @@ def measure_programme(
         autoanalyze(options.database_url)
         for kind in order[turn % len(order) :] + order[: turn % len(order)]:
             rounds[kind].append(
-                wrk(base, scripts[kind], duration=options.duration, connections=options.connections)
+                wrk_cpu(
+                    base,
+                    scripts[kind],
+                    master=master,
+                    database_url=options.database_url,
+                    duration=options.duration,
+                    connections=options.connections,
+                )
             )
     compared = {
         kind: [a.rps / b.rps for a, b in zip(rounds[kind], rounds[AGAINST[kind]], strict=True)]
