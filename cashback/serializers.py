@@ -84,6 +84,25 @@ def _plain_text(value, field: serializers.CharField) -> bool:
     )
 
 
+class BasketField(serializers.ListField):
+    """An earn's (or a quote's) basket: when every line is plain (`LineSerializer._plain`),
+    the lines as they are; otherwise each validated by `LineSerializer`, which says what is wrong
+    with which. Its child keeps nothing of a request's, so every serializer's copy of the field
+    shares it (`core.api.serializers.InputSerializer`): DRF's deep copy of a list and its child,
+    and its validation of each line field by field, cost an earn of five lines more CPU than
+    its rules' arithmetic."""
+
+    shares_child = True
+
+    def to_internal_value(self, data):
+        if type(data) is list and 0 < len(data) <= MAX_LINES:
+            child = cast(LineSerializer, self.child)
+            lines = [child._plain(line) for line in data]
+            if None not in lines:
+                return lines
+        return super().to_internal_value(data)
+
+
 class RefundLineSerializer(StrictSerializer):
     sku = serializers.CharField(min_length=1, max_length=64, help_text="A line of the earning.")
     amount = AmountField(help_text="What of that line is refunded.")
@@ -106,7 +125,7 @@ class EarnSerializer(MemberRefSerializer, _OperationFields, StrictSerializer):
         max_length=200, required=False, allow_blank=True, help_text="Name for a new member."
     )
     purchase_amount = AmountField(help_text="The purchase amount, in the card's currency.")
-    lines = serializers.ListField(
+    lines = BasketField(
         child=LineSerializer(),
         required=False,
         min_length=1,

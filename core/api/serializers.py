@@ -32,6 +32,10 @@ class InputSerializer(serializers.Serializer):
 
 
 def _holds_fields(field: serializers.Field) -> bool:
+    if getattr(field, "shares_child", False):
+        # A list whose child keeps nothing of a request's while it validates (its fields are
+        # only read): every copy of the list may use the one child.
+        return False
     return isinstance(field, serializers.BaseSerializer) or hasattr(field, "child")
 
 
