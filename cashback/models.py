@@ -10,6 +10,7 @@ from django.db.models import F, Q
 from django.utils import timezone
 
 from core.rows import (
+    array_text,
     from_row,
     from_rows,
     insert_new,
@@ -80,8 +81,8 @@ class WalletManager(models.Manager["Wallet"]):
             "app": app_id,
             "card": card_id,
             "member": member_id,
-            "rules": rule_ids,
-            "budgeted": budgeted,
+            "rules": array_text(rule_ids),
+            "budgeted": array_text(budgeted),
         }
         with prepared_cursor(using) as cursor:
             cursor.execute(LOCK_FOR_PROGRAMME if lock else PROGRAMME_FACTS, params)

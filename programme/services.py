@@ -17,7 +17,7 @@ from core import money
 from core.api.fields import timestamp
 from core.errors import InvalidInput, NotFound
 from core.generations import GenerationCache, configuration_changed
-from core.rows import prepared_cursor
+from core.rows import array_text, prepared_cursor
 from programme.models import EarningRule, MemberTier, Period, RuleUse, Tier, TierReason
 from webhooks.models import EventType
 from webhooks.services import event_record
@@ -152,7 +152,7 @@ def rule_budgets_lock(*, app_id: int, rule_ids: list[int]) -> dict[int, Decimal]
     """What is left of each of these rules' budgets, each rule locked until the transaction
     ends (`RULE_BUDGETS_LOCK`); the caller holds the member's wallet locked first."""
     with prepared_cursor(router.db_for_write(EarningRule)) as cursor:
-        cursor.execute(RULE_BUDGETS_LOCK, {"app": app_id, "rules": rule_ids})
+        cursor.execute(RULE_BUDGETS_LOCK, {"app": app_id, "rules": array_text(rule_ids)})
         return dict(cursor.fetchall())
 
 
@@ -227,7 +227,10 @@ class EarnCounters:
         of any budget)."""
         if not self.taken:
             return None
-        return {"budget_rules": list(self.taken), "budget_taken": list(self.taken.values())}
+        return {
+            "budget_rules": array_text(self.taken),
+            "budget_taken": array_text(self.taken.values()),
+        }
 
 
 @dataclass(frozen=True)
@@ -278,9 +281,9 @@ def rule_uses_params(
     buckets = [_bucket(rule, card, at) for rule in rules]
     return {
         "uses_member": member_id,
-        "uses_rules": [rule.pk for rule in rules],
-        "uses_pers": [per for per, _ in buckets],
-        "uses_starts": [start for _, start in buckets],
+        "uses_rules": array_text(rule.pk for rule in rules),
+        "uses_pers": array_text(per for per, _ in buckets),
+        "uses_starts": array_text(start for _, start in buckets),
     }
 
 

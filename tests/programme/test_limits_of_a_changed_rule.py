@@ -85,7 +85,7 @@ def test_the_wallet_lock_reads_each_rule_s_latest_period_and_its_total(api, card
     assert facts is not None
     assert facts.pk == wallet.pk
     # One row however long the history: the latest day's, with the rule's uses in all.
-    rows = [(r["per"], r["start"], r["uses"], r["total"]) for r in facts.rule_uses]
+    rows = [(r["per"], r["start"], r["uses"], r["total"]) for r in facts.rule_uses or ()]
     assert rows == [("day", "2026-11-30", 1, 30)]
 
 

@@ -9,10 +9,10 @@ from django.db import connection
 
 from cashback.ledger_check import BREAKDOWNS_OFF_THEIR_ENTRY
 from cashback.models import LOCK_FOR_PROGRAMME, PROGRAMME_FACTS, WALLET_MOVE
-from programme.services import EVER, RULE_BUDGETS_LOCK, RULE_BUDGETS_TAKE, RULE_USES_COUNT
+from programme.services import RULE_BUDGETS_LOCK, RULE_BUDGETS_TAKE, RULE_USES_COUNT
 
 AT = datetime(2026, 12, 7, tzinfo=UTC)
-FACTS = {"app": 1, "card": 1, "member": 1, "rules": [1, 2], "budgeted": [3]}
+FACTS = {"app": 1, "card": 1, "member": 1, "rules": "{1,2}", "budgeted": "{3}"}
 
 
 @pytest.mark.parametrize(
@@ -36,13 +36,13 @@ FACTS = {"app": 1, "card": 1, "member": 1, "rules": [1, 2], "budgeted": [3]}
             {
                 "app": 1,
                 "uses_member": 1,
-                "uses_rules": [1],
-                "uses_pers": ["ever"],
-                "uses_starts": [EVER],
+                "uses_rules": "{1}",
+                "uses_pers": "{ever}",
+                "uses_starts": "{0001-01-01}",
             },
         ),
-        (RULE_BUDGETS_TAKE, {"app": 1, "budget_rules": [1, 2], "budget_taken": [Decimal(1)] * 2}),
-        (RULE_BUDGETS_LOCK, {"app": 1, "rules": [1, 2]}),
+        (RULE_BUDGETS_TAKE, {"app": 1, "budget_rules": "{1,2}", "budget_taken": "{1,2.5}"}),
+        (RULE_BUDGETS_LOCK, {"app": 1, "rules": "{1,2}"}),
         (BREAKDOWNS_OFF_THEIR_ENTRY, {}),
     ],
     ids=["facts", "lock", "move", "uses", "budgets", "budgets_lock", "breakdowns"],
