@@ -309,12 +309,12 @@ def _programme_earn(
         else:
             # Settled under the lock, the wallet stays so but for the clock: a lot that came
             # due since (or the wallet's inactivity, ended) is settled before the credit.
-            posted = entry_post(member_id=member_id, settled=True, **entry)
+            posted = entry_post(member_id=member_id, settled=True, at=at, **entry)
             for _ in range(SETTLE_AGAIN):
                 if posted is not None:
                     break
                 wallet_settle(wallet=wallet, card=card)
-                posted = entry_post(member_id=member_id, settled=True, **entry)
+                posted = entry_post(member_id=member_id, settled=True, at=at, **entry)
     except IntegrityError as error:
         if budget_overrun(error):
             raise _BudgetsMoved() from error
@@ -389,4 +389,6 @@ def _earn_wallet(
         at = max(at, wallet.last_entry_at)
     due = wallet_due(wallet, at)
     wallet_settle(wallet=wallet, card=card, due=due)
+    if due:  # its settling wrote entries: the earn comes after them
+        at = max(timezone.now(), at)
     return wallet, created, at, due

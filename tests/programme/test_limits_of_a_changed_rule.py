@@ -8,7 +8,7 @@ from unittest import mock
 
 from cashback.models import Wallet
 from programme.services import EarnCounters, rule_uses, uses_of
-from tests.factories import RuleFactory
+from tests.factories import CardFactory, RuleFactory
 from tests.helpers import earn
 
 RULE = "/api/v1/cashback/rules/{}"
@@ -97,3 +97,32 @@ def test_a_period_counted_after_this_earn_s_leaves_no_use_in_it(card, member):
     assert counters.uses_left(rule, datetime.fromisoformat("2026-12-07T12:00:00+00:00")) == 0
     assert counters.uses_left(rule, datetime.fromisoformat("2026-12-08T12:00:00+00:00")) == 2
     assert counters.uses_left(rule, datetime.fromisoformat("2026-12-09T12:00:00+00:00")) == 3
+
+
+def test_an_earn_that_settles_its_wallet_first_goes_by_its_entry_s_time(
+    api, merchant, member, monkeypatch
+):
+    # The lock is taken just before midnight in Tunis; the held lot is due and the wallet is
+    # settled, which takes the clock past midnight: the earn's entry is dated 8 December, and
+    # so go its rules.
+    import cashback.services.earn as earn_module
+
+    card = CardFactory.create(app=merchant.app, cashback_holding_days=1)
+    rule = RuleFactory.create(card=card, max_uses_per_member=1, per="day")
+    with at("2026-12-06T12:00:00+00:00"):
+        assert rule.pk in [p["rule_id"] for p in earn(api, card, member, "100")["breakdown"]]
+    clock = {"now": datetime.fromisoformat("2026-12-07T22:59:59.990+00:00")}
+    settle = earn_module.wallet_settle
+
+    def settle_past_midnight(**kwargs):
+        settle(**kwargs)
+        clock["now"] = datetime.fromisoformat("2026-12-07T23:00:00.010+00:00")
+
+    monkeypatch.setattr(earn_module, "wallet_settle", settle_past_midnight)
+    with mock.patch("django.utils.timezone.now", side_effect=lambda: clock["now"]):
+        settling = earn(api, card, member, "100")
+    assert settling["earned_at"] == "2026-12-07T23:00:00.010000Z"  # 8 December in Tunis
+    with at("2026-12-08T10:00:00+00:00"):
+        next_day = earn(api, card, member, "100")
+    applied = [rule.pk in [p["rule_id"] for p in e["breakdown"]] for e in (settling, next_day)]
+    assert applied == [True, False]  # once on 8 December
