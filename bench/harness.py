@@ -140,35 +140,46 @@ def rss_kib(pid: int) -> int:
     raise RuntimeError(f"no VmRSS for {pid}")
 
 
-def cpu_seconds(pids: list[int]) -> float:
-    """The user and system CPU the processes have used so far (/proc/PID/stat; one that has
-    exited counts nothing)."""
+def cpu_seconds(pids: list[int]) -> dict[int, float]:
+    """The user and system CPU, in seconds, each of the processes has used so far
+    (/proc/PID/stat), of those still running."""
     tick = os.sysconf("SC_CLK_TCK")
-    ticks = 0
+    spent = {}
     for pid in pids:
         try:
             fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
         except (FileNotFoundError, ProcessLookupError):
             continue
-        ticks += int(fields[11]) + int(fields[12])  # utime, stime
-    return ticks / tick
+        spent[pid] = (int(fields[11]) + int(fields[12])) / tick  # utime, stime
+    return spent
+
+
+# The processes of the server that work for a database: its own backends, and the server's
+# shared ones (WAL writer, checkpointer, autovacuum, ...); not other databases' backends.
+_DATABASE_PIDS = """
+SELECT pid FROM pg_stat_activity
+WHERE pid <> pg_backend_pid() AND (datname = current_database() OR backend_type <> 'client backend')
+"""
 
 
 def postgres_pids(url: str) -> list[int]:
-    """The processes of the PostgreSQL server behind `url` on this machine: its postmaster
-    and each of its children (backends, WAL writer, checkpointer, ...)."""
+    """The processes of the PostgreSQL server behind `url` on this machine that work for its
+    database (`_DATABASE_PIDS`), and the postmaster, which forks its backends."""
     import psycopg
 
     with psycopg.connect(url, autocommit=True) as connection:
-        backend = connection.info.backend_pid
-    postmaster = _parent(backend)
-    return [postmaster, *(int(pid) for pid in _children(postmaster))]
+        postmaster = _parent(connection.info.backend_pid)
+        pids = [row[0] for row in connection.execute(_DATABASE_PIDS)]
+    return [postmaster, *pids]
+
+
+def redis_pid(url: str) -> int | None:
+    """The Redis server's process behind `url`, when it runs on this machine."""
+    import redis
+
+    pid = int(redis.Redis.from_url(url).info("server")["process_id"])
+    return pid if Path(f"/proc/{pid}").exists() else None
 
 
 def _parent(pid: int) -> int:
     return int(Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[1])
-
-
-def _children(pid: int) -> list[str]:
-    out = subprocess.run(["pgrep", "-P", str(pid)], capture_output=True, text=True).stdout
-    return out.split()

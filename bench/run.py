@@ -50,6 +50,7 @@ from bench.harness import (
     postgres_pids,
     production_env,
     recreate_database,
+    redis_pid,
     rss_kib,
     setup_django,
     worker_pids,
@@ -66,10 +67,11 @@ class Result:
     p50_ms: float
     p99_ms: float
     errors: int
-    # CPU per request, in µs: the driven server's workers', and PostgreSQL's (all its
-    # processes: only one server is driven at a time).
+    # CPU per request, in µs: the driven server's workers', PostgreSQL's (its processes that
+    # work for the benchmark's database) and Redis's (only one server is driven at a time).
     cpu_us: float = 0.0
     pg_us: float = 0.0
+    redis_us: float = 0.0
 
 
 def prepare(members: int, entries_each: int, *, base: int = 0) -> dict:
@@ -349,21 +351,42 @@ def wrk(base: str, script: str, *, duration: float, connections: int) -> Result:
 
 
 def wrk_cpu(
-    base: str, script: str, *, master: int, database_url: str, duration: float, connections: int
+    base: str,
+    script: str,
+    *,
+    master: int,
+    stores: tuple[str, str],
+    duration: float,
+    connections: int,
 ) -> Result:
-    """`wrk`, with the CPU each request cost the server's workers and PostgreSQL beside its
-    throughput: on a machine whose cores the two share, and that neighbours may slow, the time
-    each side spends is what tells where a request's cost lies, and it varies less than the
-    throughput from one run to the next."""
-    workers = worker_pids(master)
-    before = {pid: cpu_seconds([pid]) for pid in [*workers, *postgres_pids(database_url)]}
+    """`wrk`, with the CPU each request cost the server's workers, PostgreSQL and Redis
+    (`stores`: their URLs) beside its throughput: on a machine whose cores they share, and that
+    neighbours may slow, the time each side spends is what tells where a request's cost lies,
+    and it varies less than the throughput from one run to the next. A process that exits
+    during the run is left out (a worker gunicorn replaces, a backend closing its connection);
+    one that starts during it counts from nothing."""
+    database_url, redis_url = stores
+    redis = redis_pid(redis_url)
+    sides = {
+        "workers": lambda: worker_pids(master),
+        "postgres": lambda: postgres_pids(database_url),
+        "redis": lambda: [] if redis is None else [redis],
+    }
+    before = {side: cpu_seconds(pids()) for side, pids in sides.items()}
     result = wrk(base, script, duration=duration, connections=connections)
-    after_pg = postgres_pids(database_url)  # backends started meanwhile counted from nothing
-    spent = {pid: cpu_seconds([pid]) - before.get(pid, 0.0) for pid in [*workers, *after_pg]}
     per_request = 1e6 / max(result.requests, 1)
-    result.cpu_us = sum(spent[pid] for pid in workers) * per_request
-    result.pg_us = sum(spent[pid] for pid in after_pg) * per_request
+    spent = {}
+    for side, pids in sides.items():
+        after = cpu_seconds(pids())
+        spent[side] = sum(now - before[side].get(pid, 0.0) for pid, now in after.items())
+    result.cpu_us = spent["workers"] * per_request
+    result.pg_us = spent["postgres"] * per_request
+    result.redis_us = spent["redis"] * per_request
     return result
+
+
+def cpu_total(result: Result) -> float:
+    return result.cpu_us + result.pg_us + result.redis_us
 
 
 def combined(rounds: list[Result]) -> Result:
@@ -378,6 +401,7 @@ def combined(rounds: list[Result]) -> Result:
         errors=sum(r.errors for r in rounds),
         cpu_us=sum(r.cpu_us * r.requests for r in rounds) / max(requests, 1),
         pg_us=sum(r.pg_us * r.requests for r in rounds) / max(requests, 1),
+        redis_us=sum(r.redis_us * r.requests for r in rounds) / max(requests, 1),
     )
 
 
@@ -472,6 +496,7 @@ def main() -> int:
             for name, (wsgi, target_env, health, _, _, _) in targets.items()
         }
         bases = {name: base for name, (base, _) in started.items()}
+        stores = (options.database_url, env["REDIS_URL"])
         masters = {name: server.pid for name, (_, server) in started.items()}
         for kind in kinds:
             scripts = {
@@ -489,7 +514,7 @@ def main() -> int:
                             bases[name],
                             scripts[name],
                             master=masters[name],
-                            database_url=options.database_url,
+                            stores=stores,
                             duration=options.duration,
                             connections=options.connections,
                         )
@@ -502,7 +527,7 @@ def main() -> int:
         compared: dict[str, list[float]] = {}
         if programme:
             measured, compared = measure_programme(
-                shop, bases["service"], masters["service"], service_headers, paths, options
+                shop, bases["service"], masters["service"], service_headers, paths, options, env
             )
             results["service"].update(measured)
 
@@ -510,19 +535,20 @@ def main() -> int:
     if kinds:
         print(
             f"{'path':<21} {'service rps':>11} {'p50 ms':>7} {'p99 ms':>7} {'errors':>6} "
-            f"{'cpu µs':>6} {'pg µs':>6}   {'bare rps':>8} {'p50 ms':>7} {'p99 ms':>7} "
-            f"{'errors':>6} {'cpu µs':>6} {'pg µs':>6}   {'ratio':>5}"
+            f"{'cpu µs':>6} {'pg µs':>6} {'rd µs':>5}   {'bare rps':>8} {'p50 ms':>7} "
+            f"{'p99 ms':>7} {'errors':>6} {'cpu µs':>6} {'pg µs':>6} {'rd µs':>5}   {'ratio':>5}"
         )
     for kind, label in kinds.items():
         s, r = results["service"][kind], results["reference"][kind]
         print(
             f"{label:<21} {s.rps:>11.0f} {s.p50_ms:>7.2f} {s.p99_ms:>7.2f} {s.errors:>6} "
-            f"{s.cpu_us:>6.0f} {s.pg_us:>6.0f}   {r.rps:>8.0f} {r.p50_ms:>7.2f} "
-            f"{r.p99_ms:>7.2f} {r.errors:>6} {r.cpu_us:>6.0f} {r.pg_us:>6.0f}   "
+            f"{s.cpu_us:>6.0f} {s.pg_us:>6.0f} {s.redis_us:>5.0f}   {r.rps:>8.0f} "
+            f"{r.p50_ms:>7.2f} {r.p99_ms:>7.2f} {r.errors:>6} {r.cpu_us:>6.0f} {r.pg_us:>6.0f} "
+            f"{r.redis_us:>5.0f}   "
             f"{median(ratios[kind]):>5.2f}  ({', '.join(f'{x:.2f}' for x in ratios[kind])})"
         )
     if kinds:
-        print("cpu µs, pg µs: CPU per request of the server's workers and of PostgreSQL")
+        print("cpu µs, pg µs, rd µs: CPU per request of the server's workers, PostgreSQL, Redis")
     if programme:
         print(
             "\nthe programme card's paths (no reference: each compared with the path it must keep "
@@ -530,26 +556,27 @@ def main() -> int:
         )
         print(
             f"{'path':<25} {'service rps':>11} {'p50 ms':>7} {'p99 ms':>7} {'errors':>6} "
-            f"{'cpu µs':>6} {'pg µs':>6}   {'against':<25} {'ratio':>5} {'cpu ratio':>9}"
+            f"{'cpu µs':>6} {'pg µs':>6} {'rd µs':>5}   {'against':<25} {'ratio':>5} "
+            f"{'cpu ratio':>9}"
         )
         for kind in (PLAIN, *PROGRAMME_KINDS):
             s = results["service"][kind]
             line = (
                 f"{LABELS[kind]:<25} {s.rps:>11.0f} {s.p50_ms:>7.2f} {s.p99_ms:>7.2f} {s.errors:>6}"
-                f" {s.cpu_us:>6.0f} {s.pg_us:>6.0f}"
+                f" {s.cpu_us:>6.0f} {s.pg_us:>6.0f} {s.redis_us:>5.0f}"
             )
             if kind in compared:
                 rounds_text = ", ".join(f"{x:.2f}" for x in compared[kind])
                 against = results["service"][AGAINST[kind]]
-                cpu_ratio = (against.cpu_us + against.pg_us) / max(s.cpu_us + s.pg_us, 1e-9)
+                cpu_ratio = cpu_total(against) / max(cpu_total(s), 1e-9)
                 line += (
                     f"   {LABELS[AGAINST[kind]]:<25} {median(compared[kind]):>5.2f} "
                     f"{cpu_ratio:>9.2f}  ({rounds_text})"
                 )
             print(line)
         print(
-            "cpu ratio: the CPU per request (workers and PostgreSQL) of the path compared "
-            "with, over the path's"
+            "cpu ratio: the CPU per request (workers, PostgreSQL and Redis) of the path "
+            "compared with, over the path's"
         )
     print(targets_report(results, ratios, compared, connections=options.connections))
 
@@ -649,7 +676,7 @@ def targets_report(results: dict, ratios: dict, compared: dict, *, connections: 
 
 
 def measure_programme(
-    shop: dict, base: str, master: int, headers: dict, paths: dict, options
+    shop: dict, base: str, master: int, headers: dict, paths: dict, options, env: dict
 ) -> tuple[dict[str, Result], dict[str, list[float]]]:
     """The plain earn by member_id, the programme earn and the quote, on the service, in turns
     round after round (each round starting one further along, so that none always follows the
@@ -674,7 +701,7 @@ def measure_programme(
                     base,
                     scripts[kind],
                     master=master,
-                    database_url=options.database_url,
+                    stores=(options.database_url, env["REDIS_URL"]),
                     duration=options.duration,
                     connections=options.connections,
                 )

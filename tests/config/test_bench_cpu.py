@@ -1,14 +1,16 @@
-"""The benchmark reads what each request cost in CPU from /proc: the server's workers' and
-PostgreSQL's, whose processes it finds from a connection's backend."""
+"""The benchmark reads what each request cost in CPU from /proc: the server's workers',
+PostgreSQL's (the processes that work for the benchmark's database) and Redis's."""
 
 import os
+import subprocess
+import sys
 import time
+from pathlib import Path
 
 import pytest
 from django.db import connection
-from psycopg.conninfo import make_conninfo
 
-from bench.harness import cpu_seconds, postgres_pids
+from bench.harness import cpu_seconds, postgres_pids, redis_pid
 
 
 def _busy(seconds: float) -> None:
@@ -17,34 +19,40 @@ def _busy(seconds: float) -> None:
         pass
 
 
-def test_cpu_seconds_count_a_process_s_work():
-    before = cpu_seconds([os.getpid()])
+def test_cpu_seconds_count_each_running_process_s_work_and_leave_out_exited_ones():
+    before = cpu_seconds([os.getpid()])[os.getpid()]
     _busy(0.3)
-    spent = cpu_seconds([os.getpid()]) - before
-    assert 0.25 <= spent <= 0.6
-    assert cpu_seconds([2**22 + 7]) == 0  # no such process: nothing
+    assert 0.25 <= cpu_seconds([os.getpid()])[os.getpid()] - before <= 0.6
+    exited = subprocess.Popen([sys.executable, "-c", "pass"])
+    exited.wait()
+    assert cpu_seconds([exited.pid, os.getpid()]).keys() == {os.getpid()}
 
 
 @pytest.mark.django_db
-def test_postgres_processes_include_this_connection_s_backend_and_count_its_work():
+def test_postgres_processes_are_the_database_s_and_the_server_s_own():
     connection.ensure_connection()
     backend = connection.connection.info.backend_pid
-    url = _conninfo()
-    pids = postgres_pids(url)
+    pids = postgres_pids(_conninfo())
     assert backend in pids
-    before = cpu_seconds(pids)
     with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT count(*) FROM pg_stat_activity WHERE backend_type = 'client backend' "
+            "AND datname <> current_database() AND pid = ANY(%s)",
+            [pids],
+        )
+        assert cursor.fetchone()[0] == 0
+        before = sum(cpu_seconds(pids).values())
         cursor.execute("SELECT count(*) FROM generate_series(1, 3000000)")
-    assert cpu_seconds(postgres_pids(url)) - before >= 0.1
+    assert sum(cpu_seconds(pids).values()) - before >= 0.1
+
+
+def test_the_redis_server_is_found_by_its_url():
+    pid = redis_pid("redis://127.0.0.1:6379/14")
+    assert pid is not None
+    assert "redis" in Path(f"/proc/{pid}/comm").read_text()
 
 
 def _conninfo() -> str:
     """The test database's connection string, whichever server it is on."""
-    settings = connection.settings_dict
-    return make_conninfo(
-        host=settings["HOST"] or None,
-        port=settings["PORT"] or None,
-        dbname=settings["NAME"],
-        user=settings["USER"] or None,
-        password=settings["PASSWORD"] or None,
-    )
+    connection.ensure_connection()
+    return connection.connection.info.dsn
