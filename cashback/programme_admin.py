@@ -8,7 +8,7 @@ from decimal import Decimal, InvalidOperation
 from django import forms
 from django.contrib import admin, messages
 from django.db import transaction
-from django.db.models import QuerySet, Sum
+from django.db.models import Q, QuerySet, Sum
 from django.db.models.functions import Coalesce
 from django.http import HttpRequest
 
@@ -17,7 +17,7 @@ from cashback.services.quote import cashback_quote
 from core import money
 from core.admin import ReadOnlyAdmin
 from core.errors import DomainError, InvalidInput
-from programme.models import EarningRule, MemberTier, RuleUse, Tier
+from programme.models import EarningRule, MemberTier, Period, RuleUse, Tier
 from programme.services import rule_check, rule_uses, tier_rename
 
 # Counted by earns and refunds, under the rule's row lock: never written from a form.
@@ -194,9 +194,12 @@ class EarningRuleAdmin(PreviewMixin, admin.ModelAdmin):
     readonly_fields = ["budget_spent", "uses", "created_at", "updated_at"]
 
     def get_queryset(self, request):
-        # How many earns each rule applied to: the sum of its members' uses.
+        # How many earns each rule applied to: the sum of its members' uses `ever`.
+        ever = Q(member_uses__per=Period.EVER)
         return (
-            super().get_queryset(request).annotate(uses_count=Coalesce(Sum("member_uses__uses"), 0))
+            super()
+            .get_queryset(request)
+            .annotate(uses_count=Coalesce(Sum("member_uses__uses", filter=ever), 0))
         )
 
     @admin.display(description="Uses", ordering="uses_count")

@@ -142,10 +142,11 @@ class EarningRule(models.Model):
 
 class RuleUse(models.Model):
     """How many earns of a member one rule applied to in one calendar period of the card's
-    zone (`period_start`: the period's first day; 0001-01-01 for `ever`), `per` the rule's
-    period when it was counted. Every application is counted (a rule without a limit counts
-    `ever`): a rule's `uses` is their sum. Counted under the member's wallet lock, so that a
-    member's earns on the card count one at a time."""
+    zone (`period_start`: the period's first day; 0001-01-01 for `ever`). Every application
+    is counted `ever` (a rule's `uses` is the sum of its members' `ever`), and, when the rule
+    limits uses, in its day, week, month and year too (`programme.services.PERIODS`), so that
+    a limit whose period marketing changes keeps counting what was used in it. Counted under
+    the member's wallet lock, so that a member's earns on the card count one at a time."""
 
     app = models.ForeignKey("apps_auth.App", on_delete=models.PROTECT, related_name="+")
     rule = models.ForeignKey(

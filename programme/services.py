@@ -38,9 +38,14 @@ class Programme:
         return not self.rules and not self.tiers
 
     @cached_property
-    def limited(self) -> list[int]:
-        """The rules that limit uses per member: those whose uses an earn reads."""
-        return [rule.pk for rule in self.rules if rule.max_uses_per_member is not None]
+    def limits(self) -> list[tuple[int, str]]:
+        """The rules that limit uses per member, each with its period: those whose uses an
+        earn reads."""
+        return [
+            (rule.pk, rule.per or Period.EVER)
+            for rule in self.rules
+            if rule.max_uses_per_member is not None
+        ]
 
     @cached_property
     def budgeted(self) -> list[int]:
@@ -235,10 +240,11 @@ class EarnCounters:
 
 @dataclass(frozen=True)
 class MemberUses:
-    """A member's uses of the rules that limit them: for each rule and kind of period, the
-    latest period it was counted in (its first day) and its uses there; each rule's uses in
-    all. A member's earns on a card are counted in time order (an earn's time is never before
-    the wallet's last entry's), so the period an earn counts in is never before the latest."""
+    """A member's uses of the rules that limit them: for each rule, the latest period of the
+    rule's kind its uses were counted in (its first day) and its uses there; and each rule's
+    uses in all. A member's earns on a card are counted in time order (an earn's time is never
+    before the wallet's last entry's), so the period an earn counts in is never before the
+    latest."""
 
     latest: dict[tuple[int, str], tuple[date, int]]
     totals: dict[int, int]
@@ -247,14 +253,15 @@ class MemberUses:
 def uses_of(rows: list[dict] | None) -> MemberUses:
     """A member's uses as the earn's lock of its wallet reads them
     (`cashback.models.LOCK_FOR_PROGRAMME`): `[{"rule", "per", "start", "uses", "total"}]`, the
-    latest period of each rule and kind."""
+    latest period of each rule's kind (`start` null: none) and its uses in all (null: none)."""
     rows = rows or []
     return MemberUses(
         latest={
             (row["rule"], row["per"]): (date.fromisoformat(row["start"]), row["uses"])
             for row in rows
+            if row["start"] is not None
         },
-        totals={row["rule"]: row["total"] for row in rows},
+        totals={row["rule"]: row["total"] or 0 for row in rows},
     )
 
 
@@ -270,20 +277,33 @@ DO UPDATE SET uses = programme_ruleuse.uses + 1
 """
 
 
+# The periods a use is counted in: `ever`, for every rule (a rule's uses in all); and, for a
+# rule that limits uses, its day, week, month and year too, so that a limit keeps counting
+# what was used in its period when marketing changes the rule's period.
+PERIODS = (Period.DAY, Period.WEEK, Period.MONTH, Period.YEAR)
+
+
 def rule_uses_params(
     *, card: Card, member_id: int, rules: tuple[EarningRule, ...], at: datetime
 ) -> dict | None:
     """The parameters of `RULE_USES_COUNT` for an earn of the member that applied `rules`
-    (None: none applied): one use of each in the rule's period (of `at`, in the card's zone)
-    when it limits uses, else `ever`. The caller holds the member's wallet locked."""
+    (None: none applied): one use of each `ever`, and, for a rule that limits uses, in each of
+    the `PERIODS` of `at` in the card's zone. The caller holds the member's wallet locked."""
     if not rules:
         return None
-    buckets = [_bucket(rule, card, at) for rule in rules]
+    local = at.astimezone(card.zone)
+    counted = [
+        (rule.pk, per, period_start(per, local))
+        for rule in rules
+        for per in (
+            (*PERIODS, Period.EVER) if rule.max_uses_per_member is not None else (Period.EVER,)
+        )
+    ]
     return {
         "uses_member": member_id,
-        "uses_rules": array_text(rule.pk for rule in rules),
-        "uses_pers": array_text(per for per, _ in buckets),
-        "uses_starts": array_text(start for _, start in buckets),
+        "uses_rules": array_text(rule_id for rule_id, _, _ in counted),
+        "uses_pers": array_text(per for _, per, _ in counted),
+        "uses_starts": array_text(start for _, _, start in counted),
     }
 
 
@@ -300,9 +320,9 @@ def rule_budget_return(*, app_id: int, returns: dict[int, Decimal]) -> None:
 
 
 def rule_uses(rule_ids: list[int]) -> dict[int, int]:
-    """How many earns each rule applied to."""
+    """How many earns each rule applied to: its members' uses `ever`."""
     rows = (
-        RuleUse.objects.filter(rule_id__in=rule_ids)
+        RuleUse.objects.filter(rule_id__in=rule_ids, per=Period.EVER)
         .values("rule_id")
         .annotate(total=Sum("uses"))
         .values_list("rule_id", "total")

@@ -79,14 +79,23 @@ def test_the_wallet_lock_reads_each_rule_s_latest_period_and_its_total(api, card
     rule.save()
     assert not applied(api, card, member, rule, "2026-12-01T12:00:00+00:00")  # 30 ever
     wallet = Wallet.objects.get(card=card, member=member)
-    facts = Wallet.objects.programme_facts(
-        app_id=card.app_id, card_id=card.pk, member_id=member.pk, rule_ids=[rule.pk], budgeted=[]
-    )
-    assert facts is not None
-    assert facts.pk == wallet.pk
-    # One row however long the history: the latest day's, with the rule's uses in all.
-    rows = [(r["per"], r["start"], r["uses"], r["total"]) for r in facts.rule_uses or ()]
-    assert rows == [("day", "2026-11-30", 1, 30)]
+
+    def read(per: str) -> list:
+        facts = Wallet.objects.programme_facts(
+            app_id=card.app_id,
+            card_id=card.pk,
+            member_id=member.pk,
+            limits=[(rule.pk, per)],
+            budgeted=[],
+        )
+        assert facts is not None
+        assert facts.pk == wallet.pk
+        return [(r["per"], r["start"], r["uses"], r["total"]) for r in facts.rule_uses or ()]
+
+    # One row a rule however long the history: the latest period of its kind, and its total.
+    assert read("day") == [("day", "2026-11-30", 1, 30)]
+    assert read("month") == [("month", "2026-11-01", 30, 30)]
+    assert read("ever") == [("ever", "0001-01-01", 30, 30)]
 
 
 def test_a_period_counted_after_this_earn_s_leaves_no_use_in_it(card, member):
@@ -126,3 +135,36 @@ def test_an_earn_that_settles_its_wallet_first_goes_by_its_entry_s_time(
         next_day = earn(api, card, member, "100")
     applied = [rule.pk in [p["rule_id"] for p in e["breakdown"]] for e in (settling, next_day)]
     assert applied == [True, False]  # once on 8 December
+
+
+def test_a_weekly_limit_of_two_holds_after_its_period_goes_to_day_and_back(api, card, member):
+    rule = RuleFactory.create(card=card, max_uses_per_member=2, per="week")
+    assert applied(api, card, member, rule, "2026-12-07T12:00:00+00:00")  # Monday
+    assert api.patch(RULE.format(rule.pk), {"per": "day"}).status_code == 200
+    assert applied(api, card, member, rule, "2026-12-08T12:00:00+00:00")  # Tuesday: 1 a day
+    assert applied(api, card, member, rule, "2026-12-08T13:00:00+00:00")  # 2 a day
+    assert api.patch(RULE.format(rule.pk), {"per": "week"}).status_code == 200
+    # Three uses this week already; the rule says two.
+    assert not applied(api, card, member, rule, "2026-12-09T12:00:00+00:00")
+
+
+def test_a_daily_limit_made_weekly_counts_this_week_s_uses(api, card, member):
+    rule = RuleFactory.create(card=card, max_uses_per_member=1, per="day")
+    assert applied(api, card, member, rule, "2026-12-07T12:00:00+00:00")  # Monday
+    assert applied(api, card, member, rule, "2026-12-08T12:00:00+00:00")  # Tuesday
+    assert (
+        api.patch(RULE.format(rule.pk), {"per": "week", "max_uses_per_member": 3}).status_code
+        == 200
+    )
+    assert applied(api, card, member, rule, "2026-12-09T12:00:00+00:00")  # the third this week
+    assert not applied(api, card, member, rule, "2026-12-10T12:00:00+00:00")
+    assert applied(api, card, member, rule, "2026-12-14T12:00:00+00:00")  # next Monday
+
+
+def test_a_limit_ever_made_daily_counts_today_s_use(api, card, member):
+    rule = RuleFactory.create(card=card, max_uses_per_member=1, per="ever")
+    assert applied(api, card, member, rule, "2026-12-07T10:00:00+00:00")
+    assert api.patch(RULE.format(rule.pk), {"per": "day"}).status_code == 200
+    assert not applied(api, card, member, rule, "2026-12-07T12:00:00+00:00")
+    assert applied(api, card, member, rule, "2026-12-08T12:00:00+00:00")
+    assert rule_uses([rule.pk]) == {rule.pk: 2}

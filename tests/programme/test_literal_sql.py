@@ -12,7 +12,14 @@ from cashback.models import LOCK_FOR_PROGRAMME, PROGRAMME_FACTS, WALLET_MOVE
 from programme.services import RULE_BUDGETS_LOCK, RULE_BUDGETS_TAKE, RULE_USES_COUNT
 
 AT = datetime(2026, 12, 7, tzinfo=UTC)
-FACTS = {"app": 1, "card": 1, "member": 1, "rules": "{1,2}", "budgeted": "{3}"}
+FACTS = {
+    "app": 1,
+    "card": 1,
+    "member": 1,
+    "rules": "{1,2}",
+    "rule_pers": "{day,ever}",
+    "budgeted": "{3}",
+}
 
 
 @pytest.mark.parametrize(

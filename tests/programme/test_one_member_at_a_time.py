@@ -16,7 +16,6 @@ from apps_auth.services import api_key_create
 from cashback.models import EntryType, LedgerEntry, Wallet, WalletManager
 from cashback.services.ledger import locked_wallets
 from cashback.services.tiers import member_tier_staff_set
-from programme.models import RuleUse
 from programme.services import rule_uses
 from tests.factories import AppFactory, CardFactory, MemberFactory, RuleFactory, TierFactory
 from tests.helpers import concurrently, earn
@@ -87,7 +86,7 @@ def test_a_use_limit_holds_for_concurrent_earns(monkeypatch):
     _slow_breakdowns(monkeypatch)
     responses = concurrently(3, post)
     assert _from(responses, rule) == [20]
-    assert RuleUse.objects.get(rule=rule).uses == 1
+    assert rule_uses([rule.pk]) == {rule.pk: 1}
 
 
 @pytest.mark.django_db(transaction=True)

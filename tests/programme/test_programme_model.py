@@ -478,7 +478,8 @@ class ProgrammeMachine(RuleBasedStateMachine):
                 for rule_id in {p["rule_id"] for p in entry.breakdown or ()} - {None}:
                     named[rule_id] += 1
         uses: dict[int, int] = defaultdict(int)
-        for rule_id, count in RuleUse.objects.filter(app=self.app).values_list("rule_id", "uses"):
+        ever = RuleUse.objects.filter(app=self.app, per="ever")
+        for rule_id, count in ever.values_list("rule_id", "uses"):
             uses[rule_id] += count
         assert dict(uses) == dict(named)
 

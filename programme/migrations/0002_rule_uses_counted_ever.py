@@ -1,0 +1,39 @@
+"""Every use of a rule is counted `ever` from now on, besides its period when the rule limits
+uses: a rule's `uses` becomes the sum of its members' `ever` counts.
+
+Before, each use was counted once, in the rule's period when it limited uses, else `ever`: each
+member's `ever` count of a rule becomes the sum of all its counts of that rule. Going back, the
+counts of the periods other than the rule's own go (the earlier code counted in no other), and
+the `ever` count keeps what those of the rule's period do not hold.
+"""
+
+from django.db import migrations
+
+FORWARD = """
+INSERT INTO programme_ruleuse (app_id, member_id, rule_id, per, period_start, uses)
+SELECT u.app_id, u.member_id, u.rule_id, 'ever', DATE '0001-01-01', sum(u.uses)
+FROM programme_ruleuse u
+GROUP BY u.app_id, u.member_id, u.rule_id
+ON CONFLICT (app_id, member_id, rule_id, per, period_start)
+DO UPDATE SET uses = excluded.uses
+"""
+
+BACKWARD = """
+DELETE FROM programme_ruleuse u USING programme_earningrule r
+WHERE r.id = u.rule_id AND u.per <> 'ever'
+    AND u.per IS DISTINCT FROM (CASE WHEN r.max_uses_per_member IS NOT NULL THEN r.per END);
+UPDATE programme_ruleuse e SET uses = e.uses - k.uses
+FROM (
+    SELECT u.app_id, u.member_id, u.rule_id, sum(u.uses) AS uses FROM programme_ruleuse u
+    WHERE u.per <> 'ever' GROUP BY u.app_id, u.member_id, u.rule_id
+) AS k
+WHERE e.per = 'ever' AND e.app_id = k.app_id AND e.member_id = k.member_id
+    AND e.rule_id = k.rule_id;
+DELETE FROM programme_ruleuse WHERE per = 'ever' AND uses = 0;
+"""
+
+
+class Migration(migrations.Migration):
+    dependencies = [("programme", "0001_initial")]
+
+    operations = [migrations.RunSQL(FORWARD, BACKWARD)]

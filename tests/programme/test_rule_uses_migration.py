@@ -1,0 +1,67 @@
+"""An existing database migrates in place when every use of a rule starts being counted `ever`:
+each member's `ever` count of a rule becomes all its uses, so that a rule's `uses` and a
+limit per `ever` keep counting every earlier use; and back."""
+
+from datetime import date
+
+import pytest
+from django.db import connection
+from django.db.migrations.executor import MigrationExecutor
+
+from programme.models import RuleUse
+from programme.services import rule_uses
+from tests.factories import CardFactory, MemberFactory, RuleFactory
+
+pytestmark = pytest.mark.django_db(transaction=True)
+
+BEFORE = [("programme", "0001_initial")]
+EVER = date(1, 1, 1)
+
+
+def migrate(targets) -> None:
+    MigrationExecutor(connection).migrate(targets)
+
+
+def latest():
+    return MigrationExecutor(connection).loader.graph.leaf_nodes()
+
+
+@pytest.fixture
+def before():
+    """The database before every use was counted `ever`; afterwards at the latest again."""
+    migrate(BEFORE)
+    try:
+        yield
+    finally:
+        migrate(latest())
+
+
+def counts(card) -> dict:
+    rows = RuleUse.objects.filter(app_id=card.app_id)
+    return {(u.member_id, u.rule_id, u.per, u.period_start): u.uses for u in rows}
+
+
+def test_each_member_s_ever_count_becomes_all_its_uses_of_the_rule_and_back(before):
+    card = CardFactory.create()
+    first, second = MemberFactory.create_batch(2, app=card.app)
+    anyway = RuleFactory.create(card=card)
+    monthly = RuleFactory.create(card=card, max_uses_per_member=2, per="month")
+    for member, rule, per, start, uses in (
+        (first, anyway, "ever", EVER, 5),
+        (first, monthly, "month", date(2026, 11, 1), 2),
+        (first, monthly, "month", date(2026, 12, 1), 1),
+        (first, monthly, "ever", EVER, 3),  # counted while it had no limit
+        (second, anyway, "ever", EVER, 4),
+    ):
+        RuleUse.objects.create(
+            app_id=card.app_id, member=member, rule=rule, per=per, period_start=start, uses=uses
+        )
+    old = counts(card)
+
+    migrate(latest())
+
+    assert counts(card) == {**old, (first.pk, monthly.pk, "ever", EVER): 6}
+    assert rule_uses([anyway.pk, monthly.pk]) == {anyway.pk: 9, monthly.pk: 6}
+
+    migrate(BEFORE)
+    assert counts(card) == old
