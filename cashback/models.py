@@ -124,6 +124,7 @@ class WalletManager(models.Manager["Wallet"]):
         settled: bool = False,
         earning: bool = False,
         inactive_at: datetime | None = None,
+        at: datetime | None = None,
     ) -> "Wallet | None":
         """Adds `amount` (signed) to the spendable balance on the card of the app's member with
         this id, else this email, else this phone, and `pending_amount` (signed) to its pending
@@ -134,11 +135,12 @@ class WalletManager(models.Manager["Wallet"]):
         the wallet is due for release or past its expiry (the caller then locks the wallet and
         settles it first: `cashback.services.ledger.wallet_settle`), which includes a wallet
         past its `inactive_at`. `earning`: the move is an earning's, which sets the wallet's
-        `inactive_at` to `inactive_at` (None: the card has no inactivity expiry). The wallet
-        also carries
-        the id its next entry takes (`next_entry_id`, drawn from the entries' sequence) and the
-        time of its last entry (`last_entry_at`, None: none), read under its lock, so that the
-        caller knows its entry whole before it saves it (`LedgerEntry.objects.append`).
+        `inactive_at` to `inactive_at` (None: the card has no inactivity expiry). `at`: the
+        time the move is for (its checks of lots due, of the PIN's lock; None: now). The wallet
+        also carries the id its next entry takes (`next_entry_id`, drawn from the entries'
+        sequence) and the time of its last entry (`last_entry_at`, None: none), read under its
+        lock, so that the caller knows its entry whole before it saves it
+        (`LedgerEntry.objects.append`).
 
         One `UPDATE ... RETURNING` (`_move_sql`), which locks the row until the transaction
         ends and, by email or phone, finds the member in the same statement: the ORM's
@@ -154,7 +156,7 @@ class WalletManager(models.Manager["Wallet"]):
         params: dict[str, Any] = {
             "amount": amount,
             "pending": pending_amount,
-            "now": timezone.now(),
+            "now": at or timezone.now(),
             "app": app_id,
             "card": card_id,
             "member": member,

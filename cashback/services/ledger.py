@@ -230,7 +230,9 @@ def entry_post(
     (`wallet_create`), which is not moved again. `locked_wallet` (an earning's): the member's
     wallet, which the caller holds locked and read as `Wallet.objects.move` would leave it but
     for this move (`Wallet.objects.programme_facts`), and found settled at `at`, the entry's
-    time: the statement that saves the entry moves it. `rule_uses`, `rule_budgets`: the
+    time: the statement that saves the entry moves it. Otherwise `at` (None: now) is the time
+    the move checks the wallet's lots against and the entry's time, no earlier than the
+    wallet's last entry. `rule_uses`, `rule_budgets`: the
     statement that saves the entry counts the uses of the rules an earning applied and takes
     what it gave of their budgets (`LedgerEntry.objects.append`).
 
@@ -266,6 +268,7 @@ def entry_post(
                     # the wallet's lock ends with a later entry of another's, which the move's
                     # statement may not see), so at most that wait earlier than created_at.
                     inactive_at=card.wallet_inactive_at(timezone.now()) if earning else None,
+                    at=at,
                 )
             )
             if wallet is None:

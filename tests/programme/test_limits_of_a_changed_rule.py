@@ -168,3 +168,41 @@ def test_a_limit_ever_made_daily_counts_today_s_use(api, card, member):
     assert not applied(api, card, member, rule, "2026-12-07T12:00:00+00:00")
     assert applied(api, card, member, rule, "2026-12-08T12:00:00+00:00")
     assert rule_uses([rule.pk]) == {rule.pk: 2}
+
+
+def test_an_earn_whose_wallet_has_a_lot_come_due_meanwhile_is_dated_by_its_rules_time(
+    api, merchant, member, monkeypatch
+):
+    # The earn settles a lot due before midnight in Tunis; while its breakdown is computed the
+    # clock passes midnight and a second lot comes due. The earn goes by its own time: its entry
+    # is dated 7 December, its rules went by it, and the second lot waits for the next earn.
+    import cashback.services.earn as earn_module
+
+    card = CardFactory.create(app=merchant.app, cashback_holding_days=1)
+    with at("2026-12-06T22:59:00+00:00"):  # available 23:59 on 7 December in Tunis
+        earn(api, card, member, "100")
+    with at("2026-12-06T23:00:00+00:00"):  # available at midnight, 8 December
+        earn(api, card, member, "100")
+    rule = RuleFactory.create(card=card, max_uses_per_member=1, per="day")
+    clock = {"now": datetime.fromisoformat("2026-12-07T22:59:30+00:00")}
+    breakdown = earn_module.breakdown_for
+
+    def past_midnight(**kwargs):
+        answer = breakdown(**kwargs)
+        clock["now"] = datetime.fromisoformat("2026-12-07T23:00:30+00:00")
+        return answer
+
+    monkeypatch.setattr(earn_module, "breakdown_for", past_midnight)
+    with mock.patch("django.utils.timezone.now", side_effect=lambda: clock["now"]):
+        first = earn(api, card, member, "100")
+    monkeypatch.setattr(earn_module, "breakdown_for", breakdown)
+    with at("2026-12-07T23:01:00+00:00"):
+        second = earn(api, card, member, "100")
+    assert [first["earned_at"], second["earned_at"]] == [
+        "2026-12-07T22:59:30Z",
+        "2026-12-07T23:01:00Z",
+    ]
+    assert [rule.pk in [p["rule_id"] for p in e["breakdown"]] for e in (first, second)] == [
+        True,
+        True,
+    ]
