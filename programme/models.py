@@ -145,8 +145,9 @@ class RuleUse(models.Model):
     zone (`period_start`: the period's first day; 0001-01-01 for `ever`). Every application
     is counted `ever` (a rule's `uses` is the sum of its members' `ever`), and, when the rule
     limits uses, in its day, week, month and year too (`programme.services.PERIODS`), so that
-    a limit whose period marketing changes keeps counting what was used in it. Counted under
-    the member's wallet lock, so that a member's earns on the card count one at a time."""
+    a limit whose period marketing changes keeps counting what was used in it (a limit set on
+    a rule that had none counts from then on, but for one per `ever`). Counted under the
+    member's wallet lock, so that a member's earns on the card count one at a time."""
 
     app = models.ForeignKey("apps_auth.App", on_delete=models.PROTECT, related_name="+")
     rule = models.ForeignKey(

@@ -2,20 +2,32 @@
 uses: a rule's `uses` becomes the sum of its members' `ever` counts.
 
 Before, each use was counted once, in the rule's period when it limited uses, else `ever`: each
-member's `ever` count of a rule becomes the sum of all its counts of that rule. Going back, the
-counts of the periods other than the rule's own go (the earlier code counted in no other), and
-the `ever` count keeps what those of the rule's period do not hold.
+member's `ever` count of a rule becomes the sum of all its counts of that rule, and the periods
+its counts of days and months tell exactly are counted too (a day's in its week, month and year,
+a month's in its year; a week's straddles months and tells neither). Going back, the counts of
+the periods other than the rule's own go (the earlier code counted in no other), and the `ever`
+count keeps what those of the rule's period do not hold.
 """
 
 from django.db import migrations
 
 FORWARD = """
 INSERT INTO programme_ruleuse (app_id, member_id, rule_id, per, period_start, uses)
-SELECT u.app_id, u.member_id, u.rule_id, 'ever', DATE '0001-01-01', sum(u.uses)
-FROM programme_ruleuse u
-GROUP BY u.app_id, u.member_id, u.rule_id
+SELECT c.app_id, c.member_id, c.rule_id, c.per, c.period_start, sum(c.uses)
+FROM (
+    SELECT u.app_id, u.member_id, u.rule_id, 'ever' AS per, DATE '0001-01-01' AS period_start,
+        u.uses
+    FROM programme_ruleuse u WHERE u.per <> 'ever'
+    UNION ALL
+    SELECT u.app_id, u.member_id, u.rule_id, k.per,
+        date_trunc(k.per, u.period_start::timestamp)::date, u.uses
+    FROM programme_ruleuse u
+    JOIN (VALUES ('day', 'week'), ('day', 'month'), ('day', 'year'), ('month', 'year'))
+        AS k (counted, per) ON k.counted = u.per
+) AS c
+GROUP BY c.app_id, c.member_id, c.rule_id, c.per, c.period_start
 ON CONFLICT (app_id, member_id, rule_id, per, period_start)
-DO UPDATE SET uses = excluded.uses
+DO UPDATE SET uses = programme_ruleuse.uses + excluded.uses
 """
 
 BACKWARD = """

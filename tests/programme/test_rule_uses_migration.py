@@ -46,12 +46,17 @@ def test_each_member_s_ever_count_becomes_all_its_uses_of_the_rule_and_back(befo
     first, second = MemberFactory.create_batch(2, app=card.app)
     anyway = RuleFactory.create(card=card)
     monthly = RuleFactory.create(card=card, max_uses_per_member=2, per="month")
+    daily = RuleFactory.create(card=card, max_uses_per_member=1, per="day")
     for member, rule, per, start, uses in (
         (first, anyway, "ever", EVER, 5),
         (first, monthly, "month", date(2026, 11, 1), 2),
         (first, monthly, "month", date(2026, 12, 1), 1),
         (first, monthly, "ever", EVER, 3),  # counted while it had no limit
         (second, anyway, "ever", EVER, 4),
+        (first, daily, "day", date(2026, 11, 30), 1),  # a Monday
+        (first, daily, "day", date(2026, 12, 1), 1),
+        (first, daily, "day", date(2026, 12, 6), 1),  # a Sunday
+        (first, daily, "month", date(2026, 12, 1), 1),  # when it was monthly
     ):
         RuleUse.objects.create(
             app_id=card.app_id, member=member, rule=rule, per=per, period_start=start, uses=uses
@@ -60,8 +65,30 @@ def test_each_member_s_ever_count_becomes_all_its_uses_of_the_rule_and_back(befo
 
     migrate(latest())
 
-    assert counts(card) == {**old, (first.pk, monthly.pk, "ever", EVER): 6}
-    assert rule_uses([anyway.pk, monthly.pk]) == {anyway.pk: 9, monthly.pk: 6}
+    assert counts(card) == {
+        **old,
+        (first.pk, monthly.pk, "ever", EVER): 6,
+        (first.pk, monthly.pk, "year", date(2026, 1, 1)): 3,
+        (first.pk, daily.pk, "ever", EVER): 4,
+        (first.pk, daily.pk, "week", date(2026, 11, 30)): 3,
+        (first.pk, daily.pk, "month", date(2026, 11, 1)): 1,
+        (first.pk, daily.pk, "month", date(2026, 12, 1)): 3,
+        (first.pk, daily.pk, "year", date(2026, 1, 1)): 4,
+    }
+    assert rule_uses([anyway.pk, monthly.pk, daily.pk]) == {
+        anyway.pk: 9,
+        monthly.pk: 6,
+        daily.pk: 4,
+    }
 
     migrate(BEFORE)
-    assert counts(card) == old
+    # Back: each use counted once again, in the rule's period or ever; the daily rule's month
+    # counted in its days now, its days being its period.
+    assert counts(card) == {
+        **{
+            key: n
+            for key, n in old.items()
+            if key != (first.pk, daily.pk, "month", date(2026, 12, 1))
+        },
+        (first.pk, daily.pk, "ever", EVER): 1,
+    }
