@@ -154,11 +154,12 @@ def cpu_seconds(pids: list[int]) -> dict[int, float]:
     return spent
 
 
-# The processes of the server that work for a database: its own backends, and the server's
-# shared ones (WAL writer, checkpointer, autovacuum, ...); not other databases' backends.
+# The processes of the server that work for a database: its own (backends, parallel and
+# autovacuum workers), and the server's shared ones, which work for no database in particular
+# (WAL writer, checkpointer, ...); not those of other databases.
 _DATABASE_PIDS = """
 SELECT pid FROM pg_stat_activity
-WHERE pid <> pg_backend_pid() AND (datname = current_database() OR backend_type <> 'client backend')
+WHERE pid <> pg_backend_pid() AND (datname = current_database() OR datname IS NULL)
 """
 
 
