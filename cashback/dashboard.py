@@ -17,6 +17,7 @@ from cashback.charts import Series, bar_chart, line_chart
 from cashback.models import EntryType, LedgerEntry, Lot, Wallet
 from core import money
 from programme.models import EarningRule, Tier
+from programme.services import rule_uses
 from webhooks.models import DeliveryStatus, WebhookDelivery
 
 ZERO = Decimal(0)
@@ -272,15 +273,19 @@ class Campaign:
     spent: Decimal
     remaining: Decimal
     used_percent: int
+    uses: int
 
 
 def dashboard_campaigns(*, limit: int = CAMPAIGNS_SHOWN) -> tuple[list[Campaign], int]:
     """The active rules with a budget, the most spent first (as a share of the budget), at
     most `limit` of them, and how many there are in all."""
     rules = EarningRule.objects.filter(active=True, budget__isnull=False, budget__gt=0)
-    shown = rules.select_related("card").order_by(
-        (F("budget_spent") / F("budget")).desc(), "priority", "id"
-    )[:limit]
+    shown = list(
+        rules.select_related("card").order_by(
+            (F("budget_spent") / F("budget")).desc(), "priority", "id"
+        )[:limit]
+    )
+    uses = rule_uses([rule.pk for rule in shown])
     campaigns = []
     for rule in shown:
         currency = rule.card.currency
@@ -293,6 +298,7 @@ def dashboard_campaigns(*, limit: int = CAMPAIGNS_SHOWN) -> tuple[list[Campaign]
                 spent=money.quantize(rule.budget_spent, currency),
                 remaining=money.quantize(budget - rule.budget_spent, currency),
                 used_percent=int(rule.budget_spent * 100 / budget),
+                uses=uses.get(rule.pk, 0),
             )
         )
     total = len(campaigns) if len(campaigns) < limit else rules.count()

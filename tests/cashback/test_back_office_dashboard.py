@@ -159,13 +159,14 @@ def test_expiring_cashback_is_what_lots_have_left_in_the_next_30_days(staff, see
 def test_campaigns_tiers_and_webhooks(staff, seeded):
     page = staff("Finance").get(reverse("admin:index"))
     campaigns = [
-        (c.rule.name, c.budget, c.spent, c.remaining, c.used_percent)
+        (c.rule.name, c.budget, c.spent, c.remaining, c.used_percent, c.uses)
         for c in page.context["campaigns"]
     ]
     assert campaigns == [
-        ("Coffee bonus", Decimal(200), Decimal(180), Decimal(20), 90),
-        ("Weekend double", Decimal(500), Decimal("187.25"), Decimal("312.75"), 37),
+        ("Coffee bonus", Decimal(200), Decimal(180), Decimal(20), 90, 120),
+        ("Weekend double", Decimal(500), Decimal("187.25"), Decimal("312.75"), 37, 41),
     ]
+    assert b"<td>120</td>" in page.content
     [(card, counts)] = page.context["tiers"]
     assert card == seeded.card
     assert [(c.tier.name, c.members) for c in counts] == [
