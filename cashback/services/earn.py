@@ -313,7 +313,7 @@ def _programme_earn(
             for _ in range(SETTLE_AGAIN):
                 if posted is not None:
                     break
-                wallet_settle(wallet=wallet, card=card)
+                wallet_settle(wallet=wallet, card=card, as_of=at)
                 posted = entry_post(member_id=member_id, settled=True, at=at, **entry)
     except IntegrityError as error:
         if budget_overrun(error):
@@ -388,7 +388,7 @@ def _earn_wallet(
     if wallet.last_entry_at is not None:
         at = max(at, wallet.last_entry_at)
     due = wallet_due(wallet, at)
-    wallet_settle(wallet=wallet, card=card, due=due)
+    wallet_settle(wallet=wallet, card=card, due=due, as_of=at)
     if due:  # its settling wrote entries: the earn comes after them
         at = max(timezone.now(), at)
     return wallet, created, at, due

@@ -457,7 +457,9 @@ def wallet_inactivity_apply(*, wallet: Wallet, as_of: datetime) -> None:
     wallet.inactive_at = None
 
 
-def wallet_settle(*, wallet: Wallet, card: Card, due: bool | None = None) -> None:
+def wallet_settle(
+    *, wallet: Wallet, card: Card, due: bool | None = None, as_of: datetime | None = None
+) -> None:
     """Brings a locked wallet up to now before an operation decides on its balance: each held
     lot due is released, then the rest of each lot expired is written off (and, past the
     wallet's `inactive_at`, all that is spendable), as the worker would have done. So an
@@ -465,10 +467,12 @@ def wallet_settle(*, wallet: Wallet, card: Card, due: bool | None = None) -> Non
     is spendable the instant it is due, whether or not the worker has come by.
     An index probe each finds nothing to do on a wallet that is up to date
     (`lot_wallet_held`, `lot_wallet_expiring`; `inactive_at` is the wallet's own). `due`: what
-    the caller's lock read of the wallet found (`wallet_due`), False when nothing is."""
+    the caller's lock read of the wallet found (`wallet_due`), False when nothing is. `as_of`:
+    the operation's time, when it is not now (an earn's, never before the wallet's last entry,
+    which a server with a clock ahead may have dated; None: now)."""
     if due is False:
         return
-    now = timezone.now()
+    now = as_of or timezone.now()
     wallet_release_due(wallet=wallet, card=card, as_of=now)
     wallet_expire_due(wallet=wallet, card=card, as_of=now)
 

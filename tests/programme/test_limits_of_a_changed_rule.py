@@ -6,7 +6,8 @@ is never before the member's last on the card, and a period's count is never los
 from datetime import datetime
 from unittest import mock
 
-from cashback.models import Wallet
+from cashback.ledger_check import ledger_verify
+from cashback.models import Wallet, WalletManager
 from programme.services import EarnCounters, rule_uses, uses_of
 from tests.factories import CardFactory, RuleFactory
 from tests.helpers import earn
@@ -56,7 +57,7 @@ def test_an_earn_stamped_before_the_member_s_last_is_counted_at_the_last_s_time(
         late = earn(api, card, member, "100")
     assert rule.pk not in [p["rule_id"] for p in late["breakdown"]]
     assert late["earned_at"] == "2026-12-07T23:00:01Z"
-    assert rule_uses([rule.pk]) == {rule.pk: 1}
+    assert rule_uses([rule]) == {rule.pk: 1}
     assert applied(api, card, member, rule, "2026-12-08T23:00:00+00:00")  # 9 December
 
 
@@ -167,7 +168,7 @@ def test_a_limit_ever_made_daily_counts_today_s_use(api, card, member):
     assert api.patch(RULE.format(rule.pk), {"per": "day"}).status_code == 200
     assert not applied(api, card, member, rule, "2026-12-07T12:00:00+00:00")
     assert applied(api, card, member, rule, "2026-12-08T12:00:00+00:00")
-    assert rule_uses([rule.pk]) == {rule.pk: 2}
+    assert rule_uses([rule]) == {rule.pk: 2}
 
 
 def test_an_earn_whose_wallet_has_a_lot_come_due_meanwhile_is_dated_by_its_rules_time(
@@ -206,3 +207,33 @@ def test_an_earn_whose_wallet_has_a_lot_come_due_meanwhile_is_dated_by_its_rules
         True,
         True,
     ]
+
+
+def test_an_earn_after_an_entry_dated_by_a_clock_ahead_settles_at_that_entry_s_time(
+    api, merchant, member, monkeypatch
+):
+    card = CardFactory.create(app=merchant.app, cashback_holding_days=1)
+    with at("2026-12-06T12:00:00+00:00"):  # held until 2026-12-07T12:00:00Z
+        earn(api, card, member, "100")
+    # Server A, its clock 30 s ahead: its earn's move checks the lots at 11:59:59 (nothing due),
+    # waits 2 s for the wallet's lock, and dates its entry 12:00:01: the lot is still held.
+    clock = {"now": datetime.fromisoformat("2026-12-07T11:59:59+00:00")}
+    original = WalletManager.move
+
+    def waited_for_the_lock(self, **kwargs):
+        wallet = original(self, **kwargs)
+        clock["now"] = datetime.fromisoformat("2026-12-07T12:00:01+00:00")
+        return wallet
+
+    monkeypatch.setattr(WalletManager, "move", waited_for_the_lock)  # server A
+    with mock.patch("django.utils.timezone.now", side_effect=lambda: clock["now"]):
+        first = earn(api, card, member, "100")
+    monkeypatch.setattr(WalletManager, "move", original)
+    assert first["earned_at"] == "2026-12-07T12:00:01Z"
+    RuleFactory.create(card=card)  # the card now has a programme
+    # Server B, on time: 11:59:35. Its earn goes by 12:00:01 (the wallet's last entry), when
+    # the lot is due: it is settled then, and the earn is made.
+    with at("2026-12-07T11:59:35+00:00"):
+        second = earn(api, card, member, "100")
+    assert second["earned_at"] == "2026-12-07T12:00:01Z"
+    assert ledger_verify().mismatches == []
