@@ -285,7 +285,7 @@ def dashboard_campaigns(*, limit: int = CAMPAIGNS_SHOWN) -> tuple[list[Campaign]
             (F("budget_spent") / F("budget")).desc(), "priority", "id"
         )[:limit]
     )
-    uses = rule_uses([rule.pk for rule in shown])
+    uses = rule_uses(shown)
     campaigns = []
     for rule in shown:
         currency = rule.card.currency

@@ -204,7 +204,7 @@ class EarningRuleAdmin(PreviewMixin, admin.ModelAdmin):
 
     @admin.display(description="Uses", ordering="uses_count")
     def uses(self, rule: EarningRule) -> int:
-        return getattr(rule, "uses_count", None) or rule_uses([rule.pk]).get(rule.pk, 0)
+        return getattr(rule, "uses_count", None) or rule_uses([rule]).get(rule.pk, 0)
 
     actions = ["deactivate"]
     fieldsets = [

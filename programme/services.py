@@ -1,6 +1,7 @@
 """The programme's writes: rules and tiers as merchants change them, what an earn takes from a
 rule (a use, a share of its budget), members' tiers as their spend moves them."""
 
+from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from decimal import Decimal
@@ -319,10 +320,16 @@ def rule_budget_return(*, app_id: int, returns: dict[int, Decimal]) -> None:
         )
 
 
-def rule_uses(rule_ids: list[int]) -> dict[int, int]:
-    """How many earns each rule applied to: its members' uses `ever`."""
+def rule_uses(rules: Iterable[EarningRule]) -> dict[int, int]:
+    """How many earns each rule applied to: its members' uses `ever` (on the index led by the
+    app, whatever apps the rules are of)."""
+    rules = list(rules)
     rows = (
-        RuleUse.objects.filter(rule_id__in=rule_ids, per=Period.EVER)
+        RuleUse.objects.filter(
+            app_id__in={rule.app_id for rule in rules},
+            rule_id__in=[rule.pk for rule in rules],
+            per=Period.EVER,
+        )
         .values("rule_id")
         .annotate(total=Sum("uses"))
         .values_list("rule_id", "total")

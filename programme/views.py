@@ -90,7 +90,7 @@ def _card(request, card_id: str) -> Card:
 
 
 def _rules_answer(card: Card, rules: list[EarningRule]) -> list[dict]:
-    uses = rule_uses([rule.pk for rule in rules])
+    uses = rule_uses(rules)
     context = {"currency": card.currency, "uses": uses}
     return [RuleSerializer(rule, context=context).data for rule in rules]
 

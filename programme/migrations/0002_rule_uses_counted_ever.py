@@ -3,8 +3,8 @@ uses: a rule's `uses` becomes the sum of its members' `ever` counts.
 
 Before, each use was counted once, in the rule's period when it limited uses, else `ever`: each
 member's `ever` count of a rule becomes the sum of all its counts of that rule, and the periods
-its counts of days and months tell exactly are counted too (a day's in its week, month and year,
-a month's in its year; a week's straddles months and tells neither). Going back, the counts of
+its counts of days, weeks and months tell exactly are counted too (a day's in its week, month
+and year, a week's in its month and year when it lies within them, a month's in its year). Going back, the counts of
 the periods other than the rule's own go (the earlier code counted in no other), and the `ever`
 count keeps what those of the rule's period do not hold.
 """
@@ -22,8 +22,12 @@ FROM (
     SELECT u.app_id, u.member_id, u.rule_id, k.per,
         date_trunc(k.per, u.period_start::timestamp)::date, u.uses
     FROM programme_ruleuse u
-    JOIN (VALUES ('day', 'week'), ('day', 'month'), ('day', 'year'), ('month', 'year'))
+    JOIN (VALUES ('day', 'week'), ('day', 'month'), ('day', 'year'), ('month', 'year'),
+            ('week', 'month'), ('week', 'year'))
         AS k (counted, per) ON k.counted = u.per
+    -- A week counts in its month or its year only when it lies within it.
+    WHERE u.per <> 'week' OR date_trunc(k.per, u.period_start::timestamp)
+        = date_trunc(k.per, u.period_start::timestamp + interval '6 days')
 ) AS c
 GROUP BY c.app_id, c.member_id, c.rule_id, c.per, c.period_start
 ON CONFLICT (app_id, member_id, rule_id, per, period_start)

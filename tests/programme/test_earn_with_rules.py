@@ -171,7 +171,7 @@ def test_uses_per_member_are_counted_per_calendar_period(api, card, member):
     # Another member has uses of their own.
     with at("2026-11-30T12:00:00+00:00"):
         assert rule.pk in [p["rule_id"] for p in earn(api, card, other, "100")["breakdown"]]
-    assert rule_uses([rule.pk]) == {rule.pk: 4}
+    assert rule_uses([rule]) == {rule.pk: 4}
 
 
 def test_a_month_begins_at_midnight_in_the_cards_zone(api, card, member):
@@ -195,7 +195,7 @@ def test_a_replay_answers_the_same_breakdown_and_counts_no_use(api, card, member
     assert first == again
     rule.refresh_from_db()
     assert rule.budget_spent == Decimal(10)
-    assert rule_uses([rule.pk]) == {rule.pk: 1}
+    assert rule_uses([rule]) == {rule.pk: 1}
 
 
 def test_lines_must_add_up_to_the_purchase(api, card, member):

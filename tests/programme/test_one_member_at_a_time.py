@@ -86,7 +86,7 @@ def test_a_use_limit_holds_for_concurrent_earns(monkeypatch):
     _slow_breakdowns(monkeypatch)
     responses = concurrently(3, post)
     assert _from(responses, rule) == [20]
-    assert rule_uses([rule.pk]) == {rule.pk: 1}
+    assert rule_uses([rule]) == {rule.pk: 1}
 
 
 @pytest.mark.django_db(transaction=True)
@@ -99,7 +99,7 @@ def test_concurrent_earns_of_one_member_each_count_their_uses():
     ]
     responses = concurrently(8, post)
     assert [r.status_code for r in responses] == [200] * 8
-    assert rule_uses([rule.pk for rule in rules]) == {rule.pk: 8 for rule in rules}
+    assert rule_uses(rules) == {rule.pk: 8 for rule in rules}
 
 
 def test_an_earn_that_waited_past_the_inactivity_expires_what_was_left_first(

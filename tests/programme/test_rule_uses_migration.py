@@ -57,6 +57,8 @@ def test_each_member_s_ever_count_becomes_all_its_uses_of_the_rule_and_back(befo
         (first, daily, "day", date(2026, 12, 1), 1),
         (first, daily, "day", date(2026, 12, 6), 1),  # a Sunday
         (first, daily, "month", date(2026, 12, 1), 1),  # when it was monthly
+        (first, anyway, "week", date(2026, 12, 7), 2),  # within December
+        (first, anyway, "week", date(2026, 12, 28), 1),  # into January
     ):
         RuleUse.objects.create(
             app_id=card.app_id, member=member, rule=rule, per=per, period_start=start, uses=uses
@@ -74,21 +76,26 @@ def test_each_member_s_ever_count_becomes_all_its_uses_of_the_rule_and_back(befo
         (first.pk, daily.pk, "month", date(2026, 11, 1)): 1,
         (first.pk, daily.pk, "month", date(2026, 12, 1)): 3,
         (first.pk, daily.pk, "year", date(2026, 1, 1)): 4,
+        (first.pk, anyway.pk, "ever", EVER): 8,
+        (first.pk, anyway.pk, "month", date(2026, 12, 1)): 2,
+        (first.pk, anyway.pk, "year", date(2026, 1, 1)): 2,
     }
-    assert rule_uses([anyway.pk, monthly.pk, daily.pk]) == {
-        anyway.pk: 9,
+    assert rule_uses([anyway, monthly, daily]) == {
+        anyway.pk: 12,
         monthly.pk: 6,
         daily.pk: 4,
     }
 
     migrate(BEFORE)
-    # Back: each use counted once again, in the rule's period or ever; the daily rule's month
-    # counted in its days now, its days being its period.
+    # Back: each use counted once again, in the rule's period or ever: the daily rule's month
+    # and the rule without a limit's weeks in their ever.
+    gone = {
+        (first.pk, daily.pk, "month", date(2026, 12, 1)),
+        (first.pk, anyway.pk, "week", date(2026, 12, 7)),
+        (first.pk, anyway.pk, "week", date(2026, 12, 28)),
+    }
     assert counts(card) == {
-        **{
-            key: n
-            for key, n in old.items()
-            if key != (first.pk, daily.pk, "month", date(2026, 12, 1))
-        },
+        **{key: n for key, n in old.items() if key not in gone},
         (first.pk, daily.pk, "ever", EVER): 1,
+        (first.pk, anyway.pk, "ever", EVER): 8,
     }
