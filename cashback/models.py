@@ -63,7 +63,6 @@ class WalletManager(models.Manager["Wallet"]):
         app_id: int,
         card_id: int,
         member_id: int,
-        limits: list[tuple[int, str]],
         budgeted: list[int],
         lock: bool = False,
         using: str | None = None,
@@ -71,8 +70,8 @@ class WalletManager(models.Manager["Wallet"]):
         """The member's wallet on the card with what an earn on a card with a programme needs
         to know first (`PROGRAMME_FACTS`): `next_available_at`, `next_expiry_at` (for
         `cashback.services.ledger.wallet_due`), `has_earned`, `member_tier_id`, `rule_uses`
-        (of the rules `limits` names, each with its period), `budgets_left` (of the rules
-        `budgeted`, by id) and `fresh`; None when the member has no wallet on the card.
+        (of the card's rules that limit uses), `budgets_left` (of the rules `budgeted`, by
+        id) and `fresh`; None when the member has no wallet on the card.
         `lock`: the wallet is locked until the transaction ends and read with its balances,
         `next_entry_id` and `last_entry_at`, as `move` leaves it (`LOCK_FOR_PROGRAMME`); the
         facts are as they were before the lock unless `fresh`."""
@@ -81,8 +80,6 @@ class WalletManager(models.Manager["Wallet"]):
             "app": app_id,
             "card": card_id,
             "member": member_id,
-            "rules": array_text(rule_id for rule_id, _ in limits),
-            "rule_pers": array_text(per for _, per in limits),
             "budgeted": array_text(budgeted),
         }
         with prepared_cursor(using) as cursor:
@@ -179,9 +176,9 @@ class WalletManager(models.Manager["Wallet"]):
 # (its earliest held lot's `available_at`, its earliest `expires_at` of a lot with something
 # left: what `wallet_settle` settles; the wallet's own `inactive_at` comes with it) and what the
 # card's programme asks of the member: whether it earned on the card before, its tier on the
-# card, its uses of the rules %(rules)s (those that limit uses, each per its %(rule_pers)s: the
-# latest period's of that kind, and the rule's in all; `programme.services.MemberUses`: two
-# index probes a rule however long the member's history), and what is left of the budgets
+# card, its uses of the card's rules that limit uses (each rule's latest period of its own
+# kind, as the rule's row has it now, and the rule's uses in all; `programme.services.MemberUses`:
+# two index probes a rule however long the member's history), and what is left of the budgets
 # of the rules %(budgeted)s (amounts as text: JSON would make them floats). Each an index probe.
 # No parameter is a time: the plan is the same at every earn, and PostgreSQL keeps the prepared
 # statement's generic plan instead of planning it again each time (which cost more than running
@@ -198,15 +195,17 @@ SELECT w.id, w.inactive_at,
         AND e.wallet_id = w.id AND e.entry_type = 'earning') AS earned,
     (SELECT t.tier_id FROM programme_membertier t WHERE t.app_id = w.app_id
         AND t.card_id = w.card_id AND t.member_id = w.member_id) AS member_tier_id,
-    (SELECT json_agg(json_build_object('rule', l.rule_id, 'per', l.per,
+    (SELECT json_agg(json_build_object('rule', r.id, 'per', r.per,
             'start', latest.period_start, 'uses', latest.uses, 'total', ever.uses))
-        FROM unnest(%(rules)s::bigint[], %(rule_pers)s::varchar[]) AS l (rule_id, per)
+        FROM programme_earningrule r
         LEFT JOIN LATERAL (SELECT u.period_start, u.uses FROM programme_ruleuse u
-            WHERE u.app_id = w.app_id AND u.member_id = w.member_id AND u.rule_id = l.rule_id
-            AND u.per = l.per ORDER BY u.period_start DESC LIMIT 1) latest ON true
+            WHERE u.app_id = w.app_id AND u.member_id = w.member_id AND u.rule_id = r.id
+            AND u.per = r.per ORDER BY u.period_start DESC LIMIT 1) latest ON true
         LEFT JOIN programme_ruleuse ever ON ever.app_id = w.app_id
-            AND ever.member_id = w.member_id AND ever.rule_id = l.rule_id AND ever.per = 'ever'
-            AND ever.period_start = DATE '0001-01-01') AS rule_uses,
+            AND ever.member_id = w.member_id AND ever.rule_id = r.id AND ever.per = 'ever'
+            AND ever.period_start = DATE '0001-01-01'
+        WHERE r.app_id = w.app_id AND r.card_id = w.card_id
+        AND r.max_uses_per_member IS NOT NULL) AS rule_uses,
     (SELECT json_object_agg(r.id, (r.budget - r.budget_spent)::text)
         FROM programme_earningrule r WHERE r.app_id = w.app_id
         AND r.id = ANY(%(budgeted)s::bigint[]) AND r.budget IS NOT NULL) AS budgets_left,
@@ -236,15 +235,17 @@ SELECT w.id, w.inactive_at,
         AND e.wallet_id = w.id AND e.entry_type = 'earning') AS earned,
     (SELECT t.tier_id FROM programme_membertier t WHERE t.app_id = w.app_id
         AND t.card_id = w.card_id AND t.member_id = w.member_id) AS member_tier_id,
-    (SELECT json_agg(json_build_object('rule', l.rule_id, 'per', l.per,
+    (SELECT json_agg(json_build_object('rule', r.id, 'per', r.per,
             'start', latest.period_start, 'uses', latest.uses, 'total', ever.uses))
-        FROM unnest(%(rules)s::bigint[], %(rule_pers)s::varchar[]) AS l (rule_id, per)
+        FROM programme_earningrule r
         LEFT JOIN LATERAL (SELECT u.period_start, u.uses FROM programme_ruleuse u
-            WHERE u.app_id = w.app_id AND u.member_id = w.member_id AND u.rule_id = l.rule_id
-            AND u.per = l.per ORDER BY u.period_start DESC LIMIT 1) latest ON true
+            WHERE u.app_id = w.app_id AND u.member_id = w.member_id AND u.rule_id = r.id
+            AND u.per = r.per ORDER BY u.period_start DESC LIMIT 1) latest ON true
         LEFT JOIN programme_ruleuse ever ON ever.app_id = w.app_id
-            AND ever.member_id = w.member_id AND ever.rule_id = l.rule_id AND ever.per = 'ever'
-            AND ever.period_start = DATE '0001-01-01') AS rule_uses,
+            AND ever.member_id = w.member_id AND ever.rule_id = r.id AND ever.per = 'ever'
+            AND ever.period_start = DATE '0001-01-01'
+        WHERE r.app_id = w.app_id AND r.card_id = w.card_id
+        AND r.max_uses_per_member IS NOT NULL) AS rule_uses,
     (SELECT json_object_agg(r.id, (r.budget - r.budget_spent)::text)
         FROM programme_earningrule r WHERE r.app_id = w.app_id
         AND r.id = ANY(%(budgeted)s::bigint[]) AND r.budget IS NOT NULL) AS budgets_left,

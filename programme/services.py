@@ -39,16 +39,6 @@ class Programme:
         return not self.rules and not self.tiers
 
     @cached_property
-    def limits(self) -> list[tuple[int, str]]:
-        """The rules that limit uses per member, each with its period: those whose uses an
-        earn reads."""
-        return [
-            (rule.pk, rule.per or Period.EVER)
-            for rule in self.rules
-            if rule.max_uses_per_member is not None
-        ]
-
-    @cached_property
     def budgeted(self) -> list[int]:
         """The rules with a budget: those whose budget left an earn reads."""
         return [rule.pk for rule in self.rules if rule.budget is not None]
@@ -203,6 +193,10 @@ class EarnCounters:
         if self._uses is None:
             raise ValueError("A member's counters need the uses read with its wallet.")
         per, start = _bucket(rule, self.card, at)
+        if self._uses.pers.get(rule.pk, per) != per:
+            # The rule's period changed since this process read the rule: nothing until it
+            # reads it again (at its next request), rather than more than the limit.
+            return 0
         if per == Period.EVER:
             # Every use the member made of the rule, in whatever period it was counted in
             # while the rule's limit was per day, week, month or year.
@@ -249,12 +243,15 @@ class MemberUses:
 
     latest: dict[tuple[int, str], tuple[date, int]]
     totals: dict[int, int]
+    # Each rule's period, as the rule's row had it when the uses were read.
+    pers: dict[int, str]
 
 
 def uses_of(rows: list[dict] | None) -> MemberUses:
     """A member's uses as the earn's lock of its wallet reads them
-    (`cashback.models.LOCK_FOR_PROGRAMME`): `[{"rule", "per", "start", "uses", "total"}]`, the
-    latest period of each rule's kind (`start` null: none) and its uses in all (null: none)."""
+    (`cashback.models.LOCK_FOR_PROGRAMME`): `[{"rule", "per", "start", "uses", "total"}]`, for
+    each of the card's rules that limit uses, its period, the latest period of that kind it was
+    counted in (`start` null: none) and its uses in all (null: none)."""
     rows = rows or []
     return MemberUses(
         latest={
@@ -263,6 +260,7 @@ def uses_of(rows: list[dict] | None) -> MemberUses:
             if row["start"] is not None
         },
         totals={row["rule"]: row["total"] or 0 for row in rows},
+        pers={row["rule"]: row["per"] for row in rows},
     )
 
 

@@ -358,7 +358,6 @@ def _earn_wallet(
             app_id=app.pk,
             card_id=card.pk,
             member_id=member_id,
-            limits=programme.limits,
             budgeted=programme.budgeted,
             lock=True,
             using=router.db_for_write(Wallet),

@@ -68,7 +68,6 @@ def cashback_quote(
             app_id=app.pk,
             card_id=card.pk,
             member_id=member_id,
-            limits=programme.limits,
             budgeted=programme.budgeted,
         )
     budgets_left = None if wallet is None else wallet.budgets_left

@@ -8,6 +8,7 @@ from unittest import mock
 
 from cashback.ledger_check import ledger_verify
 from cashback.models import Wallet, WalletManager
+from programme.models import EarningRule
 from programme.services import EarnCounters, rule_uses, uses_of
 from tests.factories import CardFactory, RuleFactory
 from tests.helpers import earn
@@ -82,12 +83,9 @@ def test_the_wallet_lock_reads_each_rule_s_latest_period_and_its_total(api, card
     wallet = Wallet.objects.get(card=card, member=member)
 
     def read(per: str) -> list:
+        EarningRule.objects.filter(pk=rule.pk).update(per=per)
         facts = Wallet.objects.programme_facts(
-            app_id=card.app_id,
-            card_id=card.pk,
-            member_id=member.pk,
-            limits=[(rule.pk, per)],
-            budgeted=[],
+            app_id=card.app_id, card_id=card.pk, member_id=member.pk, budgeted=[]
         )
         assert facts is not None
         assert facts.pk == wallet.pk
@@ -107,6 +105,10 @@ def test_a_period_counted_after_this_earn_s_leaves_no_use_in_it(card, member):
     assert counters.uses_left(rule, datetime.fromisoformat("2026-12-07T12:00:00+00:00")) == 0
     assert counters.uses_left(rule, datetime.fromisoformat("2026-12-08T12:00:00+00:00")) == 2
     assert counters.uses_left(rule, datetime.fromisoformat("2026-12-09T12:00:00+00:00")) == 3
+    # Read with another period than this process holds the rule with: it changed meanwhile.
+    weekly = uses_of([{"rule": rule.pk, "per": "week", "start": None, "uses": None, "total": 4}])
+    counters = EarnCounters(card=card, member_id=member.pk, uses=weekly)
+    assert counters.uses_left(rule, datetime.fromisoformat("2026-12-09T12:00:00+00:00")) == 0
 
 
 def test_an_earn_that_settles_its_wallet_first_goes_by_its_entry_s_time(

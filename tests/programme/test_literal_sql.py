@@ -16,8 +16,6 @@ FACTS = {
     "app": 1,
     "card": 1,
     "member": 1,
-    "rules": "{1,2}",
-    "rule_pers": "{day,ever}",
     "budgeted": "{3}",
 }
 
@@ -58,3 +56,23 @@ def test_each_written_out_statement_is_planned_on_the_real_schema(db, sql, param
     with connection.cursor() as cursor:
         cursor.execute("EXPLAIN " + sql, params or None)
         assert cursor.fetchall()
+
+
+def test_the_wallet_lock_keeps_its_generic_plan(api, card, member):
+    # Planned again at each earn, the lock with the member's facts cost more than it took to
+    # run: no parameter of it may make PostgreSQL prefer a plan of its own for each earn.
+    from tests.factories import RuleFactory
+    from tests.helpers import earn
+
+    RuleFactory.create(card=card, max_uses_per_member=100, per="day")
+    for _ in range(8):
+        earn(api, card, member, "100")
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT generic_plans, custom_plans FROM pg_prepared_statements "
+            "WHERE statement LIKE %s AND statement LIKE %s",
+            ["%AS rule_uses%", "%FOR UPDATE OF w%"],
+        )
+        [(generic, custom)] = cursor.fetchall()
+    assert generic >= 2
+    assert custom <= 5
