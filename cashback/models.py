@@ -176,8 +176,8 @@ class WalletManager(models.Manager["Wallet"]):
 # (its earliest held lot's `available_at`, its earliest `expires_at` of a lot with something
 # left: what `wallet_settle` settles; the wallet's own `inactive_at` comes with it) and what the
 # card's programme asks of the member: whether it earned on the card before, its tier on the
-# card, its uses of the card's rules that limit uses (each rule's latest period of its own
-# kind, as the rule's row has it now, and the rule's uses in all; `programme.services.MemberUses`:
+# card, its uses of the card's active rules that limit uses (each rule's latest period of its
+# own kind, as the rule's row has it now, and its uses in all; `programme.services.MemberUses`:
 # two index probes a rule however long the member's history), and what is left of the budgets
 # of the rules %(budgeted)s (amounts as text: JSON would make them floats). Each an index probe.
 # No parameter is a time: the plan is the same at every earn, and PostgreSQL keeps the prepared
@@ -204,7 +204,7 @@ SELECT w.id, w.inactive_at,
         LEFT JOIN programme_ruleuse ever ON ever.app_id = w.app_id
             AND ever.member_id = w.member_id AND ever.rule_id = r.id AND ever.per = 'ever'
             AND ever.period_start = DATE '0001-01-01'
-        WHERE r.app_id = w.app_id AND r.card_id = w.card_id
+        WHERE r.app_id = w.app_id AND r.card_id = w.card_id AND r.active
         AND r.max_uses_per_member IS NOT NULL) AS rule_uses,
     (SELECT json_object_agg(r.id, (r.budget - r.budget_spent)::text)
         FROM programme_earningrule r WHERE r.app_id = w.app_id
@@ -244,7 +244,7 @@ SELECT w.id, w.inactive_at,
         LEFT JOIN programme_ruleuse ever ON ever.app_id = w.app_id
             AND ever.member_id = w.member_id AND ever.rule_id = r.id AND ever.per = 'ever'
             AND ever.period_start = DATE '0001-01-01'
-        WHERE r.app_id = w.app_id AND r.card_id = w.card_id
+        WHERE r.app_id = w.app_id AND r.card_id = w.card_id AND r.active
         AND r.max_uses_per_member IS NOT NULL) AS rule_uses,
     (SELECT json_object_agg(r.id, (r.budget - r.budget_spent)::text)
         FROM programme_earningrule r WHERE r.app_id = w.app_id
