@@ -76,3 +76,12 @@ def test_the_wallet_lock_keeps_its_generic_plan(api, card, member):
         [(generic, custom)] = cursor.fetchall()
     assert generic >= 2
     assert custom <= 5
+
+
+def test_the_lock_reads_the_member_s_facts_as_the_quote_does():
+    # Written out in full twice, so that each pastes into psql: the lock's statement is the
+    # quote's with the wallet's balances, its next entry's id and a lock added, and a change to
+    # the facts one reads must be made to the other.
+    select, _, where = PROGRAMME_FACTS.partition("FROM cashback_wallet w\n")
+    assert LOCK_FOR_PROGRAMME.startswith(select.rstrip())
+    assert LOCK_FOR_PROGRAMME.endswith("FROM cashback_wallet w\n" + where + "FOR UPDATE OF w\n")
