@@ -11,8 +11,9 @@ from django.core.validators import MaxValueValidator, MinValueValidator
 from django.db import models, router
 from django.db.models import Q
 
+from cards.queries import CARD_OF_APP
 from core import money
-from core.rows import from_row, prepared_cursor, quote, select_list
+from core.rows import from_row, prepared_cursor
 
 
 def default_currency() -> str:
@@ -78,19 +79,9 @@ class CardManager(models.Manager["Card"]):
         """
         using = self._db or router.db_for_read(self.model)
         with prepared_cursor(using) as cursor:
-            cursor.execute(_card_of_app_sql(), {"card": card_id, "app": app_id})
+            cursor.execute(CARD_OF_APP, {"card": card_id, "app": app_id})
             row = cursor.fetchone()
         return None if row is None else from_row(self.model, row, using)
-
-
-@cache
-def _card_of_app_sql() -> str:
-    meta = Card._meta
-    pk, app = quote(meta.pk.column), quote(meta.get_field("app").column)
-    return (
-        f"SELECT {select_list(Card, 'c')} FROM {quote(meta.db_table)} c "  # noqa: S608  _meta
-        f"WHERE c.{pk} = %(card)s AND c.{app} = %(app)s"
-    )
 
 
 class Card(models.Model):

@@ -8,6 +8,7 @@ from django.db.models import F, OuterRef, Q, Subquery, Sum
 from django.db.models.functions import Coalesce
 
 from cashback.models import LedgerEntry, Lot, LotMovement, Wallet
+from cashback.queries import BREAKDOWNS_OFF_THEIR_ENTRY
 
 ZERO = Decimal(0)
 
@@ -55,17 +56,6 @@ def _lots_off_their_ledger() -> dict[int, int]:
         | ~Q(pending=F("source__pending_amount") + F("moved_pending"))
     )
     return dict(lots.order_by("-pk").values_list("wallet_id", "pk"))
-
-
-# Entries whose breakdown does not add up to what they moved: wallet, and its latest such entry.
-BREAKDOWNS_OFF_THEIR_ENTRY = """
-SELECT e.wallet_id, max(e.id)
-FROM cashback_ledgerentry e
-WHERE e.breakdown IS NOT NULL
-  AND (SELECT COALESCE(SUM((part ->> 'amount')::numeric), 0)
-       FROM jsonb_array_elements(e.breakdown) AS part) <> e.amount + e.pending_amount
-GROUP BY e.wallet_id
-"""
 
 
 def _breakdowns_off_their_entry() -> dict[int, int]:

@@ -1,28 +1,38 @@
 from collections.abc import Callable
 from datetime import datetime
 from decimal import Decimal
-from functools import cache
 from typing import Any
 
 from django.conf import settings
-from django.db import connection, connections, models, router
+from django.db import models, router
 from django.db.models import F, Q
 from django.utils import timezone
 
+from cashback.queries import (
+    ENTRY_APPEND,
+    HISTORY_ENDS,
+    HISTORY_ENDS_OF_TYPE,
+    HISTORY_RANGE,
+    HISTORY_RANGE_OF_TYPE,
+    LOCK_FOR_PROGRAMME,
+    LOT_SPEND,
+    MEMBER_WALLET_INSERT,
+    PROGRAMME_FACTS,
+    WALLET_INSERT,
+    WALLET_MOVE,
+)
 from core.rows import (
     array_text,
     from_row,
     from_rows,
-    insert_new,
-    insert_new_with,
+    inserted,
+    mark_saved,
     new,
     prepared_cursor,
-    quote,
-    select_list,
+    prepared_values,
 )
-from members.models import Member, member_lookup
-from programme.services import RULE_BUDGETS_TAKE, RULE_USES_COUNT
-from webhooks.models import EventDraft, WebhookEvent, event_endpoints_sql, event_insert_sql
+from members.models import Member, member_keys
+from webhooks.models import EventDraft
 
 
 class WalletManager(models.Manager["Wallet"]):
@@ -30,31 +40,34 @@ class WalletManager(models.Manager["Wallet"]):
         """Saves a new wallet with these fields and returns it as `move` returns a wallet: with
         the id its first entry takes (`next_entry_id`), locked (as a new row is) until the
         transaction ends. None when the member has one on the card already, and nothing is
-        written (`core.rows.insert_new`).
+        written (`cashback.queries.WALLET_INSERT`).
 
         A wallet made for its first entry is saved as that entry leaves it (`balance`,
         `pending_balance`, `entries_count` 1), and not moved after: a statement less."""
         using = self._db or router.db_for_write(self.model)
         wallet = new(self.model, **fields)
-        returned = insert_new(wallet, using, returning=_next_entry_id_sql())
-        if returned is None:
+        row = inserted(WALLET_INSERT, prepared_values(wallet, using), using)
+        if row is None:
             return None
-        (wallet.next_entry_id,) = returned
+        key, wallet.next_entry_id = row
+        mark_saved(wallet, key, using)
         return wallet
 
     def insert_new_with_member(self, member: Member, **fields: Any) -> "Wallet | None":
         """Saves the new `member` and its new wallet with these fields in one statement, and
         returns the wallet as `insert_new` does (its `member` the saved member); None when the
         member's email or phone is its app's already, and nothing is written
-        (`core.rows.insert_new_with`)."""
+        (`cashback.queries.MEMBER_WALLET_INSERT`)."""
         using = self._db or router.db_for_write(self.model)
         wallet = new(self.model, **fields)
-        returned = insert_new_with(
-            member, wallet, link="member", using=using, returning=_next_entry_id_sql()
-        )
-        if returned is None:
+        params = prepared_values(member, using, prefix="member_") | prepared_values(wallet, using)
+        row = inserted(MEMBER_WALLET_INSERT, params, using)
+        if row is None:
             return None
-        (wallet.next_entry_id,) = returned
+        member_key, key, wallet.next_entry_id = row
+        mark_saved(member, member_key, using)
+        wallet.member = member
+        mark_saved(wallet, key, using)
         return wallet
 
     def programme_facts(
@@ -139,16 +152,15 @@ class WalletManager(models.Manager["Wallet"]):
         lock, so that the caller knows its entry whole before it saves it
         (`LedgerEntry.objects.append`).
 
-        One `UPDATE ... RETURNING` (`_move_sql`), which locks the row until the transaction
-        ends and, by email or phone, finds the member in the same statement: the ORM's
-        `update()` returns no row, and reading the balance back (or the member first) would
-        cost a round trip more on every operation. The check constraint refuses a balance below
-        zero.
+        One `UPDATE ... RETURNING` (`cashback.queries.WALLET_MOVE`), which locks the row until
+        the transaction ends and, by email or phone, finds the member in the same statement:
+        the ORM's `update()` returns no row, and reading the balance back (or the member first)
+        would cost a round trip more on every operation. The check constraint refuses a balance
+        below zero.
         """
-        lookup = member_lookup(member_id=member_id, email=email, phone=phone)
-        if lookup is None:
+        keys = member_keys(member_id=member_id, email=email, phone=phone)
+        if keys is None:
             raise ValueError("A member id, email or phone is needed.")
-        key, member = lookup
         using = self._db or router.db_for_write(self.model)
         params: dict[str, Any] = {
             "amount": amount,
@@ -156,13 +168,15 @@ class WalletManager(models.Manager["Wallet"]):
             "now": at or timezone.now(),
             "app": app_id,
             "card": card_id,
-            "member": member,
+            **keys,
+            "covered": covered,
+            "unlocked": unlocked,
+            "settled": settled,
+            "earning": earning,
+            "inactive_at": inactive_at,
         }
-        if earning:
-            params["inactive_at"] = inactive_at
-        sql = _move_sql(key, covered=covered, unlocked=unlocked, settled=settled, earning=earning)
         with prepared_cursor(using) as cursor:
-            cursor.execute(sql, params)
+            cursor.execute(WALLET_MOVE, params)
             row = cursor.fetchone()
         if row is None:
             return None
@@ -170,106 +184,6 @@ class WalletManager(models.Manager["Wallet"]):
         wallet = from_row(self.model, columns, using)
         wallet.next_entry_id, wallet.last_entry_at = next_entry_id, last_entry_at
         return wallet
-
-
-# The member's wallet on the card, read with when it next needs settling before an earn decides
-# (its earliest held lot's `available_at`, its earliest `expires_at` of a lot with something
-# left: what `wallet_settle` settles; the wallet's own `inactive_at` comes with it) and what the
-# card's programme asks of the member: whether it earned on the card before, its tier on the
-# card, its uses of the card's active rules that limit uses (each rule's latest period of its
-# own kind, as the rule's row has it now, and its uses in all; `programme.services.MemberUses`:
-# two index probes a rule however long the member's history), and what is left of the budgets
-# of the rules %(budgeted)s (amounts as text: JSON would make them floats). Each an index probe.
-# No parameter is a time: the plan is the same at every earn, and PostgreSQL keeps the prepared
-# statement's generic plan instead of planning it again each time (which cost more than running
-# it). `fresh` is whether the row is the version the statement's snapshot holds: always so here;
-# see `LOCK_FOR_PROGRAMME`. A quote reads it as it stands.
-PROGRAMME_FACTS = """
-SELECT w.id, w.inactive_at,
-    (SELECT min(x.available_at) FROM cashback_lot x WHERE x.app_id = w.app_id
-        AND x.wallet_id = w.id AND x.pending > 0) AS next_available_at,
-    (SELECT min(x.expires_at) FROM cashback_lot x WHERE x.app_id = w.app_id
-        AND x.wallet_id = w.id AND x.remaining > 0 AND x.expires_at IS NOT NULL)
-        AS next_expiry_at,
-    EXISTS (SELECT 1 FROM cashback_ledgerentry e WHERE e.app_id = w.app_id
-        AND e.wallet_id = w.id AND e.entry_type = 'earning') AS earned,
-    (SELECT t.tier_id FROM programme_membertier t WHERE t.app_id = w.app_id
-        AND t.card_id = w.card_id AND t.member_id = w.member_id) AS member_tier_id,
-    (SELECT json_agg(json_build_object('rule', r.id, 'per', r.per,
-            'start', latest.period_start, 'uses', latest.uses, 'total', ever.uses))
-        FROM programme_earningrule r
-        LEFT JOIN LATERAL (SELECT u.period_start, u.uses FROM programme_ruleuse u
-            WHERE u.app_id = w.app_id AND u.member_id = w.member_id AND u.rule_id = r.id
-            AND u.per = r.per ORDER BY u.period_start DESC LIMIT 1) latest ON true
-        LEFT JOIN programme_ruleuse ever ON ever.app_id = w.app_id
-            AND ever.member_id = w.member_id AND ever.rule_id = r.id AND ever.per = 'ever'
-            AND ever.period_start = DATE '0001-01-01'
-        WHERE r.app_id = w.app_id AND r.card_id = w.card_id AND r.active
-        AND r.max_uses_per_member IS NOT NULL) AS rule_uses,
-    (SELECT json_object_agg(r.id, (r.budget - r.budget_spent)::text)
-        FROM programme_earningrule r WHERE r.app_id = w.app_id
-        AND r.id = ANY(%(budgeted)s::bigint[]) AND r.budget IS NOT NULL) AS budgets_left,
-    w.xmin = (SELECT v.xmin FROM cashback_wallet v WHERE v.app_id = w.app_id AND v.id = w.id)
-        AS fresh
-FROM cashback_wallet w
-WHERE w.app_id = %(app)s AND w.card_id = %(card)s AND w.member_id = %(member)s
-"""
-# The same with the wallet locked until the transaction ends, and what its next entry needs: its
-# balances, the id the entry takes (drawn from the entries' sequence) and the time of its last
-# entry, so that the earn's entry moves the wallet in its own statement (`WALLET_MOVE`). An
-# earn's first statement on a card with a programme. A statement that waited for the lock reads
-# its subqueries as they stood when it started (its snapshot), and one that started just before
-# another's commit does too, though it finds the row free: then the row it locked (whose own
-# columns are the latest) is a later version than its snapshot's (every writer of these facts
-# changes the wallet's row in its transaction: an entry moves it; a tier set apart from an entry
-# touches it, `cashback.services.tiers`), `fresh` is false, and the earn runs the statement
-# again, which reads them as they are under the lock.
-LOCK_FOR_PROGRAMME = """
-SELECT w.id, w.inactive_at,
-    (SELECT min(x.available_at) FROM cashback_lot x WHERE x.app_id = w.app_id
-        AND x.wallet_id = w.id AND x.pending > 0) AS next_available_at,
-    (SELECT min(x.expires_at) FROM cashback_lot x WHERE x.app_id = w.app_id
-        AND x.wallet_id = w.id AND x.remaining > 0 AND x.expires_at IS NOT NULL)
-        AS next_expiry_at,
-    EXISTS (SELECT 1 FROM cashback_ledgerentry e WHERE e.app_id = w.app_id
-        AND e.wallet_id = w.id AND e.entry_type = 'earning') AS earned,
-    (SELECT t.tier_id FROM programme_membertier t WHERE t.app_id = w.app_id
-        AND t.card_id = w.card_id AND t.member_id = w.member_id) AS member_tier_id,
-    (SELECT json_agg(json_build_object('rule', r.id, 'per', r.per,
-            'start', latest.period_start, 'uses', latest.uses, 'total', ever.uses))
-        FROM programme_earningrule r
-        LEFT JOIN LATERAL (SELECT u.period_start, u.uses FROM programme_ruleuse u
-            WHERE u.app_id = w.app_id AND u.member_id = w.member_id AND u.rule_id = r.id
-            AND u.per = r.per ORDER BY u.period_start DESC LIMIT 1) latest ON true
-        LEFT JOIN programme_ruleuse ever ON ever.app_id = w.app_id
-            AND ever.member_id = w.member_id AND ever.rule_id = r.id AND ever.per = 'ever'
-            AND ever.period_start = DATE '0001-01-01'
-        WHERE r.app_id = w.app_id AND r.card_id = w.card_id AND r.active
-        AND r.max_uses_per_member IS NOT NULL) AS rule_uses,
-    (SELECT json_object_agg(r.id, (r.budget - r.budget_spent)::text)
-        FROM programme_earningrule r WHERE r.app_id = w.app_id
-        AND r.id = ANY(%(budgeted)s::bigint[]) AND r.budget IS NOT NULL) AS budgets_left,
-    w.xmin = (SELECT v.xmin FROM cashback_wallet v WHERE v.app_id = w.app_id AND v.id = w.id)
-        AS fresh,
-    w.balance, w.pending_balance,
-    nextval(pg_get_serial_sequence('cashback_ledgerentry', 'id')) AS next_entry_id,
-    (SELECT e.created_at FROM cashback_ledgerentry e WHERE e.app_id = w.app_id
-        AND e.wallet_id = w.id ORDER BY e.sequence DESC LIMIT 1) AS last_entry_at
-FROM cashback_wallet w
-WHERE w.app_id = %(app)s AND w.card_id = %(card)s AND w.member_id = %(member)s
-FOR UPDATE OF w
-"""
-# Moves the wallet %(wallet)s, which the caller holds locked and read (`LOCK_FOR_PROGRAMME`), by
-# its entry: run by the statement that saves the entry (`LedgerEntryManager.append`), a round
-# trip less than `Wallet.objects.move`. The entry is not saved unless the wallet is moved.
-WALLET_MOVE = """
-UPDATE cashback_wallet w
-SET balance = w.balance + %(move_amount)s, pending_balance = w.pending_balance + %(move_pending)s,
-    entries_count = w.entries_count + 1, inactive_at = %(move_inactive_at)s::timestamptz,
-    updated_at = %(move_now)s
-WHERE w.app_id = %(app)s AND w.id = %(wallet)s
-RETURNING w.id
-"""
 
 
 class Wallet(models.Model):
@@ -360,85 +274,81 @@ EVENTS = {
 }
 
 
+# The parameters of `ENTRY_APPEND` that switch its parts off: no budget taken, no wallet moved,
+# no lot opened, nothing spent, no use counted.
+_APPEND_NOTHING_MORE: dict[str, Any] = {
+    "budget_rules": "{}",
+    "budget_taken": "{}",
+    "move_amount": None,
+    "move_pending": None,
+    "move_inactive_at": None,
+    "move_now": None,
+    "lot_available_at": None,
+    "lot_expires_at": None,
+    "spend_amount": None,
+    "spend_first": None,
+    "uses_member": None,
+    "uses_rules": "{}",
+    "uses_pers": "{}",
+    "uses_starts": "{}",
+}
+
+
 class LedgerEntryManager(models.Manager["LedgerEntry"]):
     def append(
         self,
         *,
+        webhook_event: Callable[["LedgerEntry"], EventDraft],
         lot: tuple[datetime, datetime | None] | None = None,
-        webhook_event: Callable[["LedgerEntry"], EventDraft] | None = None,
         spend: Decimal | None = None,
         rule_uses: dict | None = None,
         rule_budgets: dict | None = None,
         move: dict | None = None,
         **fields: Any,
     ) -> "LedgerEntry":
-        """Saves a new entry in one `INSERT ... RETURNING` (`_append_sql`) and returns it.
+        """Saves a new entry with its webhook event in one statement
+        (`cashback.queries.ENTRY_APPEND`) and returns it.
 
-        With `rule_uses` (an earning's, `programme.services.rule_uses_params`), the same
-        statement counts a use of each rule its breakdown applied (`RULE_USES_COUNT`); with
-        `rule_budgets` (`programme.services.EarnCounters.budget_params`), it takes what the
-        breakdown gave of each rule's budget (`RULE_BUDGETS_TAKE`), or fails with the
-        constraint `rule_budget_spent_within`. With `move` (%(move_amount)s, %(move_pending)s,
-        %(move_inactive_at)s, %(move_now)s), it moves the wallet, which the caller holds
-        locked and read (`WALLET_MOVE`), and saves the entry only then.
+        `fields` name the entry's `id` and its `created_at` (no earlier than the wallet's last
+        entry's), as `Wallet.objects.move` gives them, so that the entry, and its lot, are whole
+        before the statement, and `webhook_event`, which makes the entry's event from the entry,
+        can tell of them: the statement saves the event too and reads the app's endpoints that
+        take it (`entry.webhook_event`, an `EventDraft`).
 
         With `lot` (a credit's `available_at` and `expires_at`, None: never, as the caller
         computed them from the entry's `created_at` and its card: `_lot_of`), the same
         statement opens the entry's lot (`entry.lot`): what the entry holds is pending until
-        `available_at`, what it credits is spendable at once. A lot is opened with the entry's
-        event only, whose `created_at` is known before the statement.
+        `available_at`, what it credits is spendable at once. With `spend`, it takes that much
+        out of the wallet's lots, the oldest first, and records the entry's movements, as
+        `Lot.objects.spend` does.
 
-        With `webhook_event`, which makes the entry's webhook event from the entry, the same
-        statement saves the event too and reads the app's endpoints that take it
-        (`entry.webhook_event`, an `EventDraft`): then `fields` name the entry's `id` and its
-        `created_at` (no earlier than the wallet's last entry's), as `Wallet.objects.move` gives
-        them, so that the entry, and its lot, are whole before the statement and the event can
-        tell of them.
+        With `rule_uses` (an earning's, `programme.services.rule_uses_params`), the same
+        statement counts a use of each rule its breakdown applied; with `rule_budgets`
+        (`programme.services.EarnCounters.budget_params`), it takes what the breakdown gave of
+        each rule's budget, or fails with the constraint `rule_budget_spent_within`. With `move`
+        (`move_amount`, `move_pending`, `move_inactive_at`, `move_now`), it moves the wallet,
+        which the caller holds locked and read (`Wallet.objects.programme_facts`), and saves the
+        entry only then.
 
-        With `spend` (and `webhook_event`, which gives the entry its id first), the same
-        statement takes that much out of the wallet's lots, the oldest first, and records the
-        entry's movements, as `Lot.objects.spend` does.
-
-        The row holds what `create()` would write: each field's default, `auto_now_add`, each
-        value as its field prepares it for the database. Besides, the statement numbers the entry
-        in its wallet (`sequence`) and among the wallet's entries of its type (`type_sequence`),
-        one after the wallet's last, and keeps `created_at` from going back in time within the
-        wallet (never before the last entry's), so that the wallet's entries in time order are
-        its entries in sequence order, which is what `history_page` relies on. The caller holds
-        the wallet's row locked (`Wallet.objects.move`), so entries are numbered one at a time.
+        The row holds what `create()` would write: each field's default, each value as its field
+        prepares it for the database. Besides, the statement numbers the entry in its wallet
+        (`sequence`) and among the wallet's entries of its type (`type_sequence`), one after the
+        wallet's last, and keeps `created_at` from going back in time within the wallet (never
+        before the last entry's), so that the wallet's entries in time order are its entries in
+        sequence order, which is what `history_page` relies on. The caller holds the wallet's
+        row locked (`Wallet.objects.move`), so entries are numbered one at a time.
 
         What `save()` does besides (signals, parent models, state checks) is left out: it costs
-        an earn more CPU than its own SQL (see the README's benchmark). The ledger is
-        append-only; entries are never saved again.
+        an earn more CPU than its own SQL. The ledger is append-only; entries are never saved
+        again.
         """
         entry = new(self.model, **fields)
+        if entry.pk is None or entry.created_at is None:
+            raise ValueError("An entry is saved with its id and created_at.")
         using = self._db or router.db_for_write(self.model)
-        connection = connections[using]
-        with_event = webhook_event is not None
-        if with_event and (entry.pk is None or entry.created_at is None):
-            raise ValueError("An entry saved with its event needs its id and created_at.")
-        if spend is not None and not with_event:
-            raise ValueError("An entry spends its lots in its statement with its event only.")
-        if lot is not None and not with_event:
-            raise ValueError("An entry opens its lot in its statement with its event only.")
-        sql, columns = _append_sql(
-            with_lot=lot is not None,
-            with_event=with_event,
-            with_spend=spend is not None,
-            with_uses=rule_uses is not None,
-            with_budgets=rule_budgets is not None,
-            with_move=move is not None,
-        )
-        params: dict[str, Any] = {
-            f"c{i}": field.get_db_prep_save(
-                entry.created_at if field.name == "created_at" and with_event
-                else field.pre_save(entry, True),
-                connection,
-            )
-            for i, field in enumerate(columns)
-        }  # fmt: skip
-        params["app"], params["wallet"] = entry.app_id, entry.wallet_id
-        params["type"] = entry.entry_type
+        params = prepared_values(entry, using, kept=("created_at",))
+        params["id"] = entry.pk
+        params.update(_APPEND_NOTHING_MORE)
         if rule_uses is not None:
             params.update(rule_uses)
         if rule_budgets is not None:
@@ -446,34 +356,27 @@ class LedgerEntryManager(models.Manager["LedgerEntry"]):
         if move is not None:
             params.update(move)
         if spend is not None:
-            params.update(entry=entry.pk, amount=spend, first=None)
+            params["spend_amount"] = spend
         if lot is not None:  # the lot as the statement opens it
             entry.lot = _lot_of(entry, *lot)
-            params["available_at"], params["expires_at"] = lot
-        draft = None
-        if webhook_event is not None:
-            draft = webhook_event(entry)
-            params.update(draft.params())
+            params["lot_available_at"], params["lot_expires_at"] = lot
+        draft = webhook_event(entry)
+        params.update(draft.params())
         with prepared_cursor(using) as cursor:
-            cursor.execute(sql, params)
+            cursor.execute(ENTRY_APPEND, params)
             saved = cursor.fetchone()
         if saved is None:  # the wallet to move with the entry is gone
             raise RuntimeError(f"Entry {entry.pk} was not saved: its wallet was not moved.")
-        pk, created_at, entry.sequence, entry.type_sequence, *more = saved
-        if with_event and (pk, created_at) != (entry.pk, entry.created_at):
+        pk, created_at, entry.sequence, entry.type_sequence, lot_id, *event = saved
+        if (pk, created_at) != (entry.pk, entry.created_at):
             raise RuntimeError(f"Entry {entry.pk} was saved otherwise than its event tells.")
-        entry.pk, entry.created_at = pk, created_at
         entry._state.adding = False
         entry._state.db = using
         if lot is not None:  # made before the statement, as it saved it
-            lot_id, *more = more
-            entry.lot.pk = lot_id
-            entry.lot._state.adding = False
-            entry.lot._state.db = using
-        if draft is not None:
-            event_id, body, endpoint_ids = more
-            draft.saved(pk=event_id, body=body, endpoint_ids=endpoint_ids, using=using)
-            entry.webhook_event = draft
+            mark_saved(entry.lot, lot_id, using)
+        event_id, body, endpoint_ids = event
+        draft.saved(pk=event_id, body=body, endpoint_ids=endpoint_ids, using=using)
+        entry.webhook_event = draft
         return entry
 
     def history_page(
@@ -496,9 +399,10 @@ class LedgerEntryManager(models.Manager["LedgerEntry"]):
         order are its entries in `sequence` order (and those of one type in `type_sequence`
         order; see `append`). Without a narrowing the entries are numbered 1 to
         `entries_count`; with one, the oldest and the newest entry in the time range
-        (`_history_ends_sql`, one lookup each) give the range's numbers and so its count. The
-        page is a range of those numbers (`_history_range_sql`). Written out, on the connection
-        the router picks for reads.
+        (`cashback.queries.HISTORY_ENDS`, `HISTORY_ENDS_OF_TYPE`, one lookup each) give the
+        range's numbers and so its count. The page is a range of those numbers
+        (`HISTORY_RANGE`, `HISTORY_RANGE_OF_TYPE`). On the connection the router picks for
+        reads.
         """
         using = self._db or router.db_for_read(self.model)
         if app_id is None:
@@ -515,10 +419,7 @@ class LedgerEntryManager(models.Manager["LedgerEntry"]):
         }
         with prepared_cursor(using) as cursor:
             if typed or created_after is not None or created_before is not None:
-                ends = _history_ends_sql(
-                    typed=typed, after=created_after is not None, before=created_before is not None
-                )
-                cursor.execute(ends, params)
+                cursor.execute(HISTORY_ENDS_OF_TYPE if typed else HISTORY_ENDS, params)
                 oldest, newest = cursor.fetchone()
             else:
                 oldest, newest = 1, entries_count
@@ -528,7 +429,8 @@ class LedgerEntryManager(models.Manager["LedgerEntry"]):
             low = max(oldest, high - limit + 1)
             if high < low:
                 return [], newest - oldest + 1
-            cursor.execute(_history_range_sql(typed=typed), {**params, "low": low, "high": high})
+            page = HISTORY_RANGE_OF_TYPE if typed else HISTORY_RANGE
+            cursor.execute(page, {**params, "low": low, "high": high})
             rows = cursor.fetchall()
         return from_rows(self.model, rows, using), newest - oldest + 1
 
@@ -712,23 +614,23 @@ class LotManager(models.Manager["Lot"]):
         the oldest first (by `available_at`), and records what came out of each as the entry's
         movements.
 
-        One statement (`_spend_sql`): a running total over the wallet's lots with something
-        left picks them, an UPDATE takes from each, an INSERT records each movement. The caller
-        holds the wallet's row locked and takes no more than the wallet's spendable balance,
-        which the lots add up to.
+        One statement (`cashback.queries.LOT_SPEND`): a running total over the wallet's lots
+        with something left picks them, an UPDATE takes from each, an INSERT records each
+        movement. The caller holds the wallet's row locked and takes no more than the wallet's
+        spendable balance, which the lots add up to.
         """
         if amount <= 0:
             return
         using = self._db or router.db_for_write(self.model)
         params: dict[str, Any] = {
-            "app": entry.app_id,
-            "wallet": entry.wallet_id,
-            "entry": entry.pk,
-            "amount": amount,
-            "first": first.pk if first is not None else None,
+            "app_id": entry.app_id,
+            "wallet_id": entry.wallet_id,
+            "id": entry.pk,
+            "spend_amount": amount,
+            "spend_first": first.pk if first is not None else None,
         }
         with prepared_cursor(using) as cursor:
-            cursor.execute(_spend_sql(), params)
+            cursor.execute(LOT_SPEND, params)
 
 
 class Lot(models.Model):
@@ -946,87 +848,8 @@ class AdjustmentRequest(models.Model):
         return f"Adjustment request {self.pk}: {self.amount} ({self.status})"
 
 
-@cache
-def _move_sql(
-    key: str,
-    *,
-    covered: bool = False,
-    unlocked: bool = False,
-    settled: bool = False,
-    earning: bool = False,
-) -> str:
-    """The move of the wallet of the member whose `key` field (id, email or phone) is
-    %(member)s; by email or phone, the member of the app %(app)s; `covered`, only when the
-    spendable balance stays at or above zero; `unlocked`, only when the member's PIN is not
-    locked at %(now)s; `settled`, only when none of the wallet's lots is due for release or
-    past its expiry at %(now)s (one probe of `lot_wallet_held` and one of
-    `lot_wallet_expiring`) and the wallet is not past its `inactive_at` (the row's own column,
-    read before the move sets it); `earning`, setting `inactive_at` to %(inactive_at)s."""
-    meta = Wallet._meta
-    column = {field.name: quote(field.column) for field in meta.concrete_fields}
-    balance, count = column["balance"], column["entries_count"]
-    pending = column["pending_balance"]
-    of_member = {f.name: quote(f.column) for f in Member._meta.concrete_fields}
-    members = quote(Member._meta.db_table)
-    member = "%(member)s"
-    if key != "id":
-        member = (
-            f"(SELECT m.{of_member['id']} FROM {members} m "  # noqa: S608
-            f"WHERE m.{of_member['app']} = %(app)s AND m.{of_member[key]} = %(member)s)"
-        )
-    locked = (
-        f"AND NOT EXISTS (SELECT 1 FROM {members} l WHERE l.{of_member['app']} = %(app)s "  # noqa: S608
-        f"AND l.{of_member['id']} = w.{column['member']} "
-        f"AND l.{of_member['pin_locked_until']} > %(now)s) "
-    )
-    lot = {f.name: quote(f.column) for f in Lot._meta.concrete_fields}
-    lots = quote(Lot._meta.db_table)
-    of_wallet = (
-        f"FROM {lots} x WHERE x.{lot['app']} = %(app)s AND x.{lot['wallet']} = w.{column['id']}"
-    )
-    unsettled = (
-        f"AND NOT EXISTS (SELECT 1 {of_wallet} AND x.{lot['pending']} > 0 "
-        f"AND x.{lot['available_at']} <= %(now)s) "
-        f"AND NOT EXISTS (SELECT 1 {of_wallet} AND x.{lot['remaining']} > 0 "
-        f"AND x.{lot['expires_at']} IS NOT NULL AND x.{lot['expires_at']} <= %(now)s) "
-        f"AND (w.{column['inactive_at']} IS NULL OR w.{column['inactive_at']} > %(now)s) "
-    )
-    return (
-        f"UPDATE {quote(meta.db_table)} w SET "  # noqa: S608  names from _meta, values bound
-        f"{balance} = {balance} + %(amount)s, {pending} = {pending} + %(pending)s, "
-        f"{count} = {count} + 1, "
-        + (f"{column['inactive_at']} = %(inactive_at)s::timestamptz, " if earning else "")
-        + f"{column['updated_at']} = %(now)s "
-        f"WHERE w.{column['app']} = %(app)s AND w.{column['card']} = %(card)s "
-        f"AND w.{column['member']} = {member} "
-        + (f"AND w.{balance} + %(amount)s >= 0 " if covered else "")
-        + (locked if unlocked else "")
-        + (unsettled if settled else "")
-        + f"RETURNING {select_list(Wallet, 'w')}, {_next_entry_sql('w')}"
-    )
-
-
-def _next_entry_sql(wallet: str) -> str:
-    """The id the next entry of the wallet `wallet` (of the app %(app)s) takes, and the time of
-    its last entry."""
-    meta = LedgerEntry._meta
-    column = {f.name: quote(f.column) for f in meta.concrete_fields}
-    return (
-        f"{_next_entry_id_sql()}, (SELECT {column['created_at']} "  # noqa: S608  names from _meta
-        f"FROM {quote(meta.db_table)} WHERE {column['app']} = %(app)s AND {column['wallet']} = "
-        f"{wallet}.{quote(Wallet._meta.pk.column)} "
-        f"ORDER BY {column['sequence']} DESC LIMIT 1)"
-    )
-
-
-def _next_entry_id_sql() -> str:
-    """The id the next entry takes, drawn from the entries' sequence."""
-    meta = LedgerEntry._meta
-    return f"nextval(pg_get_serial_sequence('{quote(meta.db_table)}', '{meta.pk.column}'))"
-
-
 def _lot_of(entry: "LedgerEntry", available_at: datetime, expires_at: datetime | None) -> "Lot":
-    """The lot `_append_sql` opens for the entry, before it does (no id yet): the statement
+    """The lot `ENTRY_APPEND` opens for the entry, before it does (no id yet): the statement
     saves these dates as they are."""
     return new(
         Lot,
@@ -1038,206 +861,4 @@ def _lot_of(entry: "LedgerEntry", available_at: datetime, expires_at: datetime |
         available_at=available_at,
         expires_at=expires_at,
         created_at=entry.created_at,
-    )
-
-
-@cache
-def _append_sql(
-    *,
-    with_lot: bool,
-    with_event: bool = False,
-    with_spend: bool = False,
-    with_uses: bool = False,
-    with_budgets: bool = False,
-    with_move: bool = False,
-) -> tuple[str, list[models.Field]]:
-    """The INSERT, and the fields whose prepared values it takes as %(c0)s, %(c1)s, ... in its
-    column order (the id among them `with_event`), besides %(app)s, %(wallet)s and %(type)s (and,
-    `with_lot`, the lot's %(available_at)s and %(expires_at)s, `with_event` an `EventDraft`'s
-    parameters, and `with_spend` `_spend_ctes`'); it returns the id, `created_at`, `sequence`
-    and `type_sequence` (and the lot's id; and the event's id, its body and its endpoints'
-    ids)."""
-    meta = LedgerEntry._meta
-    numbered = {"sequence", "type_sequence"}
-    fields = [
-        f
-        for f in meta.concrete_fields
-        if (with_event or not f.primary_key) and f.name not in numbered
-    ]
-    column = {f.name: quote(f.column) for f in meta.concrete_fields}
-    table = quote(meta.db_table)
-    # Cast, as the server binds the parameters (`prepared_cursor`) and cannot infer a type
-    # from a SELECT list.
-    values = [f"%(c{i})s::{f.cast_db_type(connection)}" for i, f in enumerate(fields)]
-    values = [
-        f"GREATEST({value}, last.{column['created_at']})" if f.name == "created_at" else value
-        for value, f in zip(values, fields, strict=True)
-    ]
-    # With budgets, the entry's row waits for the budgets' take (below); with a move, for the
-    # wallet's, and is made only if the wallet moved: conditions on no row, which PostgreSQL
-    # checks once, before it makes the row.
-    conditions = (["(SELECT count(*) FROM budgets) >= 0"] if with_budgets else []) + (
-        ["(SELECT count(*) FROM wallet_moved) = 1"] if with_move else []
-    )
-    taken = f"WHERE {' AND '.join(conditions)} " if conditions else ""
-    insert = (
-        f"INSERT INTO {table} ({', '.join(column[f.name] for f in fields)}, "  # noqa: S608
-        f"{column['sequence']}, {column['type_sequence']}) "
-        f"SELECT {', '.join(values)}, COALESCE(last.{column['sequence']}, 0) + 1, "
-        f"COALESCE(last_of_type.{column['type_sequence']}, 0) + 1 "
-        f"FROM (SELECT %(wallet)s::bigint AS wallet_id) w "
-        f"LEFT JOIN LATERAL (SELECT {column['created_at']}, {column['sequence']} FROM {table} "
-        f"WHERE {column['app']} = %(app)s AND {column['wallet']} = w.wallet_id "
-        f"ORDER BY {column['sequence']} DESC LIMIT 1) last "
-        f"ON true LEFT JOIN LATERAL (SELECT {column['type_sequence']} FROM {table} "
-        f"WHERE {column['app']} = %(app)s AND {column['wallet']} = w.wallet_id "
-        f"AND {column['entry_type']} = %(type)s "
-        f"ORDER BY {column['type_sequence']} DESC LIMIT 1) last_of_type ON true {taken}"
-    )
-    returned = [column[name] for name in ("id", "created_at", "sequence", "type_sequence")]
-    if not (with_lot or with_event or with_spend or with_uses or with_budgets or with_move):
-        return f"{insert}RETURNING {', '.join(returned)}", fields
-    kept = ("id", "app", "wallet", "amount", "pending_amount", "created_at", "sequence")
-    ctes = []
-    if with_budgets:
-        # Taken before the entry is inserted (the entry's row waits for their count), so that
-        # an earn locks the rules before the entry's unique keys, as one that locked its
-        # budgets first does (`programme.services.rule_budgets_lock`): two earns never wait
-        # for each other the other way round.
-        ctes.append(f"budgets AS ({RULE_BUDGETS_TAKE.strip()})")
-    if with_move:
-        ctes.append(f"wallet_moved AS ({WALLET_MOVE.strip()})")
-    ctes.append(
-        f"e AS ({insert}RETURNING {', '.join(column[n] for n in (*kept, 'type_sequence'))})"
-    )
-    selected = [f"e.{name}" for name in returned]
-    sources = ["e"]
-    if with_lot:
-        lot = {f.name: quote(f.column) for f in Lot._meta.concrete_fields}
-        ctes.append(
-            f"lot AS (INSERT INTO {quote(Lot._meta.db_table)} ({lot['app']}, {lot['wallet']}, "  # noqa: S608
-            f"{lot['source']}, {lot['pending']}, {lot['remaining']}, {lot['available_at']}, "
-            f"{lot['expires_at']}, {lot['created_at']}) "
-            f"SELECT e.{column['app']}, e.{column['wallet']}, e.{column['id']}, "
-            f"e.{column['pending_amount']}, e.{column['amount']}, %(available_at)s::timestamptz, "
-            f"%(expires_at)s::timestamptz, e.{column['created_at']} FROM e "
-            f"RETURNING {lot['id']})"
-        )
-        selected.append("lot.*")
-        sources.append("lot")
-    if with_event:
-        event = {f.name: quote(f.column) for f in WebhookEvent._meta.concrete_fields}
-        ctes.append(event_insert_sql("ev"))
-        selected += [f"ev.{event['id']}", f"ev.{event['body']}", event_endpoints_sql()]
-        sources.append("ev")
-    if with_spend:  # a data-modifying WITH runs to its end, read or not
-        ctes.append(_spend_ctes())
-    if with_uses:
-        ctes.append(f"uses AS ({RULE_USES_COUNT.strip()})")
-    return (
-        f"WITH {', '.join(ctes)} SELECT {', '.join(selected)} FROM {', '.join(sources)}",  # noqa: S608
-        fields,
-    )
-
-
-def _history_scope(typed: bool) -> tuple[str, str, dict[str, str]]:
-    """The table, the condition that picks a wallet's entries (of one type, when `typed`) and
-    the columns by field name."""
-    meta = LedgerEntry._meta
-    column = {f.name: quote(f.column) for f in meta.concrete_fields}
-    scope = f"{column['app']} = %(app)s AND {column['wallet']} = %(wallet)s" + (
-        f" AND {column['entry_type']} = %(type)s" if typed else ""
-    )
-    return quote(meta.db_table), scope, column
-
-
-@cache
-def _history_ends_sql(*, typed: bool, after: bool, before: bool) -> str:
-    """The numbers (`type_sequence` when `typed`, else `sequence`) of the oldest and the newest
-    of a wallet's entries in a time range: one lookup each in `entry_wallet_history` or
-    `entry_wallet_type_history` (or the numbers' own unique index), NULL when there is none."""
-    table, scope, column = _history_scope(typed)
-    number = column["type_sequence" if typed else "sequence"]
-    created, pk = column["created_at"], column["id"]
-    oldest = (
-        f"(SELECT {number} FROM {table} WHERE {scope} AND {created} >= %(after)s "  # noqa: S608
-        f"ORDER BY {created}, {pk} LIMIT 1)"
-        if after
-        else "1"
-    )
-    newest = (
-        f"(SELECT {number} FROM {table} WHERE {scope} AND {created} <= %(before)s "  # noqa: S608
-        f"ORDER BY {created} DESC, {pk} DESC LIMIT 1)"
-        if before
-        else f"(SELECT {number} FROM {table} WHERE {scope} ORDER BY {number} DESC LIMIT 1)"  # noqa: S608
-    )
-    return f"SELECT {oldest}, {newest}"
-
-
-@cache
-def _history_range_sql(*, typed: bool) -> str:
-    """A wallet's entries (of one type, when `typed`) numbered from %(low)s to %(high)s, newest
-    first: one range in `entry_wallet_sequence` or `entry_wallet_type_sequence`."""
-    table, scope, column = _history_scope(typed)
-    number = column["type_sequence" if typed else "sequence"]
-    return (
-        f"SELECT {select_list(LedgerEntry, 'e')} FROM {table} e "  # noqa: S608  names from _meta
-        f"WHERE {scope} AND {number} BETWEEN %(low)s AND %(high)s ORDER BY {number} DESC"
-    )
-
-
-@cache
-def _spend_sql() -> str:
-    """Takes %(amount)s out of the lots of %(wallet)s of the app %(app)s (%(first)s first, then
-    the oldest) and records the movements of %(entry)s."""
-    return f"WITH {_spend_ctes()} SELECT 1"
-
-
-# How many lots, besides a named one, a spend reads before it knows whether they cover it.
-SPEND_HEAD = 16
-
-
-def _spend_ctes() -> str:
-    """The common table expressions of a spend (`_spend_sql`): a running total over the
-    wallet's lots with something left picks them, an UPDATE takes from each, an INSERT records
-    each movement.
-
-    The running total is over the named lot and the `SPEND_HEAD` oldest others, read in the
-    order of the `lot_spendable` index, when they cover the amount (nearly always: the oldest
-    lot alone usually does); over all of the wallet's lots with something left otherwise. A
-    wallet holds a lot per earning, and a spend that read them all cost PostgreSQL a sort of
-    hundreds of rows per redemption."""
-    lot, movement = (
-        {f.name: quote(f.column) for f in model._meta.concrete_fields}
-        for model in (Lot, LotMovement)
-    )
-    lots, movements = quote(Lot._meta.db_table), quote(LotMovement._meta.db_table)
-    pk, remaining, available_at = lot["id"], lot["remaining"], lot["available_at"]
-    of_wallet = (
-        f"FROM {lots} WHERE {lot['app']} = %(app)s AND {lot['wallet']} = %(wallet)s "
-        f"AND {remaining} > 0"
-    )
-    named = f"COALESCE({pk} = %(first)s::bigint, false)"
-    return (
-        f"head AS (SELECT {pk} AS id, {remaining} AS remaining, {available_at} AS available_at, "  # noqa: S608  names from _meta
-        f"true AS named {of_wallet} AND {pk} = %(first)s::bigint "
-        f"UNION ALL (SELECT {pk}, {remaining}, {available_at}, false {of_wallet} "
-        f"AND {pk} IS DISTINCT FROM %(first)s::bigint "
-        f"ORDER BY {available_at}, {pk} LIMIT {SPEND_HEAD})), "
-        f"covered AS (SELECT COALESCE(SUM(remaining), 0) >= %(amount)s AS yes FROM head), "
-        f"candidates AS (SELECT id, remaining, available_at, named FROM head "
-        f"WHERE (SELECT yes FROM covered) "
-        f"UNION ALL SELECT {pk}, {remaining}, {available_at}, {named} {of_wallet} "
-        f"AND NOT (SELECT yes FROM covered)), "
-        f"ordered AS (SELECT id, remaining, "
-        f"SUM(remaining) OVER (ORDER BY named DESC, available_at, id) - remaining AS before "
-        f"FROM candidates), "
-        f"taken AS (SELECT id, LEAST(remaining, %(amount)s - before) AS amount FROM ordered "
-        f"WHERE before < %(amount)s), "
-        f"spent AS (UPDATE {lots} l SET {remaining} = l.{remaining} - taken.amount FROM taken "
-        f"WHERE l.{lot['app']} = %(app)s AND l.{pk} = taken.id "
-        f"RETURNING l.{pk} AS id, taken.amount), "
-        f"moved AS (INSERT INTO {movements} ({movement['app']}, {movement['entry']}, "
-        f"{movement['lot']}, {movement['amount']}, {movement['pending_amount']}) "
-        f"SELECT %(app)s, %(entry)s, id, -amount, 0 FROM spent)"
     )

@@ -1,7 +1,6 @@
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from decimal import Decimal
-from functools import cache
 from typing import Any
 
 from django.db.models import Q, Sum
@@ -11,13 +10,13 @@ from django.utils import timezone
 from apps_auth.models import App
 from cards.models import Card
 from cashback.filters import LedgerEntryFilter
-from cashback.models import EntryType, LedgerEntry, Lot, Wallet
+from cashback.models import EntryType, LedgerEntry
+from cashback.queries import MEMBER_CARD, UPCOMING_EXPIRIES
 from cashback.serializers import timestamp
 from core import money
 from core.errors import InvalidInput, NotFound
 from core.replicas import replica_read
-from core.rows import from_row, prepared_cursor, quote, select_list
-from members.models import Member
+from core.rows import from_row, prepared_cursor
 from members.services import MemberRef, member_resolve
 from programme.services import card_programme, member_tier_get
 
@@ -53,79 +52,14 @@ class HistoryPage:
     total: int
 
 
-# How many of the soonest expiries a balance tells (`upcoming_expiries`).
-UPCOMING_EXPIRIES = 10
-
-
-@cache
-def _member_card_sql() -> str:
-    """The card, whether the member is the app's, the member's wallet on the card (a LEFT
-    JOIN), what of its lots the clock has moved since the worker last came by: the rest of
-    lots past their expiry, and the held cashback due (and of it, what is past its expiry too),
-    each an index range (`lot_wallet_expiring`, `lot_wallet_held`); and its spendable cashback
-    to expire after %(now)s: the soonest `UPCOMING_EXPIRIES` instants before the wallet's
-    `inactive_at` with what expires at each (two arrays, of the lots released and of the held
-    lots due; an ordered range of `lot_wallet_expiring` read up to its tenth instant, and one
-    of `lot_wallet_held`), and, when `inactive_at` is to come, what expires then (all the
-    rest). In one statement, names from the models' _meta."""
-    card, wallet, member, lot = (
-        {f.name: quote(f.column) for f in model._meta.concrete_fields}
-        for model in (Card, Wallet, Member, Lot)
-    )
-    card_table, wallet_table, member_table, lot_table = (
-        quote(model._meta.db_table) for model in (Card, Wallet, Member, Lot)
-    )
-    of_wallet = (
-        f"FROM {lot_table} WHERE {lot['app']} = %(app)s AND {lot['wallet']} = w.{wallet['id']}"
-    )
-    expires_at, pending, remaining = lot["expires_at"], lot["pending"], lot["remaining"]
-    inactive_at = f"w.{wallet['inactive_at']}"
-    due = f"{pending} > 0 AND {lot['available_at']} <= %(now)s"
-    to_come = (
-        f"{expires_at} IS NOT NULL AND {expires_at} > %(now)s "
-        f"AND ({inactive_at} IS NULL OR {expires_at} < {inactive_at})"
-    )
-
-    def soonest(amount: str, held: str) -> str:
-        return (
-            f"(SELECT {expires_at} AS at, SUM({amount}) AS amount {of_wallet} AND {held} "
-            f"AND {to_come} GROUP BY {expires_at} ORDER BY {expires_at} "
-            f"LIMIT {UPCOMING_EXPIRIES})"
-        )
-
-    return (
-        f"SELECT {select_list(Card, 'c')}, w.{wallet['id']}, w.{wallet['balance']}, "  # noqa: S608
-        f"w.{wallet['pending_balance']}, w.{wallet['entries_count']}, {inactive_at}, "
-        f"EXISTS (SELECT 1 FROM {member_table} m "
-        f"WHERE m.{member['id']} = %(member)s AND m.{member['app']} = %(app)s), "
-        f"(SELECT COALESCE(SUM({remaining}), 0) {of_wallet} AND {remaining} > 0 "
-        f"AND {expires_at} IS NOT NULL AND {expires_at} <= %(now)s), "
-        f"due.pending, due.expired, up.ats, up.amounts, "
-        f"CASE WHEN {inactive_at} > %(now)s THEN (SELECT COALESCE(SUM({remaining}), 0) "
-        f"+ COALESCE(SUM({pending}) FILTER (WHERE {due}), 0) {of_wallet} "
-        f"AND ({remaining} > 0 OR ({due})) "
-        f"AND ({expires_at} IS NULL OR {expires_at} >= {inactive_at})) END "
-        f"FROM {card_table} c LEFT JOIN {wallet_table} w "
-        f"ON w.{wallet['card']} = c.{card['id']} AND w.{wallet['member']} = %(member)s "
-        f"AND w.{wallet['app']} = %(app)s "
-        f"LEFT JOIN LATERAL (SELECT COALESCE(SUM({pending}), 0) AS pending, "
-        f"COALESCE(SUM({pending}) FILTER (WHERE {expires_at} <= %(now)s), 0) AS expired "
-        f"{of_wallet} AND {due}) due ON true "
-        f"LEFT JOIN LATERAL (SELECT array_agg(u.at) AS ats, array_agg(u.amount) AS amounts "
-        f"FROM ({soonest(remaining, f'{remaining} > 0')} UNION ALL {soonest(pending, due)}) u"
-        f") up ON true "
-        f"WHERE c.{card['id']} = %(card)s AND c.{card['app']} = %(app)s"
-    )
-
-
 def member_card(*, app: App, card_id: int, member_ref: MemberRef) -> MemberCard:
     """The app's card with the wallet on it of the app's member `member_ref` names, in one
     round trip by member id (one more by email or phone, to find the member on the primary).
     Raises `NotFound` for a card or a member that is not the app's, and `MemberConflict`.
 
     Balance and history start here, on a replica when one may serve the member
-    (`core.replicas`). The statement is written out (`_member_card_sql`) because composing it
-    with the ORM costs a worker more CPU than the rest of a balance request: see the README.
+    (`core.replicas`). The statement is written out (`cashback.queries.MEMBER_CARD`) because
+    composing it with the ORM costs a worker more CPU than the rest of a balance request.
     """
 
     member_id = member_ref.member_id
@@ -142,7 +76,7 @@ def member_card(*, app: App, card_id: int, member_ref: MemberRef) -> MemberCard:
                 "app": app.pk,
                 "now": now,
             }
-            cursor.execute(_member_card_sql(), params)
+            cursor.execute(MEMBER_CARD, params)
             return using, cursor.fetchone()
 
     using, row = replica_read(read, member_key=member_key(app_id=app.pk, member_id=member_id))

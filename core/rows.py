@@ -1,10 +1,12 @@
 """Model instances from the rows of a statement written out by hand, as the ORM makes them.
 
-A few manager methods write their one statement out instead of composing it with the ORM, each
-saying why in its docstring (an `UPDATE ... RETURNING` the ORM cannot say; reads on the hot path,
-whose composition costs a worker more CPU than the rest of the request, as the README's
-benchmark shows). They select `select_list(Model, alias)` and turn each row into an instance
-with `from_row`, which applies the same conversions the ORM applies.
+A few manager methods run a statement written out as SQL (each app keeps its own in
+`<app>/queries.py`) instead of composing it with the ORM, each saying why in its docstring (an
+`UPDATE ... RETURNING` the ORM cannot say; reads on the hot path, whose composition costs a
+worker more CPU than the rest of the request). A statement that reads a model's rows selects its
+columns in the model's field order, and `from_row` turns each row into an instance, with the
+same conversions the ORM applies; one that inserts a new instance names its fields as
+`prepared_values` gives them.
 """
 
 import inspect
@@ -23,19 +25,8 @@ from django.db.models import Model
 from django.db.models.base import ModelState
 from django.db.models.fields.related_descriptors import ForeignKeyDeferredAttribute
 from django.db.models.signals import post_init
-from psycopg import sql
 
 M = TypeVar("M", bound=Model)
-
-
-def quote(name: str | None) -> str:
-    """A table or column name, quoted as PostgreSQL (the only database) quotes identifiers."""
-    return sql.Identifier(str(name)).as_string()
-
-
-def select_list(model: type[Model], alias: str) -> str:
-    """The model's columns in field order, qualified by `alias`: what `from_row` reads."""
-    return ", ".join(f"{alias}.{quote(field.column)}" for field in model._meta.concrete_fields)
 
 
 @cache
@@ -53,117 +44,51 @@ def _readers(model: type[Model], using: str) -> tuple[list[str], list[tuple[int,
     return [field.attname for field in fields], readers
 
 
-@cache
-def _insert_sql(model: type[Model], returning: str = "") -> tuple[str, list]:
-    meta = model._meta
-    columns = [f for f in meta.concrete_fields if not f.primary_key]
-    return (
-        f"INSERT INTO {quote(meta.db_table)} "  # noqa: S608  names from _meta, values bound
-        f"({', '.join(quote(f.column) for f in columns)}) "
-        f"VALUES ({', '.join('%s' for _ in columns)}) "
-        f"ON CONFLICT DO NOTHING RETURNING {quote(meta.pk.column)}"
-        + (f", {returning}" if returning else ""),
-        columns,
-    )
-
-
-@cache
-def _insert_with_sql(
-    parent: type[Model], child: type[Model], link: str, using: str, returning: str = ""
-) -> str:
+def prepared_values(
+    instance: Model, using: str, *, prefix: str = "", kept: tuple[str, ...] = ()
+) -> dict[str, Any]:
+    """What `save()` would insert for the new `instance`, by attribute name (after `prefix`), for
+    a statement written out that names them so (`%(app_id)s`): each field's default,
+    `auto_now_add`, each value as its field prepares it for the database; but the fields `kept`
+    as the instance holds them (a time the caller chose). The key is left out."""
     connection = connections[using]
-    parent_meta, child_meta = parent._meta, child._meta
-    parent_columns, child_columns = _insert_sql(parent)[1], _insert_sql(child)[1]
-    link_column = quote(next(f.column for f in child_columns if f.name == link))
-    # Cast, as a SELECT list gives the columns no type to infer from.
-    selected = [
-        "parent.id" if f.name == link else f"%s::{f.cast_db_type(connection)}"
-        for f in child_columns
-    ]
-    return (
-        f"WITH parent AS (INSERT INTO {quote(parent_meta.db_table)} "  # noqa: S608  _meta
-        f"({', '.join(quote(f.column) for f in parent_columns)}) "
-        f"VALUES ({', '.join('%s' for _ in parent_columns)}) "
-        f"ON CONFLICT DO NOTHING RETURNING {quote(parent_meta.pk.column)} AS id) "
-        f"INSERT INTO {quote(child_meta.db_table)} "
-        f"({', '.join(quote(f.column) for f in child_columns)}) "
-        f"SELECT {', '.join(selected)} FROM parent "
-        f"RETURNING {link_column}, {quote(child_meta.pk.column)}"
-        + (f", {returning}" if returning else "")
-    )
+    return {
+        prefix + field.attname: field.get_db_prep_save(
+            getattr(instance, field.attname) if field.name in kept
+            else field.pre_save(instance, True),
+            connection,
+        )
+        for field in type(instance)._meta.concrete_fields
+        if not field.primary_key
+    }  # fmt: skip
 
 
-def insert_new_with(
-    parent: Model, child: Model, *, link: str, using: str, returning: str = ""
-) -> tuple | None:
-    """Saves the new `parent` and the new `child` whose foreign key `link` is the parent, in one
-    statement, and marks both saved; None when a unique constraint says the parent is there
-    already, and nothing is written (as `insert_new`). Returns what the SQL `returning` selects
-    of the child's new row (nothing without it)."""
-    params = _values(parent, using) + _values(child, using, but=link)
-    sql = _insert_with_sql(type(parent), type(child), link, using, returning)
-    row = _inserted(sql, params, using)
-    if row is None:
-        return None
-    parent_key, child_key, *more = row
-    _saved(parent, parent_key, using)
-    setattr(child, link, parent)
-    _saved(child, child_key, using)
-    return tuple(more)
-
-
-def insert_new(instance: Model, using: str, *, returning: str = "") -> tuple | None:
-    """Saves the new `instance` as `save()` would insert it and marks it saved; None when a
-    unique constraint says it is there already, and nothing is written. Returns what the SQL
-    `returning` selects of the new row (nothing without it).
-
-    One `INSERT ... ON CONFLICT DO NOTHING RETURNING`, which the ORM cannot say (`bulk_create`'s
-    `ignore_conflicts` returns no key, and composing it cost more than its round trip): a row
+def inserted(sql: str, params: dict[str, Any], using: str) -> tuple | None:
+    """Runs `sql`, an `INSERT ... ON CONFLICT DO NOTHING RETURNING`, prepared
+    (`prepared_cursor`: planning it costs PostgreSQL more than running it), and returns its row;
+    None when a unique constraint said the row is there already, and nothing was written. A row
     created by a concurrent request is found afterwards, without a savepoint around an insert
-    that fails (two round trips more).
-    """
-    sql = _insert_sql(type(instance), returning)[0]
-    row = _inserted(sql, _values(instance, using), using)
-    if row is None:
-        return None
-    key, *more = row
-    _saved(instance, key, using)
-    return tuple(more)
-
-
-def _values(instance: Model, using: str, *, but: str | None = None) -> list:
-    """What `save()` would insert for the new `instance`, in `_insert_sql`'s column order, but
-    the field `but`'s value."""
-    connection = connections[using]
-    return [
-        field.get_db_prep_save(field.pre_save(instance, True), connection)
-        for field in _insert_sql(type(instance))[1]
-        if field.name != but
-    ]
-
-
-def _inserted(sql: str, params: list, using: str) -> tuple | None:
-    """Runs an insert that returns its new row's key first (no row: nothing was written),
-    prepared (`prepared_cursor`): planning an `INSERT ... ON CONFLICT` costs PostgreSQL more than
-    running it."""
+    that fails (two round trips more); `bulk_create`'s `ignore_conflicts` returns no key."""
     with prepared_cursor(using) as cursor:
         cursor.execute(sql, params)
         return cursor.fetchone()
 
 
-def _saved(instance: Model, key: Any, using: str) -> None:
+def mark_saved(instance: Model, key: Any, using: str) -> None:
+    """Marks the new `instance` saved on `using` with the key the database gave it, as `save()`
+    leaves it."""
     instance.pk = key
     instance._state.adding = False
     instance._state.db = using
 
 
 def from_row(model: type[M], row: Sequence, using: str) -> M:
-    """The instance whose columns (in `select_list` order) `row` holds, read on `using`."""
+    """The instance whose columns (in the model's field order) `row` holds, read on `using`."""
     return from_rows(model, [row], using)[0]
 
 
 def from_rows(model: type[M], rows: Iterable[Sequence], using: str) -> list[M]:
-    """The instances whose columns (in `select_list` order) `rows` hold, read on `using`.
+    """The instances whose columns (in the model's field order) `rows` hold, read on `using`.
 
     What `Model.from_db` makes, without `Model.__init__`'s walk through the fields' descriptors
     (the attributes go straight into the instance's `__dict__`, where the descriptors read

@@ -1,6 +1,5 @@
 import hashlib
 import secrets
-from functools import cache
 
 from django.contrib.auth.hashers import check_password, make_password
 from django.db import connections, models, router
@@ -8,7 +7,8 @@ from django.db.models import Q
 from django.db.models.functions import Lower
 from phonenumber_field.modelfields import PhoneNumberField
 
-from core.rows import from_row, prepared_cursor, quote, select_list
+from core.rows import from_row, prepared_cursor
+from members.queries import MEMBER_OF_APP
 
 
 class LowercaseEmailField(models.EmailField):
@@ -41,44 +41,39 @@ class MemberManager(models.Manager["Member"]):
         """The app's member with this id, else this email (any case), else this phone (any
         format); None when there is none.
 
-        Written out (`member_of_app_sql`), on the connection the router picks for reads: every
-        earn by email or phone and every redeem reads its member, and composing the query with
-        the ORM costs a worker more CPU than the rest of the lookup (see the README's benchmark).
+        Written out (`members.queries.MEMBER_OF_APP`), on the connection the router picks for
+        reads: every earn by email or phone and every redeem reads its member, and composing the
+        query with the ORM costs a worker more CPU than the rest of the lookup.
         """
-        found = member_lookup(member_id=member_id, email=email, phone=phone)
-        if found is None:
+        keys = member_keys(member_id=member_id, email=email, phone=phone)
+        if keys is None:
             return None
-        key, value = found
         using = self._db or router.db_for_read(self.model)
         with prepared_cursor(using) as cursor:
-            cursor.execute(member_of_app_sql(key), {"app": app_id, "member": value})
+            cursor.execute(MEMBER_OF_APP, {"app": app_id, **keys})
             row = cursor.fetchone()
         return None if row is None else from_row(self.model, row, using)
 
 
-def member_lookup(
+def member_keys(
     *, member_id: int | None = None, email: str | None = None, phone: str | None = None
-) -> tuple[str, int | str] | None:
-    """How a member is looked up: by id, else email, else phone, as (field name, value as the
-    column holds it: the email lower-cased, the phone in E.164); None when nothing names one."""
+) -> dict[str, int | str | None] | None:
+    """How a statement finds a member (`MEMBER_OF_APP`, the wallet's move): by id, else email,
+    else phone, as the parameters `member_id`, `email` and `phone`, the one it goes by as the
+    column holds it (the email lower-cased, the phone in E.164) and the others None; None when
+    nothing names a member."""
     if member_id is not None:
-        return "id", member_id
-    name, value = ("email", email) if email else ("phone", phone) if phone else ("", None)
-    if not name:
-        return None
+        return {"member_id": member_id, "email": None, "phone": None}
+    if email:
+        return {"member_id": None, "email": _prepared("email", email), "phone": None}
+    if phone:
+        return {"member_id": None, "email": None, "phone": _prepared("phone", phone)}
+    return None
+
+
+def _prepared(name: str, value: str) -> str:
     field = next(f for f in Member._meta.concrete_fields if f.name == name)
-    return name, field.get_prep_value(value)
-
-
-@cache
-def member_of_app_sql(key: str) -> str:
-    """The app's member whose `key` field (id, email or phone) is %(member)s."""
-    meta = Member._meta
-    column = {f.name: quote(f.column) for f in meta.concrete_fields}
-    return (
-        f"SELECT {select_list(Member, 'm')} FROM {quote(meta.db_table)} m "  # noqa: S608  _meta
-        f"WHERE m.{column['app']} = %(app)s AND m.{column[key]} = %(member)s"
-    )
+    return field.get_prep_value(value)
 
 
 class Member(models.Model):
@@ -118,7 +113,7 @@ class Member(models.Model):
                 condition=Q(phone__regex=r"^\+[1-9][0-9]{6,14}$"), name="member_phone_e164"
             ),
         ]
-        # The app's member by email, as the column holds it (`member_of_app_sql`); by phone,
+        # The app's member by email, as the column holds it (`MEMBER_OF_APP`); by phone,
         # `member_phone_per_app` serves.
         indexes = [models.Index(fields=["app", "email"], name="member_email")]
 

@@ -20,6 +20,7 @@ from core.errors import InvalidInput, NotFound
 from core.generations import GenerationCache, configuration_changed
 from core.rows import array_text, prepared_cursor
 from programme.models import EarningRule, MemberTier, Period, RuleUse, Tier, TierReason
+from programme.queries import RULE_BUDGETS_LOCK
 from webhooks.models import EventType
 from webhooks.services import event_record
 
@@ -112,41 +113,10 @@ def _bucket(rule: EarningRule, card: Card, at: datetime) -> tuple[str, date]:
     return per, period_start(per, at.astimezone(card.zone))
 
 
-# Takes what an earning's breakdown gave of each rule's budget (`EarnCounters.budget_params`):
-# run by the statement that saves the earning (`cashback.models.LedgerEntryManager.append`),
-# so that a rule's row is locked only from there to the commit. The rows are locked first, in
-# the order every writer locks rules in (priority, then id; `rule_budget_return` too), so that
-# two earns taking from the same budgets never wait for each other's. The check constraint
-# `rule_budget_spent_within` refuses the statement when concurrent earns left less than the
-# breakdown read (the earn then runs again with the budgets locked first: `rule_budgets_lock`).
-RULE_BUDGETS_TAKE = """
-UPDATE programme_earningrule r
-SET budget_spent = r.budget_spent + t.taken
-FROM (
-    SELECT l.id, u.taken FROM programme_earningrule l
-    JOIN unnest(%(budget_rules)s::bigint[], %(budget_taken)s::numeric[]) AS u (rule_id, taken)
-        ON u.rule_id = l.id
-    WHERE l.app_id = %(app)s
-    ORDER BY l.priority, l.id
-    FOR UPDATE OF l
-) AS t
-WHERE r.app_id = %(app)s AND r.id = t.id
-RETURNING r.id
-"""
-# The budgets of the rules %(rules)s as they are, each rule's row locked until the transaction
-# ends, in the order every writer locks rules in: what an earn reads instead of the budgets left
-# (`cashback.models.PROGRAMME_FACTS`) when concurrent earns took from them since it read.
-RULE_BUDGETS_LOCK = """
-SELECT r.id, r.budget - r.budget_spent FROM programme_earningrule r
-WHERE r.app_id = %(app)s AND r.id = ANY(%(rules)s::bigint[]) AND r.budget IS NOT NULL
-ORDER BY r.priority, r.id
-FOR UPDATE OF r
-"""
-
-
 def rule_budgets_lock(*, app_id: int, rule_ids: list[int]) -> dict[int, Decimal]:
     """What is left of each of these rules' budgets, each rule locked until the transaction
-    ends (`RULE_BUDGETS_LOCK`); the caller holds the member's wallet locked first."""
+    ends (`programme.queries.RULE_BUDGETS_LOCK`); the caller holds the member's wallet locked
+    first."""
     with prepared_cursor(router.db_for_write(EarningRule)) as cursor:
         cursor.execute(RULE_BUDGETS_LOCK, {"app": app_id, "rules": array_text(rule_ids)})
         return dict(cursor.fetchall())
@@ -159,7 +129,8 @@ def rule_budgets_left(*, app_id: int, rule_ids: list[int]) -> dict[int, Decimal]
 
 
 def budget_overrun(error: IntegrityError) -> bool:
-    """Whether the database refused a take from a budget (`RULE_BUDGETS_TAKE`)."""
+    """Whether the database refused a take from a budget (the earning's statement,
+    `cashback.queries.ENTRY_APPEND`)."""
     diag = getattr(error.__cause__, "diag", None)
     return getattr(diag, "constraint_name", None) == "rule_budget_spent_within"
 
@@ -223,8 +194,9 @@ class EarnCounters:
         return granted
 
     def budget_params(self) -> dict | None:
-        """The parameters of `RULE_BUDGETS_TAKE` for what the breakdown granted (None: nothing
-        of any budget)."""
+        """The parameters of the take from budgets in the earning's statement
+        (`cashback.queries.ENTRY_APPEND`) for what the breakdown granted (None: nothing of any
+        budget)."""
         if not self.taken:
             return None
         return {
@@ -264,18 +236,6 @@ def uses_of(rows: list[dict] | None) -> MemberUses:
     )
 
 
-# Counts one use of each rule an earn applied, in the rule's period (`rule_uses_params`): run
-# by the statement that saves the earning (`cashback.models.LedgerEntryManager.append`).
-RULE_USES_COUNT = """
-INSERT INTO programme_ruleuse (app_id, member_id, rule_id, per, period_start, uses)
-SELECT %(app)s, %(uses_member)s, u.rule_id, u.per, u.period_start, 1
-FROM unnest(%(uses_rules)s::bigint[], %(uses_pers)s::varchar[], %(uses_starts)s::date[])
-    AS u (rule_id, per, period_start)
-ON CONFLICT (app_id, member_id, rule_id, per, period_start)
-DO UPDATE SET uses = programme_ruleuse.uses + 1
-"""
-
-
 # The periods a use is counted in: `ever`, for every rule (a rule's uses in all); and, for a
 # rule that limits uses, its day, week, month and year too, so that a limit keeps counting
 # what was used in its period when marketing changes the rule's period.
@@ -285,7 +245,8 @@ PERIODS = (Period.DAY, Period.WEEK, Period.MONTH, Period.YEAR)
 def rule_uses_params(
     *, card: Card, member_id: int, rules: tuple[EarningRule, ...], at: datetime
 ) -> dict | None:
-    """The parameters of `RULE_USES_COUNT` for an earn of the member that applied `rules`
+    """The parameters of the count of uses in an earning's statement
+    (`cashback.queries.ENTRY_APPEND`) for an earn of the member that applied `rules`
     (None: none applied): one use of each `ever`, and, for a rule that limits uses, in each of
     the `PERIODS` of `at` in the card's zone. The caller holds the member's wallet locked."""
     if not rules:

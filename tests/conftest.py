@@ -51,6 +51,7 @@ SERVER_DEPENDENT = {
     "tests/core/test_connections.py",
     "tests/core/test_postgresql_backend.py",
     "tests/core/test_prepared_statements.py",
+    "tests/core/test_queries.py",
     "tests/core/test_replicas.py",
     "tests/members/test_identity.py",
     "tests/members/test_otp_limits.py",

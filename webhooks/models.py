@@ -1,14 +1,13 @@
 import json
 import secrets
 from dataclasses import dataclass
-from functools import cache
 from typing import Any
 
 from django.db import connections, models, router
 from django.utils import timezone
 
 from apps_auth.models import App
-from core.rows import quote
+from webhooks.queries import EVENT_INSERT
 
 # The channel on which the worker hears of deliveries due now: each insert of deliveries
 # notifies it at commit (a trigger of the deliveries' table, `webhooks/migrations`), and so does
@@ -86,7 +85,7 @@ class EventDraft:
     endpoint_ids: list[int] | None = None
 
     def params(self) -> dict[str, Any]:
-        """The named parameters of `event_insert_sql` and `event_endpoints_sql`."""
+        """The named parameters of `EVENT_INSERT` (and of the event's part of `ENTRY_APPEND`)."""
         event = self.event
         return {
             "event_public_id": event.public_id,
@@ -111,14 +110,14 @@ class WebhookEventManager(models.Manager["WebhookEvent"]):
         """Saves the new event of `draft`; returns the ids of the app's endpoints that take its
         type (enabled, not deleted, with no `events` or with its type among them).
 
-        One statement (`event_insert_sql`, `event_endpoints_sql`): it runs in the transaction
+        One statement (`webhooks.queries.EVENT_INSERT`): it runs in the transaction
         of every operation of the ledger, and the ORM would take three (the app's public id,
         the insert, the endpoints). The ledger's own entries save their event in the statement
         that saves the entry (`LedgerEntry.objects.append`).
         """
         using = self._db or router.db_for_write(self.model)
         with connections[using].cursor() as cursor:
-            cursor.execute(_insert_for_endpoints_sql(), draft.params())
+            cursor.execute(EVENT_INSERT, draft.params())
             pk, body, endpoint_ids = cursor.fetchone()
         draft.saved(pk=pk, body=body, endpoint_ids=endpoint_ids, using=using)
         return list(endpoint_ids)
@@ -204,45 +203,3 @@ class WebhookDelivery(models.Model):
 
     def __str__(self) -> str:
         return f"{self.event.public_id} → {self.endpoint.url}"
-
-
-@cache
-def event_insert_sql(name: str) -> str:
-    """A common table expression `name` that saves an `EventDraft` (its `params`) and returns
-    the event's id and body."""
-    event, app = WebhookEvent._meta, App._meta
-    ev = {f.name: quote(f.column) for f in event.concrete_fields}
-    app_pk, app_public_id = quote(app.pk.column), quote(app.get_field("app_id").column)
-    return (
-        f"{name} AS (INSERT INTO {quote(event.db_table)} "  # noqa: S608  names from _meta
-        f"({ev['public_id']}, {ev['app']}, {ev['event_type']}, {ev['body']}, {ev['created_at']}) "
-        f"SELECT %(event_public_id)s::text, %(event_app)s::bigint, %(event_type)s::text, "
-        f"%(event_head)s::text || to_json(a.{app_public_id})::text || %(event_tail)s::text, "
-        f"%(event_created_at)s::timestamptz FROM {quote(app.db_table)} a "
-        f"WHERE a.{app_pk} = %(event_app)s "
-        f"RETURNING {ev['id']}, {ev['body']})"
-    )
-
-
-@cache
-def event_endpoints_sql() -> str:
-    """The ids of the endpoints of an `EventDraft`'s app that take its type, as an array."""
-    endpoint = WebhookEndpoint._meta
-    ep = {f.name: quote(f.column) for f in endpoint.concrete_fields}
-    return (
-        f"ARRAY(SELECT e.{ep['id']} FROM {quote(endpoint.db_table)} e "  # noqa: S608  _meta
-        f"WHERE e.{ep['app']} = %(event_app)s AND e.{ep['deleted_at']} IS NULL "
-        f"AND e.{ep['enabled']} "
-        f"AND (e.{ep['events']} = '[]'::jsonb OR e.{ep['events']} @> %(event_types)s::jsonb) "
-        f"ORDER BY e.{ep['id']})"
-    )
-
-
-@cache
-def _insert_for_endpoints_sql() -> str:
-    event = {f.name: quote(f.column) for f in WebhookEvent._meta.concrete_fields}
-    pk, body = event["id"], event["body"]
-    return (
-        f"WITH {event_insert_sql('inserted')} "  # noqa: S608  names from _meta
-        f"SELECT inserted.{pk}, inserted.{body}, {event_endpoints_sql()} FROM inserted"
-    )

@@ -12,6 +12,7 @@ lost without a word (the network cut) fails its next statement, answered as an o
 
 import select
 
+from django.conf import settings
 from django.db.backends.postgresql import base
 
 
@@ -29,3 +30,15 @@ class DatabaseWrapper(base.DatabaseWrapper):
         if not _has_input(connection.fileno()):
             return True
         return super().is_usable()
+
+    def get_connection_params(self) -> dict:
+        """With prepared statements (`core.rows.prepared_cursor`), the session keeps each one's
+        generic plan: every statement the service prepares is written for a plan that holds
+        whatever its parameters (index probes; a part a call does not need switched off by a
+        parameter), and PostgreSQL, which would otherwise plan again at every call each
+        statement whose parameters fold some of it away, plans it once per connection."""
+        params = super().get_connection_params()
+        if settings.DATABASE_PREPARED_STATEMENTS:
+            given = params.get("options", "")
+            params["options"] = f"{given} -c plan_cache_mode=force_generic_plan".strip()
+        return params

@@ -12,7 +12,8 @@ from django.core.management import call_command
 from django.utils import timezone
 
 from cashback.ledger_check import ledger_verify
-from cashback.models import SPEND_HEAD, EntryType, LedgerEntry, Lot, LotMovement
+from cashback.models import EntryType, LedgerEntry, Lot, LotMovement
+from cashback.queries import SPEND_HEAD
 from cashback.services import cashback_expire_due, cashback_release_due
 from cashback.services.adjust import cashback_adjust
 from tests.factories import CardFactory

@@ -8,8 +8,10 @@ import pytest
 from django.contrib.auth import get_user_model
 from django.db import IntegrityError, connection, transaction
 from django.test.utils import CaptureQueriesContext
+from django.utils import timezone
 
 from cards.models import Card
+from cashback.events import entry_event_draft
 from cashback.models import LedgerEntry, Wallet
 from cashback.selectors import member_card
 from cashback.services.adjust import cashback_adjust
@@ -87,7 +89,12 @@ def test_an_adjustment_locks_the_wallet_row_then_the_staff_users_and_nothing_els
     staff = get_user_model().objects.create_user("support")
     with CaptureQueriesContext(connection) as queries:
         cashback_adjust(wallet=wallet, amount=Decimal("-1"), reason="Goodwill", staff_user=staff)
-    locks = [q["sql"] for q in queries.captured_queries if " FOR " in q["sql"]]
+    # The entry's statement locks rules only for an earning that takes from their budgets.
+    locks = [
+        q["sql"]
+        for q in queries.captured_queries
+        if " FOR " in q["sql"] and "INSERT INTO cashback_ledgerentry" not in q["sql"]
+    ]
     assert len(locks) == 2, locks
     assert locks[0].endswith('FOR UPDATE OF "cashback_wallet"')
     assert locks[1].endswith("FOR NO KEY UPDATE")
@@ -99,7 +106,18 @@ def values(entry: LedgerEntry) -> dict:
 
 
 def new_entry(wallet: Wallet, **fields) -> dict:
+    """An entry as the ledger saves one: its id drawn from the entries' sequence, its time now,
+    with its webhook event."""
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT nextval(pg_get_serial_sequence('cashback_ledgerentry', 'id'))")
+        (entry_id,) = cursor.fetchone()
+    now = fields.pop("created_at", timezone.now())
+    if fields.get("entry_type") == "earning":  # a credit opens its lot, which its event tells of
+        fields["lot"] = (now, None)
     return {
+        "webhook_event": lambda entry: entry_event_draft(entry=entry, card=wallet.card),
+        "id": entry_id,
+        "created_at": now,
         "app_id": wallet.app_id,
         "wallet": wallet,
         "card_id": wallet.card_id,
@@ -107,6 +125,9 @@ def new_entry(wallet: Wallet, **fields) -> dict:
         "event": "cashback_adjusted",
         "amount": Decimal("1.2345"),
         "balance_after": Decimal("6.2345"),
+        # What an earning's event tells of.
+        "purchase_amount": Decimal("24.69"),
+        "cashback_percentage": Decimal(5),
         **fields,
     }
 
@@ -115,8 +136,10 @@ def test_append_writes_what_create_writes(wallet):
     appended = LedgerEntry.objects.append(
         **new_entry(wallet, metadata={"till": 7, "items": ["a", "é"]}, reference="R-1")
     )
+    twin_fields = new_entry(wallet, metadata={"till": 7, "items": ["a", "é"]}, reference="R-2")
+    del twin_fields["webhook_event"]
     created = LedgerEntry.objects.create(
-        **new_entry(wallet, metadata={"till": 7, "items": ["a", "é"]}, reference="R-2"),
+        **twin_fields,
         sequence=3,
         type_sequence=2,
     )
@@ -137,16 +160,22 @@ def test_append_writes_what_create_writes(wallet):
 def test_append_numbers_entries_in_their_wallet_and_type_and_keeps_time_forward(wallet):
     # The wallet holds one earning.
     first = LedgerEntry.objects.append(**new_entry(wallet))
-    # An entry stamped in the future (a clock that ran ahead) cannot be overtaken in time.
-    LedgerEntry.objects.filter(pk=first.pk).update(created_at=first.created_at + timedelta(hours=1))
-    second = LedgerEntry.objects.append(**new_entry(wallet, entry_type="earning"))
-    third = LedgerEntry.objects.append(**new_entry(wallet))
+    # An entry stamped in the future (a clock that ran ahead) cannot be overtaken in time: an
+    # entry dated before it is saved at its time, which its event would not tell, and so is
+    # refused with all it wrote.
+    ahead = first.created_at + timedelta(hours=1)
+    LedgerEntry.objects.filter(pk=first.pk).update(created_at=ahead)
+    with pytest.raises(RuntimeError, match="otherwise than its event"), transaction.atomic():
+        LedgerEntry.objects.append(**new_entry(wallet, entry_type="earning"))
+    assert LedgerEntry.objects.filter(wallet=wallet).count() == 2
+    second = LedgerEntry.objects.append(**new_entry(wallet, entry_type="earning", created_at=ahead))
+    third = LedgerEntry.objects.append(**new_entry(wallet, created_at=ahead))
 
     numbers = [(e.sequence, e.type_sequence) for e in (first, second, third)]
     assert numbers == [(2, 1), (3, 2), (4, 2)]
     stored = list(LedgerEntry.objects.filter(wallet=wallet).order_by("sequence"))[1:]
     assert [(e.sequence, e.type_sequence) for e in stored] == numbers
-    assert stored[1].created_at == stored[2].created_at == first.created_at + timedelta(hours=1)
+    assert stored[1].created_at == stored[2].created_at == ahead
     assert (second.created_at, third.created_at) == (stored[1].created_at, stored[2].created_at)
     other = Wallet.objects.create(
         app=wallet.app, card=wallet.card, member=MemberFactory.create(app=wallet.app)

@@ -44,7 +44,7 @@ def test_verify_ledger_finds_no_mismatch_after_activity(activity):
 def test_verify_ledger_catches_a_balance_changed_behind_its_back(activity):
     with connection.cursor() as cursor:
         cursor.execute(
-            f"UPDATE {Wallet._meta.db_table} SET balance = balance + 1 WHERE id = %s",
+            "UPDATE cashback_wallet SET balance = balance + 1 WHERE id = %s",
             [activity.pk],
         )
     code, report = verify()
@@ -61,7 +61,7 @@ def test_verify_ledger_catches_a_broken_balance_after(activity):
     entry = LedgerEntry.objects.order_by("id")[1]
     with connection.cursor() as cursor:
         cursor.execute(
-            f"UPDATE {LedgerEntry._meta.db_table} SET balance_after = 99 WHERE id = %s",
+            "UPDATE cashback_ledgerentry SET balance_after = 99 WHERE id = %s",
             [entry.pk],
         )
     code, report = verify()
@@ -131,7 +131,7 @@ def test_verify_ledger_catches_a_breakdown_that_does_not_add_up(activity):
     part = {**earning.breakdown[0], "amount": str(Decimal(earning.breakdown[0]["amount"]) + 1)}
     with connection.cursor() as cursor:
         cursor.execute(
-            f"UPDATE {LedgerEntry._meta.db_table} SET breakdown = %s WHERE id = %s",
+            "UPDATE cashback_ledgerentry SET breakdown = %s WHERE id = %s",
             [json.dumps([part]), earning.pk],
         )
     code, report = verify()

@@ -22,6 +22,7 @@ from typing import Any
 import pytest
 import sqlglot
 from django.db import connection
+from psycopg import sql as psql
 from sqlglot import exp
 
 from cards.models import Card
@@ -446,8 +447,12 @@ def test_rows_linked_across_distributed_tables_belong_to_one_app(flow):
     assert len(linked) >= 15, linked
     for table, column, target in linked:
         [(_, mismatched)] = rows(
-            f'SELECT count(*), count(*) FILTER (WHERE r.app_id <> t.app_id) FROM "{table}" t '
-            f'JOIN "{target}" r ON r.id = t."{column}"'
+            psql.SQL(
+                "SELECT count(*), count(*) FILTER (WHERE r.app_id <> t.app_id) FROM {} t "
+                "JOIN {} r ON r.id = t.{}"
+            )
+            .format(psql.Identifier(table), psql.Identifier(target), psql.Identifier(column))
+            .as_string()
         )
         assert mismatched == 0, f"{table}.{column}: {mismatched} rows of another app's {target}"
     # The flow wrote every kind of linked row.

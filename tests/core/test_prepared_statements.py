@@ -44,7 +44,7 @@ def test_the_insert_of_a_new_member_and_wallet_is_prepared(card, settings):
         assert wallet.member_id == member.pk
     with connection.cursor() as cursor:
         cursor.execute(
-            "SELECT count(*) FROM pg_prepared_statements WHERE statement LIKE 'WITH parent AS%'"
+            "SELECT count(*) FROM pg_prepared_statements WHERE statement LIKE '%WITH member AS%'"
         )
         assert cursor.fetchone()[0] == 1
     assert Wallet.objects.filter(app_id=card.app_id, member__email="two@example.com").exists()

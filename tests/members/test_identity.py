@@ -4,6 +4,7 @@ lower-cased and phone in E.164, each unique per app, enforced by the database.""
 import pytest
 from django.db import IntegrityError, connection, transaction
 from django.urls import reverse
+from psycopg import sql
 
 from members.models import Member
 from tests.factories import AppFactory, MemberFactory
@@ -78,12 +79,12 @@ def test_the_database_refuses_twins_in_one_app_but_not_across_apps(merchant):
     [("email", "Bob@Example.com"), ("phone", "20 123 456"), ("phone", "0021620123456")],
 )
 def test_the_database_refuses_what_bypasses_the_model(merchant, column, value):
+    insert = sql.SQL(
+        "INSERT INTO members_member (app_id, name, {}, pin_hash, pin_failed_attempts, "
+        "created_at) VALUES (%s, '', %s, '', 0, now())"
+    ).format(sql.Identifier(column))
     with pytest.raises(IntegrityError), transaction.atomic(), connection.cursor() as cursor:
-        cursor.execute(
-            f"INSERT INTO members_member (app_id, name, {column}, pin_hash, "
-            "pin_failed_attempts, created_at) VALUES (%s, '', %s, '', 0, now())",
-            [merchant.app.pk, value],
-        )
+        cursor.execute(insert.as_string(), [merchant.app.pk, value])
 
 
 def test_earn_finds_the_member_whatever_the_case_or_format(api, merchant, card):

@@ -1,61 +1,9 @@
-"""The statements written out as SQL name real tables and columns: PostgreSQL plans each one
-(EXPLAIN, nothing run) against the schema the models' migrations built."""
+"""The wallet's lock with the member's facts keeps its generic plan and reads those facts as
+the quote's statement does (the statements themselves: `tests/core/test_queries.py`)."""
 
-from datetime import UTC, datetime
-from decimal import Decimal
-
-import pytest
 from django.db import connection
 
-from cashback.ledger_check import BREAKDOWNS_OFF_THEIR_ENTRY
-from cashback.models import LOCK_FOR_PROGRAMME, PROGRAMME_FACTS, WALLET_MOVE
-from programme.services import RULE_BUDGETS_LOCK, RULE_BUDGETS_TAKE, RULE_USES_COUNT
-
-AT = datetime(2026, 12, 7, tzinfo=UTC)
-FACTS = {
-    "app": 1,
-    "card": 1,
-    "member": 1,
-    "budgeted": "{3}",
-}
-
-
-@pytest.mark.parametrize(
-    ("sql", "params"),
-    [
-        (PROGRAMME_FACTS, FACTS),
-        (LOCK_FOR_PROGRAMME, FACTS),
-        (
-            WALLET_MOVE,
-            {
-                "app": 1,
-                "wallet": 1,
-                "move_amount": Decimal(1),
-                "move_pending": Decimal(0),
-                "move_inactive_at": None,
-                "move_now": AT,
-            },
-        ),
-        (
-            RULE_USES_COUNT,
-            {
-                "app": 1,
-                "uses_member": 1,
-                "uses_rules": "{1}",
-                "uses_pers": "{ever}",
-                "uses_starts": "{0001-01-01}",
-            },
-        ),
-        (RULE_BUDGETS_TAKE, {"app": 1, "budget_rules": "{1,2}", "budget_taken": "{1,2.5}"}),
-        (RULE_BUDGETS_LOCK, {"app": 1, "rules": "{1,2}"}),
-        (BREAKDOWNS_OFF_THEIR_ENTRY, {}),
-    ],
-    ids=["facts", "lock", "move", "uses", "budgets", "budgets_lock", "breakdowns"],
-)
-def test_each_written_out_statement_is_planned_on_the_real_schema(db, sql, params):
-    with connection.cursor() as cursor:
-        cursor.execute("EXPLAIN " + sql, params or None)
-        assert cursor.fetchall()
+from cashback.queries import LOCK_FOR_PROGRAMME, PROGRAMME_FACTS
 
 
 def test_the_wallet_lock_keeps_its_generic_plan(api, card, member):

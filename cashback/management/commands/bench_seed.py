@@ -11,7 +11,8 @@ from apps_auth.models import App
 from apps_auth.services import app_create
 from cards.models import Card
 from cards.services import card_create
-from cashback.models import LedgerEntry, Lot, Wallet
+from cashback.models import Wallet
+from cashback.queries import SEED_ENTRIES, SEED_LOTS
 from core.commands import OperationsCommand
 from members.models import Member
 from programme.models import EarningRule
@@ -19,31 +20,6 @@ from programme.serializers import RuleInputSerializer
 from programme.services import rule_create
 
 STEP = Decimal("0.050")  # each seeded entry credits this much cashback
-COLUMNS = (
-    "app_id",
-    "wallet_id",
-    "card_id",
-    "entry_type",
-    "event",
-    "amount",
-    "balance_after",
-    "pending_amount",
-    "pending_balance_after",
-    "purchase_amount",
-    "cashback_percentage",
-    "unrecovered_amount",
-    "metadata",
-    "request_fingerprint",
-    "created_at",
-    "sequence",
-    "type_sequence",
-)
-
-_LOTS_SQL = (
-    f"INSERT INTO {Lot._meta.db_table} (app_id, wallet_id, source_id, pending, remaining, "  # noqa: S608
-    f"available_at, created_at) SELECT app_id, wallet_id, id, 0, amount, created_at, created_at "
-    f"FROM {LedgerEntry._meta.db_table} WHERE wallet_id = %(wallet)s"
-)
 
 
 def members_with_wallets(*, app: App, card: Card, count: int) -> list[Wallet]:
@@ -189,10 +165,9 @@ class Command(OperationsCommand):
         started, written = time.monotonic(), 0
         start_at = timezone.now() - timedelta(days=365)
         with connection.cursor() as cursor:
-            copy_sql = f"COPY {LedgerEntry._meta.db_table} ({', '.join(COLUMNS)}) FROM STDIN"
             for wallet, size in zip(wallets, sizes, strict=True):
                 with transaction.atomic():
-                    with cursor.copy(copy_sql) as copy:
+                    with cursor.copy(SEED_ENTRIES) as copy:
                         balance = Decimal(0)
                         for i in range(size):
                             balance += STEP
@@ -204,14 +179,14 @@ class Command(OperationsCommand):
                                 )
                             )  # fmt: skip
                     # Each earning's lot, spendable since its entry and never expiring.
-                    cursor.execute(_LOTS_SQL, {"wallet": wallet.pk})
+                    cursor.execute(SEED_LOTS, {"wallet": wallet.pk})
                 Wallet.objects.filter(pk=wallet.pk).update(balance=balance, entries_count=size)
                 written += size
                 self._progress(written, total, started)
             # Visibility map and statistics, as autovacuum would leave them on a live database.
-            cursor.execute(f"VACUUM (ANALYZE) {LedgerEntry._meta.db_table}")
-            cursor.execute(f"VACUUM (ANALYZE) {Lot._meta.db_table}")
-            cursor.execute(f"ANALYZE {Wallet._meta.db_table}")
+            cursor.execute("VACUUM (ANALYZE) cashback_ledgerentry")
+            cursor.execute("VACUUM (ANALYZE) cashback_lot")
+            cursor.execute("ANALYZE cashback_wallet")
             # The load's dirty pages written now, not by a checkpoint in the middle of a
             # measurement (needs a superuser or pg_checkpoint; skipped without).
             try:
