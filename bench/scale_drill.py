@@ -380,7 +380,7 @@ def drill(options, folder: Path, clusters: list[Cluster]) -> int:
         "X-Forwarded-Proto": "https",
     }
     paths = {"earn": f"{API}/earn", "balance": f"{API}/balance", "history": f"{API}/history"}
-    script = lua_script("mixed", shop, headers, paths, token_header=True)
+    script = lua_script("mixed", shop, headers, paths)
     gthread = ["--worker-class=gthread", f"--threads={THREADS}"]
 
     def serve(env: dict):

@@ -10,6 +10,8 @@ from django.utils import timezone
 
 from cashback.queries import (
     ENTRY_APPEND,
+    ENTRY_APPEND_FOR_PROGRAMME,
+    ENTRY_APPEND_SPENDING,
     HISTORY_ENDS,
     HISTORY_ENDS_OF_TYPE,
     HISTORY_RANGE,
@@ -274,24 +276,11 @@ EVENTS = {
 }
 
 
-# The parameters of `ENTRY_APPEND` that switch its parts off: no budget taken, no wallet moved,
-# no lot opened, nothing spent, no use counted.
-_APPEND_NOTHING_MORE: dict[str, Any] = {
-    "budget_rules": "{}",
-    "budget_taken": "{}",
-    "move_amount": None,
-    "move_pending": None,
-    "move_inactive_at": None,
-    "move_now": None,
-    "lot_available_at": None,
-    "lot_expires_at": None,
-    "spend_amount": None,
-    "spend_first": None,
-    "uses_member": None,
-    "uses_rules": "{}",
-    "uses_pers": "{}",
-    "uses_starts": "{}",
-}
+# What `ENTRY_APPEND_FOR_PROGRAMME` is given for an earning that counts no use, takes from no
+# budget, or moves a wallet already moved.
+_NO_USES = {"uses_member": None, "uses_rules": "{}", "uses_pers": "{}", "uses_starts": "{}"}
+_NO_BUDGETS = {"budget_rules": "{}", "budget_taken": "{}"}
+_NO_MOVE = {"move_amount": None, "move_pending": None, "move_inactive_at": None, "move_now": None}
 
 
 class LedgerEntryManager(models.Manager["LedgerEntry"]):
@@ -307,7 +296,8 @@ class LedgerEntryManager(models.Manager["LedgerEntry"]):
         **fields: Any,
     ) -> "LedgerEntry":
         """Saves a new entry with its webhook event in one statement
-        (`cashback.queries.ENTRY_APPEND`) and returns it.
+        (`cashback.queries.ENTRY_APPEND`; `ENTRY_APPEND_SPENDING` with `spend`;
+        `ENTRY_APPEND_FOR_PROGRAMME` with `rule_uses`, `rule_budgets` or `move`) and returns it.
 
         `fields` name the entry's `id` and its `created_at` (no earlier than the wallet's last
         entry's), as `Wallet.objects.move` gives them, so that the entry, and its lot, are whole
@@ -345,25 +335,31 @@ class LedgerEntryManager(models.Manager["LedgerEntry"]):
         entry = new(self.model, **fields)
         if entry.pk is None or entry.created_at is None:
             raise ValueError("An entry is saved with its id and created_at.")
+        if spend is not None and lot is not None:
+            raise ValueError("An entry that spends lots opens none.")
         using = self._db or router.db_for_write(self.model)
         params = prepared_values(entry, using, kept=("created_at",))
         params["id"] = entry.pk
-        params.update(_APPEND_NOTHING_MORE)
-        if rule_uses is not None:
-            params.update(rule_uses)
-        if rule_budgets is not None:
-            params.update(rule_budgets)
-        if move is not None:
-            params.update(move)
+        del params["sequence"], params["type_sequence"]  # the statement numbers the entry
+        sql = ENTRY_APPEND
         if spend is not None:
-            params["spend_amount"] = spend
-        if lot is not None:  # the lot as the statement opens it
-            entry.lot = _lot_of(entry, *lot)
-            params["lot_available_at"], params["lot_expires_at"] = lot
+            sql = ENTRY_APPEND_SPENDING
+            params.update(spend_amount=spend, spend_first=None)
+        else:
+            params["lot_available_at"], params["lot_expires_at"] = lot or (None, None)
+            if lot is not None:  # the lot as the statement opens it
+                entry.lot = _lot_of(entry, *lot)
+        if rule_uses is not None or rule_budgets is not None or move is not None:
+            if lot is None:
+                raise ValueError("An earning opens its lot.")
+            sql = ENTRY_APPEND_FOR_PROGRAMME
+            params.update(rule_uses or _NO_USES)
+            params.update(rule_budgets or _NO_BUDGETS)
+            params.update(move or _NO_MOVE)
         draft = webhook_event(entry)
         params.update(draft.params())
         with prepared_cursor(using) as cursor:
-            cursor.execute(ENTRY_APPEND, params)
+            cursor.execute(sql, params)
             saved = cursor.fetchone()
         if saved is None:  # the wallet to move with the entry is gone
             raise RuntimeError(f"Entry {entry.pk} was not saved: its wallet was not moved.")

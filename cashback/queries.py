@@ -133,7 +133,8 @@ WHERE w.app_id = %(app)s AND w.card_id = %(card)s AND w.member_id = %(member)s
 """
 # The same with the wallet locked until the transaction ends, and what its next entry needs: its
 # balances, the id the entry takes (drawn from the entries' sequence) and the time of its last
-# entry, so that the earn's entry moves the wallet in its own statement (`ENTRY_APPEND`). An
+# entry, so that the earn's entry moves the wallet in its own statement
+# (`ENTRY_APPEND_FOR_PROGRAMME`). An
 # earn's first statement on a card with a programme. A statement that waited for the lock reads
 # its subqueries as they stood when it started (its snapshot), and one that started just before
 # another's commit does too, though it finds the row free: then the row it locked (whose own
@@ -177,91 +178,44 @@ WHERE w.app_id = %(app)s AND w.card_id = %(card)s AND w.member_id = %(member)s
 FOR UPDATE OF w
 """
 
-# Saves a new entry (`LedgerEntryManager.append`), each field as %(<attribute>)s, and in the
-# same statement whatever else must exist if and only if the entry does. Its parts, in order:
+# Saves a new entry (`LedgerEntryManager.append`), each field as %(<attribute>)s, with what must
+# exist if and only if the entry does, in the same statement: with %(lot_available_at)s (NULL:
+# none), the lot a credit opens (held until then, spendable at once, expiring at
+# %(lot_expires_at)s, NULL: never); and the entry's webhook event
+# (`webhooks.models.EventDraft.params`), saved as `webhooks.queries.EVENT_INSERT` saves one.
+# The entry is numbered in its wallet (`sequence`) and among the wallet's entries of its type
+# (`type_sequence`), one after the wallet's last (one probe each of `entry_wallet_sequence` and
+# `entry_wallet_type_sequence`), its `created_at` never before the wallet's last entry's. The
+# caller holds the wallet's row locked: entries are numbered one at a time. Cast, as the server
+# binds the parameters and a SELECT list gives no type to those that may be NULL. Returns the
+# entry's id, `created_at`, `sequence` and `type_sequence`, the lot's id (NULL: none), the
+# event's id and body, and the ids of the app's endpoints that take it.
 #
-# - `budgets`: takes what an earning gave of each rule's budget, %(budget_taken)s of the rules
-#   %(budget_rules)s (`programme.services.EarnCounters.budget_params`; none: empty arrays). The
-#   rules' rows are locked first, in the order every writer locks rules in (priority, then id;
-#   `programme.services.rule_budget_return` too), so that two earns taking from the same budgets
-#   never wait for each other's; and before the entry is inserted (its row waits for their
-#   count), so that an earn locks the rules before the entry's unique keys, as one that locked
-#   its budgets first does (`programme.queries.RULE_BUDGETS_LOCK`). The check constraint
-#   `rule_budget_spent_within` refuses the statement when concurrent earns left less than the
-#   earn read.
-# - `wallet_moved`: with %(move_now)s (NULL: no move), moves the wallet, which the caller holds
-#   locked and read (`LOCK_FOR_PROGRAMME`), by %(move_amount)s and %(move_pending)s, and sets
-#   its `inactive_at` to %(move_inactive_at)s: a round trip less than `WALLET_MOVE`. The entry is
-#   not saved unless the wallet moved.
-# - `e`, the entry: numbered in its wallet (`sequence`) and among the wallet's entries of its
-#   type (`type_sequence`), one after the wallet's last (one probe each of
-#   `entry_wallet_sequence` and `entry_wallet_type_sequence`), its `created_at` never before the
-#   wallet's last entry's. The caller holds the wallet's row locked: entries are numbered one at
-#   a time. Cast, as the server binds the parameters and a SELECT list gives them no type.
-# - `lot`: with %(lot_available_at)s (NULL: no lot), the lot a credit opens: held until then,
-#   spendable at once, expiring at %(lot_expires_at)s (NULL: never).
-# - `ev`: the entry's webhook event (`webhooks.models.EventDraft.params`), as
-#   `webhooks.queries.EVENT_INSERT` saves one.
-# - `head` to `moved`: with %(spend_amount)s (NULL: none), takes that much out of the wallet's
-#   lots and records the entry's movements, as `LOT_SPEND` does (the same text).
-# - `uses`: counts a use of each rule an earning applied, in each of its periods
-#   (`programme.services.rule_uses_params`; none: empty arrays).
-#
-# Returns the entry's id, `created_at`, `sequence` and `type_sequence`, the lot's id (NULL: no
-# lot), the event's id and body, and the ids of the app's endpoints that take it. No row when
-# the wallet to move was not moved.
+# Each of the three entry statements stays within what psycopg keeps converted (4,096
+# characters, 50 parameters: `tests/core/test_queries.py`); a longer one is parsed again at
+# every call. They share their parts' text, which the same test keeps the same.
 ENTRY_APPEND = """
-WITH budgets AS (
-    UPDATE programme_earningrule r SET budget_spent = r.budget_spent + t.taken
-    FROM (
-        SELECT l.id, u.taken FROM programme_earningrule l
-        JOIN unnest(%(budget_rules)s::bigint[], %(budget_taken)s::numeric[])
-            AS u (rule_id, taken) ON u.rule_id = l.id
-        WHERE l.app_id = %(app_id)s
-        ORDER BY l.priority, l.id
-        FOR UPDATE OF l
-    ) AS t
-    WHERE r.app_id = %(app_id)s AND r.id = t.id
-    RETURNING r.id
-),
-wallet_moved AS (
-    UPDATE cashback_wallet w
-    SET balance = w.balance + %(move_amount)s,
-        pending_balance = w.pending_balance + %(move_pending)s,
-        entries_count = w.entries_count + 1, inactive_at = %(move_inactive_at)s::timestamptz,
-        updated_at = %(move_now)s
-    WHERE w.app_id = %(app_id)s AND w.id = %(wallet_id)s
-        AND %(move_now)s::timestamptz IS NOT NULL
-    RETURNING w.id
-),
-e AS (
+WITH e AS (
     INSERT INTO cashback_ledgerentry (id, app_id, wallet_id, card_id, entry_type, event, amount,
-        balance_after, pending_amount, pending_balance_after, purchase_amount, refund_amount,
-        cashback_percentage, unrecovered_amount, original_entry_id, reference, metadata,
-        breakdown, lines, member_created, request_fingerprint, created_by_id, approved_by_id,
-        idempotency_record_id, created_at, sequence, type_sequence)
-    SELECT %(id)s::bigint, %(app_id)s::bigint, %(wallet_id)s::bigint, %(card_id)s::bigint,
-        %(entry_type)s::varchar(12), %(event)s::varchar(32), %(amount)s::numeric(20, 4),
-        %(balance_after)s::numeric(20, 4), %(pending_amount)s::numeric(20, 4),
-        %(pending_balance_after)s::numeric(20, 4), %(purchase_amount)s::numeric(20, 4),
-        %(refund_amount)s::numeric(20, 4), %(cashback_percentage)s::numeric(7, 4),
-        %(unrecovered_amount)s::numeric(20, 4), %(original_entry_id)s::bigint,
-        %(reference)s::varchar(255), %(metadata)s::jsonb, %(breakdown)s::jsonb,
-        %(lines)s::jsonb, %(member_created)s::boolean, %(request_fingerprint)s::varchar(64),
-        %(created_by_id)s::integer, %(approved_by_id)s::integer,
-        %(idempotency_record_id)s::bigint,
-        GREATEST(%(created_at)s::timestamptz, last.created_at),
-        COALESCE(last.sequence, 0) + 1, COALESCE(last_of_type.type_sequence, 0) + 1
-    FROM (SELECT %(wallet_id)s::bigint AS wallet_id) w
+    balance_after, pending_amount, pending_balance_after, purchase_amount, refund_amount,
+    cashback_percentage, unrecovered_amount, original_entry_id, reference, metadata, breakdown,
+    lines, member_created, request_fingerprint, created_by_id, approved_by_id,
+    idempotency_record_id, created_at, sequence, type_sequence)
+    SELECT %(id)s, %(app_id)s, %(wallet_id)s, %(card_id)s, %(entry_type)s, %(event)s, %(amount)s,
+    %(balance_after)s, %(pending_amount)s, %(pending_balance_after)s,
+    %(purchase_amount)s::numeric, %(refund_amount)s::numeric, %(cashback_percentage)s::numeric,
+    %(unrecovered_amount)s, %(original_entry_id)s::bigint, %(reference)s, %(metadata)s::jsonb,
+    %(breakdown)s::jsonb, %(lines)s::jsonb, %(member_created)s, %(request_fingerprint)s,
+    %(created_by_id)s::integer, %(approved_by_id)s::integer, %(idempotency_record_id)s::bigint,
+    GREATEST(%(created_at)s, last.created_at), COALESCE(last.sequence, 0) + 1,
+    COALESCE(last_of_type.type_sequence, 0) + 1
+    FROM (SELECT) o
     LEFT JOIN LATERAL (SELECT x.created_at, x.sequence FROM cashback_ledgerentry x
-        WHERE x.app_id = %(app_id)s AND x.wallet_id = w.wallet_id
-        ORDER BY x.sequence DESC LIMIT 1) last ON true
+    WHERE x.app_id = %(app_id)s AND x.wallet_id = %(wallet_id)s
+    ORDER BY x.sequence DESC LIMIT 1) last ON true
     LEFT JOIN LATERAL (SELECT x.type_sequence FROM cashback_ledgerentry x
-        WHERE x.app_id = %(app_id)s AND x.wallet_id = w.wallet_id
-            AND x.entry_type = %(entry_type)s
-        ORDER BY x.type_sequence DESC LIMIT 1) last_of_type ON true
-    WHERE (SELECT count(*) FROM budgets) >= 0
-        AND (%(move_now)s::timestamptz IS NULL OR (SELECT count(*) FROM wallet_moved) = 1)
+    WHERE x.app_id = %(app_id)s AND x.wallet_id = %(wallet_id)s AND x.entry_type = %(entry_type)s
+    ORDER BY x.type_sequence DESC LIMIT 1) last_of_type ON true
     RETURNING id, app_id, wallet_id, amount, pending_amount, created_at, sequence,
         type_sequence
 ),
@@ -272,6 +226,50 @@ lot AS (
         %(lot_available_at)s::timestamptz, %(lot_expires_at)s::timestamptz, e.created_at
     FROM e WHERE %(lot_available_at)s::timestamptz IS NOT NULL
     RETURNING id
+),
+ev AS (
+    INSERT INTO webhooks_webhookevent (public_id, app_id, event_type, body, created_at)
+    SELECT %(event_public_id)s::text, %(event_app)s::bigint, %(event_type)s::text,
+        %(event_head)s::text || to_json(a.app_id)::text || %(event_tail)s::text,
+        %(event_created_at)s::timestamptz
+    FROM apps_auth_app a WHERE a.id = %(event_app)s
+    RETURNING id, body
+)
+SELECT e.id, e.created_at, e.sequence, e.type_sequence, lot.id, ev.id, ev.body,
+    ARRAY(SELECT p.id FROM webhooks_webhookendpoint p
+        WHERE p.app_id = %(event_app)s AND p.deleted_at IS NULL AND p.enabled
+        AND (p.events = '[]'::jsonb OR p.events @> %(event_types)s::jsonb)
+        ORDER BY p.id)
+FROM e CROSS JOIN ev LEFT JOIN lot ON true
+"""
+
+# The same for a redemption's entry, which opens no lot and takes %(spend_amount)s out of the
+# wallet's lots (%(spend_first)s first, then the oldest), recording its movements, as
+# `LOT_SPEND` does. Returns what `ENTRY_APPEND` returns, the lot's id NULL.
+ENTRY_APPEND_SPENDING = """
+WITH e AS (
+    INSERT INTO cashback_ledgerentry (id, app_id, wallet_id, card_id, entry_type, event, amount,
+    balance_after, pending_amount, pending_balance_after, purchase_amount, refund_amount,
+    cashback_percentage, unrecovered_amount, original_entry_id, reference, metadata, breakdown,
+    lines, member_created, request_fingerprint, created_by_id, approved_by_id,
+    idempotency_record_id, created_at, sequence, type_sequence)
+    SELECT %(id)s, %(app_id)s, %(wallet_id)s, %(card_id)s, %(entry_type)s, %(event)s, %(amount)s,
+    %(balance_after)s, %(pending_amount)s, %(pending_balance_after)s,
+    %(purchase_amount)s::numeric, %(refund_amount)s::numeric, %(cashback_percentage)s::numeric,
+    %(unrecovered_amount)s, %(original_entry_id)s::bigint, %(reference)s, %(metadata)s::jsonb,
+    %(breakdown)s::jsonb, %(lines)s::jsonb, %(member_created)s, %(request_fingerprint)s,
+    %(created_by_id)s::integer, %(approved_by_id)s::integer, %(idempotency_record_id)s::bigint,
+    GREATEST(%(created_at)s, last.created_at), COALESCE(last.sequence, 0) + 1,
+    COALESCE(last_of_type.type_sequence, 0) + 1
+    FROM (SELECT) o
+    LEFT JOIN LATERAL (SELECT x.created_at, x.sequence FROM cashback_ledgerentry x
+    WHERE x.app_id = %(app_id)s AND x.wallet_id = %(wallet_id)s
+    ORDER BY x.sequence DESC LIMIT 1) last ON true
+    LEFT JOIN LATERAL (SELECT x.type_sequence FROM cashback_ledgerentry x
+    WHERE x.app_id = %(app_id)s AND x.wallet_id = %(wallet_id)s AND x.entry_type = %(entry_type)s
+    ORDER BY x.type_sequence DESC LIMIT 1) last_of_type ON true
+    RETURNING id, app_id, wallet_id, amount, pending_amount, created_at, sequence,
+        type_sequence
 ),
 ev AS (
     INSERT INTO webhooks_webhookevent (public_id, app_id, event_type, body, created_at)
@@ -318,13 +316,93 @@ spent AS (
 moved AS (
     INSERT INTO cashback_lotmovement (app_id, entry_id, lot_id, amount, pending_amount)
     SELECT %(app_id)s, %(id)s, id, -amount, 0 FROM spent
+)
+SELECT e.id, e.created_at, e.sequence, e.type_sequence, NULL::bigint, ev.id, ev.body,
+    ARRAY(SELECT p.id FROM webhooks_webhookendpoint p
+        WHERE p.app_id = %(event_app)s AND p.deleted_at IS NULL AND p.enabled
+        AND (p.events = '[]'::jsonb OR p.events @> %(event_types)s::jsonb)
+        ORDER BY p.id)
+FROM e CROSS JOIN ev
+"""
+
+# The same for an earning on a card with a programme, which always opens its lot, and besides:
+# - takes what the earning gave of each rule's budget, %(budget_taken)s of the rules
+#   %(budget_rules)s (`programme.services.EarnCounters.budget_params`; none: empty arrays),
+#   locking the rules' rows first, in the order every writer locks rules in (priority, then id;
+#   `programme.services.rule_budget_return` too), and before the entry is inserted (its row
+#   waits for their count), as an earn that locked its budgets first does
+#   (`programme.queries.RULE_BUDGETS_LOCK`): two earns never wait for each other's. The check
+#   constraint `rule_budget_spent_within` refuses the statement when concurrent earns left less
+#   than the earn read.
+# - with %(move_now)s (NULL: none), moves the wallet, which the caller holds locked and read
+#   (`LOCK_FOR_PROGRAMME`), by %(move_amount)s and %(move_pending)s, setting its `inactive_at`
+#   to %(move_inactive_at)s: a round trip less than `WALLET_MOVE`. The entry is saved only if
+#   the wallet moved.
+# - counts a use of each rule the earning applied, in each of its periods
+#   (`programme.services.rule_uses_params`; none: empty arrays).
+ENTRY_APPEND_FOR_PROGRAMME = """
+WITH budgets AS (
+    UPDATE programme_earningrule r SET budget_spent = r.budget_spent + t.taken
+    FROM (SELECT l.id, u.taken FROM programme_earningrule l
+    JOIN unnest(%(budget_rules)s::bigint[], %(budget_taken)s::numeric[]) AS u (rule_id, taken)
+    ON u.rule_id = l.id WHERE l.app_id = %(app_id)s ORDER BY l.priority, l.id FOR UPDATE OF l) t
+    WHERE r.app_id = %(app_id)s AND r.id = t.id RETURNING r.id
+),
+wallet_moved AS (
+    UPDATE cashback_wallet w SET balance = w.balance + %(move_amount)s,
+    pending_balance = w.pending_balance + %(move_pending)s, entries_count = w.entries_count + 1,
+    inactive_at = %(move_inactive_at)s, updated_at = %(move_now)s
+    WHERE w.app_id = %(app_id)s AND w.id = %(wallet_id)s
+    AND %(move_now)s::timestamptz IS NOT NULL
+    RETURNING w.id
+),
+e AS (
+    INSERT INTO cashback_ledgerentry (id, app_id, wallet_id, card_id, entry_type, event, amount,
+    balance_after, pending_amount, pending_balance_after, purchase_amount, refund_amount,
+    cashback_percentage, unrecovered_amount, original_entry_id, reference, metadata, breakdown,
+    lines, member_created, request_fingerprint, created_by_id, approved_by_id,
+    idempotency_record_id, created_at, sequence, type_sequence)
+    SELECT %(id)s, %(app_id)s, %(wallet_id)s, %(card_id)s, %(entry_type)s, %(event)s, %(amount)s,
+    %(balance_after)s, %(pending_amount)s, %(pending_balance_after)s,
+    %(purchase_amount)s::numeric, %(refund_amount)s::numeric, %(cashback_percentage)s::numeric,
+    %(unrecovered_amount)s, %(original_entry_id)s::bigint, %(reference)s, %(metadata)s::jsonb,
+    %(breakdown)s::jsonb, %(lines)s::jsonb, %(member_created)s, %(request_fingerprint)s,
+    %(created_by_id)s::integer, %(approved_by_id)s::integer, %(idempotency_record_id)s::bigint,
+    GREATEST(%(created_at)s, last.created_at), COALESCE(last.sequence, 0) + 1,
+    COALESCE(last_of_type.type_sequence, 0) + 1
+    FROM (SELECT) o
+    LEFT JOIN LATERAL (SELECT x.created_at, x.sequence FROM cashback_ledgerentry x
+    WHERE x.app_id = %(app_id)s AND x.wallet_id = %(wallet_id)s
+    ORDER BY x.sequence DESC LIMIT 1) last ON true
+    LEFT JOIN LATERAL (SELECT x.type_sequence FROM cashback_ledgerentry x
+    WHERE x.app_id = %(app_id)s AND x.wallet_id = %(wallet_id)s AND x.entry_type = %(entry_type)s
+    ORDER BY x.type_sequence DESC LIMIT 1) last_of_type ON true
+    WHERE (SELECT count(*) FROM budgets) >= 0
+    AND (%(move_now)s::timestamptz IS NULL OR (SELECT count(*) FROM wallet_moved) = 1)
+    RETURNING id, app_id, wallet_id, amount, pending_amount, created_at, sequence,
+        type_sequence
+),
+lot AS (
+    INSERT INTO cashback_lot (app_id, wallet_id, source_id, pending, remaining, available_at,
+        expires_at, created_at)
+    SELECT e.app_id, e.wallet_id, e.id, e.pending_amount, e.amount,
+        %(lot_available_at)s::timestamptz, %(lot_expires_at)s::timestamptz, e.created_at
+    FROM e
+    RETURNING id
+),
+ev AS (
+    INSERT INTO webhooks_webhookevent (public_id, app_id, event_type, body, created_at)
+    SELECT %(event_public_id)s::text, %(event_app)s::bigint, %(event_type)s::text,
+        %(event_head)s::text || to_json(a.app_id)::text || %(event_tail)s::text,
+        %(event_created_at)s::timestamptz
+    FROM apps_auth_app a WHERE a.id = %(event_app)s
+    RETURNING id, body
 ),
 uses AS (
     INSERT INTO programme_ruleuse (app_id, member_id, rule_id, per, period_start, uses)
     SELECT %(app_id)s, %(uses_member)s, u.rule_id, u.per, u.period_start, 1
     FROM unnest(%(uses_rules)s::bigint[], %(uses_pers)s::varchar[], %(uses_starts)s::date[])
-        AS u (rule_id, per, period_start)
-    ON CONFLICT (app_id, member_id, rule_id, per, period_start)
+    AS u (rule_id, per, period_start) ON CONFLICT (app_id, member_id, rule_id, per, period_start)
     DO UPDATE SET uses = programme_ruleuse.uses + 1
 )
 SELECT e.id, e.created_at, e.sequence, e.type_sequence, lot.id, ev.id, ev.body,
@@ -338,8 +416,8 @@ FROM e CROSS JOIN ev LEFT JOIN lot ON true
 # Takes %(spend_amount)s out of the lots of the wallet %(wallet_id)s of the app %(app_id)s
 # (%(spend_first)s first, then the oldest by `available_at`) and records what came out of each
 # as the movements of the entry %(id)s (`LotManager.spend`); a redemption's entry does it in its
-# own statement (`ENTRY_APPEND`, the same text). A running total picks the lots, an UPDATE takes
-# from each, an INSERT records each movement. The total is over the named lot and the
+# own statement (`ENTRY_APPEND_SPENDING`, the same text). A running total picks the lots, an
+# UPDATE takes from each, an INSERT records each movement. The total is over the named lot and the
 # `SPEND_HEAD` oldest others, read in the order of the `lot_spendable` index, when they cover the
 # amount (nearly always: the oldest lot alone usually does); over all of the wallet's lots with
 # something left otherwise. A wallet holds a lot per earning, and a spend that read them all cost

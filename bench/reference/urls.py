@@ -1,272 +1,445 @@
-"""The reference views: each runs the essential SQL of the service's endpoint, written plainly
-(one statement per row it reads or writes, as a developer without the service's statements
-would write them), and nothing else: no authentication, validation, idempotency, throttling or
-logging. What the service must write, the reference writes too: the ledger entry, the wallet's
-new balance, the earning's lot (a redemption's spends), the webhook event row, a new member."""
+"""The reference: for each path the benchmark drives, a bare Django + DRF view that runs the
+service's own statements (imported from the `queries` modules where the service keeps them, so
+that the two cannot drift apart), in the same round trips and transactions, prepared the same way
+(`core.rows.prepared_cursor`) on the same connection engine and settings (`core.postgresql`), its
+cards kept as the service keeps them (`core.generations.GenerationCache`: one read of the
+configuration generation in Redis a request), its answers rendered by the service's JSON renderer.
+And nothing else: no authentication of the app, no validation beyond reading the body, no
+throttling, no access log, no error envelope. What a request must do, it does: an earn computes
+its cashback by the card's currency, finds or creates the member, writes the entry with its lot
+and its webhook event; an earn with an `Idempotency-Key` records the key and the answer; a redeem
+verifies the member's token (PyJWT, as the service) and spends the oldest lots.
 
+The benchmark's requests are all ones that succeed: a request this reference cannot serve
+(a card of another app, a member unknown by id, a balance that does not cover) fails loudly."""
+
+import hashlib
 import json
+import os
 import secrets
-from datetime import UTC, datetime
-from decimal import ROUND_HALF_UP, Decimal
+from datetime import UTC, datetime, timedelta
+from decimal import Decimal
 
-from django.db import connection, transaction
+import jwt
+import simplejson
+from django.db import transaction
 from django.urls import path
+from django.utils import timezone
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-CARD = "SELECT id, app_id, cashback_percentage FROM cards_card WHERE id = %s"
-MOVE = (
-    "UPDATE cashback_wallet SET balance = balance + %s, entries_count = entries_count + 1, "
-    "updated_at = now() WHERE app_id = %s AND card_id = %s AND member_id = %s "
-    "RETURNING id, balance, pending_balance, entries_count"
+from cards.queries import CARD_OF_APP
+from cashback.queries import (
+    ENTRY_APPEND,
+    ENTRY_APPEND_SPENDING,
+    HISTORY_RANGE,
+    MEMBER_CARD,
+    MEMBER_WALLET_INSERT,
+    WALLET_MOVE,
 )
-# Numbered in the wallet and among its entries of the type, as the service numbers entries.
-ENTRY = (
-    "INSERT INTO cashback_ledgerentry (app_id, wallet_id, card_id, entry_type, event, amount, "
-    "balance_after, pending_amount, pending_balance_after, purchase_amount, cashback_percentage, "
-    "unrecovered_amount, metadata, request_fingerprint, created_at, sequence, type_sequence) "
-    "VALUES (%s, %s, %s, %s, %s, %s, %s, 0, %s, %s, %s, 0, '{}', '', now(), %s, "
-    "(SELECT COALESCE(MAX(type_sequence), 0) + 1 FROM cashback_ledgerentry "
-    "WHERE app_id = %s AND wallet_id = %s AND entry_type = %s)) RETURNING id, created_at"
+from core import money
+from core.generations import GenerationCache, configuration_generation
+from core.rows import prepared_cursor
+
+USING = "default"
+# The columns of `CARD_OF_APP` the views read.
+CARD_APP, CARD_PERCENTAGE, CARD_CURRENCY = 1, 6, 18
+# The fields of an entry an earn or a redeem leaves as their defaults.
+ENTRY_DEFAULTS = {
+    "pending_amount": Decimal(0),
+    "pending_balance_after": Decimal(0),
+    "purchase_amount": None,
+    "refund_amount": None,
+    "cashback_percentage": None,
+    "unrecovered_amount": Decimal(0),
+    "original_entry_id": None,
+    "reference": None,
+    "metadata": "{}",
+    "breakdown": None,
+    "lines": None,
+    "member_created": False,
+    "request_fingerprint": "",
+    "created_by_id": None,
+    "approved_by_id": None,
+    "idempotency_record_id": None,
+}
+# The idempotency record of an earn with a key, as the service's ORM writes it: claimed in a
+# statement of its own before the earn's transaction, completed with the answer after it.
+RECORD_INSERT = """
+INSERT INTO cashback_idempotencyrecord (app_id, key, request_fingerprint, state, lease_until,
+    response_status, response_body, created_at)
+VALUES (%(app)s, %(key)s, %(fingerprint)s, 'in_progress', %(lease_until)s, NULL, '', %(now)s)
+RETURNING id
+"""
+RECORD_COMPLETE = """
+UPDATE cashback_idempotencyrecord SET state = 'completed', response_status = 200,
+    response_body = %(body)s WHERE app_id = %(app)s AND id = %(id)s
+"""
+ISSUER = "cashback-api"
+LEASE = timedelta(seconds=int(os.environ.get("IDEMPOTENCY_LEASE_SECONDS", "30")))
+CLAIMS = ["iss", "aud", "sub", "iat", "exp", "jti"]
+
+# As the service's (`cards.selectors`): as many cards, for as long.
+_cards: GenerationCache[tuple[int, int], tuple] = GenerationCache(
+    10_000, ttl=float(os.environ.get("API_KEY_CACHE_SECONDS", "5"))
 )
-LOT = (
-    "INSERT INTO cashback_lot (app_id, wallet_id, source_id, pending, remaining, available_at, "
-    "created_at) VALUES (%s, %s, %s, 0, %s, %s, %s)"
-)
-EVENT = (
-    "INSERT INTO webhooks_webhookevent (public_id, app_id, event_type, body, created_at) "
-    "VALUES (%s, %s, %s, %s, now())"
-)
-MEMBER_BY_EMAIL = "SELECT id FROM members_member WHERE app_id = %s AND email = %s"
-MEMBER_BY_PHONE = "SELECT id FROM members_member WHERE app_id = %s AND phone = %s"
 
 
-def _event(cursor, app_id: int, event_type: str, data: dict) -> None:
+def card_of(card_id: int, app_id: int) -> tuple:
+    """The card's row, kept while the configuration generation stays the one it was read
+    under, as the service keeps its cards."""
+
+    def load() -> tuple:
+        with prepared_cursor(USING) as cursor:
+            cursor.execute(CARD_OF_APP, {"card": card_id, "app": app_id})
+            row = cursor.fetchone()
+        if row is None:
+            raise LookupError(f"card {card_id} of app {app_id}")
+        return row
+
+    return _cards.get((card_id, app_id), load)
+
+
+def timestamp(value: datetime) -> str:
+    return value.astimezone(UTC).isoformat(timespec="microseconds").replace("+00:00", "Z")
+
+
+def _event(event_type: str, app_id: int, created_at: datetime, data: dict) -> dict:
+    """The parameters of the event's part of `ENTRY_APPEND`, its body rendered once."""
     public_id = f"evt_{secrets.token_hex(12)}"
-    body = json.dumps({"id": public_id, "type": event_type, "data": data}, default=str)
-    cursor.execute(EVENT, [public_id, app_id, event_type, body])
+    head = json.dumps({"id": public_id, "type": event_type, "created_at": timestamp(created_at)})
+    return {
+        "event_public_id": public_id,
+        "event_app": app_id,
+        "event_type": event_type,
+        "event_head": head.removesuffix("}") + ',"app_id":',
+        "event_tail": ',"data":' + simplejson.dumps(data, use_decimal=True) + "}",
+        "event_created_at": created_at,
+        "event_types": json.dumps([event_type]),
+    }
 
 
-def _timestamp(value: datetime) -> str:
-    return value.astimezone(UTC).isoformat().replace("+00:00", "Z")
+def _append(cursor, sql: str, entry: dict, event_type: str, data: dict, **more) -> tuple:
+    params = {**ENTRY_DEFAULTS, **entry, **more}
+    params.update(_event(event_type, entry["app_id"], entry["created_at"], data))
+    cursor.execute(sql, params)
+    return cursor.fetchone()
 
 
 class Earn(APIView):
-    """Read the card; find the member (by id, email or phone; created when unknown); move the
-    wallet (created with the member's first entry); insert the entry, its lot, its event."""
+    """Move the wallet of the member named by id, email or phone (`WALLET_MOVE`; a new member
+    and its wallet when the email names none: `MEMBER_WALLET_INSERT`), then save the entry with
+    its lot and its event (`ENTRY_APPEND`); with an `Idempotency-Key`, record the key first and
+    the answer last."""
 
     def post(self, request):
         data = request.data
-        card_id = int(data["card_id"])
+        app_id = int(request.headers["X-Bench-App"])
+        card = card_of(int(data["card_id"]), app_id)
+        currency = card[CARD_CURRENCY]
         amount = Decimal(str(data["purchase_amount"]))
-        with connection.cursor() as cursor:
-            cursor.execute(CARD, [card_id])
-            _, app_id, percentage = cursor.fetchone()
-            cashback = (amount * percentage / 100).quantize(Decimal("0.001"), ROUND_HALF_UP)
-            with transaction.atomic():
-                member_id = data.get("member_id")
-                created = False
-                if member_id is None:
-                    email, phone = data.get("email"), data.get("phone")
-                    cursor.execute(
-                        MEMBER_BY_EMAIL if email else MEMBER_BY_PHONE, [app_id, email or phone]
-                    )
-                    row = cursor.fetchone()
-                    if row is None:
-                        cursor.execute(
-                            "INSERT INTO members_member (app_id, name, email, phone, pin_hash, "
-                            "pin_failed_attempts, created_at) VALUES (%s, '', %s, %s, '', 0, "
-                            "now()) RETURNING id",
-                            [app_id, email, phone],
-                        )
-                        row = cursor.fetchone()
-                        created = True
-                    member_id = row[0]
-                if created:
-                    cursor.execute(
-                        "INSERT INTO cashback_wallet (app_id, member_id, card_id, balance, "
-                        "pending_balance, entries_count, created_at, updated_at) "
-                        "VALUES (%s, %s, %s, %s, 0, 1, now(), now()) "
-                        "RETURNING id, balance, pending_balance, entries_count",
-                        [app_id, member_id, card_id, cashback],
-                    )
-                else:
-                    cursor.execute(MOVE, [cashback, app_id, card_id, member_id])
-                wallet_id, balance, pending, entries = cursor.fetchone()
+        lines = data.get("lines")
+        cashback = money.percentage_of(amount, card[CARD_PERCENTAGE], currency)
+        key = request.headers.get("Idempotency-Key")
+        member_id = data.get("member_id")
+        keys = {
+            "member_id": member_id,
+            "email": None if member_id else (data.get("email") or "").lower() or None,
+            "phone": None if member_id or data.get("email") else data.get("phone"),
+        }
+        now = timezone.now()
+        record = None
+        if key:  # claimed in a statement of its own, as the service claims it
+            with prepared_cursor(USING) as cursor:
                 cursor.execute(
-                    ENTRY,
-                    [
-                        app_id, wallet_id, card_id, "earning", "cashback_earned", cashback,
-                        balance, pending, amount, percentage, entries, app_id, wallet_id, "earning",
-                    ],
-                )  # fmt: skip
-                entry_id, created_at = cursor.fetchone()
-                cursor.execute(LOT, [app_id, wallet_id, entry_id, cashback, created_at, created_at])
-                result = {
-                    "transaction_id": entry_id,
+                    RECORD_INSERT,
+                    {
+                        "app": app_id,
+                        "key": key,
+                        "fingerprint": hashlib.sha256(request.body).hexdigest(),
+                        "lease_until": now + LEASE,
+                        "now": now,
+                    },
+                )
+                (record,) = cursor.fetchone()
+        with transaction.atomic(using=USING, durable=True), prepared_cursor(USING) as cursor:
+            cursor.execute(
+                WALLET_MOVE,
+                {
+                    "amount": cashback,
+                    "pending": Decimal(0),
+                    "now": now,
+                    "app": app_id,
+                    "card": card[0],
+                    **keys,
+                    "covered": False,
+                    "unlocked": False,
+                    "settled": True,
+                    "earning": True,
+                    "inactive_at": None,
+                },
+            )
+            moved = cursor.fetchone()
+            created = moved is None
+            if created:
+                cursor.execute(
+                    MEMBER_WALLET_INSERT,
+                    {
+                        "member_app_id": app_id,
+                        "member_name": "",
+                        "member_email": keys["email"],
+                        "member_phone": keys["phone"],
+                        "member_pin_hash": "",
+                        "member_pin_failed_attempts": 0,
+                        "member_pin_locked_until": None,
+                        "member_created_at": now,
+                        "app_id": app_id,
+                        "card_id": card[0],
+                        "balance": cashback,
+                        "pending_balance": Decimal(0),
+                        "entries_count": 1,
+                        "inactive_at": None,
+                        "created_at": now,
+                        "updated_at": now,
+                    },
+                )
+                member_id, wallet_id, entry_id = cursor.fetchone()
+                balance, last_at = cashback, None
+            else:
+                wallet_id, member_id, balance = moved[0], moved[2], moved[4]
+                entry_id, last_at = moved[-2], moved[-1]
+            created_at = now if last_at is None else max(now, last_at)
+            breakdown = [{"kind": "base", "percentage": str(card[CARD_PERCENTAGE]),
+                          "amount": str(cashback)}]  # fmt: skip
+            answer = {
+                "transaction_id": entry_id,
+                "purchase_amount": money.quantize(amount, currency),
+                "cashback_percentage": money.plain(card[CARD_PERCENTAGE]),
+                "cashback_earned": cashback,
+                "new_balance": money.quantize(balance, currency),
+                "currency": currency,
+                "member_id": member_id,
+                "card_id": card[0],
+                "reference": data.get("reference"),
+                "earned_at": timestamp(created_at),
+                "status": "available",
+                "available_at": timestamp(created_at),
+                "pending_balance": Decimal(0),
+                "member_created": created,
+                "breakdown": breakdown,
+            }
+            _append(
+                cursor,
+                ENTRY_APPEND,
+                {
+                    "id": entry_id,
+                    "app_id": app_id,
+                    "wallet_id": wallet_id,
+                    "card_id": card[0],
+                    "entry_type": "earning",
+                    "event": "cashback_earned",
+                    "amount": cashback,
+                    "balance_after": balance,
                     "purchase_amount": amount,
-                    "cashback_earned": cashback,
-                    "new_balance": balance,
-                    "member_id": member_id,
-                    "card_id": card_id,
-                    "earned_at": _timestamp(created_at),
-                }
-                _event(cursor, app_id, "cashback.earned", result)
-        return Response({"success": True, "data": {**result, "member_created": created}})
+                    "cashback_percentage": card[CARD_PERCENTAGE],
+                    "reference": data.get("reference"),
+                    "breakdown": json.dumps(breakdown),
+                    "lines": None if lines is None else json.dumps(lines, default=str),
+                    "member_created": created,
+                    "idempotency_record_id": record,
+                    "created_at": created_at,
+                },
+                "cashback.earned",
+                answer,
+                lot_available_at=created_at,
+                lot_expires_at=None,
+            )
+        body = {"success": True, "data": answer}
+        if record is not None:
+            with prepared_cursor(USING) as cursor:
+                cursor.execute(
+                    RECORD_COMPLETE,
+                    {"app": app_id, "id": record, "body": simplejson.dumps(body, use_decimal=True)},
+                )
+        return Response(body)
 
 
 class Redeem(APIView):
-    """Read the card and the member; take from the wallet when it holds enough; insert the
-    entry; spend the oldest lot; insert the movement and the event."""
+    """Verify the member's token; take the amount from the wallet when its balance covers it and
+    the member's PIN is not locked (`WALLET_MOVE`); save the entry with its event, spending the
+    oldest lots (`ENTRY_APPEND`)."""
 
     def post(self, request):
         data = request.data
-        card_id, member_id = int(data["card_id"]), int(data["member_id"])
-        amount = Decimal(str(data["amount"]))
-        with connection.cursor() as cursor:
-            cursor.execute(CARD, [card_id])
-            _, app_id, _ = cursor.fetchone()
+        app_id = int(request.headers["X-Bench-App"])
+        claims = jwt.decode(
+            request.headers["X-Member-Token"],
+            os.environ.get("MEMBER_TOKEN_SIGNING_KEY") or os.environ["SECRET_KEY"],
+            algorithms=["HS256"],
+            audience=request.headers["X-App-Id"],
+            issuer=ISSUER,
+            options={"require": CLAIMS},
+        )
+        member_id = int(claims["sub"])
+        card = card_of(int(data["card_id"]), app_id)
+        currency = card[CARD_CURRENCY]
+        amount = money.quantize(Decimal(str(data["amount"])), currency)
+        now = timezone.now()
+        with transaction.atomic(using=USING, durable=True), prepared_cursor(USING) as cursor:
             cursor.execute(
-                "SELECT id, pin_locked_until FROM members_member WHERE id = %s AND app_id = %s",
-                [member_id, app_id],
-            )
-            cursor.fetchone()
-            with transaction.atomic():
-                cursor.execute(
-                    "UPDATE cashback_wallet SET balance = balance - %s, "
-                    "entries_count = entries_count + 1, updated_at = now() "
-                    "WHERE app_id = %s AND card_id = %s AND member_id = %s AND balance >= %s "
-                    "RETURNING id, balance, pending_balance, entries_count",
-                    [amount, app_id, card_id, member_id, amount],
-                )
-                wallet_id, balance, pending, entries = cursor.fetchone()
-                cursor.execute(
-                    ENTRY,
-                    [
-                        app_id, wallet_id, card_id, "redemption", "cashback_redeemed", -amount,
-                        balance, pending, None, None, entries, app_id, wallet_id, "redemption",
-                    ],
-                )  # fmt: skip
-                entry_id, created_at = cursor.fetchone()
-                cursor.execute(
-                    "SELECT id FROM cashback_lot WHERE app_id = %s AND wallet_id = %s "
-                    "AND remaining >= %s "
-                    "ORDER BY available_at, id LIMIT 1",
-                    [app_id, wallet_id, amount],
-                )
-                (lot_id,) = cursor.fetchone()
-                cursor.execute(
-                    "UPDATE cashback_lot SET remaining = remaining - %s WHERE id = %s",
-                    [amount, lot_id],
-                )
-                cursor.execute(
-                    "INSERT INTO cashback_lotmovement (app_id, entry_id, lot_id, amount, "
-                    "pending_amount) VALUES (%s, %s, %s, %s, 0)",
-                    [app_id, entry_id, lot_id, -amount],
-                )
-                result = {
-                    "transaction_id": entry_id,
-                    "amount_redeemed": amount,
-                    "previous_balance": balance + amount,
-                    "new_balance": balance,
+                WALLET_MOVE,
+                {
+                    "amount": -amount,
+                    "pending": Decimal(0),
+                    "now": now,
+                    "app": app_id,
+                    "card": card[0],
                     "member_id": member_id,
-                    "card_id": card_id,
-                    "redeemed_at": _timestamp(created_at),
-                }
-                _event(cursor, app_id, "cashback.redeemed", result)
-        return Response({"success": True, "data": result})
+                    "email": None,
+                    "phone": None,
+                    "covered": True,
+                    "unlocked": True,
+                    "settled": True,
+                    "earning": False,
+                    "inactive_at": None,
+                },
+            )
+            moved = cursor.fetchone()
+            if moved is None:
+                raise LookupError(f"no balance of member {member_id} covers {amount}")
+            wallet_id, balance, entry_id, last_at = moved[0], moved[4], moved[-2], moved[-1]
+            created_at = now if last_at is None else max(now, last_at)
+            answer = {
+                "transaction_id": entry_id,
+                "amount_redeemed": amount,
+                "previous_balance": money.quantize(balance + amount, currency),
+                "new_balance": money.quantize(balance, currency),
+                "currency": currency,
+                "member_id": member_id,
+                "card_id": card[0],
+                "reference": data.get("reference"),
+                "redeemed_at": timestamp(created_at),
+            }
+            _append(
+                cursor,
+                ENTRY_APPEND_SPENDING,
+                {
+                    "id": entry_id,
+                    "app_id": app_id,
+                    "wallet_id": wallet_id,
+                    "card_id": card[0],
+                    "entry_type": "redemption",
+                    "event": "cashback_redeemed",
+                    "amount": -amount,
+                    "balance_after": balance,
+                    "reference": data.get("reference"),
+                    "created_at": created_at,
+                },
+                "cashback.redeemed",
+                answer,
+                spend_amount=amount,
+                spend_first=None,
+            )
+        return Response({"success": True, "data": answer})
 
 
-# The card, whether the member is the card's app's, the member's wallet on it, and the app. Every
-# statement names the app of each table it reads, as the service's do: the indexes lead with it.
-MEMBER_CARD = (
-    "SELECT c.id, c.cashback_percentage, c.currency, w.id, w.balance, w.pending_balance, "
-    "w.entries_count, EXISTS (SELECT 1 FROM members_member m WHERE m.id = %s "
-    "AND m.app_id = c.app_id), c.app_id FROM cards_card c LEFT JOIN cashback_wallet w "
-    "ON w.app_id = c.app_id AND w.card_id = c.id AND w.member_id = %s WHERE c.id = %s"
-)
+def _member_card(request) -> tuple:
+    # The service reads the configuration generation once a request, for its cache of keys:
+    # so does the reference, which has no key to check.
+    configuration_generation()
+    app_id = int(request.headers["X-Bench-App"])
+    card_id, member_id = int(request.GET["card_id"]), int(request.GET["member_id"])
+    with prepared_cursor(USING) as cursor:
+        cursor.execute(
+            MEMBER_CARD,
+            {"card": card_id, "member": member_id, "app": app_id, "now": timezone.now()},
+        )
+        row = cursor.fetchone()
+    if row is None or not row[26]:
+        raise LookupError(f"card {card_id}, member {member_id}")
+    return app_id, card_id, member_id, row
 
 
 class Balance(APIView):
-    """Read the card, the member, the wallet and the soonest expiry."""
+    """The card, the member's wallet and its expiries (`MEMBER_CARD`)."""
 
     def get(self, request):
-        card_id, member_id = int(request.GET["card_id"]), int(request.GET["member_id"])
-        with connection.cursor() as cursor:
-            cursor.execute(
-                MEMBER_CARD.replace(
-                    " FROM cards_card c",
-                    ", (SELECT expires_at FROM cashback_lot WHERE app_id = w.app_id "
-                    "AND wallet_id = w.id "
-                    "AND remaining > 0 AND expires_at IS NOT NULL ORDER BY expires_at LIMIT 1) "
-                    "FROM cards_card c",
-                ),
-                [member_id, member_id, card_id],
-            )
-            row = cursor.fetchone()
+        _, card_id, member_id, row = _member_card(request)
+        currency, ats, amounts = row[CARD_CURRENCY], row[30] or [], row[31] or []
+        upcoming = [
+            {"amount": amount, "expires_at": timestamp(at)}
+            for at, amount in sorted(zip(ats, amounts, strict=True))
+        ]
         return Response(
             {
                 "success": True,
                 "data": {
                     "card_id": card_id,
                     "member_id": member_id,
-                    "cashback_balance": row[4],
-                    "pending_balance": row[5],
-                    "next_expiry": row[9],
-                    "cashback_percentage": row[1],
-                    "currency": row[2],
-                    "queried_at": _timestamp(datetime.now(UTC)),
+                    "cashback_balance": row[22] or Decimal(0),
+                    "pending_balance": row[23] or Decimal(0),
+                    "next_expiry": upcoming[0] if upcoming else None,
+                    "upcoming_expiries": upcoming,
+                    "cashback_percentage": money.plain(row[CARD_PERCENTAGE]),
+                    "currency": currency,
+                    "tier": None,
+                    "queried_at": timestamp(timezone.now()),
                 },
             }
         )
 
 
 class History(APIView):
-    """Read the card, the member and the wallet, then one page of entries, newest first, each
-    with the fields the service's item carries (the contract's history item)."""
+    """The card and the member's wallet (`MEMBER_CARD`), then one page of its entries, newest
+    first, by their numbers (`HISTORY_RANGE`), each rendered as the contract's history item."""
 
     def get(self, request):
-        card_id, member_id = int(request.GET["card_id"]), int(request.GET["member_id"])
+        app_id, card_id, member_id, row = _member_card(request)
         limit, offset = int(request.GET.get("limit", 20)), int(request.GET.get("offset", 0))
-        with connection.cursor() as cursor:
-            cursor.execute(MEMBER_CARD, [member_id, member_id, card_id])
-            row = cursor.fetchone()
-            wallet_id, total, app_id = row[3], row[6], row[8]
+        wallet_id, total = row[21], row[24] or 0
+        high = total - offset
+        low = max(1, high - limit + 1)
+        with prepared_cursor(USING) as cursor:
             cursor.execute(
-                "SELECT id, entry_type, amount, pending_amount, pending_balance_after, "
-                "original_entry_id, event, balance_after, purchase_amount, refund_amount, "
-                "reference, metadata, created_at "
-                "FROM cashback_ledgerentry WHERE app_id = %s AND wallet_id = %s "
-                "ORDER BY created_at DESC, id DESC LIMIT %s OFFSET %s",
-                [app_id, wallet_id, limit, offset],
+                HISTORY_RANGE,
+                {"app": app_id, "wallet": wallet_id, "low": low, "high": high},
             )
-            rows = [
-                {"id": r[0], "type": r[1], "amount": r[2], "pending_amount": r[3],
-                 "pending_balance_after": r[4], "original_transaction_id": r[5], "points": 0,
-                 "event": r[6], "balance_after": r[7], "purchase_amount": r[8],
-                 "refund_amount": r[9], "reference": r[10], "metadata": r[11],
-                 "created_at": _timestamp(r[12])}
-                for r in cursor.fetchall()
-            ]  # fmt: skip
+            entries = cursor.fetchall()
+        items = [
+            {"id": e[0], "type": e[4], "amount": e[6], "pending_amount": e[8],
+             "pending_balance_after": e[9], "original_transaction_id": e[14], "points": 0,
+             "event": e[5], "balance_after": e[7], "purchase_amount": e[10],
+             "refund_amount": e[11], "reference": e[15], "metadata": e[16],
+             "breakdown": e[17], "created_at": timestamp(e[26])}
+            for e in entries
+        ]  # fmt: skip
         return Response(
             {
                 "success": True,
                 "data": {
                     "card_id": card_id,
                     "member_id": member_id,
-                    "transactions": rows,
+                    "transactions": items,
                     "pagination": {
                         "limit": limit,
                         "offset": offset,
                         "total": total,
-                        "has_more": offset + len(rows) < total,
+                        "has_more": offset + len(items) < total,
                     },
                 },
             }
         )
 
 
+class Health(APIView):
+    """Up once the process serves requests: what the benchmark waits for."""
+
+    def get(self, request):
+        return Response({"success": True, "data": {}})
+
+
 urlpatterns = [
+    path("healthz", Health.as_view()),
     path("earn", Earn.as_view()),
     path("redeem", Redeem.as_view()),
     path("balance", Balance.as_view()),

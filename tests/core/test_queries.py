@@ -7,10 +7,11 @@ from importlib import import_module
 
 import pytest
 from django.db import connection
+from psycopg._queries import MAX_CACHED_STATEMENT_LENGTH, MAX_CACHED_STATEMENT_PARAMS
 
 from cards.models import Card
 from cashback import queries as cashback_queries
-from cashback.models import _APPEND_NOTHING_MORE, LedgerEntry, Wallet
+from cashback.models import _NO_BUDGETS, _NO_MOVE, _NO_USES, LedgerEntry, Wallet
 from members.models import Member
 from tests.helpers import earn
 from webhooks.models import EventDraft, WebhookEvent
@@ -108,29 +109,64 @@ def test_the_inserts_of_new_instances_write_every_field_as_prepared_values_names
     }
 
 
-def test_the_entry_s_statement_writes_every_field_and_names_every_part_s_parameters():
-    sql = cashback_queries.ENTRY_APPEND
+ENTRY_STATEMENTS = {
+    "ENTRY_APPEND": {"lot_available_at", "lot_expires_at"},
+    "ENTRY_APPEND_SPENDING": {"spend_amount", "spend_first"},
+    "ENTRY_APPEND_FOR_PROGRAMME": {
+        "lot_available_at",
+        "lot_expires_at",
+        *_NO_USES,
+        *_NO_BUDGETS,
+        *_NO_MOVE,
+    },
+}
+
+
+@pytest.mark.parametrize(("name", "more"), ENTRY_STATEMENTS.items())
+def test_each_entry_statement_writes_every_field_and_names_its_parts_parameters(name, more):
+    sql = getattr(cashback_queries, name)
     assert set(inserted_columns(sql, "cashback_ledgerentry")) == set(columns(LedgerEntry))
     draft = EventDraft(event=WebhookEvent(app_id=1, event_type="x"), head="", tail="", data={})
-    given = attributes(LedgerEntry, key=True) | set(_APPEND_NOTHING_MORE) | set(draft.params())
-    assert parameters(sql) == given - {"sequence", "type_sequence"}
+    given = attributes(LedgerEntry, key=True) - {"sequence", "type_sequence"}
+    assert parameters(sql) == given | set(draft.params()) | more
 
 
 def part(sql: str, start: str, end: str) -> str:
     return sql[sql.index(start) : sql.index(end, sql.index(start))]
 
 
-def test_the_entry_s_statement_spends_and_records_its_event_as_the_statements_apart_do():
-    # Written out in full twice, so that each pastes into psql: a change to one is made to
-    # the other.
-    append, spend = cashback_queries.ENTRY_APPEND, cashback_queries.LOT_SPEND
-    assert part(append, "head AS (", "\n),\nuses AS (") == part(spend, "head AS (", "\n)\nSELECT 1")
+def test_the_entry_statements_share_their_parts_text_with_the_statements_apart():
+    # Written out in full in each, so that each pastes into psql: a change to one part is made
+    # to every statement that holds it.
+    append, spending, programme = (getattr(cashback_queries, name) for name in ENTRY_STATEMENTS)
+    for other in (spending, programme):
+        entry = "    INSERT INTO cashback_ledgerentry"
+        assert part(other, entry, "last_of_type ON true") == part(
+            append, entry, "last_of_type ON true"
+        )
+        event = "    INSERT INTO webhooks_webhookevent"
+        assert part(other, event, "RETURNING id, body") == part(append, event, "RETURNING id, body")
+        endpoints = "    ARRAY("
+        assert part(other, endpoints, "FROM e ") == part(append, endpoints, "FROM e ")
+    assert part(programme, "lot AS (", " FROM e") == part(append, "lot AS (", " FROM e")
+    spend = cashback_queries.LOT_SPEND
+    assert part(spending, "head AS (", "\nSELECT e.id") == part(spend, "head AS (", "\nSELECT 1")
     assert part(append, "    INSERT INTO webhooks_webhookevent", "RETURNING id, body") == part(
         EVENT_INSERT, "    INSERT INTO webhooks_webhookevent", "RETURNING id, body"
     )
     assert part(append, "    ARRAY(", "FROM e ") == part(EVENT_INSERT, "    ARRAY(", "FROM ev")
     assert f"LIMIT {cashback_queries.SPEND_HEAD})" in spend
     assert cashback_queries.MEMBER_CARD.count(f"LIMIT {cashback_queries.UPCOMING_EXPIRIES})") == 2
+
+
+@pytest.mark.parametrize(("name", "sql"), statements(), ids=[n for n, _ in statements()])
+def test_each_statement_stays_within_what_psycopg_keeps_converted(name, sql):
+    # psycopg converts a statement's named parameters into PostgreSQL's once and keeps the
+    # result, for statements of at most MAX_CACHED_STATEMENT_LENGTH characters and
+    # MAX_CACHED_STATEMENT_PARAMS parameters; a longer one is parsed again at every call,
+    # which cost an earn more of a worker's time than its rendering.
+    assert len(sql.encode()) <= MAX_CACHED_STATEMENT_LENGTH
+    assert len(parameters(sql)) <= MAX_CACHED_STATEMENT_PARAMS
 
 
 def test_the_hot_path_s_statements_keep_their_generic_plans(api, card, member, member_token):
