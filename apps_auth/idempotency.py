@@ -15,7 +15,7 @@ from decimal import Decimal
 from functools import wraps
 
 from django.conf import settings
-from django.db import IntegrityError, router, transaction
+from django.db import router
 from django.http import HttpResponse
 from django.utils import timezone
 from drf_spectacular.utils import OpenApiParameter
@@ -23,11 +23,13 @@ from rest_framework.exceptions import ValidationError
 
 from apps_auth.errors import IdempotencyKeyReused, RequestInProgress
 from apps_auth.models import App, IdempotencyRecord
+from apps_auth.queries import IDEMPOTENCY_CLAIM, IDEMPOTENCY_COMPLETE
 from core.api.renderers import DecimalJSONRenderer
 from core.api.responses import NOT_KEPT, REPLAYED
 from core.api.schema import PARSE_ERROR, VALIDATION_ERROR, ParameterWithErrors
 from core.api.serializers import validated
 from core.fingerprint import digest
+from core.rows import inserted, mark_saved, new, prepared_cursor, prepared_values
 
 HEADER = "Idempotency-Key"
 IDEMPOTENCY_KEY = ParameterWithErrors(
@@ -209,23 +211,26 @@ def idempotency_claim(
 
 
 def _insert(**fields) -> IdempotencyRecord | None:
-    """Inserts the record, or returns None when the key is taken. Outside a transaction the
-    INSERT commits on its own: one round trip, and a twin sees the key at once."""
+    """Inserts the record, or returns None when the key is taken (`IDEMPOTENCY_CLAIM`). Outside
+    a transaction the INSERT commits on its own: one round trip, and a twin sees the key at
+    once."""
     using = router.db_for_write(IdempotencyRecord)
-    try:
-        if transaction.get_connection(using).in_atomic_block:
-            with transaction.atomic(using=using):
-                return IdempotencyRecord.objects.create(**fields)
-        return IdempotencyRecord.objects.create(**fields)
-    except IntegrityError:
+    record = new(IdempotencyRecord, **fields)
+    row = inserted(IDEMPOTENCY_CLAIM, prepared_values(record, using), using)
+    if row is None:
         return None
+    mark_saved(record, row[0], using)
+    return record
 
 
 def idempotency_complete(*, record: IdempotencyRecord, status: int, body: str) -> None:
-    """Keeps the response of a request that ran, for replays."""
-    IdempotencyRecord.objects.filter(app_id=record.app_id, pk=record.pk).update(
-        state=IdempotencyRecord.COMPLETED, response_status=status, response_body=body
-    )
+    """Keeps the response of a request that ran, for replays (`IDEMPOTENCY_COMPLETE`)."""
+    using = router.db_for_write(IdempotencyRecord)
+    with prepared_cursor(using) as cursor:
+        cursor.execute(
+            IDEMPOTENCY_COMPLETE,
+            {"app": record.app_id, "id": record.pk, "status": status, "body": body},
+        )
 
 
 def idempotency_release(*, record: IdempotencyRecord) -> None:

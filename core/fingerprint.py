@@ -18,12 +18,15 @@ from typing import Any
 
 _Entries = Iterator[tuple[str, Any]]  # each value of a container with the text before it
 _by_key = itemgetter(0)
-# A string as JSON, as `json.dumps(text, ensure_ascii=False)` writes it.
-_string = json.JSONEncoder(ensure_ascii=False).encode
+# A string as JSON, as `json.dumps(text, ensure_ascii=False)` writes it: the encoder's own
+# function for strings (in C), which `JSONEncoder.encode` calls for one after its checks.
+_string = json.encoder.encode_basestring
 
 
 def _scalar(value) -> str | None:
     """The canonical text of a value that holds no other; None for an object or an array."""
+    if type(value) is str:  # the most of them: keys' values, a basket's SKUs
+        return _string(value)
     if isinstance(value, str):
         return _string(value)
     if value is None:

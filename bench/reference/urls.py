@@ -28,6 +28,7 @@ from django.utils import timezone
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
+from apps_auth.queries import IDEMPOTENCY_CLAIM, IDEMPOTENCY_COMPLETE
 from cards.queries import CARD_OF_APP
 from cashback.queries import (
     ENTRY_APPEND,
@@ -63,18 +64,6 @@ ENTRY_DEFAULTS = {
     "approved_by_id": None,
     "idempotency_record_id": None,
 }
-# The idempotency record of an earn with a key, as the service's ORM writes it: claimed in a
-# statement of its own before the earn's transaction, completed with the answer after it.
-RECORD_INSERT = """
-INSERT INTO cashback_idempotencyrecord (app_id, key, request_fingerprint, state, lease_until,
-    response_status, response_body, created_at)
-VALUES (%(app)s, %(key)s, %(fingerprint)s, 'in_progress', %(lease_until)s, NULL, '', %(now)s)
-RETURNING id
-"""
-RECORD_COMPLETE = """
-UPDATE cashback_idempotencyrecord SET state = 'completed', response_status = 200,
-    response_body = %(body)s WHERE app_id = %(app)s AND id = %(id)s
-"""
 ISSUER = "cashback-api"
 LEASE = timedelta(seconds=int(os.environ.get("IDEMPOTENCY_LEASE_SECONDS", "30")))
 CLAIMS = ["iss", "aud", "sub", "iat", "exp", "jti"]
@@ -152,13 +141,16 @@ class Earn(APIView):
         if key:  # claimed in a statement of its own, as the service claims it
             with prepared_cursor(USING) as cursor:
                 cursor.execute(
-                    RECORD_INSERT,
+                    IDEMPOTENCY_CLAIM,
                     {
-                        "app": app_id,
+                        "app_id": app_id,
                         "key": key,
-                        "fingerprint": hashlib.sha256(request.body).hexdigest(),
+                        "request_fingerprint": hashlib.sha256(request.body).hexdigest(),
+                        "state": "in_progress",
                         "lease_until": now + LEASE,
-                        "now": now,
+                        "response_status": None,
+                        "response_body": "",
+                        "created_at": now,
                     },
                 )
                 (record,) = cursor.fetchone()
@@ -258,8 +250,13 @@ class Earn(APIView):
         if record is not None:
             with prepared_cursor(USING) as cursor:
                 cursor.execute(
-                    RECORD_COMPLETE,
-                    {"app": app_id, "id": record, "body": simplejson.dumps(body, use_decimal=True)},
+                    IDEMPOTENCY_COMPLETE,
+                    {
+                        "app": app_id,
+                        "id": record,
+                        "status": 200,
+                        "body": simplejson.dumps(body, use_decimal=True),
+                    },
                 )
         return Response(body)
 

@@ -9,6 +9,8 @@ import pytest
 from django.db import connection
 from psycopg._queries import MAX_CACHED_STATEMENT_LENGTH, MAX_CACHED_STATEMENT_PARAMS
 
+from apps_auth.models import IdempotencyRecord
+from apps_auth.queries import IDEMPOTENCY_CLAIM
 from cards.models import Card
 from cashback import queries as cashback_queries
 from cashback.models import _NO_BUDGETS, _NO_MOVE, _NO_USES, LedgerEntry, Wallet
@@ -19,7 +21,7 @@ from webhooks.queries import EVENT_INSERT
 
 REDEEM = "/api/v1/cashback/cashback/redeem"
 
-APPS = ("cards", "members", "webhooks", "programme", "cashback")
+APPS = ("apps_auth", "cards", "members", "webhooks", "programme", "cashback")
 PARAMETER = re.compile(r"%\((\w+)\)s")
 
 
@@ -107,6 +109,11 @@ def test_the_inserts_of_new_instances_write_every_field_as_prepared_values_names
     assert parameters(member) == attributes(Member, prefix="member_") | attributes(Wallet) - {
         "member_id"
     }
+    claim = IDEMPOTENCY_CLAIM
+    assert set(inserted_columns(claim, "cashback_idempotencyrecord")) == set(
+        columns(IdempotencyRecord)
+    ) - {"id"}
+    assert parameters(claim) == attributes(IdempotencyRecord)
 
 
 ENTRY_STATEMENTS = {
