@@ -29,6 +29,8 @@ layer by layer (bench/layers.py), a service worker's resident memory after 1,000
 """
 
 import argparse
+import contextlib
+import io
 import json
 import os
 import random
@@ -428,7 +430,30 @@ def combined(rounds: list[Result]) -> Result:
     )
 
 
+class Tee:
+    """What the benchmark prints, also kept: written beside its JSON, as the run's report."""
+
+    def __init__(self, stream) -> None:
+        self.stream, self.kept = stream, io.StringIO()
+
+    def write(self, text: str) -> int:
+        self.kept.write(text)
+        return self.stream.write(text)
+
+    def flush(self) -> None:
+        self.stream.flush()
+
+
 def main() -> int:
+    options = parse_options()
+    report = Tee(sys.stdout)
+    with contextlib.redirect_stdout(report):
+        code = run(options)
+    Path(options.json).with_suffix(".txt").write_text(report.kept.getvalue())
+    return code
+
+
+def parse_options() -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--duration", type=int, default=10, help="seconds per measurement")
     parser.add_argument(
@@ -469,9 +494,13 @@ def main() -> int:
         "history pages up to offset 10,000 there and earn against the empty-database figure",
     )
     options = parser.parse_args()
-    chosen = options.paths.split(",")
-    if unknown := set(chosen) - set(KINDS) - set(PROGRAMME_KINDS):
+    if unknown := set(options.paths.split(",")) - set(KINDS) - set(PROGRAMME_KINDS):
         parser.error(f"unknown paths: {', '.join(sorted(unknown))}")
+    return options
+
+
+def run(options: argparse.Namespace) -> int:
+    chosen = options.paths.split(",")
     kinds = {kind: KINDS[kind] for kind in chosen if kind in KINDS}
     programme = any(kind in PROGRAMME_KINDS for kind in chosen)
 
@@ -629,6 +658,7 @@ def main() -> int:
         f"{len(report['mismatches'])} mismatches"
     )
     if options.json:
+        Path(options.json).parent.mkdir(parents=True, exist_ok=True)
         Path(options.json).write_text(
             json.dumps(
                 {

@@ -75,7 +75,7 @@ class CardManager(models.Manager["Card"]):
 
         Every operation reads its card first. The statement is written out, on the connection
         the router picks for reads, because composing it with the ORM costs a worker more CPU
-        than the rest of an earn's reads (see the README's benchmark).
+        than the rest of an earn's reads (docs/benchmarks.md).
         """
         using = self._db or router.db_for_read(self.model)
         with prepared_cursor(using) as cursor:

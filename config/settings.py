@@ -1,5 +1,5 @@
 """Settings, read from the environment (12-factor, django-environ) with a safe default for local
-use. Every variable is listed in the README's configuration table."""
+use. Every variable is listed in the configuration table of docs/operations.md."""
 
 from datetime import timedelta
 from decimal import Decimal, InvalidOperation

@@ -3,7 +3,7 @@ office, health checks) through `MIDDLEWARE`.
 
 The API authenticates by key and answers JSON: sessions, CSRF, users, messages, static files and
 the admin's lockouts are the back office's, and running them on every API request cost a worker
-a tenth of an earn (see the README's benchmark).
+a tenth of an earn (see the changelog's benchmark runs).
 """
 
 import gc

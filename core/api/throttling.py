@@ -51,10 +51,9 @@ class BatchedAllowance:
 
     A busy app's requests are taken from its shared counter a batch at a time (a thousandth of
     its limit, at most `MAX_BATCH`), so that it costs one round trip to the cache per batch
-    instead of one per request: on the benchmark (README) it keeps balance at 0.73 of bare
-    Django's rate instead of 0.56. The processes never take more than the limit from the counter
-    (exactly so on Redis); what a process holds unused when a window ends shifts an app's limit
-    by at most 0.1 % per process.
+    instead of one per request (the changelog's benchmark runs measured what it bought). The
+    processes never take more than the limit from the counter (exactly so on Redis); what a
+    process holds unused when a window ends shifts an app's limit by at most 0.1 % per process.
     """
 
     def __init__(self) -> None:

@@ -1,7 +1,7 @@
-"""A fresh demo server, started as `make run` starts one, for the tests that follow the README's
-walkthrough and the integration guide: a new database on the test server, `migrate`, `seed_demo`
-(whose printed credentials the tests use), then `python -m config.serve` (gunicorn, the
-background worker and the local webhook receiver) on free ports, with DEBUG on."""
+"""A fresh demo server, started as `make run` starts one, for the tests that follow the
+getting-started walkthrough and the integration guide: a new database on the test server,
+`migrate`, `seed_demo` (whose printed credentials the tests use), then `python -m config.serve`
+(gunicorn, the background worker and the local webhook receiver) on free ports, with DEBUG on."""
 
 import json
 import os

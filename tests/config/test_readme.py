@@ -1,14 +1,15 @@
-"""The README's walkthrough works when pasted in order on a fresh `make run`.
+"""The getting-started walkthrough (docs/getting-started.md) works when pasted in order on a fresh
+`make run`.
 
 What runs: every `$ ` command of a ```console block between the lines `<!-- walkthrough` and
-`<!-- /walkthrough -->` of README.md (a line ending in `\\` continues the command; the lines
-after a command, up to the next `$ ` or the end of the block, are what the README says it
-prints). Each runs with bash, in order, against a demo server started as make run starts one
+`<!-- /walkthrough -->` of docs/getting-started.md (a line ending in `\\` continues the command;
+the lines after a command, up to the next `$ ` or the end of the block, are what the page says
+it prints). Each runs with bash, in order, against a demo server started as make run starts one
 (tests/config/demo_server.py), in a shell whose exported variables carry over from one command
 to the next. An `export` of literal values is how the reader copies a value: one that the
-previous answer shows (a challenge id, a code, a token) takes the real answer's value at the same
-place; else `API`, `APP_ID`, `API_KEY` and `MEMBER_TOKEN` take what make run printed (here, what
-seed_demo printed); anything else stands as written, and a `…` placeholder left over fails.
+previous answer shows (a challenge id, a code, a token) takes the real answer's value at the
+same place; else `API`, `APP_ID`, `API_KEY` and `MEMBER_TOKEN` take what make run printed (here,
+what seed_demo printed); anything else stands as written, and a `…` placeholder left over fails.
 
 What is checked: each command exits 0, prints nothing on stderr, and prints an answer of the
 shape shown: the same keys, recursively, the same JSON types and list lengths, and the same
@@ -17,9 +18,8 @@ values where a program branches or a reader adds up (`success`, error `code`, `d
 times, tokens, secrets and messages may differ. A ```text block in the walkthrough is what the
 demo webhook receiver printed: each of its lines' event types reaches the receiver, signed.
 
-README_WRITE_ANSWERS=1 writes the real answers into README.md instead (JWTs shortened to
-`eyJ…`, make run's ports, and the exports copied from an answer updated with it); review the
-diff.
+README_WRITE_ANSWERS=1 writes the real answers into the page instead (JWTs shortened to `eyJ…`,
+make run's ports, and the exports copied from an answer updated with it); review the diff.
 """
 
 import json
@@ -38,7 +38,7 @@ import pytest
 
 from tests.config.demo_server import ROOT, DemoServer, demo_server
 
-README = ROOT / "README.md"
+PAGE = ROOT / "docs" / "getting-started.md"
 BEGIN, END = "<!-- walkthrough", "<!-- /walkthrough -->"
 # Values that must be as shown, by key; amounts (decimals) and booleans always.
 EXACT_KEYS = {"success", "code", "reason", "type", "event", "status", "channel", "currency"}
@@ -49,9 +49,9 @@ WRITE = os.environ.get("README_WRITE_ANSWERS") == "1"
 
 @dataclass
 class Step:
-    line: int  # the command's first line in README.md, 1-based
+    line: int  # the command's first line in the page, 1-based
     command: str
-    shown: str  # what the README shows it prints
+    shown: str  # what the page shows it prints
     shown_lines: tuple[int, int]  # [start, end) of those lines, 0-based
 
 
@@ -90,7 +90,7 @@ def walkthrough(text: str) -> Walkthrough:
 def _console_steps(lines: list[str], start: int, end: int) -> list[Step]:
     steps = []
     i = start
-    assert lines[i].startswith("$ "), f"README.md:{i + 1}: a console block starts with `$ `"
+    assert lines[i].startswith("$ "), f"{PAGE.name}:{i + 1}: a console block starts with `$ `"
     while i < end:
         first = i
         command = [lines[i][2:]]
@@ -159,7 +159,7 @@ def differences(shown, real, path="") -> list[str]:
 
 
 def shortened(text: str) -> str:
-    """A real answer as the README shows it: JWTs cut after the header and `{"iss"`."""
+    """A real answer as the page shows it: JWTs cut after the header and `{"iss"`."""
     return JWT.sub(lambda m: m.group(0)[:45] + "…", text)
 
 
@@ -208,7 +208,7 @@ def copied_exports(step: Step, made_run: dict[str, str], previous: tuple[Step, s
             except (KeyError, IndexError, TypeError):
                 problems.append(f"{name}: the answer above has no {'.'.join(map(str, paths[0]))}")
         assert "…" not in value or name in made_run or copied, (
-            f"README.md:{step.line}: {name}={value} is a placeholder nothing fills"
+            f"{PAGE.name}:{step.line}: {name}={value} is a placeholder nothing fills"
         )
         assigned.append(f"{name}={shlex.quote(real)}")
     return "export " + " ".join(assigned), copied, problems
@@ -229,7 +229,7 @@ def server(tmp_path_factory) -> Iterator[DemoServer]:
 
 
 def test_every_walkthrough_command_answers_as_the_readme_shows(server, tmp_path):
-    text = README.read_text()
+    text = PAGE.read_text()
     walk = walkthrough(text)
     assert len(walk.steps) > 40, "the walkthrough was found"
     made_run = {
@@ -247,13 +247,13 @@ def test_every_walkthrough_command_answers_as_the_readme_shows(server, tmp_path)
         done = shell.run(command)
         real = done.stdout.strip()
         edits.append((step, real, copied))
-        where = f"README.md:{step.line}: $ {step.command.splitlines()[0]}"
+        where = f"{PAGE.name}:{step.line}: $ {step.command.splitlines()[0]}"
         failures += [f"{where}\n  {problem}" for problem in problems]
         if done.returncode or done.stderr:
             failures.append(f"{where}\n  exit {done.returncode}: {done.stderr.strip()}\n  {real}")
         elif not step.shown:
             if real:
-                failures.append(f"{where}\n  printed {real!r}, the README shows nothing")
+                failures.append(f"{where}\n  printed {real!r}, the page shows nothing")
         else:
             try:
                 found = differences(_parse(step.shown), _parse(real))
@@ -264,7 +264,7 @@ def test_every_walkthrough_command_answers_as_the_readme_shows(server, tmp_path)
         if step.shown:
             previous = (step, real)
     if WRITE:
-        README.write_text(written(walk.lines, edits, server))
+        PAGE.write_text(written(walk.lines, edits, server))
 
     failures += receiver_failures(server, walk.receiver_lines)
     assert not failures, "\n\n".join(failures)
@@ -281,7 +281,7 @@ def as_make_run(text: str, server: DemoServer) -> str:
 def written(
     lines: list[str], edits: list[tuple[Step, str, dict[str, str]]], server: DemoServer
 ) -> str:
-    """README.md with the real answers shown, and the exports that copy them updated."""
+    """The page with the real answers shown, and the exports that copy them updated."""
     lines = list(lines)
     for step, real, copied in reversed(edits):
         start, end = step.shown_lines
@@ -299,7 +299,7 @@ def _received(lines: list[str]) -> list[re.Match[str]]:
 
 
 def receiver_failures(server: DemoServer, shown: list[str]) -> list[str]:
-    """The event types the README shows the receiver printing reach it, each signed."""
+    """The event types the page shows the receiver printing reach it, each signed."""
     assert len(_received(shown)) == len(shown), "receiver lines are `evt_… type: verdict`"
     wanted = Counter(m.group(2) for m in _received(shown))
     deadline = time.monotonic() + 20
