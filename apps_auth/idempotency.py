@@ -9,13 +9,14 @@ import hashlib
 import hmac
 import json
 from collections.abc import Callable
+from contextlib import nullcontext
 from dataclasses import dataclass
 from datetime import timedelta
 from decimal import Decimal
 from functools import wraps
 
 from django.conf import settings
-from django.db import router
+from django.db import IntegrityError, router, transaction
 from django.http import HttpResponse
 from django.utils import timezone
 from drf_spectacular.utils import OpenApiParameter
@@ -216,7 +217,14 @@ def _insert(**fields) -> IdempotencyRecord | None:
     once."""
     using = router.db_for_write(IdempotencyRecord)
     record = new(IdempotencyRecord, **fields)
-    row = inserted(IDEMPOTENCY_CLAIM, prepared_values(record, using), using)
+    # A taken key writes nothing (ON CONFLICT); another constraint's refusal (the app gone
+    # meanwhile) is a key that cannot be claimed, inside a transaction without breaking it.
+    in_transaction = transaction.get_connection(using).in_atomic_block
+    try:
+        with transaction.atomic(using=using) if in_transaction else nullcontext():
+            row = inserted(IDEMPOTENCY_CLAIM, prepared_values(record, using), using)
+    except IntegrityError:
+        return None
     if row is None:
         return None
     mark_saved(record, row[0], using)

@@ -100,6 +100,15 @@ def _merchant(**app_fields) -> Merchant:
 
 
 @pytest.fixture
+def reconnects(settings):
+    """The settings, for a test that changes how a connection is set up (prepared statements,
+    a pooler): the connection is closed after it, so that the next test's opens under the
+    settings restored."""
+    yield settings
+    connection.close()
+
+
+@pytest.fixture
 def make_merchant(db):
     return _merchant
 

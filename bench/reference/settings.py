@@ -25,6 +25,7 @@ DATABASES = {
     }
 }
 DATABASE_PREPARED_STATEMENTS = True
+DATABASE_POOLER = ""  # straight to PostgreSQL, as the benchmark runs the service
 CACHES = {"default": {"BACKEND": "core.cache.RedisCache", "LOCATION": os.environ["REDIS_URL"]}}
 USE_TZ = True
 REST_FRAMEWORK: dict[str, object] = {

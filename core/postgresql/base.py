@@ -31,14 +31,20 @@ class DatabaseWrapper(base.DatabaseWrapper):
             return True
         return super().is_usable()
 
-    def get_connection_params(self) -> dict:
+    def init_connection_state(self) -> None:
         """With prepared statements (`core.rows.prepared_cursor`), the session keeps each one's
         generic plan: every statement the service prepares is written for a plan that holds
         whatever its parameters (index probes; a part a call does not need switched off by a
         parameter), and PostgreSQL, which would otherwise plan again at every call each
-        statement whose parameters fold some of it away, plans it once per connection."""
-        params = super().get_connection_params()
-        if settings.DATABASE_PREPARED_STATEMENTS:
-            given = params.get("options", "")
-            params["options"] = f"{given} -c plan_cache_mode=force_generic_plan".strip()
-        return params
+        statement whose parameters fold some of it away, plans it once per connection.
+
+        Set by a statement once the session is open, not as a startup parameter, which
+        PgBouncer refuses (`options`). Behind a transaction pooler a session's settings do not
+        follow its transactions: there the database role carries it
+        (`ALTER ROLE ... SET plan_cache_mode = force_generic_plan`, docs/operations.md)."""
+        super().init_connection_state()
+        if settings.DATABASE_PREPARED_STATEMENTS and settings.DATABASE_POOLER != "transaction":
+            with self.connection.cursor() as cursor:
+                cursor.execute("SET plan_cache_mode = force_generic_plan")
+            if not self.get_autocommit():
+                self.connection.commit()

@@ -72,3 +72,33 @@ def test_a_closed_connection_is_not_usable():
     assert not connection.is_usable()
     connection.close()
     assert not connection.is_usable()
+
+
+def _plan_cache_mode() -> str:
+    with connection.cursor() as cursor:
+        cursor.execute("SHOW plan_cache_mode")
+        return cursor.fetchone()[0]
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_session_with_prepared_statements_keeps_their_generic_plans(reconnects):
+    # Set once the session is open, not as a startup parameter (`options`), which PgBouncer
+    # refuses: the connection's parameters carry no setting.
+    reconnects.DATABASE_PREPARED_STATEMENTS = True
+    connection.close()
+    assert "plan_cache_mode" not in str(connection.get_connection_params())
+    assert _plan_cache_mode() == "force_generic_plan"
+
+
+@pytest.mark.django_db(transaction=True)
+@pytest.mark.parametrize(
+    ("prepared", "pooler"), [(False, ""), (True, "transaction"), (False, "transaction")]
+)
+def test_a_session_without_its_own_prepared_statements_plans_as_the_server_says(
+    reconnects, prepared, pooler
+):
+    # Behind a transaction pooler a session's setting would not follow its transactions: the
+    # role carries it there (docs/operations.md).
+    reconnects.DATABASE_PREPARED_STATEMENTS, reconnects.DATABASE_POOLER = prepared, pooler
+    connection.close()
+    assert _plan_cache_mode() == "auto"

@@ -18,24 +18,24 @@ def prepared_on_this_connection() -> int:
         return cursor.fetchone()[0]
 
 
-def test_the_card_read_is_prepared_once_per_connection(card, settings):
-    settings.DATABASE_PREPARED_STATEMENTS = True
+def test_the_card_read_is_prepared_once_per_connection(card, reconnects):
+    reconnects.DATABASE_PREPARED_STATEMENTS = True
     connection.close()
     Card.objects.get_of_app(app_id=card.app_id, card_id=card.pk)
     Card.objects.get_of_app(app_id=card.app_id, card_id=card.pk)
     assert prepared_on_this_connection() == 1
 
 
-def test_behind_a_transaction_pooler_nothing_is_prepared(card, settings):
-    settings.DATABASE_PREPARED_STATEMENTS = False
+def test_behind_a_transaction_pooler_nothing_is_prepared(card, reconnects):
+    reconnects.DATABASE_PREPARED_STATEMENTS = False
     connection.close()
     for _ in range(3):
         assert Card.objects.get_of_app(app_id=card.app_id, card_id=card.pk) == card
     assert prepared_on_this_connection() == 0
 
 
-def test_the_insert_of_a_new_member_and_wallet_is_prepared(card, settings):
-    settings.DATABASE_PREPARED_STATEMENTS = True
+def test_the_insert_of_a_new_member_and_wallet_is_prepared(card, reconnects):
+    reconnects.DATABASE_PREPARED_STATEMENTS = True
     connection.close()
     for email in ("one@example.com", "two@example.com"):
         member = Member(app_id=card.app_id, email=email)
