@@ -1,14 +1,19 @@
-"""The lifecycle's operations racing each other on PostgreSQL: real threads released together by
-a barrier, each round on fresh wallets, a few rounds each to give interleavings a chance."""
+"""The lifecycle's operations racing each other on PostgreSQL, in real threads: released together
+by a barrier, each round on fresh wallets, a few rounds each to give interleavings a chance; or
+queued behind a held wallet lock in the order a test forces, so that each order is proven."""
 
 import json
+import threading
+import time
 from collections import Counter
 from dataclasses import dataclass
 from datetime import timedelta
 from decimal import Decimal
 from functools import partial
 
+import psycopg
 import pytest
+from django.db import connection, connections
 from django.utils import timezone
 
 from cashback.errors import AlreadyReversed, InsufficientBalance
@@ -84,44 +89,83 @@ def test_two_reversals_of_one_redemption_at_once_make_one_reversal(app):
     assert ledger_verify().mismatches == []
 
 
-def test_a_reversal_and_a_redemption_at_once_on_one_wallet_agree(app):
-    """7 redeemed out of 10, leaving 3; then at once the 7 given back and 6 redeemed: the
-    redemption passes only if the reversal went first, and the balance says which."""
-    card = new_card(app, cashback_expiry_days=30)
-    orders: Counter[str] = Counter()
-    for _ in range(ROUNDS * 2):
-        member = MemberFactory.create(app=app)
-        give_balance(app=app, card=card, member=member, purchase="100")  # 5, the oldest lot
-        give_balance(app=app, card=card, member=member, purchase="100")  # 5
-        redemption = cashback_redeem(
-            app=app, card=card, member_id=member.pk, amount=Decimal(7)
-        ).entry
-        calls = [
-            partial(cashback_reverse, app=app, card=card, transaction_id=redemption.pk),
-            partial(cashback_redeem, app=app, card=card, member_id=member.pk, amount=Decimal(6)),
-        ]
-
-        reversal, redeem = concurrently(2, lambda i, calls=calls: outcome(calls[i]))
-
-        assert isinstance(reversal, Posted), reversal
-        wallet = Wallet.objects.get(member=member, card=card)
-        if isinstance(redeem, Posted):
-            orders["reversal first"] += 1
-            assert redeem.entry.balance_after == 4
-            assert wallet.balance == 4
-            assert reversal.entry.balance_after == 10
-        else:
-            orders["redemption first"] += 1
-            assert isinstance(redeem, Refused), redeem
-            assert isinstance(redeem.error, InsufficientBalance)
-            assert wallet.balance == reversal.entry.balance_after == 10
-        balances = LedgerEntry.objects.filter(wallet=wallet).values_list("balance_after", flat=True)
-        assert min(balances) >= 0
-        assert sum(Lot.objects.filter(wallet=wallet).values_list("remaining", flat=True)) == (
-            wallet.balance
+def waiting_for_locks() -> int:
+    """How many of this database's sessions wait for a lock."""
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() "
+            "AND wait_event_type = 'Lock'"
         )
+        return cursor.fetchone()[0]
+
+
+def in_order(wallet: Wallet, calls: list) -> list:
+    """Runs `calls` so that each takes the wallet's lock in the order given: the wallet's row is
+    held by another session while each call, started one after the other, comes to wait for it
+    (PostgreSQL grants a row's lock to its waiters in the order they came), then let go."""
+    results: list = [None] * len(calls)
+    threads = []
+    with psycopg.connect(**connection.get_connection_params()) as holder:
+        holder.execute("SELECT 1 FROM cashback_wallet WHERE id = %s FOR UPDATE", [wallet.pk])
+        for i, call in enumerate(calls):
+
+            def work(i=i, call=call):
+                try:
+                    results[i] = outcome(call)
+                finally:
+                    connections.close_all()
+
+            thread = threading.Thread(target=work)
+            thread.start()
+            threads.append(thread)
+            deadline = time.monotonic() + 10
+            while waiting_for_locks() < i + 1:
+                assert time.monotonic() < deadline, f"call {i} never waited for the wallet"
+                time.sleep(0.01)
+        holder.rollback()
+    for thread in threads:
+        thread.join(timeout=30)
+    return results
+
+
+@pytest.mark.parametrize("first", ["reversal", "redemption"])
+def test_a_reversal_and_a_redemption_at_once_on_one_wallet_agree(app, first):
+    """7 redeemed out of 10, leaving 3; then at once the 7 given back and 6 redeemed: the
+    redemption passes only if the reversal went first, and the balance says which. Each order
+    is forced (`in_order`)."""
+    card = new_card(app, cashback_expiry_days=30)
+    member = MemberFactory.create(app=app)
+    give_balance(app=app, card=card, member=member, purchase="100")  # 5, the oldest lot
+    give_balance(app=app, card=card, member=member, purchase="100")  # 5
+    redemption = cashback_redeem(app=app, card=card, member_id=member.pk, amount=Decimal(7)).entry
+    calls = {
+        "reversal": partial(cashback_reverse, app=app, card=card, transaction_id=redemption.pk),
+        "redemption": partial(
+            cashback_redeem, app=app, card=card, member_id=member.pk, amount=Decimal(6)
+        ),
+    }
+    wallet = Wallet.objects.get(member=member, card=card)
+    order = [first, *(name for name in calls if name != first)]
+
+    results = dict(zip(order, in_order(wallet, [calls[name] for name in order]), strict=True))
+
+    reversal, redeem = results["reversal"], results["redemption"]
+    assert isinstance(reversal, Posted), reversal
+    wallet.refresh_from_db()
+    if first == "reversal":
+        assert isinstance(redeem, Posted), redeem
+        assert reversal.entry.balance_after == 10
+        assert redeem.entry.balance_after == wallet.balance == 4
+    else:
+        assert isinstance(redeem, Refused), redeem
+        assert isinstance(redeem.error, InsufficientBalance)
+        assert wallet.balance == reversal.entry.balance_after == 10
+    balances = LedgerEntry.objects.filter(wallet=wallet).values_list("balance_after", flat=True)
+    assert min(balances) >= 0
+    assert sum(Lot.objects.filter(wallet=wallet).values_list("remaining", flat=True)) == (
+        wallet.balance
+    )
     assert ledger_verify().mismatches == []
-    assert sum(orders.values()) == ROUNDS * 2
 
 
 def test_a_release_and_a_refund_of_the_same_held_earning_at_once_take_its_cashback_once(app):
