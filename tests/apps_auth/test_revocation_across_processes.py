@@ -152,8 +152,13 @@ def test_a_deactivated_app_is_refused_by_every_worker_at_once(two_workers):
 
     app.is_active = False
     app.save()  # as the back office does; committed at once here (autocommit)
+    start = _log_lines(access_log)
 
     assert _statuses(base, headers, 20) == [401] * 20
+    time.sleep(0.2)
+    answered = _workers_by_status(access_log, start)
+    assert set(answered) == {"401"}
+    assert len(answered["401"]) == 2, "both workers refused the app"
 
 
 def _earned(base: str, headers: dict, card_id: int, n: int) -> list[str]:
