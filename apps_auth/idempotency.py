@@ -30,7 +30,7 @@ from core.api.responses import NOT_KEPT, REPLAYED
 from core.api.schema import PARSE_ERROR, VALIDATION_ERROR, ParameterWithErrors
 from core.api.serializers import validated
 from core.fingerprint import digest
-from core.rows import inserted, mark_saved, new, prepared_cursor, prepared_values
+from core.rows import inserted, mark_saved, prepared_cursor, prepared_values
 
 HEADER = "Idempotency-Key"
 IDEMPOTENCY_KEY = ParameterWithErrors(
@@ -216,7 +216,7 @@ def _insert(**fields) -> IdempotencyRecord | None:
     a transaction the INSERT commits on its own: one round trip, and a twin sees the key at
     once."""
     using = router.db_for_write(IdempotencyRecord)
-    record = new(IdempotencyRecord, **fields)
+    record = IdempotencyRecord(**fields)
     # A taken key writes nothing (ON CONFLICT); another constraint's refusal (the app gone
     # meanwhile) is a key that cannot be claimed, inside a transaction without breaking it.
     in_transaction = transaction.get_connection(using).in_atomic_block

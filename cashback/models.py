@@ -29,7 +29,6 @@ from core.rows import (
     from_rows,
     inserted,
     mark_saved,
-    new,
     prepared_cursor,
     prepared_values,
 )
@@ -47,7 +46,7 @@ class WalletManager(models.Manager["Wallet"]):
         A wallet made for its first entry is saved as that entry leaves it (`balance`,
         `pending_balance`, `entries_count` 1), and not moved after: a statement less."""
         using = self._db or router.db_for_write(self.model)
-        wallet = new(self.model, **fields)
+        wallet = self.model(**fields)
         row = inserted(WALLET_INSERT, prepared_values(wallet, using), using)
         if row is None:
             return None
@@ -61,7 +60,7 @@ class WalletManager(models.Manager["Wallet"]):
         member's email or phone is its app's already, and nothing is written
         (`cashback.queries.MEMBER_WALLET_INSERT`)."""
         using = self._db or router.db_for_write(self.model)
-        wallet = new(self.model, **fields)
+        wallet = self.model(**fields)
         params = prepared_values(member, using, prefix="member_") | prepared_values(wallet, using)
         row = inserted(MEMBER_WALLET_INSERT, params, using)
         if row is None:
@@ -332,7 +331,7 @@ class LedgerEntryManager(models.Manager["LedgerEntry"]):
         an earn more CPU than its own SQL. The ledger is append-only; entries are never saved
         again.
         """
-        entry = new(self.model, **fields)
+        entry = self.model(**fields)
         if entry.pk is None or entry.created_at is None:
             raise ValueError("An entry is saved with its id and created_at.")
         if spend is not None and lot is not None:
@@ -847,8 +846,7 @@ class AdjustmentRequest(models.Model):
 def _lot_of(entry: "LedgerEntry", available_at: datetime, expires_at: datetime | None) -> "Lot":
     """The lot `ENTRY_APPEND` opens for the entry, before it does (no id yet): the statement
     saves these dates as they are."""
-    return new(
-        Lot,
+    return Lot(
         app_id=entry.app_id,
         wallet_id=entry.wallet_id,
         source_id=entry.pk,

@@ -9,7 +9,6 @@ same conversions the ORM applies; one that inserts a new instance names its fiel
 `prepared_values` gives them.
 """
 
-import inspect
 import re
 from collections.abc import Iterable, Sequence
 from datetime import date
@@ -23,7 +22,6 @@ from django.db.backends.postgresql import base as postgresql
 from django.db.backends.utils import CursorWrapper
 from django.db.models import Model
 from django.db.models.base import ModelState
-from django.db.models.fields.related_descriptors import ForeignKeyDeferredAttribute
 from django.db.models.signals import post_init
 
 M = TypeVar("M", bound=Model)
@@ -115,52 +113,6 @@ def from_rows(model: type[M], rows: Iterable[Sequence], using: str) -> list[M]:
         state.adding, state.db = False, using
         instances.append(instance)
     return instances
-
-
-@cache
-def _assigned(model: type[Model]) -> list[tuple[str, str, bool, bool, Any]]:
-    """For each concrete field: its name, its attribute, whether it is a relation, whether its
-    attribute is set through a descriptor that converts the value (a phone number's), and the
-    field (for its default)."""
-    assigned = []
-    for field in model._meta.concrete_fields:
-        descriptor = inspect.getattr_static(model, field.attname, None)
-        converts = hasattr(type(descriptor), "__set__") and not isinstance(
-            descriptor, ForeignKeyDeferredAttribute
-        )
-        assigned.append((field.name, field.attname, field.is_relation, converts, field))
-    return assigned
-
-
-def new(model: type[M], **fields: Any) -> M:
-    """The new, unsaved instance `model(**fields)` makes, without `Model.__init__`'s walk
-    through each field's descriptor (an entry has two dozen fields): a field not named takes its
-    default, a foreign key named by instance (`wallet=`) its key, the instance kept as the
-    descriptor keeps it, and a field whose descriptor converts what it is given (a phone
-    number's) is set through it; a keyword naming no field is set as an attribute the class
-    declares. A model with `post_init` receivers, which `__init__` calls, goes through
-    `__init__`."""
-    if post_init.has_listeners(model):
-        return model(**fields)
-    instance = model.__new__(model)
-    state = instance._state = ModelState()
-    values = instance.__dict__
-    for name, attname, relation, converts, field in _assigned(model):
-        if relation and name in fields:
-            related = fields.pop(name)
-            values[attname] = None if related is None else related.pk
-            state.fields_cache[name] = related
-            continue
-        value = fields.pop(attname) if attname in fields else field.get_default()
-        if converts:
-            setattr(instance, attname, value)
-        else:
-            values[attname] = value
-    for name, value in fields.items():
-        if not hasattr(model, name):
-            raise TypeError(f"{model.__name__}() got an unexpected keyword argument '{name}'")
-        setattr(instance, name, value)
-    return instance
 
 
 def fields_save(instance: Any, *names: str) -> None:

@@ -12,7 +12,6 @@ from django.utils import timezone
 from apps_auth.models import App, Mode
 from core.api.renderers import DecimalJSONRenderer
 from core.errors import InvalidInput
-from core.rows import new
 from webhooks.destinations import ResolverBusy, destination_check
 from webhooks.errors import EndpointLimitReached
 from webhooks.models import (
@@ -136,7 +135,7 @@ def event_draft(*, app_id: int, event_type: str, data: dict) -> EventDraft:
     JSON numbers), so that every endpoint is sent exactly that text:
     {"id", "type", "created_at", "app_id", "data"}, the app's public id being put in by the
     statement that saves the event, which reads it."""
-    event = new(WebhookEvent, app_id=app_id, event_type=event_type)
+    event = WebhookEvent(app_id=app_id, event_type=event_type)
     head = {"id": event.public_id, "type": event_type, "created_at": event.created_at}
     return EventDraft(
         event=event,

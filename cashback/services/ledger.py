@@ -22,7 +22,6 @@ from cashback.selectors import member_key
 from core import money
 from core.errors import InvalidInput
 from core.replicas import member_wrote
-from core.rows import new
 from members.models import Member
 from members.services import MemberRef, member_new_fields, member_resolve
 from webhooks.services import event_deliveries_create
@@ -153,7 +152,7 @@ def member_wallet_create(
     Raises `NotFound` for an unknown member id and `MemberConflict` when the email and the phone
     name two members."""
     if ref.member_id is None:
-        member = new(Member, **member_new_fields(app=app, ref=ref))
+        member = Member(**member_new_fields(app=app, ref=ref))
         fields = _new_wallet(app, card, amount, pending_amount)
         wallet = Wallet.objects.insert_new_with_member(member, **fields)
         if wallet is not None:
