@@ -9,17 +9,17 @@ import hashlib
 import hmac
 import json
 from collections.abc import Callable
-from contextlib import nullcontext
 from dataclasses import dataclass
 from datetime import timedelta
 from decimal import Decimal
 from functools import wraps
 
 from django.conf import settings
-from django.db import IntegrityError, router, transaction
+from django.db import IntegrityError, router
 from django.http import HttpResponse
 from django.utils import timezone
 from drf_spectacular.utils import OpenApiParameter
+from psycopg import errors
 from rest_framework.exceptions import ValidationError
 
 from apps_auth.errors import IdempotencyKeyReused, RequestInProgress
@@ -217,13 +217,14 @@ def _insert(**fields) -> IdempotencyRecord | None:
     once."""
     using = router.db_for_write(IdempotencyRecord)
     record = IdempotencyRecord(**fields)
-    # A taken key writes nothing (ON CONFLICT); another constraint's refusal (the app gone
-    # meanwhile) is a key that cannot be claimed, inside a transaction without breaking it.
-    in_transaction = transaction.get_connection(using).in_atomic_block
+    # A taken key writes nothing (ON CONFLICT). Outside a transaction, as a request claims its
+    # key, the app's foreign key is checked as the INSERT commits: an app gone meanwhile is a
+    # key that cannot be claimed (409), not a server error. Any other refusal is a bug, raised.
     try:
-        with transaction.atomic(using=using) if in_transaction else nullcontext():
-            row = inserted(IDEMPOTENCY_CLAIM, prepared_values(record, using), using)
-    except IntegrityError:
+        row = inserted(IDEMPOTENCY_CLAIM, prepared_values(record, using), using)
+    except IntegrityError as error:
+        if not isinstance(error.__cause__, errors.ForeignKeyViolation):
+            raise
         return None
     if row is None:
         return None

@@ -34,6 +34,7 @@ HOOKS = {
     "as it is (earn)": ("earn", None),
     "DRF's deep copy of input fields": ("earn", "fields"),
     "statements not prepared": ("earn", "prepared"),
+    "Django's server-side binding, prepared": ("earn", "server_side_binding"),
     "as it is (history)": ("history", None),
     "Model.from_db for core.rows.from_rows": ("history", "from_rows"),
     "Django's timestamptz loader": ("history", "c_loader"),
@@ -101,7 +102,7 @@ def measure(job: dict, env: dict) -> int:
     """Serves the job's requests with its hook replaced, after 300 to warm up; prints the CPU
     each took, in µs."""
     hook, shop = job["hook"], job["shop"]
-    if hook == "prepared":
+    if hook in ("prepared", "server_side_binding"):
         env = {**env, "DATABASE_PREPARED_STATEMENTS": "false"}
     os.environ.update(env)
     os.environ["DJANGO_SETTINGS_MODULE"] = "config.settings"
@@ -164,6 +165,21 @@ def measure(job: dict, env: dict) -> int:
 def _replace(hook: str | None) -> None:
     """The public way in place of the hook, everywhere the service calls it."""
     if hook in (None, "prepared"):
+        return
+    if hook == "server_side_binding":
+        # The public way to prepared statements: Django's server-side binding, psycopg
+        # preparing each statement after its fifth run (`prepare_threshold`), and the session
+        # keeping generic plans as the service's does.
+        from django.db import connections
+        from django.db.backends.signals import connection_created
+
+        def keep_generic_plans(sender, connection, **kwargs):
+            with connection.connection.cursor() as cursor:
+                cursor.execute("SET plan_cache_mode = force_generic_plan")
+
+        options = connections["default"].settings_dict["OPTIONS"]
+        options["server_side_binding"], options["prepare_threshold"] = True, 5
+        connection_created.connect(keep_generic_plans, weak=False)
         return
     if hook == "fields":
         from rest_framework import serializers

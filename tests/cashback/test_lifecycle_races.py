@@ -104,27 +104,30 @@ def in_order(wallet: Wallet, calls: list) -> list:
     held by another session while each call, started one after the other, comes to wait for it
     (PostgreSQL grants a row's lock to its waiters in the order they came), then let go."""
     results: list = [None] * len(calls)
-    threads = []
-    with psycopg.connect(**connection.get_connection_params()) as holder:
-        holder.execute("SELECT 1 FROM cashback_wallet WHERE id = %s FOR UPDATE", [wallet.pk])
-        for i, call in enumerate(calls):
+    threads: list[threading.Thread] = []
+    try:
+        with psycopg.connect(**connection.get_connection_params()) as holder:
+            holder.execute("SELECT 1 FROM cashback_wallet WHERE id = %s FOR UPDATE", [wallet.pk])
+            for i, call in enumerate(calls):
 
-            def work(i=i, call=call):
-                try:
-                    results[i] = outcome(call)
-                finally:
-                    connections.close_all()
+                def work(i=i, call=call):
+                    try:
+                        results[i] = outcome(call)
+                    finally:
+                        connections.close_all()
 
-            thread = threading.Thread(target=work)
-            thread.start()
-            threads.append(thread)
-            deadline = time.monotonic() + 10
-            while waiting_for_locks() < i + 1:
-                assert time.monotonic() < deadline, f"call {i} never waited for the wallet"
-                time.sleep(0.01)
-        holder.rollback()
-    for thread in threads:
-        thread.join(timeout=30)
+                thread = threading.Thread(target=work)
+                thread.start()
+                threads.append(thread)
+                deadline = time.monotonic() + 10
+                while waiting_for_locks() < i + 1:
+                    assert time.monotonic() < deadline, f"call {i} never waited for the wallet"
+                    time.sleep(0.01)
+            holder.rollback()
+    finally:
+        for thread in threads:
+            thread.join(timeout=30)
+    assert not any(thread.is_alive() for thread in threads), "a call never finished"
     return results
 
 
