@@ -14,7 +14,6 @@ quotes.
 """
 
 import argparse
-import io
 import json
 import os
 import subprocess
@@ -26,6 +25,7 @@ from statistics import median
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from bench.harness import PYTHON, ROOT, deploy, production_env, recreate_database, setup_django
+from bench.layers import wsgi_environ
 
 DEFAULT_DB = "postgres://postgres@127.0.0.1:5432/cashback_hooks"
 API = "/api/v1/cashback/cashback"
@@ -112,7 +112,6 @@ def measure(job: dict, env: dict) -> int:
 
     logging.disable(logging.INFO)
     _replace(hook)
-    headers = {"HTTP_X_APP_ID": shop["app_id"], "HTTP_X_API_KEY": shop["api_key"]}
     statuses: list[str] = []
 
     def serve(i: int) -> None:
@@ -125,27 +124,7 @@ def measure(job: dict, env: dict) -> int:
         else:
             body, method, path = b"", "GET", f"{API}/history"
             query = f"card_id={shop['card_id']}&member_id={member}&limit=20"
-        environ = {
-            "REQUEST_METHOD": method,
-            "PATH_INFO": path,
-            "QUERY_STRING": query,
-            "SERVER_NAME": "127.0.0.1",
-            "SERVER_PORT": "80",
-            "SERVER_PROTOCOL": "HTTP/1.1",
-            "REMOTE_ADDR": "127.0.0.1",
-            "HTTP_HOST": "127.0.0.1",
-            "HTTP_X_FORWARDED_PROTO": "https",
-            "CONTENT_TYPE": "application/json",
-            "CONTENT_LENGTH": str(len(body)),
-            "wsgi.input": io.BytesIO(body),
-            "wsgi.errors": sys.stderr,
-            "wsgi.url_scheme": "http",
-            "wsgi.version": (1, 0),
-            "wsgi.multithread": False,
-            "wsgi.multiprocess": True,
-            "wsgi.run_once": False,
-            **headers,
-        }
+        environ = wsgi_environ(shop, body, method=method, path=path, query=query)
         result = application(environ, lambda status, _, exc_info=None: statuses.append(status))
         b"".join(result)
         result.close()

@@ -92,11 +92,15 @@ def _patch(stack: ExitStack, clock: Clock, label: str, module_name: str, dotted:
     stack.callback(setattr, owner, name, raw)
 
 
-def _environ(shop: dict, body: bytes) -> dict:
+def wsgi_environ(
+    shop: dict, body: bytes = b"", *, method: str = "POST", path: str = PATH, query: str = ""
+) -> dict:
+    """A request to the service as gunicorn hands it to the WSGI application, with the shop's
+    credentials, behind the TLS-terminating proxy."""
     return {
-        "REQUEST_METHOD": "POST",
-        "PATH_INFO": PATH,
-        "QUERY_STRING": "",
+        "REQUEST_METHOD": method,
+        "PATH_INFO": path,
+        "QUERY_STRING": query,
         "SERVER_NAME": "127.0.0.1",
         "SERVER_PORT": "80",
         "SERVER_PROTOCOL": "HTTP/1.1",
@@ -137,7 +141,7 @@ def earn_layers(shop: dict, *, requests: int) -> str:
                 "purchase_amount": 50,
             }
         ).encode()
-        result = application(_environ(shop, body), start_response)
+        result = application(wsgi_environ(shop, body), start_response)
         b"".join(result)
         result.close()
 
