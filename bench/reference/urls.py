@@ -17,7 +17,7 @@ import hashlib
 import json
 import os
 import secrets
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from decimal import Decimal
 
 import jwt
@@ -39,6 +39,7 @@ from cashback.queries import (
     WALLET_MOVE,
 )
 from core import money
+from core.api.fields import timestamp
 from core.generations import GenerationCache, configuration_generation
 from core.rows import prepared_cursor
 
@@ -87,10 +88,6 @@ def card_of(card_id: int, app_id: int) -> tuple:
         return row
 
     return _cards.get((card_id, app_id), load)
-
-
-def timestamp(value: datetime) -> str:
-    return value.astimezone(UTC).isoformat(timespec="microseconds").replace("+00:00", "Z")
 
 
 def _event(event_type: str, app_id: int, created_at: datetime, data: dict) -> dict:
