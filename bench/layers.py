@@ -34,7 +34,7 @@ LAYERS = [
     ("  wallet move (Python)", "cashback.models", "WalletManager.move"),
     ("  entry, lot and event save (Python)", "cashback.models", "LedgerEntryManager.append"),
     ("  webhook event rendering", "cashback.services.ledger", "entry_event_draft"),
-    ("result serializer", "cashback.views", "EarnResultSerializer.to_representation"),
+    ("result serializer", "cashback.serializers", "EarnResultSerializer.to_representation"),
     ("rendering (JSON)", "rest_framework.response", "Response.rendered_content"),
     ("database: statements", "django.db.backends.utils", "CursorWrapper._execute"),
     ("database: COMMIT", "django.db.backends.base.base", "BaseDatabaseWrapper._commit"),
